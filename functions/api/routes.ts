@@ -1,0 +1,62 @@
+import type { Scope } from '../core/model.ts';
+
+/**
+ * The HTTP API's routes: one Lambda handler each. The CDK Api construct (lib/api.ts) makes a function and
+ * its grants from each row; local mode (local/gateway.ts) routes requests to the same handler modules.
+ */
+export interface RouteDefinition {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** API Gateway route path, with `{name}` parameters. */
+  readonly path: string;
+  /** Handler module, relative to the project root; it exports `handler`. */
+  readonly entry: string;
+  /** The scope the caller's API key needs; undefined for public routes. */
+  readonly scope?: Scope;
+  /** What the handler may touch, for least-privilege grants. */
+  readonly access: {
+    readonly table?: 'read' | 'readWrite';
+    readonly bucket?: 'read';
+    readonly queues?: readonly ('plan' | 'frame' | 'event')[];
+  };
+}
+
+export const ROUTES: readonly RouteDefinition[] = [
+  {
+    method: 'POST',
+    path: '/v1/jobs',
+    entry: 'functions/api/create-job.ts',
+    scope: 'jobs:write',
+    access: { table: 'readWrite', queues: ['plan'] },
+  },
+  { method: 'GET', path: '/v1/jobs', entry: 'functions/api/list-jobs.ts', scope: 'jobs:read', access: { table: 'read' } },
+  {
+    method: 'GET',
+    path: '/v1/jobs/{id}',
+    entry: 'functions/api/get-job.ts',
+    scope: 'jobs:read',
+    access: { table: 'read' },
+  },
+  {
+    method: 'GET',
+    path: '/v1/jobs/{id}/frames',
+    entry: 'functions/api/list-frames.ts',
+    scope: 'jobs:read',
+    access: { table: 'read', bucket: 'read' },
+  },
+  {
+    method: 'POST',
+    path: '/v1/jobs/{id}/cancel',
+    entry: 'functions/api/cancel-job.ts',
+    scope: 'jobs:write',
+    access: { table: 'readWrite', queues: ['event'] },
+  },
+  { method: 'GET', path: '/v1/openapi.json', entry: 'functions/api/openapi.ts', access: {} },
+];
+
+/** The Lambda consumers of the plan and event queues, and the worker's container entry points. */
+export const CONSUMERS = {
+  fanout: { entry: 'functions/fanout/handler.ts', queue: 'plan' as const },
+  webhooks: { entry: 'functions/webhooks/handler.ts', queue: 'event' as const },
+  worker: { entry: 'functions/worker/main.ts', queue: 'frame' as const },
+  referenceModel: { entry: 'functions/model/reference/main.ts' },
+};

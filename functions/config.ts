@@ -1,0 +1,84 @@
+import * as z from 'zod';
+
+/**
+ * Runtime configuration, read once from the environment at cold start.
+ *
+ * Every process (API Lambdas, fan-out, worker, webhook delivery) parses only the variables it needs, so a
+ * missing one fails fast with its name instead of at the first request that happens to use it.
+ * The CDK stack (lib/) and local mode (local/) set these same names.
+ */
+export const ENV = {
+  table: 'FRAMECAST_TABLE',
+  bucket: 'FRAMECAST_BUCKET',
+  planQueueUrl: 'FRAMECAST_PLAN_QUEUE_URL',
+  frameQueueUrl: 'FRAMECAST_FRAME_QUEUE_URL',
+  eventQueueUrl: 'FRAMECAST_EVENT_QUEUE_URL',
+  frameLimit: 'FRAMECAST_FRAME_LIMIT',
+  models: 'FRAMECAST_MODELS',
+  urlExpirySeconds: 'FRAMECAST_URL_EXPIRY_SECONDS',
+  chunkSize: 'FRAMECAST_CHUNK_SIZE',
+  maxAttempts: 'FRAMECAST_MAX_ATTEMPTS',
+  modelUrl: 'FRAMECAST_MODEL_URL',
+  modelName: 'FRAMECAST_MODEL_NAME',
+  modelImage: 'FRAMECAST_MODEL_IMAGE',
+  workerConcurrency: 'FRAMECAST_WORKER_CONCURRENCY',
+  webhookAllowLoopback: 'FRAMECAST_WEBHOOK_ALLOW_LOOPBACK',
+  webhookAllowedHosts: 'FRAMECAST_WEBHOOK_ALLOWED_HOSTS',
+  production: 'FRAMECAST_PRODUCTION',
+} as const;
+
+export type EnvKey = keyof typeof ENV;
+
+const intFrom = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+/** The variables each setting is parsed with; a process picks the ones it needs. */
+export const SETTINGS = {
+  table: z.string().min(1),
+  bucket: z.string().min(1),
+  planQueueUrl: z.url(),
+  frameQueueUrl: z.url(),
+  eventQueueUrl: z.url(),
+  frameLimit: intFrom(10_000, 1, 1_000_000),
+  /** Comma-separated model names the stack is configured with; `reference` is always there. */
+  models: z
+    .string()
+    .default('reference')
+    .transform((s) => [...new Set(['reference', ...s.split(',').map((m) => m.trim()).filter(Boolean)])]),
+  urlExpirySeconds: intFrom(3600, 60, 7 * 24 * 3600),
+  chunkSize: intFrom(4, 1, 100),
+  maxAttempts: intFrom(3, 1, 10),
+  modelUrl: z.url().default('http://127.0.0.1:5000'),
+  modelName: z.string().min(1).default('reference'),
+  modelImage: z.string().min(1).default('framecast/reference-model'),
+  workerConcurrency: intFrom(2, 1, 64),
+  webhookAllowLoopback: z
+    .enum(['0', '1', 'true', 'false', ''])
+    .default('0')
+    .transform((v) => v === '1' || v === 'true'),
+  webhookAllowedHosts: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
+  production: z.string().min(1).default('local'),
+} satisfies Record<EnvKey, z.ZodType>;
+
+export type Settings = { [K in EnvKey]: z.output<(typeof SETTINGS)[K]> };
+
+/** Reads the named settings from `env`; throws naming every missing or invalid variable. */
+export function loadConfig<K extends EnvKey>(
+  keys: readonly K[],
+  env: Record<string, string | undefined> = process.env,
+): Pick<Settings, K> {
+  const out: Partial<Settings> = {};
+  const problems: string[] = [];
+  for (const key of keys) {
+    const name = ENV[key];
+    const raw = env[name];
+    const parsed = SETTINGS[key].safeParse(raw === '' && key !== 'webhookAllowLoopback' ? undefined : raw);
+    if (parsed.success) (out as Record<string, unknown>)[key] = parsed.data;
+    else problems.push(raw === undefined ? `${name} is not set` : `${name} is invalid: ${parsed.error.issues[0]?.message}`);
+  }
+  if (problems.length > 0) throw new Error(`Framecast configuration: ${problems.join('; ')}`);
+  return out as Pick<Settings, K>;
+}

@@ -1,0 +1,47 @@
+import { UINT32_MAX } from './schemas.ts';
+
+/** Frame planning, seeds and names: pure functions of the job. */
+
+export interface FrameRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+export const frameCount = (r: FrameRange): number => r.end - r.start + 1;
+
+/**
+ * The chunks a frame range is sent in, in frame order, each at most `chunkSize` frames.
+ * A generator: a 10,000-frame shot is planned without building every chunk at once.
+ */
+export function* planChunks(r: FrameRange, chunkSize: number, from = r.start): Generator<number[]> {
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError('chunkSize must be a positive integer');
+  for (let first = Math.max(from, r.start); first <= r.end; first += chunkSize) {
+    const last = Math.min(first + chunkSize - 1, r.end);
+    yield Array.from({ length: last - first + 1 }, (_, i) => first + i);
+  }
+}
+
+export type SeedMode = 'fixed' | 'per-frame';
+
+/** design.md: per-frame seed = seed + (frame - start), kept in uint32 by wrapping. */
+export function frameSeed(seed: number, mode: SeedMode, frame: number, start: number): number {
+  if (mode === 'fixed') return seed;
+  return (seed + (frame - start)) % (UINT32_MAX + 1);
+}
+
+/** A random uint32, for jobs that do not give a seed; the job records it. */
+export function randomSeed(random: () => number = Math.random): number {
+  return Math.floor(random() * (UINT32_MAX + 1)) >>> 0;
+}
+
+/** `EP101_SH040.1001.png`: the frame-sequence naming compositing tools read as one clip. */
+export const frameFileName = (shot: string, frame: number): string =>
+  `${shot}.${String(frame).padStart(4, '0')}.png`;
+
+export const jobPrefix = (tenant: string, shot: string, jobId: string): string => `${tenant}/${shot}/${jobId}/`;
+
+export const frameKey = (tenant: string, shot: string, jobId: string, frame: number): string =>
+  jobPrefix(tenant, shot, jobId) + frameFileName(shot, frame);
+
+export const manifestKey = (tenant: string, shot: string, jobId: string): string =>
+  `${jobPrefix(tenant, shot, jobId)}manifest.json`;

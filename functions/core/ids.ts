@@ -1,0 +1,13 @@
+import { monotonicFactory } from 'ulid';
+
+const ulid = monotonicFactory();
+
+/** ULIDs sort by creation time, which gives "newest first" listings without another index. */
+export const newJobId = (now = Date.now()): string => `job_${ulid(now)}`;
+export const newEventId = (now = Date.now()): string => `evt_${ulid(now)}`;
+export const newEndpointId = (now = Date.now()): string => `whe_${ulid(now)}`;
+
+export const JOB_ID = /^job_[0-9A-HJKMNP-TV-Z]{26}$/;
+export const EVENT_ID = /^evt_[0-9A-HJKMNP-TV-Z]{26}$/;
+export const isJobId = (s: string): boolean => JOB_ID.test(s);
+export const isEventId = (s: string): boolean => EVENT_ID.test(s);

@@ -1,0 +1,158 @@
+import * as z from 'zod';
+
+/**
+ * The schemas of the HTTP API (design.md, "HTTP API (v1)"): one per boundary, shared by the handlers,
+ * the OpenAPI document, the tests and any client.
+ */
+
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'canceled'];
+
+export const FRAME_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export type FrameStatus = (typeof FRAME_STATUSES)[number];
+
+export const EVENT_TYPES = [
+  'job.started',
+  'job.progress',
+  'frame.succeeded',
+  'frame.failed',
+  'job.succeeded',
+  'job.failed',
+  'job.canceled',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export const DEFAULT_FRAME_LIMIT = 10_000;
+export const MAX_PARAMS_BYTES = 16 * 1024;
+export const UINT32_MAX = 0xffff_ffff;
+
+export const Shot = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, "_", "." or "-"')
+  // A shot is a folder in S3 and on every workstation that downloads it: "." and ".." are not names.
+  .refine((s) => !/^\.+$/.test(s), 'must not be only dots')
+  .meta({ description: 'Shot name, e.g. EP101_SH040', example: 'EP101_SH040' });
+
+const Dimension = z
+  .int()
+  .min(64, 'must be at least 64')
+  .max(8192, 'must be at most 8192')
+  .refine((n) => n % 8 === 0, 'must be a multiple of 8');
+
+const FrameNumber = z.int().min(0, 'must be 0 or more').max(9_999_999, 'must be at most 9999999');
+
+export const FrameRange = z
+  .strictObject({ start: FrameNumber, end: FrameNumber })
+  .refine((r) => r.end >= r.start, { message: 'must not be before frames.start', path: ['end'] })
+  .meta({ description: 'Inclusive frame range', example: { start: 1001, end: 1048 } });
+
+export const Seed = z.int().min(0, 'must be 0 or more').max(UINT32_MAX, 'must fit in 32 bits (at most 4294967295)');
+
+export const WebhookTarget = z.strictObject({
+  url: z.string().min(1).max(2048),
+  events: z.array(z.enum(EVENT_TYPES)).min(1).optional(),
+});
+
+export const Params = z
+  .record(z.string(), z.json())
+  .refine((p) => Buffer.byteLength(JSON.stringify(p)) <= MAX_PARAMS_BYTES, `must be at most ${MAX_PARAMS_BYTES} bytes of JSON`)
+  .meta({ description: 'Model-specific inputs passed to the model as they are' });
+
+/** The job request. Strict: unknown fields are refused. `frameLimit` is the stack's configured limit. */
+export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
+  z
+    .strictObject({
+      shot: Shot,
+      prompt: z.string().min(1, 'must not be empty').max(4000, 'must be at most 4000 characters'),
+      negativePrompt: z.string().max(4000, 'must be at most 4000 characters').optional(),
+      model: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be a model name').default('reference'),
+      width: Dimension.default(1024),
+      height: Dimension.default(576),
+      frames: FrameRange.refine((r) => r.end - r.start + 1 <= frameLimit, {
+        message: `must hold at most ${frameLimit} frames`,
+        path: ['end'],
+      }),
+      seed: Seed.optional(),
+      seedMode: z.enum(['fixed', 'per-frame']).default('per-frame'),
+      params: Params.optional(),
+      priority: z.int().min(0).max(100).default(50),
+      webhook: WebhookTarget.optional(),
+    })
+    .meta({ id: 'JobRequest' });
+
+export type JobRequest = z.output<ReturnType<typeof jobRequestSchema>>;
+export type JobRequestInput = z.input<ReturnType<typeof jobRequestSchema>>;
+
+export const JobResponse = z
+  .object({
+    id: z.string().meta({ example: 'job_01JBZ8Q1XG9X3J5W2Y7K4M6N8P' }),
+    shot: z.string(),
+    status: z.enum(JOB_STATUSES),
+    prompt: z.string(),
+    negativePrompt: z.string().optional(),
+    model: z.string(),
+    width: z.int(),
+    height: z.int(),
+    frames: z.object({
+      start: z.int(),
+      end: z.int(),
+      total: z.int(),
+      succeeded: z.int(),
+      failed: z.int(),
+      canceled: z.int(),
+    }),
+    failedFrames: z.array(z.int()).meta({ description: 'Frame numbers that failed after every attempt' }),
+    seed: z.int(),
+    seedMode: z.enum(['fixed', 'per-frame']),
+    params: z.record(z.string(), z.json()).optional(),
+    priority: z.int(),
+    createdAt: z.iso.datetime(),
+    startedAt: z.iso.datetime().optional(),
+    finishedAt: z.iso.datetime().optional(),
+    outputPrefix: z.string().meta({ example: 's3://bucket/tenant/EP101_SH040/job_.../' }),
+  })
+  .meta({ id: 'Job' });
+export type JobResponse = z.output<typeof JobResponse>;
+
+export const JobList = z
+  .object({ jobs: z.array(JobResponse), nextCursor: z.string().optional() })
+  .meta({ id: 'JobList' });
+
+export const JobListQuery = z.strictObject({
+  shot: Shot.optional(),
+  status: z.enum(JOB_STATUSES).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().max(2048).optional(),
+});
+
+export const FrameResponse = z
+  .object({
+    frame: z.int(),
+    status: z.enum(FRAME_STATUSES),
+    seed: z.int(),
+    attempts: z.int(),
+    sha256: z.string().optional(),
+    size: z.int().optional(),
+    key: z.string().optional(),
+    url: z.url().optional().meta({ description: 'Presigned download URL, once the frame is stored' }),
+    urlExpiresAt: z.iso.datetime().optional(),
+    error: z.string().optional(),
+  })
+  .meta({ id: 'Frame' });
+export type FrameResponse = z.output<typeof FrameResponse>;
+
+export const FrameList = z
+  .object({ frames: z.array(FrameResponse), nextCursor: z.string().optional() })
+  .meta({ id: 'FrameList' });
+
+export const FrameListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().max(64).optional(),
+});
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+  })
+  .meta({ id: 'Error' });

@@ -1,0 +1,69 @@
+/**
+ * The shape of Framecast's stateful resources, as plain data.
+ *
+ * The CDK constructs (lib/) and local mode (local/) both build the table, the bucket and the queues from
+ * these definitions, so the emulators run against the same keys, indexes and redrive settings as AWS.
+ * Nothing here imports aws-cdk-lib: local mode must not pay for it at start-up.
+ */
+
+export interface IndexDefinition {
+  readonly name: string;
+  readonly partitionKey: string;
+  readonly sortKey: string;
+}
+
+export interface TableDefinition {
+  readonly partitionKey: string;
+  readonly sortKey: string;
+  /** Epoch seconds; DynamoDB TTL deletes the item some time after. Readers filter on it too. */
+  readonly ttlAttribute: string;
+  readonly indexes: readonly IndexDefinition[];
+}
+
+export const TABLE: TableDefinition = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  ttlAttribute: 'expiresAt',
+  indexes: [
+    // A tenant's jobs, newest first (job ids are ULIDs, so they sort by creation time).
+    { name: 'byTenant', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+    // A tenant's jobs of one shot, newest first.
+    { name: 'byShot', partitionKey: 'gsi2pk', sortKey: 'gsi2sk' },
+  ],
+};
+
+export type QueueName = 'plan' | 'frame' | 'event';
+
+export interface QueueDefinition {
+  readonly name: QueueName;
+  /** Seconds a received message stays hidden before SQS hands it out again. */
+  readonly visibilityTimeoutSeconds: number;
+  /** Receives before SQS moves a message to the queue's dead-letter queue. */
+  readonly maxReceiveCount: number;
+  /** How long the queue, and its DLQ, keep a message. */
+  readonly retentionSeconds: number;
+}
+
+/**
+ * Visibility timeouts: the plan and event queues feed Lambdas whose timeout is a sixth of the visibility
+ * timeout or less (AWS's advice for SQS event sources). The frame queue feeds the GPU worker, which keeps
+ * a message hidden with a heartbeat (see WORKER_HEARTBEAT_SECONDS), so its timeout is only what a crashed
+ * worker costs before another takes the chunk over.
+ */
+export const QUEUES: Readonly<Record<QueueName, QueueDefinition>> = {
+  plan: { name: 'plan', visibilityTimeoutSeconds: 6 * 60, maxReceiveCount: 5, retentionSeconds: 4 * 24 * 3600 },
+  frame: { name: 'frame', visibilityTimeoutSeconds: 120, maxReceiveCount: 6, retentionSeconds: 14 * 24 * 3600 },
+  event: { name: 'event', visibilityTimeoutSeconds: 6 * 60, maxReceiveCount: 30, retentionSeconds: 4 * 24 * 3600 },
+};
+
+/** Timeouts of the Lambdas that consume the plan and event queues (seconds). */
+export const CONSUMER_TIMEOUT_SECONDS: Readonly<Record<'plan' | 'event', number>> = {
+  plan: 60,
+  event: 60,
+};
+
+/** The worker extends a message's visibility this often while it works on the message's frames. */
+export const WORKER_HEARTBEAT_SECONDS = 30;
+
+/** Prefix under which frames are written; see design.md, "Frames in S3". */
+export const FRAME_PREFIX = '';

@@ -1,0 +1,23 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    // s3rver (the local S3 emulator) uses an MD5 path that OpenSSL 3 hides behind the legacy provider.
+    execArgv: ['--openssl-legacy-provider'],
+    maxWorkers: 2,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Tests talk to emulators on 127.0.0.1; keep the SDK away from any real account and from proxies.
+    env: {
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      NO_PROXY: '127.0.0.1,localhost',
+    },
+  },
+});
