@@ -47,7 +47,9 @@ export const SETTINGS = {
     .transform((s) => [...new Set(['reference', ...s.split(',').map((m) => m.trim()).filter(Boolean)])]),
   urlExpirySeconds: intFrom(3600, 60, 7 * 24 * 3600),
   chunkSize: intFrom(4, 1, 100),
-  maxAttempts: intFrom(3, 1, 10),
+    // Below the frame queue's maxReceiveCount less one, so a chunk that keeps killing workers fails its
+  // frames on a last delivery instead of sitting in the DLQ with frames marked running.
+  maxAttempts: intFrom(3, 1, 4),
   modelUrl: z.url().default('http://127.0.0.1:5000'),
   modelName: z.string().min(1).default('reference'),
   modelImage: z.string().min(1).default('framecast/reference-model'),

@@ -38,7 +38,7 @@ const Dimension = z
   .int()
   .min(64, 'must be at least 64')
   .max(8192, 'must be at most 8192')
-  .refine((n) => n % 8 === 0, 'must be a multiple of 8');
+  .multipleOf(8, 'must be a multiple of 8');
 
 const FrameNumber = z.int().min(0, 'must be 0 or more').max(9_999_999, 'must be at most 9999999');
 

@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+
+/** Frames and manifests in S3. */
+export class FrameStore {
+  constructor(
+    private readonly s3: S3Client,
+    readonly bucket: string,
+    /** Presigned URLs live this long at most (config: FRAMECAST_URL_EXPIRY_SECONDS). */
+    private readonly maxUrlExpirySeconds = 3600,
+  ) {}
+
+  /**
+   * Uploads a frame. lib-storage streams it (multipart above 5 MB, so an 8K EXR-sized PNG never needs
+   * to sit in one request), and the SHA-256 recorded for the frame travels as object metadata.
+   */
+  async putFrame(key: string, png: Uint8Array, metadata: Record<string, string> = {}): Promise<{ sha256: string; size: number }> {
+    const sha256 = createHash('sha256').update(png).digest('hex');
+    await this.put(key, png, 'image/png', { ...metadata, sha256 });
+    return { sha256, size: png.byteLength };
+  }
+
+  async putJson(key: string, value: unknown): Promise<void> {
+    await this.put(key, Buffer.from(JSON.stringify(value, null, 2)), 'application/json', {});
+  }
+
+  private async put(key: string, body: Uint8Array, contentType: string, metadata: Record<string, string>): Promise<void> {
+    await new Upload({
+      client: this.s3,
+      params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, Metadata: metadata },
+      queueSize: 4,
+      partSize: 5 * 1024 * 1024,
+    }).done();
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  /** A GET URL for one object, expiring after `expiresIn` seconds, never later than the configured bound. */
+  async presignGet(key: string, expiresIn = this.maxUrlExpirySeconds): Promise<{ url: string; expiresAt: Date }> {
+    const seconds = Math.max(1, Math.min(expiresIn, this.maxUrlExpirySeconds));
+    const fileName = key.slice(key.lastIndexOf('/') + 1);
+    const url = await getSignedUrl(
+      this.s3,
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ResponseContentDisposition: `attachment; filename="${fileName}"`,
+      }),
+      { expiresIn: seconds },
+    );
+    return { url, expiresAt: new Date(Date.now() + seconds * 1000) };
+  }
+}

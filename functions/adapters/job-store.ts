@@ -1,0 +1,591 @@
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { TABLE } from '../../lib/definitions.ts';
+import { FramecastError } from '../core/errors.ts';
+import { frameCount } from '../core/frames.ts';
+import { newEventId } from '../core/ids.ts';
+import type { ApiKeyRecord, EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
+import type { EventType, JobStatus } from '../core/schemas.ts';
+import { finalStatus, jobStatusesBefore } from '../core/state.ts';
+import { eventData } from '../core/views.ts';
+
+/**
+ * Jobs, frames, events, API keys and idempotency keys in one DynamoDB table.
+ *
+ * Keys (design decision, docs/data-model.md):
+ *   job        pk JOB#<id>            sk JOB              gsi1 TENANT#<t> / <id>, gsi2 TENANT#<t>#SHOT#<shot> / <id>
+ *   frame      pk JOB#<id>            sk FRAME#<10 digits>
+ *   event      pk EVENT#<id>          sk EVENT            gsi1 JOB#<id>#EVENTS / <event id>
+ *   api key    pk KEY#<sha256>        sk KEY
+ *   idem key   pk IDEM#<t>#<sha256>   sk IDEM             expires after IDEMPOTENCY_TTL_SECONDS
+ *
+ * Every state change is a conditional write, and the change, its counters and the event it announces
+ * are written in one transaction: SQS may deliver a frame twice, but it is counted and announced once.
+ */
+
+const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+const [BY_TENANT, BY_SHOT] = TABLE.indexes;
+
+const jobKey = (id: string) => ({ pk: `JOB#${id}`, sk: 'JOB' });
+const frameSk = (frame: number) => `FRAME#${String(frame).padStart(10, '0')}`;
+const frameKey = (jobId: string, frame: number) => ({ pk: `JOB#${jobId}`, sk: frameSk(frame) });
+const eventKey = (id: string) => ({ pk: `EVENT#${id}`, sk: 'EVENT' });
+const nowIso = (now: Date) => now.toISOString();
+
+const JOB_INTERNAL = ['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'expiresAt'] as const;
+
+function strip<T>(item: Record<string, unknown>): T {
+  const copy = { ...item };
+  for (const k of JOB_INTERNAL) delete copy[k];
+  return copy as T;
+}
+
+const toFrame = (item: Record<string, unknown>): FrameRecord => strip<FrameRecord>(item);
+
+function toJob(item: Record<string, unknown>): JobRecord {
+  const job = strip<JobRecord & { failedFrames?: Set<number> | number[] }>(item);
+  const failed = job.failedFrames instanceof Set ? [...job.failedFrames] : (job.failedFrames ?? []);
+  return { ...job, failedFrames: failed.sort((a, b) => a - b) };
+}
+
+function cancellationReasons(err: unknown): string[] | undefined {
+  if (!(err instanceof TransactionCanceledException)) return undefined;
+  return (err.CancellationReasons ?? []).map((r) => r.Code ?? 'None');
+}
+
+export type CreateJobResult = { job: JobRecord; created: boolean };
+export type StartFrameResult = { started: true; attempts: number } | { started: false; reason: 'done' | 'job-ended' };
+export type FinishFrameResult = 'recorded' | 'duplicate' | 'job-ended';
+
+export interface ListJobsQuery {
+  readonly shot?: string;
+  readonly status?: JobStatus;
+  readonly limit: number;
+  /** The last job id of the previous page. */
+  readonly after?: string;
+}
+
+export class JobStore {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  // ---- API keys ---------------------------------------------------------------------------------------
+
+  async putApiKey(key: ApiKeyRecord): Promise<void> {
+    await this.db.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { pk: `KEY#${key.hash}`, sk: 'KEY', ...key },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+  }
+
+  async getApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
+    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: { pk: `KEY#${hash}`, sk: 'KEY' } }));
+    return Item ? strip<ApiKeyRecord>(Item) : undefined;
+  }
+
+  async revokeApiKey(hash: string, now = new Date()): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: `KEY#${hash}`, sk: 'KEY' },
+        UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':now': nowIso(now) },
+      }),
+    );
+  }
+
+  // ---- jobs -------------------------------------------------------------------------------------------
+
+  /**
+   * Writes a new job, or with an idempotency key returns the job first made with that key.
+   * The key and the job are written in one transaction, so two concurrent requests make one job.
+   */
+  async createJob(job: JobRecord, idempotencyKeyHash?: string, now = new Date()): Promise<CreateJobResult> {
+    const jobItem = {
+      ...jobKey(job.id),
+      gsi1pk: `TENANT#${job.tenant}`,
+      gsi1sk: job.id,
+      gsi2pk: `TENANT#${job.tenant}#SHOT#${job.shot}`,
+      gsi2sk: job.id,
+      ...job,
+      failedFrames: undefined,
+    };
+    if (!idempotencyKeyHash) {
+      await this.db.send(
+        new PutCommand({ TableName: this.table, Item: jobItem, ConditionExpression: 'attribute_not_exists(pk)' }),
+      );
+      return { job, created: true };
+    }
+    const idemKey = { pk: `IDEM#${job.tenant}#${idempotencyKeyHash}`, sk: 'IDEM' };
+    for (let round = 0; round < 5; round++) {
+      try {
+        await this.db.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Put: {
+                  TableName: this.table,
+                  Item: {
+                    ...idemKey,
+                    jobId: job.id,
+                    requestHash: job.requestHash,
+                    expiresAt: Math.floor(now.getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
+                  },
+                  // An expired key (TTL has not deleted it yet) no longer binds.
+                  ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
+                  ExpressionAttributeValues: { ':now': Math.floor(now.getTime() / 1000) },
+                },
+              },
+              { Put: { TableName: this.table, Item: jobItem, ConditionExpression: 'attribute_not_exists(pk)' } },
+            ],
+          }),
+        );
+        return { job, created: true };
+      } catch (err) {
+        const reasons = cancellationReasons(err);
+        if (!reasons) throw err;
+        if (reasons[0] !== 'ConditionalCheckFailed' && !reasons.includes('TransactionConflict')) throw err;
+      }
+      // Another request holds the key (or is writing it right now): answer with its job.
+      const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: idemKey, ConsistentRead: true }));
+      if (!Item) continue;
+      if (Item.requestHash !== job.requestHash) {
+        throw new FramecastError(
+          'idempotency_mismatch',
+          'Idempotency-Key was already used with a different request body',
+          { field: 'Idempotency-Key' },
+        );
+      }
+      const first = await this.getJob(String(Item.jobId));
+      if (first) return { job: first, created: false };
+    }
+    throw new FramecastError('conflict', 'Idempotency-Key is in use by a request still in progress; retry');
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: jobKey(id), ConsistentRead: true }));
+    return Item ? toJob(Item) : undefined;
+  }
+
+  /** A tenant's jobs, newest first. Filters on status are applied page by page, so a page may be short. */
+  async listJobs(tenant: string, q: ListJobsQuery): Promise<{ jobs: JobRecord[]; last?: string }> {
+    const index = q.shot ? BY_SHOT! : BY_TENANT!;
+    const pkValue = q.shot ? `TENANT#${tenant}#SHOT#${q.shot}` : `TENANT#${tenant}`;
+    const jobs: JobRecord[] = [];
+    let startKey: Record<string, unknown> | undefined = q.after
+      ? { ...jobKey(q.after), [index.partitionKey]: pkValue, [index.sortKey]: q.after }
+      : undefined;
+    // Bounded: a rare status over many jobs answers with a short page and a cursor, not a long scan.
+    for (let page = 0; page < 10 && jobs.length < q.limit; page++) {
+      const input: QueryCommandInput = {
+        TableName: this.table,
+        IndexName: index.name,
+        KeyConditionExpression: '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': index.partitionKey },
+        ExpressionAttributeValues: { ':pk': pkValue },
+        ScanIndexForward: false,
+        Limit: q.limit - jobs.length,
+        ExclusiveStartKey: startKey,
+      };
+      if (q.status) {
+        input.FilterExpression = '#status = :status';
+        input.ExpressionAttributeNames = { ...input.ExpressionAttributeNames, '#status': 'status' };
+        input.ExpressionAttributeValues = { ...input.ExpressionAttributeValues, ':status': q.status };
+      }
+      const out = await this.db.send(new QueryCommand(input));
+      jobs.push(...(out.Items ?? []).map(toJob));
+      startKey = out.LastEvaluatedKey;
+      if (!startKey) break;
+    }
+    const last = startKey ? String(startKey[index.sortKey]) : undefined;
+    return last ? { jobs, last } : { jobs };
+  }
+
+  /** Records that the fan-out queued every frame before `upTo`; only moves forward. */
+  async advancePlan(jobId: string, upTo: number): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET plannedUpTo = :upTo',
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(plannedUpTo) OR plannedUpTo < :upTo)',
+          ExpressionAttributeValues: { ':upTo': upTo },
+        }),
+      );
+    } catch (err) {
+      if ((err as Error).name !== 'ConditionalCheckFailedException') throw err;
+    }
+  }
+
+  /** queued -> running, with its job.started event, once. Returns the event when this call made the move. */
+  async markStarted(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
+    const started = { ...job, status: 'running' as const, startedAt: nowIso(now) };
+    const event = this.newEvent(started, 'job.started', now);
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: jobKey(job.id),
+                UpdateExpression: 'SET #status = :running, startedAt = :now',
+                ConditionExpression: '#status = :queued',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':running': 'running', ':queued': 'queued', ':now': started.startedAt },
+              },
+            },
+            this.putEvent(event),
+          ],
+        }),
+      );
+      return event;
+    } catch (err) {
+      if (cancellationReasons(err)?.[0] === 'ConditionalCheckFailed') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Stops a job: frames not yet finished count as canceled. Optimistic: the write is conditional on the
+   * counts read, so a frame finishing at the same moment is either counted before the cancel or not at all.
+   */
+  async cancelJob(jobId: string, now = new Date()): Promise<{ job: JobRecord; event?: EventRecord }> {
+    for (let round = 0; round < 10; round++) {
+      const job = await this.getJob(jobId);
+      if (!job) throw new FramecastError('not_found', 'job was not found');
+      if (job.status === 'canceled') return { job };
+      if (!jobStatusesBefore('canceled').includes(job.status)) {
+        throw new FramecastError('conflict', `job has already ${job.status}; only a queued or running job can be canceled`);
+      }
+      const canceled = frameCount(job.frames) - job.succeeded - job.failed;
+      const done: JobRecord = { ...job, status: 'canceled', canceled, finishedAt: nowIso(now) };
+      const event = this.newEvent(done, 'job.canceled', now);
+      try {
+        await this.db.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Update: {
+                  TableName: this.table,
+                  Key: jobKey(jobId),
+                  UpdateExpression: 'SET #status = :canceled, canceled = :n, finishedAt = :now',
+                  ConditionExpression: '#status = :was AND succeeded = :s AND failed = :f',
+                  ExpressionAttributeNames: { '#status': 'status' },
+                  ExpressionAttributeValues: {
+                    ':canceled': 'canceled',
+                    ':n': canceled,
+                    ':now': done.finishedAt,
+                    ':was': job.status,
+                    ':s': job.succeeded,
+                    ':f': job.failed,
+                  },
+                },
+              },
+              this.putEvent(event),
+              ],
+            }),
+          );
+          return { job: done, event };
+      } catch (err) {
+        const reasons = cancellationReasons(err);
+        if (!reasons || !(reasons[0] === 'ConditionalCheckFailed' || reasons.includes('TransactionConflict'))) throw err;
+      }
+    }
+    throw new FramecastError('conflict', 'job is changing too fast to cancel; retry');
+  }
+
+  // ---- frames -----------------------------------------------------------------------------------------
+
+  async getFrame(jobId: string, frame: number): Promise<FrameRecord | undefined> {
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.table, Key: frameKey(jobId, frame), ConsistentRead: true }),
+    );
+    return Item ? toFrame(Item) : undefined;
+  }
+
+  /** The stored frames numbered `from` to `to`; frames no worker has touched have no record. */
+  async listFrames(jobId: string, from: number, to: number, consistent = false): Promise<FrameRecord[]> {
+    const frames: FrameRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+          ExpressionAttributeValues: { ':pk': `JOB#${jobId}`, ':from': frameSk(from), ':to': frameSk(to) },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: consistent,
+        }),
+      );
+      frames.push(...(out.Items ?? []).map(toFrame));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey);
+    return frames;
+  }
+
+  /**
+   * A worker takes a frame: one more attempt, unless the frame is already finished or the job has ended
+   * (a canceled job's frames are never generated).
+   */
+  async startFrame(job: JobRecord, frame: number, seed: number, now = new Date()): Promise<StartFrameResult> {
+    try {
+      const out = await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.table,
+                Key: jobKey(job.id),
+                ConditionExpression: '#status IN (:queued, :running)',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':queued': 'queued', ':running': 'running' },
+              },
+            },
+            {
+              Update: {
+                TableName: this.table,
+                Key: frameKey(job.id, frame),
+                UpdateExpression:
+                  'SET #status = :running, jobId = :job, #frame = :frame, seed = :seed, startedAt = :now ADD attempts :one',
+                ConditionExpression: 'attribute_not_exists(pk) OR #status IN (:pending, :running)',
+                ExpressionAttributeNames: { '#status': 'status', '#frame': 'frame' },
+                ExpressionAttributeValues: {
+                  ':running': 'running',
+                  ':pending': 'pending',
+                  ':job': job.id,
+                  ':frame': frame,
+                  ':seed': seed,
+                  ':now': nowIso(now),
+                  ':one': 1,
+                },
+              },
+            },
+          ],
+        }),
+      );
+      void out;
+    } catch (err) {
+      const reasons = cancellationReasons(err);
+      if (reasons?.[0] === 'ConditionalCheckFailed') return { started: false, reason: 'job-ended' };
+      if (reasons?.[1] === 'ConditionalCheckFailed') return { started: false, reason: 'done' };
+      throw err;
+    }
+    const record = await this.getFrame(job.id, frame);
+    return { started: true, attempts: record?.attempts ?? 1 };
+  }
+
+  /** Records a stored frame and counts it, once; its frame.succeeded event is written with it. */
+  async frameSucceeded(
+    job: JobRecord,
+    result: Pick<FrameRecord, 'frame' | 'seed' | 'attempts' | 'sha256' | 'size' | 'key' | 'predictTime'>,
+    now = new Date(),
+  ): Promise<{ outcome: FinishFrameResult; event?: EventRecord }> {
+    const frame: FrameRecord = {
+      jobId: job.id,
+      status: 'succeeded',
+      ...result,
+      finishedAt: nowIso(now),
+    };
+    return this.finishFrame(job, frame, 'frame.succeeded', 'SET succeeded = succeeded + :one', now);
+  }
+
+  /** Records a frame that failed every attempt, once, and lists it on the job. */
+  async frameFailed(
+    job: JobRecord,
+    result: Pick<FrameRecord, 'frame' | 'seed' | 'attempts' | 'error'>,
+    now = new Date(),
+  ): Promise<{ outcome: FinishFrameResult; event?: EventRecord }> {
+    const frame: FrameRecord = { jobId: job.id, status: 'failed', ...result, finishedAt: nowIso(now) };
+    return this.finishFrame(
+      job,
+      frame,
+      'frame.failed',
+      'SET failed = failed + :one ADD failedFrames :frameSet',
+      now,
+      new Set([result.frame]),
+    );
+  }
+
+  private async finishFrame(
+    job: JobRecord,
+    frame: FrameRecord,
+    type: EventType,
+    jobUpdate: string,
+    now: Date,
+    frameSet?: Set<number>,
+  ): Promise<{ outcome: FinishFrameResult; event?: EventRecord }> {
+    const event = this.newEvent(job, type, now, frame);
+    const { frame: number, jobId: _jobId, ...attributes } = { ...frame, eventId: event.id };
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ':running': 'running' };
+    const sets = Object.entries(attributes).map(([k, v], i) => {
+      names[`#a${i}`] = k;
+      values[`:a${i}`] = v;
+      return `#a${i} = :a${i}`;
+    });
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: frameKey(job.id, number),
+                UpdateExpression: `SET ${sets.join(', ')}`,
+                ConditionExpression: '#a_status = :running',
+                ExpressionAttributeNames: { ...names, '#a_status': 'status' },
+                ExpressionAttributeValues: values,
+              },
+            },
+            {
+              Update: {
+                TableName: this.table,
+                Key: jobKey(job.id),
+                UpdateExpression: jobUpdate,
+                ConditionExpression: '#status IN (:queued, :running)',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: {
+                  ':one': 1,
+                  ':queued': 'queued',
+                  ':running': 'running',
+                  ...(frameSet ? { ':frameSet': frameSet } : {}),
+                },
+              },
+            },
+            this.putEvent(event),
+          ] as NonNullable<TransactWriteCommandInput['TransactItems']>,
+        }),
+      );
+      return { outcome: 'recorded', event };
+    } catch (err) {
+      const reasons = cancellationReasons(err);
+      if (reasons?.[0] === 'ConditionalCheckFailed') return { outcome: 'duplicate' };
+      if (reasons?.[1] === 'ConditionalCheckFailed') {
+        // The job ended (canceled) while this frame was generated: it counts among the canceled frames.
+        await this.markFrameCanceled(job.id, number);
+        return { outcome: 'job-ended' };
+      }
+      throw err;
+    }
+  }
+
+  private async markFrameCanceled(jobId: string, frame: number): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: frameKey(jobId, frame),
+          UpdateExpression: 'SET #status = :canceled',
+          ConditionExpression: '#status = :running',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':canceled': 'canceled', ':running': 'running' },
+        }),
+      );
+    } catch (err) {
+      if ((err as Error).name !== 'ConditionalCheckFailedException') throw err;
+    }
+  }
+
+  /**
+   * Moves a job whose frames are all finished to succeeded or failed, with its event, exactly once.
+   * Safe to call after every frame and on every redelivery: only the call that makes the move gets the event.
+   */
+  async finalizeIfDone(jobId: string, now = new Date()): Promise<{ job: JobRecord; event?: EventRecord } | undefined> {
+    const job = await this.getJob(jobId);
+    if (!job) return undefined;
+    const to = finalStatus({ total: frameCount(job.frames), ...job });
+    if (!to || job.status !== 'running') return { job };
+    const done: JobRecord = { ...job, status: to, finishedAt: nowIso(now) };
+    const event = this.newEvent(done, to === 'succeeded' ? 'job.succeeded' : 'job.failed', now);
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: jobKey(jobId),
+                UpdateExpression: 'SET #status = :to, finishedAt = :now',
+                ConditionExpression: '#status = :running',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':to': to, ':now': done.finishedAt, ':running': 'running' },
+              },
+            },
+            this.putEvent(event),
+          ],
+        }),
+      );
+      return { job: done, event };
+    } catch (err) {
+      if (cancellationReasons(err)?.[0] === 'ConditionalCheckFailed') return { job: (await this.getJob(jobId)) ?? job };
+      throw err;
+    }
+  }
+
+  // ---- events -----------------------------------------------------------------------------------------
+
+  async getEvent(id: string): Promise<EventRecord | undefined> {
+    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: eventKey(id), ConsistentRead: true }));
+    return Item ? strip<EventRecord>(Item) : undefined;
+  }
+
+  /** A job's events, oldest first. */
+  async listEvents(jobId: string): Promise<EventRecord[]> {
+    const index = BY_TENANT!;
+    const events: EventRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: index.name,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': index.partitionKey },
+          ExpressionAttributeValues: { ':pk': `JOB#${jobId}#EVENTS` },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      events.push(...(out.Items ?? []).map((i) => strip<EventRecord>(i)));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey);
+    return events;
+  }
+
+  private newEvent(job: JobRecord, type: EventType, now: Date, frame?: FrameRecord): EventRecord {
+    return {
+      id: newEventId(now.getTime()),
+      tenant: job.tenant,
+      jobId: job.id,
+      type,
+      timestamp: nowIso(now),
+      data: eventData(job, frame),
+    };
+  }
+
+  private putEvent(event: EventRecord) {
+    return {
+      Put: {
+        TableName: this.table,
+        Item: { ...eventKey(event.id), gsi1pk: `JOB#${event.jobId}#EVENTS`, gsi1sk: event.id, ...event },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      },
+    };
+  }
+}

@@ -1,0 +1,11 @@
+import { loadConfig } from '../config.ts';
+import { route } from './http.ts';
+import { openApiDocument } from './openapi-document.ts';
+
+const document = openApiDocument({ frameLimit: loadConfig(['frameLimit']).frameLimit });
+
+/** GET /v1/openapi.json: public, so any client generator or validator can read it. */
+export const handler = route({ keys: () => ({ getApiKey: async () => undefined }) }, async () => ({
+  status: 200,
+  body: document,
+}));

@@ -1,0 +1,56 @@
+import { frameCount } from './frames.ts';
+import type { FrameRecord, JobRecord } from './model.ts';
+import type { FrameResponse, JobResponse } from './schemas.ts';
+
+/** How records are shown to studios: in the API, and as the `data` of a webhook event. */
+
+export function toJobResponse(job: JobRecord): JobResponse {
+  return {
+    id: job.id,
+    shot: job.shot,
+    status: job.status,
+    prompt: job.prompt,
+    ...(job.negativePrompt !== undefined && { negativePrompt: job.negativePrompt }),
+    model: job.model,
+    width: job.width,
+    height: job.height,
+    frames: {
+      start: job.frames.start,
+      end: job.frames.end,
+      total: frameCount(job.frames),
+      succeeded: job.succeeded,
+      failed: job.failed,
+      canceled: job.canceled,
+    },
+    failedFrames: [...job.failedFrames],
+    seed: job.seed,
+    seedMode: job.seedMode,
+    ...(job.params !== undefined && { params: job.params as JobResponse['params'] }),
+    priority: job.priority,
+    createdAt: job.createdAt,
+    ...(job.startedAt !== undefined && { startedAt: job.startedAt }),
+    ...(job.finishedAt !== undefined && { finishedAt: job.finishedAt }),
+    outputPrefix: `s3://${job.bucket}/${job.prefix}`,
+  };
+}
+
+/** A frame as listed; `url` is added by the caller that can presign. */
+export function toFrameResponse(frame: FrameRecord): FrameResponse {
+  return {
+    frame: frame.frame,
+    status: frame.status,
+    seed: frame.seed,
+    attempts: frame.attempts,
+    ...(frame.sha256 !== undefined && { sha256: frame.sha256 }),
+    ...(frame.size !== undefined && { size: frame.size }),
+    ...(frame.key !== undefined && { key: frame.key }),
+    ...(frame.error !== undefined && { error: frame.error }),
+  };
+}
+
+/** A webhook event's `data`: the job, and for frame events the frame. */
+export function eventData(job: JobRecord, frame?: FrameRecord): Record<string, unknown> {
+  const data: Record<string, unknown> = { ...toJobResponse(job) };
+  if (frame) data.frame = toFrameResponse(frame);
+  return data;
+}

@@ -1,0 +1,27 @@
+import { randomBytes } from 'node:crypto';
+import type { JobStore } from '../adapters/job-store.ts';
+import { hashApiKey } from '../api/http.ts';
+import { SCOPES, type Scope } from '../core/model.ts';
+
+/**
+ * Issues an API key: `fc_` and 256 random bits. Only its SHA-256 is stored; the key itself is shown
+ * once, to whoever created it.
+ */
+export async function createApiKey(
+  store: JobStore,
+  options: { tenant: string; scopes?: readonly Scope[]; name?: string; key?: string },
+): Promise<string> {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(options.tenant)) {
+    throw new Error('tenant must be 1 to 63 lowercase letters, digits or "-"');
+  }
+  const key = options.key ?? `fc_${randomBytes(32).toString('base64url')}`;
+  if (!/^fc_[A-Za-z0-9_-]{16,128}$/.test(key)) throw new Error('an API key is fc_ and 16 to 128 URL-safe characters');
+  await store.putApiKey({
+    hash: hashApiKey(key),
+    tenant: options.tenant,
+    scopes: [...(options.scopes ?? SCOPES)],
+    name: options.name ?? 'api key',
+    createdAt: new Date().toISOString(),
+  });
+  return key;
+}

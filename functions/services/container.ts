@@ -1,0 +1,85 @@
+import { type AwsClients, clients } from '../adapters/clients.ts';
+import { FrameStore } from '../adapters/frame-store.ts';
+import { JobStore } from '../adapters/job-store.ts';
+import { Queue } from '../adapters/queues.ts';
+import { loadConfig } from '../config.ts';
+import type { EventMessage, EventRecord, PlanMessage } from '../core/model.ts';
+import { JobService } from './jobs.ts';
+
+/**
+ * The process's services, each built at first use from the environment. A Lambda thus reads only the
+ * variables of what it uses, and fails fast naming a missing one.
+ */
+export class Container {
+  private readonly memo = new Map<string, unknown>();
+
+  constructor(
+    private readonly env: Record<string, string | undefined> = process.env,
+    private readonly aws: () => AwsClients = clients,
+  ) {}
+
+  private once<T>(name: string, make: () => T): T {
+    if (!this.memo.has(name)) this.memo.set(name, make());
+    return this.memo.get(name) as T;
+  }
+
+  get store(): JobStore {
+    return this.once('store', () => new JobStore(this.aws().dynamo, loadConfig(['table'], this.env).table));
+  }
+
+  get frameStore(): FrameStore {
+    return this.once('frameStore', () => {
+      const { bucket, urlExpirySeconds } = loadConfig(['bucket', 'urlExpirySeconds'], this.env);
+      return new FrameStore(this.aws().s3, bucket, urlExpirySeconds);
+    });
+  }
+
+  get planQueue(): Queue {
+    return this.once('planQueue', () => new Queue(this.aws().sqs, loadConfig(['planQueueUrl'], this.env).planQueueUrl));
+  }
+
+  get frameQueue(): Queue {
+    return this.once(
+      'frameQueue',
+      () => new Queue(this.aws().sqs, loadConfig(['frameQueueUrl'], this.env).frameQueueUrl),
+    );
+  }
+
+  get eventQueue(): Queue {
+    return this.once(
+      'eventQueue',
+      () => new Queue(this.aws().sqs, loadConfig(['eventQueueUrl'], this.env).eventQueueUrl),
+    );
+  }
+
+  /** Puts recorded events on the event queue, for webhook delivery. */
+  readonly publishEvents = async (events: readonly EventRecord[]): Promise<void> => {
+    if (events.length === 0) return;
+    const messages = events.map((e) =>
+      JSON.stringify({ v: 1, eventId: e.id, jobId: e.jobId, tenant: e.tenant } satisfies EventMessage),
+    );
+    await this.eventQueue.sendAll(messages);
+  };
+
+  get jobs(): JobService {
+    return this.once('jobs', () => {
+      const { frameLimit, models } = loadConfig(['frameLimit', 'models'], this.env);
+      return new JobService({
+        store: this.store,
+        bucket: loadConfig(['bucket'], this.env).bucket,
+        frameLimit,
+        models,
+        sendPlan: (m: PlanMessage) => this.planQueue.send(JSON.stringify(m)),
+        publishEvents: this.publishEvents,
+        presign: (key) => this.frameStore.presignGet(key),
+      });
+    });
+  }
+}
+
+let shared: Container | undefined;
+/** The container of this process (one per Lambda execution environment). */
+export const container = (): Container => {
+  shared ??= new Container();
+  return shared;
+};

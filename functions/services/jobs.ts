@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import type { JobStore } from '../adapters/job-store.ts';
+import { FramecastError, invalid, notFound } from '../core/errors.ts';
+import { frameSeed, jobPrefix, randomSeed } from '../core/frames.ts';
+import { newJobId } from '../core/ids.ts';
+import type { EventRecord, JobRecord, PlanMessage } from '../core/model.ts';
+import { type FrameResponse, type JobRequest, jobRequestSchema, type JobStatus } from '../core/schemas.ts';
+import { parse } from '../core/validation.ts';
+import { toFrameResponse, toJobResponse } from '../core/views.ts';
+import { logger } from '../logger.ts';
+
+/** What the job service needs from the outside; adapters over SDK v3 in the cloud and in local mode. */
+export interface JobServiceDeps {
+  readonly store: JobStore;
+  readonly bucket: string;
+  readonly frameLimit: number;
+  readonly models: readonly string[];
+  readonly sendPlan: (message: PlanMessage) => Promise<void>;
+  readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
+  readonly presign?: (key: string) => Promise<{ url: string; expiresAt: Date }>;
+  /** Checks a job's webhook URL before it is accepted; the webhooks service provides it. */
+  readonly checkWebhookUrl?: (url: string) => Promise<string | undefined>;
+}
+
+/** Canonical JSON (sorted keys), so the same request in another key order is the same request. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+export class JobService {
+  private readonly schema;
+
+  constructor(private readonly deps: JobServiceDeps) {
+    this.schema = jobRequestSchema(deps.frameLimit);
+  }
+
+  /**
+   * Accepts a shot. Writes the job and queues one plan message: the frames fan out later, so a
+   * 10,000-frame shot is accepted as fast as a one-frame shot.
+   */
+  async create(tenant: string, body: unknown, idempotencyKey?: string, now = new Date()) {
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw invalid('Idempotency-Key', 'must be 1 to 255 visible ASCII characters');
+    }
+    if (body === undefined) throw invalid('body', 'a JSON job request is required');
+    const request: JobRequest = parse(this.schema, body);
+    if (!this.deps.models.includes(request.model)) {
+      throw invalid('model', `unknown model "${request.model}"; this stack runs: ${this.deps.models.join(', ')}`);
+    }
+    if (request.webhook && this.deps.checkWebhookUrl) {
+      const reason = await this.deps.checkWebhookUrl(request.webhook.url);
+      if (reason) throw invalid('webhook.url', reason);
+    }
+    const id = newJobId(now.getTime());
+    const job: JobRecord = {
+      id,
+      tenant,
+      shot: request.shot,
+      status: 'queued',
+      prompt: request.prompt,
+      ...(request.negativePrompt !== undefined && { negativePrompt: request.negativePrompt }),
+      model: request.model,
+      width: request.width,
+      height: request.height,
+      frames: request.frames,
+      seed: request.seed ?? randomSeed(),
+      seedMode: request.seedMode,
+      ...(request.params !== undefined && { params: request.params }),
+      priority: request.priority,
+      ...(request.webhook !== undefined && { webhook: request.webhook }),
+      succeeded: 0,
+      failed: 0,
+      canceled: 0,
+      failedFrames: [],
+      createdAt: now.toISOString(),
+      bucket: this.deps.bucket,
+      prefix: jobPrefix(tenant, request.shot, id),
+      requestHash: sha256(canonicalJson(body)),
+    };
+    const { job: stored, created } = await this.deps.store.createJob(
+      job,
+      idempotencyKey === undefined ? undefined : sha256(idempotencyKey),
+      now,
+    );
+    // A replayed request whose first attempt never reached the plan queue queues it now (fan-out is idempotent).
+    if (created || (stored.status === 'queued' && stored.plannedUpTo === undefined)) {
+      try {
+        await this.deps.sendPlan({ v: 1, jobId: stored.id, tenant });
+      } catch (err) {
+        logger.error('plan queue send failed', { jobId: stored.id, error: err as Error });
+        throw new FramecastError(
+          'unavailable',
+          'the job was recorded but could not be queued; retry with the same Idempotency-Key',
+          { jobId: stored.id },
+        );
+      }
+    }
+    return { job: toJobResponse(stored), created };
+  }
+
+  /** A job of this tenant; another tenant's job is "not found", never "forbidden". */
+  async get(tenant: string, id: string): Promise<JobRecord> {
+    const job = /^job_[0-9A-Z]{26}$/.test(id) ? await this.deps.store.getJob(id) : undefined;
+    if (!job || job.tenant !== tenant) throw notFound('job');
+    return job;
+  }
+
+  async list(tenant: string, q: { shot?: string; status?: JobStatus; limit: number; cursor?: string }) {
+    const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+    const { jobs, last } = await this.deps.store.listJobs(tenant, {
+      limit: q.limit,
+      ...(q.shot !== undefined && { shot: q.shot }),
+      ...(q.status !== undefined && { status: q.status }),
+      ...(after !== undefined && { after }),
+    });
+    return { jobs: jobs.map(toJobResponse), ...(last && { nextCursor: encodeCursor(last) }) };
+  }
+
+  async cancel(tenant: string, id: string, now = new Date()) {
+    await this.get(tenant, id);
+    const { job, event } = await this.deps.store.cancelJob(id, now);
+    if (event) await this.deps.publishEvents([event]);
+    return toJobResponse(job);
+  }
+
+  /**
+   * A page of a job's frames in frame order. Frames no worker has taken yet are `pending`
+   * (or `canceled`, once the job is); stored frames carry a presigned download URL.
+   */
+  async frames(tenant: string, id: string, q: { limit: number; cursor?: string }) {
+    const job = await this.get(tenant, id);
+    const from = q.cursor === undefined ? job.frames.start : Number(decodeCursor(q.cursor));
+    if (!Number.isInteger(from) || from < job.frames.start) throw invalid('cursor', 'is not a cursor of this listing');
+    const to = Math.min(job.frames.end, from + q.limit - 1);
+    const stored = from > to ? [] : await this.deps.store.listFrames(id, from, to);
+    const byNumber = new Map(stored.map((f) => [f.frame, f]));
+    const frames: FrameResponse[] = [];
+    for (let n = from; n <= to; n++) {
+      const record = byNumber.get(n);
+      if (!record) {
+        const status = job.status === 'canceled' || job.status === 'failed' ? 'canceled' : 'pending';
+        frames.push({ frame: n, status, seed: frameSeed(job.seed, job.seedMode, n, job.frames.start), attempts: 0 });
+        continue;
+      }
+      const view = toFrameResponse(record);
+      if (record.status === 'succeeded' && record.key && this.deps.presign) {
+        const { url, expiresAt } = await this.deps.presign(record.key);
+        frames.push({ ...view, url, urlExpiresAt: expiresAt.toISOString() });
+      } else {
+        frames.push(view);
+      }
+    }
+    return { frames, ...(to < job.frames.end && { nextCursor: encodeCursor(String(to + 1)) }) };
+  }
+}
+
+/** Cursors are opaque to clients; inside they hold only a position, never a key of another tenant. */
+export const encodeCursor = (position: string): string => Buffer.from(position, 'utf8').toString('base64url');
+
+export function decodeCursor(cursor: string): string {
+  const position = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!/^(job_[0-9A-Z]{26}|\d{1,10})$/.test(position)) throw invalid('cursor', 'is not a cursor of this listing');
+  return position;
+}

@@ -1,0 +1,201 @@
+/**
+ * A client of the Cog HTTP prediction contract (github.com/replicate/cog, docs/http.md), the contract of
+ * thousands of packaged models: the worker talks to the model container in its task through this alone.
+ */
+
+export class ModelError extends Error {
+  constructor(
+    message: string,
+    /** False when asking again cannot help (the model refused the input). */
+    readonly retryable = true,
+  ) {
+    super(message);
+    this.name = 'ModelError';
+  }
+}
+
+export interface Prediction {
+  readonly png: Uint8Array;
+  /** The model's own time, seconds (`metrics.predict_time`). */
+  readonly predictTime?: number;
+}
+
+export interface CogClientOptions {
+  readonly url: string;
+  /** Gives up on one prediction after this long, 409 waits included. */
+  readonly predictionTimeoutMs?: number;
+  /** Largest output accepted, so a broken model cannot exhaust the worker's memory. */
+  readonly maxOutputBytes?: number;
+  readonly fetch?: typeof fetch;
+}
+
+interface CogPrediction {
+  status?: string;
+  output?: unknown;
+  error?: string | null;
+  metrics?: { predict_time?: number };
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+/** The inputs Framecast knows how to fill; each is sent only if the model declares it. */
+export interface FrameInput {
+  readonly prompt: string;
+  readonly negative_prompt?: string;
+  readonly seed: number;
+  readonly width: number;
+  readonly height: number;
+  readonly frame: number;
+  readonly job_id: string;
+  readonly shot: string;
+}
+
+export class CogClient {
+  private declared: Set<string> | undefined;
+  private readonly fetch: typeof fetch;
+  readonly url: string;
+
+  constructor(private readonly options: CogClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  /**
+   * Waits until `GET /health-check` says READY (or BUSY: set up, slots taken). It always answers 200;
+   * the state is in the body. SETUP_FAILED and DEFUNCT are final.
+   */
+  async waitUntilReady(timeoutMs = 15 * 60_000, signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'unreachable';
+    while (Date.now() < deadline && !signal?.aborted) {
+      try {
+        const res = await this.fetch(`${this.url}/health-check`, { signal: AbortSignal.timeout(5000) });
+        const body = (await res.json()) as { status?: string };
+        last = body.status ?? 'unknown';
+        if (last === 'READY' || last === 'BUSY') {
+          await this.loadDeclaredInputs();
+          return;
+        }
+        if (last === 'SETUP_FAILED' || last === 'DEFUNCT') throw new ModelError(`model is ${last}`, false);
+      } catch (err) {
+        if (err instanceof ModelError) throw err;
+        last = 'unreachable';
+      }
+      await sleep(500, signal);
+    }
+    throw new ModelError(`model at ${this.url} not ready within ${timeoutMs} ms (last state: ${last})`);
+  }
+
+  /** The model's declared inputs, from its OpenAPI schema; unknown means "send everything". */
+  private async loadDeclaredInputs(): Promise<void> {
+    try {
+      const res = await this.fetch(`${this.url}/openapi.json`, { signal: AbortSignal.timeout(5000) });
+      if (!res.ok) return;
+      const doc = (await res.json()) as { components?: { schemas?: { Input?: { properties?: object } } } };
+      const props = doc.components?.schemas?.Input?.properties;
+      if (props) this.declared = new Set(Object.keys(props));
+    } catch {
+      // A model without a schema gets every input; it may ignore what it does not know.
+    }
+  }
+
+  /** Framecast's inputs the model declares, plus the job's own `params` as they are. */
+  inputFor(frame: FrameInput, params: Record<string, unknown> = {}): Record<string, unknown> {
+    const input: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(frame)) {
+      if (v !== undefined && (!this.declared || this.declared.has(k))) input[k] = v;
+    }
+    return { ...input, ...params };
+  }
+
+  /**
+   * Runs one prediction with `PUT /predictions/{id}`. The id comes from job, frame and attempt, so a
+   * retried request (after a timeout, say) never starts a second prediction: Cog answers a PUT for an id
+   * it is already running with that prediction's state. 409 means every slot is busy: wait and ask again.
+   */
+  async predict(id: string, input: Record<string, unknown>, signal?: AbortSignal): Promise<Prediction> {
+    const deadline = Date.now() + (this.options.predictionTimeoutMs ?? 10 * 60_000);
+    let wait = 100;
+    for (;;) {
+      if (signal?.aborted) throw new ModelError('prediction aborted');
+      if (Date.now() > deadline) throw new ModelError(`prediction ${id} timed out`);
+      let res: Response;
+      try {
+        res = await this.fetch(`${this.url}/predictions/${encodeURIComponent(id)}`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ id, input }),
+          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(deadline - Date.now())]) : AbortSignal.timeout(deadline - Date.now()),
+        });
+      } catch (err) {
+        // The connection dropped: ask again with the same id, which cannot start a second prediction.
+        if (signal?.aborted) throw new ModelError('prediction aborted');
+        await sleep(wait, signal);
+        wait = Math.min(wait * 2, 2000);
+        if (Date.now() > deadline) throw new ModelError(`prediction ${id} failed: ${(err as Error).message}`);
+        continue;
+      }
+      if (res.status === 409) {
+        await res.body?.cancel();
+        await sleep(wait, signal);
+        wait = Math.min(wait * 2, 2000);
+        continue;
+      }
+      if (res.status === 422 || res.status === 400) {
+        throw new ModelError(`model refused the input: ${(await res.text()).slice(0, 500)}`, false);
+      }
+      if (!res.ok && res.status !== 202) {
+        throw new ModelError(`model answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      }
+      const body = (await res.json()) as CogPrediction;
+      switch (body.status) {
+        case 'succeeded':
+          return {
+            png: await this.readOutput(body.output, signal),
+            ...(typeof body.metrics?.predict_time === 'number' && { predictTime: body.metrics.predict_time }),
+          };
+        case 'failed':
+          throw new ModelError(`model failed: ${body.error ?? 'no error given'}`);
+        case 'canceled':
+          throw new ModelError('prediction was canceled');
+        default:
+          // starting / processing: the prediction is running; asking again with its id is a poll.
+          await sleep(Math.max(wait, 250), signal);
+      }
+    }
+  }
+
+  /** A file output: a data URL, or an http(s) URL to fetch. Lists give their first file. */
+  private async readOutput(output: unknown, signal?: AbortSignal): Promise<Uint8Array> {
+    const value = Array.isArray(output) ? output[0] : output;
+    if (typeof value !== 'string') throw new ModelError('model gave no file output');
+    const max = this.options.maxOutputBytes ?? 512 * 1024 * 1024;
+    if (value.startsWith('data:')) {
+      const comma = value.indexOf(',');
+      if (comma < 0) throw new ModelError('malformed data URL output');
+      const meta = value.slice(5, comma);
+      const payload = value.slice(comma + 1);
+      const bytes = meta.endsWith(';base64')
+        ? Buffer.from(payload, 'base64')
+        : Buffer.from(decodeURIComponent(payload), 'latin1');
+      if (bytes.byteLength > max) throw new ModelError('output too large');
+      return bytes;
+    }
+    if (/^https?:\/\//i.test(value)) {
+      const res = await this.fetch(value, {
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(120_000)]) : AbortSignal.timeout(120_000),
+      });
+      if (!res.ok) throw new ModelError(`output download answered ${res.status}`);
+      const declared = Number(res.headers.get('content-length') ?? '0');
+      if (declared > max) throw new ModelError('output too large');
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (bytes.byteLength > max) throw new ModelError('output too large');
+      return bytes;
+    }
+    throw new ModelError('output is neither a data URL nor an http URL');
+  }
+}

@@ -1,0 +1,28 @@
+import { QUEUES, WORKER_HEARTBEAT_SECONDS } from '../../lib/definitions.ts';
+import { loadConfig } from '../config.ts';
+import type { Container } from '../services/container.ts';
+import { CogClient } from './cog.ts';
+import { Worker, type WorkerSettings } from './worker.ts';
+
+/** A worker wired from the environment: the container's entry point and local mode build it alike. */
+export function createWorker(app: Container, env: Record<string, string | undefined> = process.env, overrides: Partial<WorkerSettings> = {}) {
+  const config = loadConfig(['modelUrl', 'modelName', 'modelImage', 'maxAttempts', 'workerConcurrency'], env);
+  return new Worker({
+    store: app.store,
+    frames: app.frameStore,
+    queue: app.frameQueue,
+    model: new CogClient({ url: config.modelUrl }),
+    publishEvents: app.publishEvents,
+    settings: {
+      concurrency: config.workerConcurrency,
+      maxAttempts: config.maxAttempts,
+      visibilitySeconds: QUEUES.frame.visibilityTimeoutSeconds,
+      heartbeatSeconds: WORKER_HEARTBEAT_SECONDS,
+      waitSeconds: 20,
+      retryBaseMs: 1000,
+      modelName: config.modelName,
+      modelImage: config.modelImage,
+      ...overrides,
+    },
+  });
+}

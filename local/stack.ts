@@ -1,0 +1,125 @@
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { CONSUMER_TIMEOUT_SECONDS } from '../lib/definitions.ts';
+import { clearKeyCache } from '../functions/api/http.ts';
+import { CONSUMERS } from '../functions/api/routes.ts';
+import { ENV } from '../functions/config.ts';
+import type { Scope } from '../functions/core/model.ts';
+import { startReferenceModel } from '../functions/model/reference/server.ts';
+import { createApiKey } from '../functions/services/api-keys.ts';
+import { Container } from '../functions/services/container.ts';
+import { createWorker } from '../functions/worker/create.ts';
+import type { Worker, WorkerSettings } from '../functions/worker/worker.ts';
+import { pollQueue } from './event-source.ts';
+import { startEmulators } from './emulators.ts';
+import { startGateway } from './gateway.ts';
+
+type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+
+export interface LocalStackOptions {
+  /** Keep data here between runs; omitted, everything lives in memory and a temp dir. */
+  readonly dataDir?: string;
+  /** API port; 0 picks a free one. */
+  readonly port?: number;
+  /** Use this dev API key instead of a new random one (FRAMECAST_DEV_API_KEY). */
+  readonly devApiKey?: string;
+  /** A model server that is already running (FRAMECAST_MODEL_URL); omitted, the reference model starts. */
+  readonly modelUrl?: string;
+  /** Options of the reference model when it is started here (fault injection and timings for tests). */
+  readonly referenceModel?: Parameters<typeof startReferenceModel>[0];
+  /** Worker settings to override (tests shorten back-offs). */
+  readonly worker?: Partial<WorkerSettings>;
+  /** Run no worker: tests that drive the worker themselves. */
+  readonly withoutWorker?: boolean;
+  /** Extra FRAMECAST_* settings, by variable name. */
+  readonly env?: Record<string, string>;
+}
+
+export interface LocalStack {
+  readonly url: string;
+  readonly apiKey: string;
+  readonly modelUrl: string;
+  readonly app: Container;
+  readonly worker?: Worker;
+  readonly env: Record<string, string>;
+  createApiKey(tenant: string, scopes?: readonly Scope[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole system on one machine: emulators, the API, the fan-out, the worker with a model, and
+ * (once configured) webhook delivery. `npm run dev` and the integration tests both start this.
+ */
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const cleanup: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const step of cleanup.reverse()) await step().catch((err: unknown) => console.error('stop failed', err));
+    cleanup.length = 0;
+  };
+  try {
+    const [emulators, model] = await Promise.all([
+      startEmulators(options.dataDir ? { dataDir: options.dataDir } : {}),
+      options.modelUrl ? undefined : startReferenceModel({ port: 0, ...options.referenceModel }),
+    ]);
+    cleanup.push(() => emulators.stop());
+    if (model) cleanup.push(() => model.close());
+    const modelUrl = options.modelUrl ?? model!.url;
+
+    // The handlers read their configuration from the environment, as in Lambda.
+    const env: Record<string, string> = {
+      ...emulators.env,
+      [ENV.modelUrl]: modelUrl,
+      [ENV.webhookAllowLoopback]: process.env[ENV.webhookAllowLoopback] ?? '1',
+      [ENV.production]: 'local',
+      ...options.env,
+    };
+    Object.assign(process.env, env);
+    clearKeyCache();
+    const app = new Container(process.env);
+
+    const gateway = await startGateway({ port: options.port ?? 0 });
+    cleanup.push(() => gateway.close());
+
+    const fanout = (await import('../functions/fanout/handler.ts')) as { handler: SqsHandler };
+    const planPoller = pollQueue(app.planQueue, fanout.handler, {
+      name: CONSUMERS.fanout.entry,
+      timeoutMs: CONSUMER_TIMEOUT_SECONDS.plan * 1000,
+      waitSeconds: 1,
+    });
+    cleanup.push(() => planPoller.close());
+
+    let worker: Worker | undefined;
+    if (!options.withoutWorker) {
+      worker = createWorker(app, process.env, { waitSeconds: 1, ...options.worker });
+      const running = worker.run().catch((err: unknown) => console.error('worker failed', err));
+      cleanup.push(async () => {
+        worker?.stop();
+        await running;
+      });
+    }
+
+    const apiKey = await ensureKey(app, options.devApiKey);
+    return {
+      url: gateway.url,
+      apiKey,
+      modelUrl,
+      app,
+      ...(worker && { worker }),
+      env,
+      createApiKey: (tenant, scopes) => createApiKey(app.store, { tenant, ...(scopes && { scopes }) }),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** The dev key: the given one (kept across runs with the data) or a new one, with every scope. */
+async function ensureKey(app: Container, key?: string): Promise<string> {
+  try {
+    return await createApiKey(app.store, { tenant: 'dev', name: 'local dev key', ...(key && { key }) });
+  } catch (err) {
+    if (key && (err as Error).name === 'ConditionalCheckFailedException') return key;
+    throw err;
+  }
+}
