@@ -18,6 +18,7 @@ export default defineConfig({
       AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
       AWS_EC2_METADATA_DISABLED: 'true',
       NO_PROXY: '127.0.0.1,localhost',
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
     },
   },
 });

@@ -6,7 +6,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 /** Frames and manifests in S3. */
 export class FrameStore {
   constructor(
-    private readonly s3: S3Client,
+    readonly s3: S3Client,
     readonly bucket: string,
     /** Presigned URLs live this long at most (config: FRAMECAST_URL_EXPIRY_SECONDS). */
     private readonly maxUrlExpirySeconds = 3600,

@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { frameSeed } from '../../functions/core/frames.ts';
+import { createWorker } from '../../functions/worker/create.ts';
+import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { client, eventually, isFinished } from '../support/client.ts';
+
+let stack: LocalStack;
+let api: ReturnType<typeof client>;
+
+// No worker of the stack's own: each test runs and stops workers itself. 150 ms a frame.
+beforeAll(async () => {
+  stack = await startLocalStack({ withoutWorker: true, referenceModel: { renderDelayMs: 150 } });
+  api = client(stack.url, stack.apiKey);
+});
+afterAll(() => stack?.stop());
+
+const worker = () => createWorker(stack.app, process.env, { waitSeconds: 1, retryBaseMs: 5, concurrency: 1 });
+
+async function queued(): Promise<number> {
+  const { visible, inFlight } = await stack.app.frameQueue.depth();
+  return visible + inFlight;
+}
+
+describe('a worker told to stop (scale-in, Spot interruption)', () => {
+  it('hands the chunks it has not started back at once, and another worker finishes the shot', async () => {
+    const created = await api.createJob({
+      shot: 'STOP_SH',
+      prompt: 'a crane swings through fog',
+      frames: { start: 1, end: 16 },
+      width: 64,
+      height: 64,
+    });
+    await eventually(async () => ((await queued()) === 4 ? true : undefined), 'the fan-out to queue 4 chunks');
+
+    const first = worker();
+    const running = first.run();
+    await api.waitForJob(created.body.id, (j) => j.frames.succeeded >= 1);
+    first.stop();
+    await running;
+    expect(first.stats.handedBack).toBeGreaterThanOrEqual(1);
+
+    // Handed back means visible now, not after the 120 s visibility timeout.
+    const { visible, inFlight } = await stack.app.frameQueue.depth();
+    expect(inFlight).toBe(0);
+    expect(visible).toBeGreaterThanOrEqual(1);
+    const partial = (await api.getJob(created.body.id)).body;
+    expect(partial.status).toBe('running');
+
+    const next = worker();
+    const again = next.run();
+    const done = await api.waitForJob(created.body.id, isFinished);
+    next.stop();
+    await again;
+    expect(done.status).toBe('succeeded');
+    expect(done.frames).toMatchObject({ total: 16, succeeded: 16, failed: 0, canceled: 0 });
+  });
+});
+
+describe('a worker killed in mid-frame', () => {
+  it('loses nothing: the chunk comes back after its visibility timeout and the frame is tried again', async () => {
+    const created = await api.createJob({
+      shot: 'KILL_SH',
+      prompt: 'sparks fall from a broken sign',
+      frames: { start: 1, end: 4 },
+      seed: 77,
+      width: 64,
+      height: 64,
+    });
+    await eventually(async () => ((await queued()) === 1 ? true : undefined), 'the fan-out to queue the chunk');
+
+    // The dead worker: it took the chunk, started frame 1 and was never heard from again.
+    const [taken] = await stack.app.frameQueue.receive({ max: 1, waitSeconds: 1, visibilitySeconds: 1 });
+    expect(taken).toBeDefined();
+    const job = (await stack.app.store.getJob(created.body.id))!;
+    await stack.app.store.markStarted(job);
+    const running = (await stack.app.store.getJob(created.body.id))!;
+    expect(await stack.app.store.startFrame(running, 1, frameSeed(77, 'per-frame', 1, 1))).toEqual({
+      started: true,
+      attempts: 1,
+    });
+
+    const survivor = worker();
+    const run = survivor.run();
+    const done = await api.waitForJob(created.body.id, isFinished);
+    survivor.stop();
+    await run;
+    expect(done.status).toBe('succeeded');
+    const frames = await api.allFrames(created.body.id);
+    expect(frames.map((f) => [f.frame, f.status, f.attempts])).toEqual([
+      [1, 'succeeded', 2],
+      [2, 'succeeded', 1],
+      [3, 'succeeded', 1],
+      [4, 'succeeded', 1],
+    ]);
+  });
+});
