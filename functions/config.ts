@@ -13,6 +13,7 @@ export const ENV = {
   planQueueUrl: 'FRAMECAST_PLAN_QUEUE_URL',
   frameQueueUrl: 'FRAMECAST_FRAME_QUEUE_URL',
   eventQueueUrl: 'FRAMECAST_EVENT_QUEUE_URL',
+  eventDlqUrl: 'FRAMECAST_EVENT_DLQ_URL',
   frameLimit: 'FRAMECAST_FRAME_LIMIT',
   models: 'FRAMECAST_MODELS',
   urlExpirySeconds: 'FRAMECAST_URL_EXPIRY_SECONDS',
@@ -39,6 +40,7 @@ export const SETTINGS = {
   planQueueUrl: z.url(),
   frameQueueUrl: z.url(),
   eventQueueUrl: z.url(),
+  eventDlqUrl: z.url(),
   frameLimit: intFrom(10_000, 1, 1_000_000),
   /** Comma-separated model names the stack is configured with; `reference` is always there. */
   models: z

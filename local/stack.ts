@@ -30,6 +30,8 @@ export interface LocalStackOptions {
   readonly worker?: Partial<WorkerSettings>;
   /** Run no worker: tests that drive the worker themselves. */
   readonly withoutWorker?: boolean;
+  /** Deliver no webhooks: tests that drive delivery themselves (with an injected clock). */
+  readonly withoutWebhooks?: boolean;
   /** Extra FRAMECAST_* settings, by variable name. */
   readonly env?: Record<string, string>;
 }
@@ -47,7 +49,7 @@ export interface LocalStack {
 
 /**
  * The whole system on one machine: emulators, the API, the fan-out, the worker with a model, and
- * (once configured) webhook delivery. `npm run dev` and the integration tests both start this.
+ * webhook delivery. `npm run dev` and the integration tests both start this.
  */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const cleanup: (() => Promise<void>)[] = [];
@@ -70,6 +72,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [ENV.modelUrl]: modelUrl,
       [ENV.webhookAllowLoopback]: process.env[ENV.webhookAllowLoopback] ?? '1',
       [ENV.production]: 'local',
+      [ENV.eventDlqUrl]: emulators.resources.queues.event.dlqUrl,
       ...options.env,
     };
     Object.assign(process.env, env);
@@ -86,6 +89,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       waitSeconds: 1,
     });
     cleanup.push(() => planPoller.close());
+
+    if (!options.withoutWebhooks) {
+      const webhooks = (await import('../functions/webhooks/handler.ts')) as { handler: SqsHandler };
+      const eventPoller = pollQueue(app.eventQueue, webhooks.handler, {
+        name: CONSUMERS.webhooks.entry,
+        timeoutMs: CONSUMER_TIMEOUT_SECONDS.event * 1000,
+        waitSeconds: 1,
+      });
+      cleanup.push(() => eventPoller.close());
+    }
 
     let worker: Worker | undefined;
     if (!options.withoutWorker) {

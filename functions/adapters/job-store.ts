@@ -33,6 +33,8 @@ import { eventData } from '../core/views.ts';
  */
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+/** job.progress events: at most one per job this often. */
+export const PROGRESS_INTERVAL_MS = 5000;
 const [BY_TENANT, BY_SHOT] = TABLE.indexes;
 
 const jobKey = (id: string) => ({ pk: `JOB#${id}`, sk: 'JOB' });
@@ -546,11 +548,14 @@ export class JobStore {
     return Item ? strip<EventRecord>(Item) : undefined;
   }
 
-  /** A job's events, oldest first. */
-  async listEvents(jobId: string): Promise<EventRecord[]> {
+  /** A job's events, oldest first, `limit` at a time after the event id `after`. */
+  async listEvents(jobId: string, limit = 1000, after?: string): Promise<EventRecord[]> {
     const index = BY_TENANT!;
+    const pk = `JOB#${jobId}#EVENTS`;
     const events: EventRecord[] = [];
-    let startKey: Record<string, unknown> | undefined;
+    let startKey: Record<string, unknown> | undefined = after
+      ? { ...eventKey(after), [index.partitionKey]: pk, [index.sortKey]: after }
+      : undefined;
     do {
       const out = await this.db.send(
         new QueryCommand({
@@ -558,14 +563,58 @@ export class JobStore {
           IndexName: index.name,
           KeyConditionExpression: '#pk = :pk',
           ExpressionAttributeNames: { '#pk': index.partitionKey },
-          ExpressionAttributeValues: { ':pk': `JOB#${jobId}#EVENTS` },
+          ExpressionAttributeValues: { ':pk': pk },
           ExclusiveStartKey: startKey,
+          Limit: limit - events.length,
         }),
       );
       events.push(...(out.Items ?? []).map((i) => strip<EventRecord>(i)));
       startKey = out.LastEvaluatedKey;
-    } while (startKey);
+    } while (startKey && events.length < limit);
     return events;
+  }
+
+  /**
+   * A job.progress event at each 10% step of finished frames, at most one per job every 5 s.
+   * The step and time are conditions on the job, so concurrent workers announce a step once.
+   */
+  async maybeProgress(jobId: string, now = new Date()): Promise<EventRecord | undefined> {
+    const job = await this.getJob(jobId);
+    if (!job || job.status !== 'running') return undefined;
+    const total = frameCount(job.frames);
+    const step = Math.floor(((job.succeeded + job.failed) * 10) / total);
+    const last = (job as JobRecord & { progressStep?: number }).progressStep ?? 0;
+    if (step <= last || step >= 10) return undefined;
+    const event = this.newEvent(job, 'job.progress', now);
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: jobKey(jobId),
+                UpdateExpression: 'SET progressStep = :step, progressAt = :now',
+                ConditionExpression:
+                  '#status = :running AND (attribute_not_exists(progressStep) OR progressStep < :step) AND (attribute_not_exists(progressAt) OR progressAt <= :quietUntil)',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: {
+                  ':step': step,
+                  ':now': now.getTime(),
+                  ':running': 'running',
+                  ':quietUntil': now.getTime() - PROGRESS_INTERVAL_MS,
+                },
+              },
+            },
+            this.putEvent(event),
+          ],
+        }),
+      );
+      return event;
+    } catch (err) {
+      if (cancellationReasons(err)?.[0] === 'ConditionalCheckFailed') return undefined;
+      throw err;
+    }
   }
 
   private newEvent(job: JobRecord, type: EventType, now: Date, frame?: FrameRecord): EventRecord {

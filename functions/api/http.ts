@@ -138,6 +138,7 @@ export function route(options: RouteOptions, fn: (req: ApiRequest) => Promise<Ap
       headers,
       requestId: context.awsRequestId,
     });
+    if (result.status === 204) return { statusCode: 204, headers: { 'cache-control': 'no-store', ...result.headers } };
     return json(result.status, result.body, result.headers);
   };
   return middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>().use(errorMapper()).handler(core);

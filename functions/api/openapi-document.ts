@@ -1,12 +1,18 @@
 import * as z from 'zod';
 import {
   ErrorResponse,
+  EventList,
   FrameList,
   FrameListQuery,
   JOB_STATUSES,
   JobList,
   JobResponse,
   jobRequestSchema,
+  Redelivery,
+  WebhookEndpoint,
+  WebhookEndpointList,
+  WebhookEndpointRequest,
+  WebhookSecret,
 } from '../core/schemas.ts';
 import { ROUTES } from './routes.ts';
 
@@ -59,6 +65,12 @@ export function openApiDocument(options: { frameLimit?: number; serverUrl?: stri
   const jobList = component(components, 'JobList', JobList, 'output');
   const frameList = component(components, 'FrameList', FrameList, 'output');
   component(components, 'Error', ErrorResponse, 'output');
+  const eventList = component(components, 'EventList', EventList, 'output');
+  const redelivery = component(components, 'Redelivery', Redelivery, 'output');
+  const endpointRequest = component(components, 'WebhookEndpointRequest', WebhookEndpointRequest, 'input');
+  const endpoint = component(components, 'WebhookEndpoint', WebhookEndpoint, 'output');
+  const endpointList = component(components, 'WebhookEndpointList', WebhookEndpointList, 'output');
+  const secret = component(components, 'WebhookSecret', WebhookSecret, 'output');
   const frameQuery = z.toJSONSchema(FrameListQuery, { io: 'input', unrepresentable: 'any' }) as {
     properties: Record<string, Json>;
   };
@@ -119,6 +131,61 @@ export function openApiDocument(options: { frameLimit?: number; serverUrl?: stri
         summary: 'Stop a job; frames not started are never generated',
         parameters: [idParam],
         responses: { '200': json(job, 'The canceled job'), ...errorResponses(401, 403, 404, 409, 429) },
+      },
+    },
+    '/v1/jobs/{id}/events': {
+      get: {
+        operationId: 'listJobEvents',
+        summary: 'The job’s webhook events and their delivery attempts',
+        parameters: [
+          idParam,
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: { '200': json(eventList, 'A page of events, oldest first'), ...errorResponses(400, 401, 403, 404, 429) },
+      },
+    },
+    '/v1/events/{id}/redeliver': {
+      post: {
+        operationId: 'redeliverEvent',
+        summary: 'Send an event again to its targets (one attempt each)',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^evt_[0-9A-Z]{26}$' } }],
+        responses: { '202': json(redelivery, 'Queued for delivery'), ...errorResponses(401, 403, 404, 409, 429) },
+      },
+    },
+    '/v1/webhooks': {
+      post: {
+        operationId: 'createWebhookEndpoint',
+        summary: 'Register a webhook endpoint for the tenant’s events',
+        requestBody: { required: true, content: { 'application/json': { schema: endpointRequest } } },
+        responses: { '201': json(endpoint, 'The endpoint'), ...errorResponses(400, 401, 403, 409, 413, 415, 429) },
+      },
+      get: {
+        operationId: 'listWebhookEndpoints',
+        summary: 'The tenant’s webhook endpoints',
+        responses: { '200': json(endpointList, 'The endpoints'), ...errorResponses(401, 403, 429) },
+      },
+    },
+    '/v1/webhooks/{id}': {
+      delete: {
+        operationId: 'deleteWebhookEndpoint',
+        summary: 'Remove a webhook endpoint',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '204': { description: 'Deleted' }, ...errorResponses(401, 403, 404, 429) },
+      },
+    },
+    '/v1/webhooks/secret': {
+      get: {
+        operationId: 'getWebhookSecret',
+        summary: 'The tenant’s signing secret (whsec_...)',
+        responses: { '200': json(secret, 'The secret'), ...errorResponses(401, 403, 429) },
+      },
+    },
+    '/v1/webhooks/secret/rotate': {
+      post: {
+        operationId: 'rotateWebhookSecret',
+        summary: 'A new signing secret; the old one also signs for 24 h',
+        responses: { '200': json(secret, 'The new secret'), ...errorResponses(401, 403, 409, 429) },
       },
     },
     '/v1/openapi.json': {

@@ -99,5 +99,10 @@ export interface EventMessage {
   readonly tenant: string;
   /** Set when one endpoint is targeted (a redelivery or a retry); absent means every subscribed endpoint. */
   readonly endpoint?: string;
+  /** The attempt this message makes (1 when absent). */
   readonly attempt?: number;
+  /** Not before this time (ISO 8601): retries hours away hop through the queue's 15-minute delays. */
+  readonly notBefore?: string;
+  /** A redelivery a person asked for: one attempt, made even if the event was delivered. */
+  readonly manual?: boolean;
 }

@@ -156,3 +156,75 @@ export const ErrorResponse = z
     error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
   })
   .meta({ id: 'Error' });
+
+export const WebhookEndpointRequest = z
+  .strictObject({
+    url: z.string().min(1, 'must not be empty').max(2048, 'must be at most 2048 characters'),
+    events: z.array(z.enum(EVENT_TYPES)).min(1, 'must name at least one event type').optional(),
+  })
+  .meta({ id: 'WebhookEndpointRequest' });
+
+export const WebhookEndpoint = z
+  .object({
+    id: z.string(),
+    url: z.string(),
+    events: z.array(z.enum(EVENT_TYPES)).optional(),
+    createdAt: z.iso.datetime(),
+    disabled: z.boolean(),
+    disabledAt: z.iso.datetime().optional(),
+    disabledReason: z.string().optional(),
+  })
+  .meta({ id: 'WebhookEndpoint' });
+export type WebhookEndpoint = z.output<typeof WebhookEndpoint>;
+
+export const WebhookEndpointList = z
+  .object({ endpoints: z.array(WebhookEndpoint) })
+  .meta({ id: 'WebhookEndpointList' });
+
+export const WebhookSecret = z
+  .object({
+    secret: z.string().meta({ example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }),
+    previousExpiresAt: z.iso.datetime().optional(),
+  })
+  .meta({ id: 'WebhookSecret' });
+
+export const DeliveryAttempt = z.object({
+  attempt: z.int(),
+  at: z.iso.datetime(),
+  status: z.int().optional().meta({ description: 'HTTP status the receiver answered' }),
+  latencyMs: z.number(),
+  error: z.string().optional(),
+  manual: z.boolean().optional(),
+});
+
+export const EventDelivery = z.object({
+  target: z.string().meta({ description: 'An endpoint id, or "job" for the job\'s own webhook' }),
+  url: z.string(),
+  status: z.enum(['pending', 'retrying', 'succeeded', 'failed']),
+  attempts: z.array(DeliveryAttempt),
+  nextAttemptAt: z.iso.datetime().optional(),
+});
+
+export const EventView = z
+  .object({
+    id: z.string(),
+    type: z.enum(EVENT_TYPES),
+    timestamp: z.iso.datetime(),
+    data: z.record(z.string(), z.unknown()),
+    deliveries: z.array(EventDelivery),
+  })
+  .meta({ id: 'Event' });
+export type EventView = z.output<typeof EventView>;
+
+export const EventList = z
+  .object({ events: z.array(EventView), nextCursor: z.string().optional() })
+  .meta({ id: 'EventList' });
+
+export const EventListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.string().max(64).optional(),
+});
+
+export const Redelivery = z
+  .object({ event: z.string(), targets: z.array(z.string()) })
+  .meta({ id: 'Redelivery' });

@@ -2,9 +2,12 @@ import { type AwsClients, clients } from '../adapters/clients.ts';
 import { FrameStore } from '../adapters/frame-store.ts';
 import { JobStore } from '../adapters/job-store.ts';
 import { Queue } from '../adapters/queues.ts';
+import { WebhookStore } from '../adapters/webhook-store.ts';
 import { loadConfig } from '../config.ts';
 import type { EventMessage, EventRecord, PlanMessage } from '../core/model.ts';
+import { policyFromSettings } from '../core/webhooks/ssrf.ts';
 import { JobService } from './jobs.ts';
+import { WebhookService } from './webhooks.ts';
 
 /**
  * The process's services, each built at first use from the environment. A Lambda thus reads only the
@@ -52,6 +55,28 @@ export class Container {
     );
   }
 
+  get eventDlq(): Queue {
+    return this.once('eventDlq', () => new Queue(this.aws().sqs, loadConfig(['eventDlqUrl'], this.env).eventDlqUrl));
+  }
+
+  get hooksStore(): WebhookStore {
+    return this.once('hooksStore', () => new WebhookStore(this.aws().dynamo, loadConfig(['table'], this.env).table));
+  }
+
+  get webhooks(): WebhookService {
+    return this.once('webhooks', () => {
+      const self = this;
+      return new WebhookService({
+        jobs: this.store,
+        hooks: this.hooksStore,
+        policy: policyFromSettings(loadConfig(['webhookAllowLoopback', 'webhookAllowedHosts'], this.env)),
+        // Resolved at first use: only the delivery Lambda and redelivery need the queues.
+        eventQueue: { send: (body, delay) => self.eventQueue.send(body, delay) },
+        eventDlq: { send: (body, delay) => self.eventDlq.send(body, delay) },
+      });
+    });
+  }
+
   /** Puts recorded events on the event queue, for webhook delivery. */
   readonly publishEvents = async (events: readonly EventRecord[]): Promise<void> => {
     if (events.length === 0) return;
@@ -72,6 +97,7 @@ export class Container {
         sendPlan: (m: PlanMessage) => this.planQueue.send(JSON.stringify(m)),
         publishEvents: this.publishEvents,
         presign: (key) => this.frameStore.presignGet(key),
+        checkWebhookUrl: (url) => this.webhooks.checkUrl(url),
       });
     });
   }

@@ -55,11 +55,11 @@ export class JobService {
     if (body === undefined) throw invalid('body', 'a JSON job request is required');
     const request: JobRequest = parse(this.schema, body);
     if (!this.deps.models.includes(request.model)) {
-      throw invalid('model', `unknown model "${request.model}"; this stack runs: ${this.deps.models.join(', ')}`);
+      throw invalid('body.model', `unknown model "${request.model}"; this stack runs: ${this.deps.models.join(', ')}`);
     }
     if (request.webhook && this.deps.checkWebhookUrl) {
       const reason = await this.deps.checkWebhookUrl(request.webhook.url);
-      if (reason) throw invalid('webhook.url', reason);
+      if (reason) throw invalid('body.webhook.url', reason);
     }
     const id = newJobId(now.getTime());
     const job: JobRecord = {
@@ -169,6 +169,6 @@ export const encodeCursor = (position: string): string => Buffer.from(position, 
 
 export function decodeCursor(cursor: string): string {
   const position = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!/^(job_[0-9A-Z]{26}|\d{1,10})$/.test(position)) throw invalid('cursor', 'is not a cursor of this listing');
+  if (!/^((job|evt)_[0-9A-Z]{26}|\d{1,10})$/.test(position)) throw invalid('cursor', 'is not a cursor of this listing');
   return position;
 }

@@ -320,7 +320,7 @@ export class Worker {
     });
     if (outcome === 'recorded') {
       this.stats.framesSucceeded++;
-      if (event) await this.deps.publishEvents([event]);
+      await this.announce(job.id, event);
     } else if (outcome === 'duplicate') {
       this.stats.duplicates++;
     } else {
@@ -333,8 +333,15 @@ export class Worker {
     const { outcome, event } = await this.deps.store.frameFailed(job, { frame, seed, attempts, error: error.slice(0, 1000) });
     if (outcome === 'recorded') {
       this.stats.framesFailed++;
-      if (event) await this.deps.publishEvents([event]);
+      await this.announce(job.id, event);
     }
+  }
+
+  /** Publishes a frame's event, and a job.progress event when the frame completes a 10% step. */
+  private async announce(jobId: string, event: EventRecord | undefined): Promise<void> {
+    const progress = await this.deps.store.maybeProgress(jobId);
+    const events = [event, progress].filter((e): e is EventRecord => e !== undefined);
+    await this.deps.publishEvents(events);
   }
 
   /** A frame finished by an earlier delivery: announce it again in case that worker died before it could. */

@@ -7,9 +7,10 @@ import { client } from '../support/client.ts';
 let stack: LocalStack;
 let api: ReturnType<typeof client>;
 
-// No worker: these tests are about what the API accepts, refuses and writes.
+// No worker: these tests are about what the API accepts, refuses and writes. Loopback webhooks are
+// refused here, as in AWS.
 beforeAll(async () => {
-  stack = await startLocalStack({ withoutWorker: true });
+  stack = await startLocalStack({ withoutWorker: true, env: { FRAMECAST_WEBHOOK_ALLOW_LOOPBACK: '0' } });
   api = client(stack.url, stack.apiKey);
 });
 afterAll(() => stack?.stop());
@@ -157,6 +158,55 @@ describe('API keys and tenants', () => {
     expect((await b.listJobs()).body.jobs).toEqual([]);
     expect((await a.getJob(job.id)).body.status).toBe('queued');
     expect((await b.getJob('job_nonsense')).status).toBe(404);
+  });
+});
+
+describe('webhook URLs', () => {
+  const hostile: [string, RegExp][] = [
+    ['http://hooks.example.com/x', /not https/],
+    ['https://127.0.0.1/x', /loopback/],
+    ['https://localhost/x', /loopback|internal|qualified/],
+    ['https://2130706433/x', /loopback/],
+    ['https://0177.0.0.1/x', /loopback/],
+    ['https://0x7f000001/x', /loopback/],
+    ['https://127.1/x', /loopback/],
+    ['https://10.0.0.8/x', /private/],
+    ['https://172.16.4.4/x', /private/],
+    ['https://172.31.255.1/x', /private/],
+    ['https://192.168.1.1/x', /private/],
+    ['https://100.64.0.1/x', /shared/],
+    ['https://169.254.169.254/latest/meta-data/', /link-local/],
+    ['https://0.0.0.0/x', /unspecified/],
+    ['https://224.0.0.1/x', /multicast/],
+    ['https://255.255.255.255/x', /broadcast/],
+    ['https://[::1]/x', /loopback/],
+    ['https://[::]/x', /unspecified/],
+    ['https://[fc00::1]/x', /unique-local/],
+    ['https://[fd12:3456::1]/x', /unique-local/],
+    ['https://[fe80::1]/x', /link-local/],
+    ['https://[::ffff:127.0.0.1]/x', /loopback/],
+    ['https://[::ffff:a9fe:a9fe]/x', /link-local/],
+    ['https://[64:ff9b::a9fe:a9fe]/x', /link-local/],
+    ['https://[2002:7f00:1::]/x', /loopback/],
+    ['https://user:pass@hooks.example.com/x', /credentials/],
+    ['ftp://hooks.example.com/x', /not https/],
+    ['https://metadata/computeMetadata/v1/', /qualified|internal/],
+    ['not a url', /valid URL/],
+  ];
+
+  it.each(hostile)('refuses %s at registration with a 400 naming the field and the reason', async (url, reason) => {
+    const r = await api.call<{ error: { code: string; message: string; details: { field: string } } }>('POST', '/v1/webhooks', { url });
+    expect(r.status).toBe(400);
+    expect(r.body.error.details.field).toBe('body.url');
+    expect(r.body.error.message).toMatch(reason);
+  });
+
+  it('refuses a hostile job webhook too, and creates no job', async () => {
+    const fresh = client(stack.url, await stack.createApiKey('ssrf'));
+    const r = await fresh.createJob(body({ webhook: { url: 'https://169.254.169.254/latest' } }));
+    expect(r.status).toBe(400);
+    expect((r.body as unknown as { error: { message: string } }).error.message).toMatch(/^body\.webhook\.url: link-local/);
+    expect((await fresh.listJobs()).body.jobs).toEqual([]);
   });
 });
 
