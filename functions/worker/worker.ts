@@ -121,11 +121,13 @@ export class Worker {
       }
       let messages: ReceivedMessage[];
       try {
+        // Not aborted on stop: a long poll cut off mid-way may already have taken messages, which would
+        // then stay hidden until their visibility timeout. It ends within waitSeconds; what it brings
+        // is handed back below.
         messages = await queue.receive({
           max: prefetch - this.inFlight.size,
           waitSeconds: settings.waitSeconds,
           visibilitySeconds: settings.visibilitySeconds,
-          signal: this.stopController.signal,
         });
         errorBackoff = 500;
       } catch (err) {
@@ -135,6 +137,10 @@ export class Worker {
         errorBackoff = Math.min(errorBackoff * 2, 20_000);
         continue;
       }
+      if (this.stopping) {
+        await Promise.all(messages.map((m) => this.handBack(m)));
+        break;
+      }
       for (const message of messages) {
         this.stats.received++;
         const task = this.handle(message).finally(() => this.inFlight.delete(task));
@@ -142,6 +148,13 @@ export class Worker {
       }
     }
     await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async handBack(message: ReceivedMessage): Promise<void> {
+    this.stats.handedBack++;
+    await this.deps.queue.setVisibility(message.receiptHandle, 0).catch((err: unknown) => {
+      logger.warn('could not hand a chunk back; it returns after its visibility timeout', { error: err as Error });
+    });
   }
 
   /** Stops polling; chunks not yet started go back to the queue at once. */
@@ -170,8 +183,7 @@ export class Worker {
     try {
       const outcome = await this.processChunk(chunk, message);
       if (outcome === 'handed-back') {
-        this.stats.handedBack++;
-        await queue.setVisibility(message.receiptHandle, 0);
+        await this.handBack(message);
       } else {
         await queue.delete(message.receiptHandle);
       }
@@ -200,7 +212,7 @@ export class Worker {
     const storing: Promise<void>[] = [];
     let storeError: unknown;
     let handBack = false;
-    for (const frame of chunk.frames) {
+    for (const [index, frame] of chunk.frames.entries()) {
       if (frame < job.frames.start || frame > job.frames.end) continue;
       await this.slots.acquire();
       if (this.stopping) {
@@ -211,7 +223,7 @@ export class Worker {
       }
       const outcome = await this.generate(job, frame, message).finally(() => this.slots.release());
       if (outcome === 'job-ended') {
-        this.stats.framesSkipped++;
+        this.stats.framesSkipped += chunk.frames.length - index;
         break;
       }
       if (outcome !== 'skipped') {
