@@ -16,7 +16,12 @@ const usage = `usage:
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { tenant: { type: 'string' }, scopes: { type: 'string' }, name: { type: 'string' }, key: { type: 'string' } },
+  options: {
+    tenant: { type: 'string' },
+    scopes: { type: 'string' },
+    name: { type: 'string' },
+    key: { type: 'string' },
+  },
 });
 
 const app = new Container();
@@ -26,14 +31,17 @@ try {
       if (!values.tenant) throw new Error('--tenant is required');
       const scopes = (values.scopes ?? SCOPES.join(',')).split(',').map((s) => s.trim());
       const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
-      if (unknown.length > 0) throw new Error(`--scopes: unknown scope ${unknown.join(', ')}; known: ${SCOPES.join(', ')}`);
+      if (unknown.length > 0)
+        throw new Error(`--scopes: unknown scope ${unknown.join(', ')}; known: ${SCOPES.join(', ')}`);
       const key = await createApiKey(app.store, {
         tenant: values.tenant,
         scopes: scopes as Scope[],
         name: values.name ?? `created ${new Date().toISOString()}`,
       });
       console.log(key);
-      console.error(`API key for tenant "${values.tenant}" with ${scopes.join(', ')}. It is shown once; only its hash is stored.`);
+      console.error(
+        `API key for tenant "${values.tenant}" with ${scopes.join(', ')}. It is shown once; only its hash is stored.`,
+      );
       break;
     }
     case 'revoke-key': {

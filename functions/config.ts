@@ -46,10 +46,18 @@ export const SETTINGS = {
   models: z
     .string()
     .default('reference')
-    .transform((s) => [...new Set(['reference', ...s.split(',').map((m) => m.trim()).filter(Boolean)])]),
+    .transform((s) => [
+      ...new Set([
+        'reference',
+        ...s
+          .split(',')
+          .map((m) => m.trim())
+          .filter(Boolean),
+      ]),
+    ]),
   urlExpirySeconds: intFrom(3600, 60, 7 * 24 * 3600),
   chunkSize: intFrom(4, 1, 100),
-    // Below the frame queue's maxReceiveCount less one, so a chunk that keeps killing workers fails its
+  // Below the frame queue's maxReceiveCount less one, so a chunk that keeps killing workers fails its
   // frames on a last delivery instead of sitting in the DLQ with frames marked running.
   maxAttempts: intFrom(3, 1, 4),
   modelUrl: z.url().default('http://127.0.0.1:5000'),
@@ -63,7 +71,12 @@ export const SETTINGS = {
   webhookAllowedHosts: z
     .string()
     .default('')
-    .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
+    .transform((s) =>
+      s
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean),
+    ),
   production: z.string().min(1).default('local'),
 } satisfies Record<EnvKey, z.ZodType>;
 
@@ -81,7 +94,10 @@ export function loadConfig<K extends EnvKey>(
     const raw = env[name];
     const parsed = SETTINGS[key].safeParse(raw === '' && key !== 'webhookAllowLoopback' ? undefined : raw);
     if (parsed.success) (out as Record<string, unknown>)[key] = parsed.data;
-    else problems.push(raw === undefined ? `${name} is not set` : `${name} is invalid: ${parsed.error.issues[0]?.message}`);
+    else
+      problems.push(
+        raw === undefined ? `${name} is not set` : `${name} is invalid: ${parsed.error.issues[0]?.message}`,
+      );
   }
   if (problems.length > 0) throw new Error(`Framecast configuration: ${problems.join('; ')}`);
   return out as Pick<Settings, K>;

@@ -51,9 +51,24 @@ export interface QueueDefinition {
  * worker costs before another takes the chunk over.
  */
 export const QUEUES: Readonly<Record<QueueName, QueueDefinition>> = {
-  plan: { name: 'plan', visibilityTimeoutSeconds: 6 * 60, maxReceiveCount: 5, retentionSeconds: 4 * 24 * 3600 },
-  frame: { name: 'frame', visibilityTimeoutSeconds: 120, maxReceiveCount: 6, retentionSeconds: 14 * 24 * 3600 },
-  event: { name: 'event', visibilityTimeoutSeconds: 6 * 60, maxReceiveCount: 30, retentionSeconds: 4 * 24 * 3600 },
+  plan: {
+    name: 'plan',
+    visibilityTimeoutSeconds: 6 * 60,
+    maxReceiveCount: 5,
+    retentionSeconds: 4 * 24 * 3600,
+  },
+  frame: {
+    name: 'frame',
+    visibilityTimeoutSeconds: 120,
+    maxReceiveCount: 6,
+    retentionSeconds: 14 * 24 * 3600,
+  },
+  event: {
+    name: 'event',
+    visibilityTimeoutSeconds: 6 * 60,
+    maxReceiveCount: 30,
+    retentionSeconds: 4 * 24 * 3600,
+  },
 };
 
 /** Timeouts of the Lambdas that consume the plan and event queues (seconds). */

@@ -2,20 +2,28 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { Queue } from '../functions/adapters/queues.ts';
 import { lambdaContext } from './gateway.ts';
 
-type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined | void>;
+type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
 
 /**
  * Local mode's Lambda event source mapping: long-polls a queue, calls the handler with a batch in the
  * SQS event shape, and deletes the messages the handler did not report as failed (partial batch
  * responses). Failed messages come back after their visibility timeout, as in AWS.
  */
-export function pollQueue(queue: Queue, handler: SqsHandler, options: { name: string; timeoutMs: number; waitSeconds?: number }) {
+export function pollQueue(
+  queue: Queue,
+  handler: SqsHandler,
+  options: { name: string; timeoutMs: number; waitSeconds?: number },
+) {
   const stop = new AbortController();
   const running = (async () => {
     while (!stop.signal.aborted) {
       let messages: Awaited<ReturnType<Queue['receive']>>;
       try {
-        messages = await queue.receive({ max: 10, waitSeconds: options.waitSeconds ?? 5, signal: stop.signal });
+        messages = await queue.receive({
+          max: 10,
+          waitSeconds: options.waitSeconds ?? 5,
+          signal: stop.signal,
+        });
       } catch {
         if (stop.signal.aborted) break;
         await new Promise((r) => setTimeout(r, 500));

@@ -65,14 +65,22 @@ async function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
   return Buffer.concat(chunks);
 }
 
-function toEvent(req: IncomingMessage, url: URL, route: CompiledRoute, match: RegExpExecArray, body: Buffer): APIGatewayProxyEventV2 {
+function toEvent(
+  req: IncomingMessage,
+  url: URL,
+  route: CompiledRoute,
+  match: RegExpExecArray,
+  body: Buffer,
+): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) {
     if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
   }
   const query: Record<string, string> = {};
   for (const [k, v] of url.searchParams) query[k] = k in query ? `${query[k]},${v}` : v;
-  const pathParameters = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(match[i + 1] ?? '')]));
+  const pathParameters = Object.fromEntries(
+    route.names.map((n, i) => [n, decodeURIComponent(match[i + 1] ?? '')]),
+  );
   const text = body.toString('utf8');
   const isText = body.byteLength === 0 || Buffer.from(text, 'utf8').equals(body);
   const now = new Date();
@@ -112,7 +120,9 @@ function send(res: ServerResponse, result: APIGatewayProxyResultV2): void {
     res.writeHead(200, { 'content-type': 'application/json' }).end(result);
     return;
   }
-  const body = result.body ? Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8') : Buffer.alloc(0);
+  const body = result.body
+    ? Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8')
+    : Buffer.alloc(0);
   const headers: Record<string, string | number | boolean> = { ...(result.headers ?? {}) };
   res.writeHead(result.statusCode ?? 200, { ...headers, 'content-length': body.byteLength });
   res.end(body);
@@ -125,7 +135,9 @@ export interface Gateway {
 }
 
 /** Serves ROUTES on host:port; handler modules are loaded once, at start, as a Lambda would at cold start. */
-export async function startGateway(options: { port?: number; host?: string; root?: string } = {}): Promise<Gateway> {
+export async function startGateway(
+  options: { port?: number; host?: string; root?: string } = {},
+): Promise<Gateway> {
   const root = options.root ?? process.cwd();
   const routes = ROUTES.map(compile);
   const handlers = new Map<RouteDefinition, Handler>();

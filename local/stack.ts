@@ -1,5 +1,4 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { CONSUMER_TIMEOUT_SECONDS } from '../lib/definitions.ts';
 import { clearKeyCache } from '../functions/api/http.ts';
 import { CONSUMERS } from '../functions/api/routes.ts';
 import { ENV } from '../functions/config.ts';
@@ -9,8 +8,9 @@ import { createApiKey } from '../functions/services/api-keys.ts';
 import { Container } from '../functions/services/container.ts';
 import { createWorker } from '../functions/worker/create.ts';
 import type { Worker, WorkerSettings } from '../functions/worker/worker.ts';
-import { pollQueue } from './event-source.ts';
+import { CONSUMER_TIMEOUT_SECONDS } from '../lib/definitions.ts';
 import { startEmulators } from './emulators.ts';
+import { pollQueue } from './event-source.ts';
 import { startGateway } from './gateway.ts';
 
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
@@ -54,7 +54,8 @@ export interface LocalStack {
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const cleanup: (() => Promise<void>)[] = [];
   const stop = async () => {
-    for (const step of cleanup.reverse()) await step().catch((err: unknown) => console.error('stop failed', err));
+    for (const step of cleanup.reverse())
+      await step().catch((err: unknown) => console.error('stop failed', err));
     cleanup.length = 0;
   };
   try {

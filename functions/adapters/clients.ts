@@ -20,7 +20,10 @@ export function createClients(): AwsClients {
   });
   // WHEN_REQUIRED: a presigned URL must not carry the checksum of an empty body, or real S3 refuses
   // uploads to it; and a streamed PutObject must not use aws-chunked framing that emulators store raw.
-  const s3 = new S3Client({ requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  const s3 = new S3Client({
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
   const sqs = new SQSClient({ maxAttempts: 5 });
   return { dynamo, s3, sqs };
 }

@@ -16,7 +16,11 @@ export class FrameStore {
    * Uploads a frame. lib-storage streams it (multipart above 5 MB, so an 8K EXR-sized PNG never needs
    * to sit in one request), and the SHA-256 recorded for the frame travels as object metadata.
    */
-  async putFrame(key: string, png: Uint8Array, metadata: Record<string, string> = {}): Promise<{ sha256: string; size: number }> {
+  async putFrame(
+    key: string,
+    png: Uint8Array,
+    metadata: Record<string, string> = {},
+  ): Promise<{ sha256: string; size: number }> {
     const sha256 = createHash('sha256').update(png).digest('hex');
     await this.put(key, png, 'image/png', { ...metadata, sha256 });
     return { sha256, size: png.byteLength };
@@ -26,7 +30,12 @@ export class FrameStore {
     await this.put(key, Buffer.from(JSON.stringify(value, null, 2)), 'application/json', {});
   }
 
-  private async put(key: string, body: Uint8Array, contentType: string, metadata: Record<string, string>): Promise<void> {
+  private async put(
+    key: string,
+    body: Uint8Array,
+    contentType: string,
+    metadata: Record<string, string>,
+  ): Promise<void> {
     await new Upload({
       client: this.s3,
       params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, Metadata: metadata },
@@ -40,7 +49,10 @@ export class FrameStore {
   }
 
   /** A GET URL for one object, expiring after `expiresIn` seconds, never later than the configured bound. */
-  async presignGet(key: string, expiresIn = this.maxUrlExpirySeconds): Promise<{ url: string; expiresAt: Date }> {
+  async presignGet(
+    key: string,
+    expiresIn = this.maxUrlExpirySeconds,
+  ): Promise<{ url: string; expiresAt: Date }> {
     const seconds = Math.max(1, Math.min(expiresIn, this.maxUrlExpirySeconds));
     const fileName = key.slice(key.lastIndexOf('/') + 1);
     const url = await getSignedUrl(

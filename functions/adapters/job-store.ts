@@ -65,7 +65,9 @@ function cancellationReasons(err: unknown): string[] | undefined {
 }
 
 export type CreateJobResult = { job: JobRecord; created: boolean };
-export type StartFrameResult = { started: true; attempts: number } | { started: false; reason: 'done' | 'job-ended' };
+export type StartFrameResult =
+  | { started: true; attempts: number }
+  | { started: false; reason: 'done' | 'job-ended' };
 export type FinishFrameResult = 'recorded' | 'duplicate' | 'job-ended';
 
 export interface ListJobsQuery {
@@ -95,7 +97,9 @@ export class JobStore {
   }
 
   async getApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
-    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: { pk: `KEY#${hash}`, sk: 'KEY' } }));
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.table, Key: { pk: `KEY#${hash}`, sk: 'KEY' } }),
+    );
     return Item ? strip<ApiKeyRecord>(Item) : undefined;
   }
 
@@ -129,7 +133,11 @@ export class JobStore {
     };
     if (!idempotencyKeyHash) {
       await this.db.send(
-        new PutCommand({ TableName: this.table, Item: jobItem, ConditionExpression: 'attribute_not_exists(pk)' }),
+        new PutCommand({
+          TableName: this.table,
+          Item: jobItem,
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
       );
       return { job, created: true };
     }
@@ -153,7 +161,13 @@ export class JobStore {
                   ExpressionAttributeValues: { ':now': Math.floor(now.getTime() / 1000) },
                 },
               },
-              { Put: { TableName: this.table, Item: jobItem, ConditionExpression: 'attribute_not_exists(pk)' } },
+              {
+                Put: {
+                  TableName: this.table,
+                  Item: jobItem,
+                  ConditionExpression: 'attribute_not_exists(pk)',
+                },
+              },
             ],
           }),
         );
@@ -164,7 +178,9 @@ export class JobStore {
         if (reasons[0] !== 'ConditionalCheckFailed' && !reasons.includes('TransactionConflict')) throw err;
       }
       // Another request holds the key (or is writing it right now): answer with its job.
-      const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: idemKey, ConsistentRead: true }));
+      const { Item } = await this.db.send(
+        new GetCommand({ TableName: this.table, Key: idemKey, ConsistentRead: true }),
+      );
       if (!Item) continue;
       if (Item.requestHash !== job.requestHash) {
         throw new FramecastError(
@@ -180,7 +196,9 @@ export class JobStore {
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
-    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: jobKey(id), ConsistentRead: true }));
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.table, Key: jobKey(id), ConsistentRead: true }),
+    );
     return Item ? toJob(Item) : undefined;
   }
 
@@ -226,7 +244,8 @@ export class JobStore {
           TableName: this.table,
           Key: jobKey(jobId),
           UpdateExpression: 'SET plannedUpTo = :upTo',
-          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(plannedUpTo) OR plannedUpTo < :upTo)',
+          ConditionExpression:
+            'attribute_exists(pk) AND (attribute_not_exists(plannedUpTo) OR plannedUpTo < :upTo)',
           ExpressionAttributeValues: { ':upTo': upTo },
         }),
       );
@@ -250,7 +269,11 @@ export class JobStore {
                 UpdateExpression: 'SET #status = :running, startedAt = :now',
                 ConditionExpression: '#status = :queued',
                 ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: { ':running': 'running', ':queued': 'queued', ':now': started.startedAt },
+                ExpressionAttributeValues: {
+                  ':running': 'running',
+                  ':queued': 'queued',
+                  ':now': started.startedAt,
+                },
               },
             },
             this.putEvent(event),
@@ -274,7 +297,10 @@ export class JobStore {
       if (!job) throw new FramecastError('not_found', 'job was not found');
       if (job.status === 'canceled') return { job };
       if (!jobStatusesBefore('canceled').includes(job.status)) {
-        throw new FramecastError('conflict', `job has already ${job.status}; only a queued or running job can be canceled`);
+        throw new FramecastError(
+          'conflict',
+          `job has already ${job.status}; only a queued or running job can be canceled`,
+        );
       }
       const canceled = frameCount(job.frames) - job.succeeded - job.failed;
       const done: JobRecord = { ...job, status: 'canceled', canceled, finishedAt: nowIso(now) };
@@ -301,13 +327,14 @@ export class JobStore {
                 },
               },
               this.putEvent(event),
-              ],
-            }),
-          );
-          return { job: done, event };
+            ],
+          }),
+        );
+        return { job: done, event };
       } catch (err) {
         const reasons = cancellationReasons(err);
-        if (!reasons || !(reasons[0] === 'ConditionalCheckFailed' || reasons.includes('TransactionConflict'))) throw err;
+        if (!reasons || !(reasons[0] === 'ConditionalCheckFailed' || reasons.includes('TransactionConflict')))
+          throw err;
       }
     }
     throw new FramecastError('conflict', 'job is changing too fast to cancel; retry');
@@ -509,7 +536,10 @@ export class JobStore {
    * Moves a job whose frames are all finished to succeeded or failed, with its event, exactly once.
    * Safe to call after every frame and on every redelivery: only the call that makes the move gets the event.
    */
-  async finalizeIfDone(jobId: string, now = new Date()): Promise<{ job: JobRecord; event?: EventRecord } | undefined> {
+  async finalizeIfDone(
+    jobId: string,
+    now = new Date(),
+  ): Promise<{ job: JobRecord; event?: EventRecord } | undefined> {
     const job = await this.getJob(jobId);
     if (!job) return undefined;
     const to = finalStatus({ total: frameCount(job.frames), ...job });
@@ -536,7 +566,8 @@ export class JobStore {
       );
       return { job: done, event };
     } catch (err) {
-      if (cancellationReasons(err)?.[0] === 'ConditionalCheckFailed') return { job: (await this.getJob(jobId)) ?? job };
+      if (cancellationReasons(err)?.[0] === 'ConditionalCheckFailed')
+        return { job: (await this.getJob(jobId)) ?? job };
       throw err;
     }
   }
@@ -544,7 +575,9 @@ export class JobStore {
   // ---- events -----------------------------------------------------------------------------------------
 
   async getEvent(id: string): Promise<EventRecord | undefined> {
-    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: eventKey(id), ConsistentRead: true }));
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.table, Key: eventKey(id), ConsistentRead: true }),
+    );
     return Item ? strip<EventRecord>(Item) : undefined;
   }
 
@@ -580,7 +613,7 @@ export class JobStore {
    */
   async maybeProgress(jobId: string, now = new Date()): Promise<EventRecord | undefined> {
     const job = await this.getJob(jobId);
-    if (!job || job.status !== 'running') return undefined;
+    if (job?.status !== 'running') return undefined;
     const total = frameCount(job.frames);
     const step = Math.floor(((job.succeeded + job.failed) * 10) / total);
     const last = (job as JobRecord & { progressStep?: number }).progressStep ?? 0;

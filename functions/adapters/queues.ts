@@ -26,14 +26,20 @@ export class Queue {
   /** Sends every body, ten to a request; entries SQS refuses for a passing reason are sent again. */
   async sendAll(bodies: readonly string[], delaySeconds?: number): Promise<void> {
     for (let i = 0; i < bodies.length; i += 10) {
-      let pending = bodies.slice(i, i + 10).map((body, n) => ({ Id: String(n), MessageBody: body, DelaySeconds: delaySeconds }));
+      let pending = bodies
+        .slice(i, i + 10)
+        .map((body, n) => ({ Id: String(n), MessageBody: body, DelaySeconds: delaySeconds }));
       for (let attempt = 0; pending.length > 0; attempt++) {
-        const out = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.url, Entries: pending }));
+        const out = await this.sqs.send(
+          new SendMessageBatchCommand({ QueueUrl: this.url, Entries: pending }),
+        );
         const failed = out.Failed ?? [];
         if (failed.length === 0) break;
         const fatal = failed.find((f) => f.SenderFault);
         if (fatal || attempt >= 5) {
-          throw new Error(`SQS refused ${failed.length} message(s): ${(fatal ?? failed[0])?.Code ?? 'unknown'}`);
+          throw new Error(
+            `SQS refused ${failed.length} message(s): ${(fatal ?? failed[0])?.Code ?? 'unknown'}`,
+          );
         }
         const retry = new Set(failed.map((f) => f.Id));
         pending = pending.filter((e) => retry.has(e.Id));
@@ -90,7 +96,11 @@ export class Queue {
 
   async setVisibility(receiptHandle: string, seconds: number): Promise<void> {
     await this.sqs.send(
-      new ChangeMessageVisibilityCommand({ QueueUrl: this.url, ReceiptHandle: receiptHandle, VisibilityTimeout: seconds }),
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: this.url,
+        ReceiptHandle: receiptHandle,
+        VisibilityTimeout: seconds,
+      }),
     );
   }
 }

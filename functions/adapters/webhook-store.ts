@@ -84,7 +84,11 @@ export class WebhookStore {
 
   async getEndpoint(tenant: string, id: string): Promise<EndpointRecord | undefined> {
     const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: { pk: tenantPk(tenant), sk: `ENDPOINT#${id}` }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: tenantPk(tenant), sk: `ENDPOINT#${id}` },
+        ConsistentRead: true,
+      }),
     );
     return Item ? strip<EndpointRecord>(Item) : undefined;
   }
@@ -143,7 +147,11 @@ export class WebhookStore {
 
   async getSecrets(tenant: string): Promise<SecretsRecord | undefined> {
     const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: { pk: tenantPk(tenant), sk: 'WEBHOOK_SECRET' }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: tenantPk(tenant), sk: 'WEBHOOK_SECRET' },
+        ConsistentRead: true,
+      }),
     );
     return Item ? strip<SecretsRecord>(Item) : undefined;
   }
@@ -166,13 +174,20 @@ export class WebhookStore {
   }
 
   /** The new secret signs from now on; the old one too, until `previousExpiresAt`. */
-  async rotateSecrets(tenant: string, was: string, next: string, previousExpiresAt: Date, now: Date): Promise<boolean> {
+  async rotateSecrets(
+    tenant: string,
+    was: string,
+    next: string,
+    previousExpiresAt: Date,
+    now: Date,
+  ): Promise<boolean> {
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: tenantPk(tenant), sk: 'WEBHOOK_SECRET' },
-          UpdateExpression: 'SET #current = :next, previous = :was, previousExpiresAt = :exp, rotatedAt = :now',
+          UpdateExpression:
+            'SET #current = :next, previous = :was, previousExpiresAt = :exp, rotatedAt = :now',
           ConditionExpression: '#current = :was',
           ExpressionAttributeNames: { '#current': 'current' },
           ExpressionAttributeValues: {

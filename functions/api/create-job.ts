@@ -3,7 +3,11 @@ import { route } from './http.ts';
 
 /** POST /v1/jobs: accept a shot. 202 with the job; a replayed Idempotency-Key answers with the first job. */
 export const handler = route({ scope: 'jobs:write', keys: () => container().store }, async (req) => {
-  const { job, created } = await container().jobs.create(req.caller.tenant, req.body, req.headers['idempotency-key']);
+  const { job, created } = await container().jobs.create(
+    req.caller.tenant,
+    req.body,
+    req.headers['idempotency-key'],
+  );
   return {
     status: 202,
     body: job,

@@ -41,7 +41,11 @@ export interface KeyLookup {
 
 export const hashApiKey = (key: string): string => createHash('sha256').update(key, 'utf8').digest('hex');
 
-const json = (status: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResultV2 => ({
+const json = (
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): APIGatewayProxyResultV2 => ({
   statusCode: status,
   headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
   body: JSON.stringify(body),
@@ -78,7 +82,9 @@ function readBody(event: APIGatewayProxyEventV2): unknown {
   if (event.body === undefined || event.body === null || event.body === '') return undefined;
   const raw = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
   if (raw.byteLength > MAX_BODY_BYTES) {
-    throw new FramecastError('payload_too_large', `body: must be at most ${MAX_BODY_BYTES} bytes`, { field: 'body' });
+    throw new FramecastError('payload_too_large', `body: must be at most ${MAX_BODY_BYTES} bytes`, {
+      field: 'body',
+    });
   }
   const type = event.headers?.['content-type'];
   if (type && !/^application\/(.+\+)?json\b/i.test(type)) {
@@ -89,7 +95,9 @@ function readBody(event: APIGatewayProxyEventV2): unknown {
   try {
     return JSON.parse(raw.toString('utf8'));
   } catch (err) {
-    throw new FramecastError('invalid_json', `body: is not valid JSON (${(err as Error).message})`, { field: 'body' });
+    throw new FramecastError('invalid_json', `body: is not valid JSON (${(err as Error).message})`, {
+      field: 'body',
+    });
   }
 }
 
@@ -105,7 +113,10 @@ const errorMapper = (): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyRes
       return;
     }
     logger.error('unexpected error', { requestId, error: err as Error });
-    request.response = json(500, errorBody('internal', `internal error; request id ${requestId}`, { requestId }));
+    request.response = json(
+      500,
+      errorBody('internal', `internal error; request id ${requestId}`, { requestId }),
+    );
   },
 });
 
@@ -138,7 +149,8 @@ export function route(options: RouteOptions, fn: (req: ApiRequest) => Promise<Ap
       headers,
       requestId: context.awsRequestId,
     });
-    if (result.status === 204) return { statusCode: 204, headers: { 'cache-control': 'no-store', ...result.headers } };
+    if (result.status === 204)
+      return { statusCode: 204, headers: { 'cache-control': 'no-store', ...result.headers } };
     return json(result.status, result.body, result.headers);
   };
   return middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>().use(errorMapper()).handler(core);

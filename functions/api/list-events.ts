@@ -6,5 +6,9 @@ import { route } from './http.ts';
 /** GET /v1/jobs/{id}/events: the job's events with their delivery attempts. */
 export const handler = route({ scope: 'jobs:read', keys: () => container().store }, async (req) => ({
   status: 200,
-  body: await container().webhooks.listJobEvents(req.caller.tenant, req.path.id ?? '', parse(EventListQuery, req.query, 'query')),
+  body: await container().webhooks.listJobEvents(
+    req.caller.tenant,
+    req.path.id ?? '',
+    parse(EventListQuery, req.query, 'query'),
+  ),
 }));

@@ -29,7 +29,12 @@ const REF = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 function component(components: Json, name: string, schema: z.ZodType, io: 'input' | 'output'): Json {
   const doc = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Json;
   const text = JSON.stringify(doc).replaceAll('"#/$defs/', '"#/components/schemas/');
-  const { $defs, $schema: _schema, $ref, ...rest } = JSON.parse(text) as Json & { $defs?: Json; $ref?: string };
+  const {
+    $defs,
+    $schema: _schema,
+    $ref,
+    ...rest
+  } = JSON.parse(text) as Json & { $defs?: Json; $ref?: string };
   for (const [k, v] of Object.entries($defs ?? {})) components[k] ??= v;
   if (!$ref) components[name] = rest;
   return REF(name);
@@ -56,7 +61,12 @@ const ERROR_TEXT: Record<number, string> = {
   503: 'Temporarily unavailable; retry',
 };
 
-const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^job_[0-9A-Z]{26}$' } };
+const idParam = {
+  name: 'id',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^job_[0-9A-Z]{26}$' },
+};
 
 export function openApiDocument(options: { frameLimit?: number; serverUrl?: string } = {}): Json {
   const components: Json = {};
@@ -74,7 +84,10 @@ export function openApiDocument(options: { frameLimit?: number; serverUrl?: stri
   const frameQuery = z.toJSONSchema(FrameListQuery, { io: 'input', unrepresentable: 'any' }) as {
     properties: Record<string, Json>;
   };
-  const json = (schema: Json, description: string) => ({ description, content: { 'application/json': { schema } } });
+  const json = (schema: Json, description: string) => ({
+    description,
+    content: { 'application/json': { schema } },
+  });
 
   const paths: Record<string, Record<string, Json>> = {
     '/v1/jobs': {
@@ -91,7 +104,10 @@ export function openApiDocument(options: { frameLimit?: number; serverUrl?: stri
           },
         ],
         requestBody: { required: true, content: { 'application/json': { schema: jobRequest } } },
-        responses: { '202': json(job, 'Accepted; frames are generated in the background'), ...errorResponses(400, 401, 403, 413, 415, 422, 429, 503) },
+        responses: {
+          '202': json(job, 'Accepted; frames are generated in the background'),
+          ...errorResponses(400, 401, 403, 413, 415, 422, 429, 503),
+        },
       },
       get: {
         operationId: 'listJobs',
@@ -142,15 +158,28 @@ export function openApiDocument(options: { frameLimit?: number; serverUrl?: stri
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
           { name: 'cursor', in: 'query', schema: { type: 'string' } },
         ],
-        responses: { '200': json(eventList, 'A page of events, oldest first'), ...errorResponses(400, 401, 403, 404, 429) },
+        responses: {
+          '200': json(eventList, 'A page of events, oldest first'),
+          ...errorResponses(400, 401, 403, 404, 429),
+        },
       },
     },
     '/v1/events/{id}/redeliver': {
       post: {
         operationId: 'redeliverEvent',
         summary: 'Send an event again to its targets (one attempt each)',
-        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^evt_[0-9A-Z]{26}$' } }],
-        responses: { '202': json(redelivery, 'Queued for delivery'), ...errorResponses(401, 403, 404, 409, 429) },
+        parameters: [
+          {
+            name: 'id',
+            in: 'path',
+            required: true,
+            schema: { type: 'string', pattern: '^evt_[0-9A-Z]{26}$' },
+          },
+        ],
+        responses: {
+          '202': json(redelivery, 'Queued for delivery'),
+          ...errorResponses(401, 403, 404, 409, 429),
+        },
       },
     },
     '/v1/webhooks': {
@@ -158,7 +187,10 @@ export function openApiDocument(options: { frameLimit?: number; serverUrl?: stri
         operationId: 'createWebhookEndpoint',
         summary: 'Register a webhook endpoint for the tenant’s events',
         requestBody: { required: true, content: { 'application/json': { schema: endpointRequest } } },
-        responses: { '201': json(endpoint, 'The endpoint'), ...errorResponses(400, 401, 403, 409, 413, 415, 429) },
+        responses: {
+          '201': json(endpoint, 'The endpoint'),
+          ...errorResponses(400, 401, 403, 409, 413, 415, 429),
+        },
       },
       get: {
         operationId: 'listWebhookEndpoints',

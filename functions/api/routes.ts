@@ -29,7 +29,13 @@ export const ROUTES: readonly RouteDefinition[] = [
     // The table is read for the job's webhook URL check too; DNS is resolved for it (SSRF policy).
     access: { table: 'readWrite', queues: ['plan'] },
   },
-  { method: 'GET', path: '/v1/jobs', entry: 'functions/api/list-jobs.ts', scope: 'jobs:read', access: { table: 'read' } },
+  {
+    method: 'GET',
+    path: '/v1/jobs',
+    entry: 'functions/api/list-jobs.ts',
+    scope: 'jobs:read',
+    access: { table: 'read' },
+  },
   {
     method: 'GET',
     path: '/v1/jobs/{id}',

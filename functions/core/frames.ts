@@ -14,7 +14,8 @@ export const frameCount = (r: FrameRange): number => r.end - r.start + 1;
  * A generator: a 10,000-frame shot is planned without building every chunk at once.
  */
 export function* planChunks(r: FrameRange, chunkSize: number, from = r.start): Generator<number[]> {
-  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError('chunkSize must be a positive integer');
+  if (!Number.isInteger(chunkSize) || chunkSize < 1)
+    throw new RangeError('chunkSize must be a positive integer');
   for (let first = Math.max(from, r.start); first <= r.end; first += chunkSize) {
     const last = Math.min(first + chunkSize - 1, r.end);
     yield Array.from({ length: last - first + 1 }, (_, i) => first + i);
@@ -38,7 +39,8 @@ export function randomSeed(random: () => number = Math.random): number {
 export const frameFileName = (shot: string, frame: number): string =>
   `${shot}.${String(frame).padStart(4, '0')}.png`;
 
-export const jobPrefix = (tenant: string, shot: string, jobId: string): string => `${tenant}/${shot}/${jobId}/`;
+export const jobPrefix = (tenant: string, shot: string, jobId: string): string =>
+  `${tenant}/${shot}/${jobId}/`;
 
 export const frameKey = (tenant: string, shot: string, jobId: string, frame: number): string =>
   jobPrefix(tenant, shot, jobId) + frameFileName(shot, frame);

@@ -47,7 +47,10 @@ export const FrameRange = z
   .refine((r) => r.end >= r.start, { message: 'must not be before frames.start', path: ['end'] })
   .meta({ description: 'Inclusive frame range', example: { start: 1001, end: 1048 } });
 
-export const Seed = z.int().min(0, 'must be 0 or more').max(UINT32_MAX, 'must fit in 32 bits (at most 4294967295)');
+export const Seed = z
+  .int()
+  .min(0, 'must be 0 or more')
+  .max(UINT32_MAX, 'must fit in 32 bits (at most 4294967295)');
 
 export const WebhookTarget = z.strictObject({
   url: z.string().min(1).max(2048),
@@ -56,7 +59,10 @@ export const WebhookTarget = z.strictObject({
 
 export const Params = z
   .record(z.string(), z.json())
-  .refine((p) => Buffer.byteLength(JSON.stringify(p)) <= MAX_PARAMS_BYTES, `must be at most ${MAX_PARAMS_BYTES} bytes of JSON`)
+  .refine(
+    (p) => Buffer.byteLength(JSON.stringify(p)) <= MAX_PARAMS_BYTES,
+    `must be at most ${MAX_PARAMS_BYTES} bytes of JSON`,
+  )
   .meta({ description: 'Model-specific inputs passed to the model as they are' });
 
 /** The job request. Strict: unknown fields are refused. `frameLimit` is the stack's configured limit. */
@@ -66,7 +72,10 @@ export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
       shot: Shot,
       prompt: z.string().min(1, 'must not be empty').max(4000, 'must be at most 4000 characters'),
       negativePrompt: z.string().max(4000, 'must be at most 4000 characters').optional(),
-      model: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be a model name').default('reference'),
+      model: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be a model name')
+        .default('reference'),
       width: Dimension.default(1024),
       height: Dimension.default(576),
       frames: FrameRange.refine((r) => r.end - r.start + 1 <= frameLimit, {

@@ -30,7 +30,10 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
       );
       logger.info('plan processed', { jobId: message.jobId, outcome });
     } catch (err) {
-      logger.error('fan-out failed; the message will be retried', { jobId: message.jobId, error: err as Error });
+      logger.error('fan-out failed; the message will be retried', {
+        jobId: message.jobId,
+        error: err as Error,
+      });
       batchItemFailures.push({ itemIdentifier: record.messageId });
     }
   }

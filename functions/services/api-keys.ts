@@ -15,7 +15,8 @@ export async function createApiKey(
     throw new Error('tenant must be 1 to 63 lowercase letters, digits or "-"');
   }
   const key = options.key ?? `fc_${randomBytes(32).toString('base64url')}`;
-  if (!/^fc_[A-Za-z0-9_-]{16,128}$/.test(key)) throw new Error('an API key is fc_ and 16 to 128 URL-safe characters');
+  if (!/^fc_[A-Za-z0-9_-]{16,128}$/.test(key))
+    throw new Error('an API key is fc_ and 16 to 128 URL-safe characters');
   await store.putApiKey({
     hash: hashApiKey(key),
     tenant: options.tenant,

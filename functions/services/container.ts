@@ -38,7 +38,10 @@ export class Container {
   }
 
   get planQueue(): Queue {
-    return this.once('planQueue', () => new Queue(this.aws().sqs, loadConfig(['planQueueUrl'], this.env).planQueueUrl));
+    return this.once(
+      'planQueue',
+      () => new Queue(this.aws().sqs, loadConfig(['planQueueUrl'], this.env).planQueueUrl),
+    );
   }
 
   get frameQueue(): Queue {
@@ -56,11 +59,17 @@ export class Container {
   }
 
   get eventDlq(): Queue {
-    return this.once('eventDlq', () => new Queue(this.aws().sqs, loadConfig(['eventDlqUrl'], this.env).eventDlqUrl));
+    return this.once(
+      'eventDlq',
+      () => new Queue(this.aws().sqs, loadConfig(['eventDlqUrl'], this.env).eventDlqUrl),
+    );
   }
 
   get hooksStore(): WebhookStore {
-    return this.once('hooksStore', () => new WebhookStore(this.aws().dynamo, loadConfig(['table'], this.env).table));
+    return this.once(
+      'hooksStore',
+      () => new WebhookStore(this.aws().dynamo, loadConfig(['table'], this.env).table),
+    );
   }
 
   get webhooks(): WebhookService {

@@ -4,7 +4,7 @@ import { FramecastError, invalid, notFound } from '../core/errors.ts';
 import { frameSeed, jobPrefix, randomSeed } from '../core/frames.ts';
 import { newJobId } from '../core/ids.ts';
 import type { EventRecord, JobRecord, PlanMessage } from '../core/model.ts';
-import { type FrameResponse, type JobRequest, jobRequestSchema, type JobStatus } from '../core/schemas.ts';
+import { type FrameResponse, type JobRequest, type JobStatus, jobRequestSchema } from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
 import { toFrameResponse, toJobResponse } from '../core/views.ts';
 import { logger } from '../logger.ts';
@@ -55,7 +55,10 @@ export class JobService {
     if (body === undefined) throw invalid('body', 'a JSON job request is required');
     const request: JobRequest = parse(this.schema, body);
     if (!this.deps.models.includes(request.model)) {
-      throw invalid('body.model', `unknown model "${request.model}"; this stack runs: ${this.deps.models.join(', ')}`);
+      throw invalid(
+        'body.model',
+        `unknown model "${request.model}"; this stack runs: ${this.deps.models.join(', ')}`,
+      );
     }
     if (request.webhook && this.deps.checkWebhookUrl) {
       const reason = await this.deps.checkWebhookUrl(request.webhook.url);
@@ -140,7 +143,8 @@ export class JobService {
   async frames(tenant: string, id: string, q: { limit: number; cursor?: string }) {
     const job = await this.get(tenant, id);
     const from = q.cursor === undefined ? job.frames.start : Number(decodeCursor(q.cursor));
-    if (!Number.isInteger(from) || from < job.frames.start) throw invalid('cursor', 'is not a cursor of this listing');
+    if (!Number.isInteger(from) || from < job.frames.start)
+      throw invalid('cursor', 'is not a cursor of this listing');
     const to = Math.min(job.frames.end, from + q.limit - 1);
     const stored = from > to ? [] : await this.deps.store.listFrames(id, from, to);
     const byNumber = new Map(stored.map((f) => [f.frame, f]));
@@ -149,7 +153,12 @@ export class JobService {
       const record = byNumber.get(n);
       if (!record) {
         const status = job.status === 'canceled' || job.status === 'failed' ? 'canceled' : 'pending';
-        frames.push({ frame: n, status, seed: frameSeed(job.seed, job.seedMode, n, job.frames.start), attempts: 0 });
+        frames.push({
+          frame: n,
+          status,
+          seed: frameSeed(job.seed, job.seedMode, n, job.frames.start),
+          attempts: 0,
+        });
         continue;
       }
       const view = toFrameResponse(record);
@@ -169,6 +178,7 @@ export const encodeCursor = (position: string): string => Buffer.from(position, 
 
 export function decodeCursor(cursor: string): string {
   const position = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!/^((job|evt)_[0-9A-Z]{26}|\d{1,10})$/.test(position)) throw invalid('cursor', 'is not a cursor of this listing');
+  if (!/^((job|evt)_[0-9A-Z]{26}|\d{1,10})$/.test(position))
+    throw invalid('cursor', 'is not a cursor of this listing');
   return position;
 }

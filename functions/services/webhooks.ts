@@ -4,11 +4,16 @@ import type { DeliveryRecord, EndpointRecord, WebhookStore } from '../adapters/w
 import { FramecastError, notFound } from '../core/errors.ts';
 import { isEventId, newEndpointId } from '../core/ids.ts';
 import type { EventMessage, EventRecord } from '../core/model.ts';
-import { type EventView, WebhookEndpointRequest, type WebhookEndpoint } from '../core/schemas.ts';
+import { type EventView, type WebhookEndpoint, WebhookEndpointRequest } from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
 import { nextAttemptDelay } from '../core/webhooks/schedule.ts';
 import { generateSecret, sign } from '../core/webhooks/signing.ts';
-import { type Lookup, requireDeliverableUrl, resolveAndCheck, type WebhookPolicy } from '../core/webhooks/ssrf.ts';
+import {
+  type Lookup,
+  requireDeliverableUrl,
+  resolveAndCheck,
+  type WebhookPolicy,
+} from '../core/webhooks/ssrf.ts';
 import { logger } from '../logger.ts';
 import { sendWebhook } from '../webhooks/send.ts';
 import { decodeCursor, encodeCursor } from './jobs.ts';
@@ -77,7 +82,8 @@ export class WebhookService {
     const request = parse(WebhookEndpointRequest, body);
     await requireDeliverableUrl('body.url', request.url, this.deps.policy, this.deps.lookup);
     const existing = await this.deps.hooks.listEndpoints(tenant);
-    if (existing.length >= 20) throw new FramecastError('conflict', 'a tenant may register at most 20 webhook endpoints');
+    if (existing.length >= 20)
+      throw new FramecastError('conflict', 'a tenant may register at most 20 webhook endpoints');
     const endpoint: EndpointRecord = {
       id: newEndpointId(),
       tenant,
@@ -100,7 +106,9 @@ export class WebhookService {
   }
 
   async secret(tenant: string): Promise<{ secret: string }> {
-    const stored = (await this.deps.hooks.getSecrets(tenant)) ?? (await this.deps.hooks.createSecrets(tenant, generateSecret()));
+    const stored =
+      (await this.deps.hooks.getSecrets(tenant)) ??
+      (await this.deps.hooks.createSecrets(tenant, generateSecret()));
     return { secret: stored.current };
   }
 
@@ -110,14 +118,19 @@ export class WebhookService {
     const now = this.clock();
     const until = new Date(now.getTime() + ROTATION_OVERLAP_MS);
     if (!(await this.deps.hooks.rotateSecrets(tenant, was, next, until, now))) {
-      throw new FramecastError('conflict', 'the secret was rotated at the same moment by another request; read it again');
+      throw new FramecastError(
+        'conflict',
+        'the secret was rotated at the same moment by another request; read it again',
+      );
     }
     return { secret: next, previousExpiresAt: until.toISOString() };
   }
 
   /** The secrets that sign now: the current one, and the previous one during its overlap. */
   private async signingSecrets(tenant: string, now: Date): Promise<string[]> {
-    const stored = (await this.deps.hooks.getSecrets(tenant)) ?? (await this.deps.hooks.createSecrets(tenant, generateSecret()));
+    const stored =
+      (await this.deps.hooks.getSecrets(tenant)) ??
+      (await this.deps.hooks.createSecrets(tenant, generateSecret()));
     const secrets = [stored.current];
     if (stored.previous && stored.previousExpiresAt && Date.parse(stored.previousExpiresAt) > now.getTime()) {
       secrets.push(stored.previous);
@@ -137,7 +150,7 @@ export class WebhookService {
     for (let i = 0; i < events.length; i += 10) {
       const slice = events.slice(i, i + 10);
       const deliveries = await Promise.all(slice.map((e) => this.deps.hooks.listDeliveries(e.id)));
-      slice.forEach((e, n) => views.push(this.eventView(e, deliveries[n] ?? [])));
+      for (const [n, e] of slice.entries()) views.push(this.eventView(e, deliveries[n] ?? []));
     }
     const last = events.at(-1);
     return { events: views, ...(events.length === q.limit && last && { nextCursor: encodeCursor(last.id) }) };
@@ -164,7 +177,8 @@ export class WebhookService {
     const event = isEventId(eventId) ? await this.deps.jobs.getEvent(eventId) : undefined;
     if (!event || event.tenant !== tenant) throw notFound('event');
     const targets = await this.targetsOf(event);
-    if (targets.length === 0) throw new FramecastError('conflict', 'the event has no webhook target to deliver to');
+    if (targets.length === 0)
+      throw new FramecastError('conflict', 'the event has no webhook target to deliver to');
     for (const target of targets) {
       const delivery = await this.deps.hooks.getDelivery(event.id, target.id);
       await this.deps.eventQueue.send(
@@ -189,13 +203,16 @@ export class WebhookService {
     const targets: Target[] = [];
     if (only === undefined || only === 'job') {
       const job = await this.deps.jobs.getJob(event.jobId);
-      if (job?.webhook && subscribed(job.webhook.events, event.type)) targets.push({ id: 'job', url: job.webhook.url });
+      if (job?.webhook && subscribed(job.webhook.events, event.type))
+        targets.push({ id: 'job', url: job.webhook.url });
     }
     if (only !== 'job') {
       const endpoints =
         only === undefined
           ? await this.deps.hooks.listEndpoints(event.tenant)
-          : [await this.deps.hooks.getEndpoint(event.tenant, only)].filter((e): e is EndpointRecord => e !== undefined);
+          : [await this.deps.hooks.getEndpoint(event.tenant, only)].filter(
+              (e): e is EndpointRecord => e !== undefined,
+            );
       for (const e of endpoints) {
         if (!e.disabledAt && subscribed(e.events, event.type)) targets.push({ id: e.id, url: e.url });
       }
@@ -213,14 +230,19 @@ export class WebhookService {
     if (message.notBefore) {
       const wait = Date.parse(message.notBefore) - now.getTime();
       if (wait > 1000) {
-        await this.deps.eventQueue.send(JSON.stringify(message), Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil(wait / 1000)));
+        await this.deps.eventQueue.send(
+          JSON.stringify(message),
+          Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil(wait / 1000)),
+        );
         return;
       }
     }
     const event = await this.deps.jobs.getEvent(message.eventId);
     if (!event) return;
     const targets = await this.targetsOf(event, message.endpoint);
-    await Promise.all(targets.map((t) => this.attempt(event, t, message.attempt ?? 1, message.manual === true)));
+    await Promise.all(
+      targets.map((t) => this.attempt(event, t, message.attempt ?? 1, message.manual === true)),
+    );
   }
 
   private async attempt(event: EventRecord, target: Target, attempt: number, manual: boolean): Promise<void> {
@@ -256,7 +278,8 @@ export class WebhookService {
     }
     if (result.disable) {
       // 410 Gone: the receiver asks for no more; a registered endpoint is disabled for every event.
-      if (target.id !== 'job') await hooks.disableEndpoint(event.tenant, target.id, 'receiver answered 410 Gone', now);
+      if (target.id !== 'job')
+        await hooks.disableEndpoint(event.tenant, target.id, 'receiver answered 410 Gone', now);
       await hooks.recordAttempt(event.id, target.id, record, 'failed');
       return;
     }

@@ -24,10 +24,17 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
         await webhooks.deliver(message);
         return undefined;
       } catch (err) {
-        logger.error('webhook delivery errored; SQS will retry', { eventId: message.eventId, error: err as Error });
+        logger.error('webhook delivery errored; SQS will retry', {
+          eventId: message.eventId,
+          error: err as Error,
+        });
         return record.messageId;
       }
     }),
   );
-  return { batchItemFailures: results.filter((id): id is string => id !== undefined).map((itemIdentifier) => ({ itemIdentifier })) };
+  return {
+    batchItemFailures: results
+      .filter((id): id is string => id !== undefined)
+      .map((itemIdentifier) => ({ itemIdentifier })),
+  };
 };

@@ -39,7 +39,14 @@ interface CogPrediction {
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 
 /** The inputs Framecast knows how to fill; each is sent only if the model declares it. */
@@ -129,7 +136,9 @@ export class CogClient {
           method: 'PUT',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ id, input }),
-          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(deadline - Date.now())]) : AbortSignal.timeout(deadline - Date.now()),
+          signal: signal
+            ? AbortSignal.any([signal, AbortSignal.timeout(deadline - Date.now())])
+            : AbortSignal.timeout(deadline - Date.now()),
         });
       } catch (err) {
         // The connection dropped: ask again with the same id, which cannot start a second prediction.
@@ -187,7 +196,9 @@ export class CogClient {
     }
     if (/^https?:\/\//i.test(value)) {
       const res = await this.fetch(value, {
-        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(120_000)]) : AbortSignal.timeout(120_000),
+        signal: signal
+          ? AbortSignal.any([signal, AbortSignal.timeout(120_000)])
+          : AbortSignal.timeout(120_000),
       });
       if (!res.ok) throw new ModelError(`output download answered ${res.status}`);
       const declared = Number(res.headers.get('content-length') ?? '0');

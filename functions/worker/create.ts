@@ -5,7 +5,11 @@ import { CogClient } from './cog.ts';
 import { Worker, type WorkerSettings } from './worker.ts';
 
 /** A worker wired from the environment: the container's entry point and local mode build it alike. */
-export function createWorker(app: Container, env: Record<string, string | undefined> = process.env, overrides: Partial<WorkerSettings> = {}) {
+export function createWorker(
+  app: Container,
+  env: Record<string, string | undefined> = process.env,
+  overrides: Partial<WorkerSettings> = {},
+) {
   const config = loadConfig(['modelUrl', 'modelName', 'modelImage', 'maxAttempts', 'workerConcurrency'], env);
   return new Worker({
     store: app.store,

@@ -153,7 +153,9 @@ export class Worker {
   private async handBack(message: ReceivedMessage): Promise<void> {
     this.stats.handedBack++;
     await this.deps.queue.setVisibility(message.receiptHandle, 0).catch((err: unknown) => {
-      logger.warn('could not hand a chunk back; it returns after its visibility timeout', { error: err as Error });
+      logger.warn('could not hand a chunk back; it returns after its visibility timeout', {
+        error: err as Error,
+      });
     });
   }
 
@@ -263,7 +265,14 @@ export class Worker {
       const attempts = start.attempts;
       if (attempts > settings.maxAttempts) {
         // Earlier deliveries of this chunk died mid-frame (a killed worker): do not try forever.
-        return () => this.recordFailure(job, frame, seed, attempts - 1, 'gave up: the worker stopped during every attempt');
+        return () =>
+          this.recordFailure(
+            job,
+            frame,
+            seed,
+            attempts - 1,
+            'gave up: the worker stopped during every attempt',
+          );
       }
       const began = Date.now();
       try {
@@ -320,7 +329,11 @@ export class Worker {
   ): Promise<void> {
     const key = frameKey(job.tenant, job.shot, job.id, frame);
     readPng(png); // a model that answers with something else fails the attempt before it is stored
-    const { sha256, size } = await this.deps.frames.putFrame(key, png, { job: job.id, frame: String(frame), seed: String(seed) });
+    const { sha256, size } = await this.deps.frames.putFrame(key, png, {
+      job: job.id,
+      frame: String(frame),
+      seed: String(seed),
+    });
     const { outcome, event } = await this.deps.store.frameSucceeded(job, {
       frame,
       seed,
@@ -342,7 +355,12 @@ export class Worker {
   }
 
   private async recordFailure(job: JobRecord, frame: number, seed: number, attempts: number, error: string) {
-    const { outcome, event } = await this.deps.store.frameFailed(job, { frame, seed, attempts, error: error.slice(0, 1000) });
+    const { outcome, event } = await this.deps.store.frameFailed(job, {
+      frame,
+      seed,
+      attempts,
+      error: error.slice(0, 1000),
+    });
     if (outcome === 'recorded') {
       this.stats.framesFailed++;
       await this.announce(job.id, event);
@@ -371,12 +389,15 @@ export class Worker {
   private async finishJobIfDone(jobId: string): Promise<void> {
     const { store } = this.deps;
     const job = await store.getJob(jobId);
-    if (!job || job.status !== 'running') return;
+    if (job?.status !== 'running') return;
     const total = job.frames.end - job.frames.start + 1;
     const to = finalStatus({ total, succeeded: job.succeeded, failed: job.failed, canceled: job.canceled });
     if (!to) return;
     const frames = await store.listFrames(jobId, job.frames.start, job.frames.end, true);
-    await this.deps.frames.putJson(manifestKey(job.tenant, job.shot, job.id), this.manifest({ ...job, status: to }, frames));
+    await this.deps.frames.putJson(
+      manifestKey(job.tenant, job.shot, job.id),
+      this.manifest({ ...job, status: to }, frames),
+    );
     const done = await store.finalizeIfDone(jobId);
     if (done?.event) await this.deps.publishEvents([done.event]);
   }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobResponse } from '../../functions/core/schemas.ts';
 import { hashApiKey } from '../../functions/api/http.ts';
+import type { JobResponse } from '../../functions/core/schemas.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client } from '../support/client.ts';
 
@@ -35,7 +35,12 @@ describe('bad input', () => {
       ['malformed JSON', '{"shot": "A", ', 400, 'body'],
       ['an unknown field', body({ colour: 'red' }), 400, 'body.colour'],
       ['a wrong type', body({ frames: { start: '1', end: 2 } }), 400, 'body.frames.start'],
-      ['a zero-length range given backwards', body({ frames: { start: 10, end: 9 } }), 400, 'body.frames.end'],
+      [
+        'a zero-length range given backwards',
+        body({ frames: { start: 10, end: 9 } }),
+        400,
+        'body.frames.end',
+      ],
       ['a negative frame', body({ frames: { start: -5, end: 9 } }), 400, 'body.frames.start'],
       ['more frames than the limit', body({ frames: { start: 0, end: 10_000 } }), 400, 'body.frames.end'],
       ['a width that is not a multiple of 8', body({ width: 1001 }), 400, 'body.width'],
@@ -47,12 +52,18 @@ describe('bad input', () => {
       ['a JSON array', [body()], 400, 'body'],
     ];
     for (const [name, input, status, field] of cases) {
-      const reply = await fresh.call<{ error: { code: string; message: string } }>('POST', '/v1/jobs', input ?? '');
+      const reply = await fresh.call<{ error: { code: string; message: string } }>(
+        'POST',
+        '/v1/jobs',
+        input ?? '',
+      );
       expect(reply.status, name).toBe(status);
       expect(reply.body.error.code, name).toMatch(/^[a-z_]+$/);
       expect(reply.body.error.message, name).toContain(field);
     }
-    const notJson = await fresh.call('POST', '/v1/jobs', 'shot=A', { 'content-type': 'application/x-www-form-urlencoded' });
+    const notJson = await fresh.call('POST', '/v1/jobs', 'shot=A', {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
     expect(notJson.status).toBe(415);
     expect((await fresh.listJobs()).body.jobs).toEqual([]);
     expect(await planBacklog()).toBe(planBefore);
@@ -89,7 +100,9 @@ describe('Idempotency-Key', () => {
   it('makes one job from concurrent requests with one key', async () => {
     const key = client(stack.url, await stack.createApiKey('concurrent'));
     const headers = { 'idempotency-key': 'race-1' };
-    const replies = await Promise.all(Array.from({ length: 8 }, () => key.createJob(body({ shot: 'RACE' }), headers)));
+    const replies = await Promise.all(
+      Array.from({ length: 8 }, () => key.createJob(body({ shot: 'RACE' }), headers)),
+    );
     expect(replies.map((r) => r.status)).toEqual(Array(8).fill(202));
     expect(new Set(replies.map((r) => r.body.id)).size).toBe(1);
     expect((await key.listJobs()).body.jobs).toHaveLength(1);
@@ -100,7 +113,8 @@ describe('listing jobs', () => {
   it('lists the tenant’s jobs newest first, pages with a cursor, and filters by shot and status', async () => {
     const mine = client(stack.url, await stack.createApiKey('lister'));
     const made: JobResponse[] = [];
-    for (const s of ['A', 'B', 'A', 'C', 'A']) made.push((await mine.createJob(body({ shot: `SH_${s}` }))).body);
+    for (const s of ['A', 'B', 'A', 'C', 'A'])
+      made.push((await mine.createJob(body({ shot: `SH_${s}` }))).body);
     await mine.cancel(made[1]!.id);
 
     const page1 = await mine.listJobs('?limit=2');
@@ -194,31 +208,41 @@ describe('webhook URLs', () => {
     ['not a url', /valid URL/],
   ];
 
-  it.each(hostile)('refuses %s at registration with a 400 naming the field and the reason', async (url, reason) => {
-    const r = await api.call<{ error: { code: string; message: string; details: { field: string } } }>('POST', '/v1/webhooks', { url });
-    expect(r.status).toBe(400);
-    expect(r.body.error.details.field).toBe('body.url');
-    expect(r.body.error.message).toMatch(reason);
-  });
+  it.each(hostile)(
+    'refuses %s at registration with a 400 naming the field and the reason',
+    async (url, reason) => {
+      const r = await api.call<{ error: { code: string; message: string; details: { field: string } } }>(
+        'POST',
+        '/v1/webhooks',
+        { url },
+      );
+      expect(r.status).toBe(400);
+      expect(r.body.error.details.field).toBe('body.url');
+      expect(r.body.error.message).toMatch(reason);
+    },
+  );
 
   it('refuses a hostile job webhook too, and creates no job', async () => {
     const fresh = client(stack.url, await stack.createApiKey('ssrf'));
     const r = await fresh.createJob(body({ webhook: { url: 'https://169.254.169.254/latest' } }));
     expect(r.status).toBe(400);
-    expect((r.body as unknown as { error: { message: string } }).error.message).toMatch(/^body\.webhook\.url: link-local/);
+    expect((r.body as unknown as { error: { message: string } }).error.message).toMatch(
+      /^body\.webhook\.url: link-local/,
+    );
     expect((await fresh.listJobs()).body.jobs).toEqual([]);
   });
 });
 
 describe('the OpenAPI document', () => {
   it('is served without a key and describes every route', async () => {
-    const r = await client(stack.url).call<{ openapi: string; paths: Record<string, Record<string, unknown>> }>(
-      'GET',
-      '/v1/openapi.json',
-    );
+    const r = await client(stack.url).call<{
+      openapi: string;
+      paths: Record<string, Record<string, unknown>>;
+    }>('GET', '/v1/openapi.json');
     expect(r.status).toBe(200);
     expect(r.body.openapi).toBe('3.1.0');
     const { ROUTES } = await import('../../functions/api/routes.ts');
-    for (const route of ROUTES) expect(r.body.paths[route.path]?.[route.method.toLowerCase()], route.path).toBeDefined();
+    for (const route of ROUTES)
+      expect(r.body.paths[route.path]?.[route.method.toLowerCase()], route.path).toBeDefined();
   });
 });

@@ -96,7 +96,8 @@ describe('a frame delivered more than once', () => {
     // A second worker competes with the stack's own, and every chunk is sent a second time by hand.
     const second = createWorker(stack.app, process.env, { waitSeconds: 1, retryBaseMs: 5 });
     const running = second.run();
-    const seen = (w: { stats: { duplicates: number; framesSkipped: number } }) => w.stats.duplicates + w.stats.framesSkipped;
+    const seen = (w: { stats: { duplicates: number; framesSkipped: number } }) =>
+      w.stats.duplicates + w.stats.framesSkipped;
     const seenBefore = seen(stack.worker!);
     try {
       const created = await api.createJob(shot('DUP_SH', 101, 124));

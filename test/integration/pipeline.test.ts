@@ -68,7 +68,12 @@ describe('a 48-frame shot', () => {
       const png = await download(f.url!);
       expect(createHash('sha256').update(png).digest('hex')).toBe(f.sha256);
       expect(readPng(png)).toMatchObject({ width: 160, height: 96 });
-      expect(readProvenance(png)).toMatchObject({ model: 'reference', seed: f.seed, frame: f.frame, jobId: job.id });
+      expect(readProvenance(png)).toMatchObject({
+        model: 'reference',
+        seed: f.seed,
+        frame: f.frame,
+        jobId: job.id,
+      });
       hashes.add(f.sha256!);
     }
     expect(hashes.size).toBe(48);
@@ -83,7 +88,10 @@ describe('a 48-frame shot', () => {
 
   it('writes a manifest that lists every frame with its sha256, seed and the model', async () => {
     const obj = await stack.app.frameStore.s3.send(
-      new GetObjectCommand({ Bucket: stack.env.FRAMECAST_BUCKET, Key: `dev/EP101_SH040/${job.id}/manifest.json` }),
+      new GetObjectCommand({
+        Bucket: stack.env.FRAMECAST_BUCKET,
+        Key: `dev/EP101_SH040/${job.id}/manifest.json`,
+      }),
     );
     const manifest = JSON.parse(await obj.Body!.transformToString()) as {
       request: { prompt: string; seed: number };
@@ -110,7 +118,11 @@ describe('a 48-frame shot', () => {
     const other = await api.createJob(shot({ start: 1001, end: 1004 }, { seed: 99 }));
     await api.waitForJob(again.body.id, (j) => j.status === 'succeeded', 60_000);
     await api.waitForJob(other.body.id, (j) => j.status === 'succeeded', 60_000);
-    const [first, second, third] = await Promise.all([pixelsOf(job.id), pixelsOf(again.body.id), pixelsOf(other.body.id)]);
+    const [first, second, third] = await Promise.all([
+      pixelsOf(job.id),
+      pixelsOf(again.body.id),
+      pixelsOf(other.body.id),
+    ]);
     for (const n of [1001, 1002, 1003, 1004]) {
       expect(second.get(n)!.equals(first.get(n)!)).toBe(true);
       expect(third.get(n)!.equals(first.get(n)!)).toBe(false);
@@ -122,7 +134,9 @@ describe('a 48-frame shot', () => {
     const url = new URL(frame!.url!);
     expect(Number(url.searchParams.get('X-Amz-Expires'))).toBeGreaterThan(0);
     expect(Number(url.searchParams.get('X-Amz-Expires'))).toBeLessThanOrEqual(3600);
-    expect([...url.searchParams.keys()].some((k) => k.toLowerCase().startsWith('x-amz-checksum'))).toBe(false);
+    expect([...url.searchParams.keys()].some((k) => k.toLowerCase().startsWith('x-amz-checksum'))).toBe(
+      false,
+    );
     expect(url.searchParams.get('response-content-disposition')).toContain('EP101_SH040.1001.png');
     expect(Date.parse(frame!.urlExpiresAt!)).toBeGreaterThan(Date.now());
   });

@@ -26,7 +26,9 @@ function harness(start: Date) {
     jobs: stack.app.store,
     hooks: stack.app.hooksStore,
     policy: { allowLoopback: true },
-    eventQueue: { send: async (body, delay) => void queued.push({ message: JSON.parse(body) as EventMessage, delay }) },
+    eventQueue: {
+      send: async (body, delay) => void queued.push({ message: JSON.parse(body) as EventMessage, delay }),
+    },
     eventDlq: { send: async (body) => void dead.push(JSON.parse(body) as EventMessage) },
     clock: () => new Date(now),
     random: () => 0.5,
@@ -133,7 +135,9 @@ describe('a dead receiver', () => {
   });
 
   it('honours Retry-After on 429 by waiting at least that long', async () => {
-    const receiver = await startReceiver((n) => (n === 0 ? { status: 429, headers: { 'retry-after': '120' } } : 200));
+    const receiver = await startReceiver((n) =>
+      n === 0 ? { status: 429, headers: { 'retry-after': '120' } } : 200,
+    );
     try {
       const event = await eventFor(receiver.url);
       const h = harness(new Date());
@@ -173,12 +177,15 @@ describe('a receiver that answers 410 Gone', () => {
       const h = harness(new Date());
       await h.service.deliver(first(event!));
       expect(h.queued).toEqual([]);
-      const listed = await vendor.call<{ endpoints: { id: string; disabled: boolean; disabledReason?: string }[] }>(
-        'GET',
-        '/v1/webhooks',
-      );
+      const listed = await vendor.call<{
+        endpoints: { id: string; disabled: boolean; disabledReason?: string }[];
+      }>('GET', '/v1/webhooks');
       expect(listed.body.endpoints).toEqual([
-        expect.objectContaining({ id: endpoint.body.id, disabled: true, disabledReason: expect.stringMatching(/410/) }),
+        expect.objectContaining({
+          id: endpoint.body.id,
+          disabled: true,
+          disabledReason: expect.stringMatching(/410/),
+        }),
       ]);
       const next = await vendor.createJob({ shot: 'GONE_SH', prompt: 'p', frames: { start: 1, end: 1 } });
       await vendor.cancel(next.body.id);

@@ -21,9 +21,13 @@ describe('a vendor endpoint on a 24-frame shot', () => {
     const receiver = await startReceiver();
     let endpointId: string | undefined;
     try {
-      const registered = await api.call<{ id: string; url: string; disabled: boolean }>('POST', '/v1/webhooks', {
-        url: receiver.url,
-      });
+      const registered = await api.call<{ id: string; url: string; disabled: boolean }>(
+        'POST',
+        '/v1/webhooks',
+        {
+          url: receiver.url,
+        },
+      );
       expect(registered.status).toBe(201);
       expect(registered.body).toMatchObject({ url: receiver.url, disabled: false });
       expect(registered.body.id).toMatch(/^whe_/);
@@ -41,7 +45,10 @@ describe('a vendor endpoint on a 24-frame shot', () => {
       const job = await api.waitForJob(created.body.id, isFinished);
       expect(job.status).toBe('succeeded');
       await eventually(
-        async () => (receiver.received.some((r) => (JSON.parse(r.body) as Body).type === 'job.succeeded') ? true : undefined),
+        async () =>
+          receiver.received.some((r) => (JSON.parse(r.body) as Body).type === 'job.succeeded')
+            ? true
+            : undefined,
         'job.succeeded to arrive',
       );
 
@@ -55,7 +62,9 @@ describe('a vendor endpoint on a 24-frame shot', () => {
       const types = ofJob.map((b) => b.body.type);
       expect(types.filter((t) => t === 'job.started')).toHaveLength(1);
       expect(types.filter((t) => t === 'job.succeeded')).toHaveLength(1);
-      const frames = ofJob.filter((b) => b.body.type === 'frame.succeeded').map((b) => b.body.data.frame!.frame);
+      const frames = ofJob
+        .filter((b) => b.body.type === 'frame.succeeded')
+        .map((b) => b.body.data.frame!.frame);
       expect(frames.sort((a, b) => a - b)).toEqual(Array.from({ length: 24 }, (_, i) => 1001 + i));
       const progress = ofJob.filter((b) => b.body.type === 'job.progress');
       expect(progress.length).toBeGreaterThanOrEqual(1);
@@ -100,7 +109,10 @@ describe('the job’s own webhook', () => {
 
       const { body } = await api.call<{ events: EventView[] }>('GET', `/v1/jobs/${created.body.id}/events`);
       const done = body.events.find((e) => e.type === 'job.succeeded')!;
-      const redelivered = await api.call<{ event: string; targets: string[] }>('POST', `/v1/events/${done.id}/redeliver`);
+      const redelivered = await api.call<{ event: string; targets: string[] }>(
+        'POST',
+        `/v1/events/${done.id}/redeliver`,
+      );
       expect(redelivered.status).toBe(202);
       expect(redelivered.body.targets).toContain('job');
       const again = await eventually(
@@ -112,7 +124,9 @@ describe('the job’s own webhook', () => {
       const ofJob = receiver.received.filter((r) => (JSON.parse(r.body) as Body).data.id === created.body.id);
       expect(ofJob.every((r) => (JSON.parse(r.body) as Body).type === 'job.succeeded')).toBe(true);
       const listed = await api.call<{ events: EventView[] }>('GET', `/v1/jobs/${created.body.id}/events`);
-      const delivery = listed.body.events.find((e) => e.id === done.id)!.deliveries.find((d) => d.target === 'job')!;
+      const delivery = listed.body.events
+        .find((e) => e.id === done.id)!
+        .deliveries.find((d) => d.target === 'job')!;
       expect(delivery.attempts.map((a) => [a.attempt, a.status, a.manual ?? false])).toEqual([
         [1, 200, false],
         [2, 200, true],
@@ -131,21 +145,28 @@ describe('managing endpoints and the secret', () => {
       events: ['frame.failed'],
     });
     expect(a.status).toBe(201);
-    expect((await vendor.call<{ endpoints: { id: string }[] }>('GET', '/v1/webhooks')).body.endpoints.map((e) => e.id)).toEqual([
-      a.body.id,
-    ]);
+    expect(
+      (await vendor.call<{ endpoints: { id: string }[] }>('GET', '/v1/webhooks')).body.endpoints.map(
+        (e) => e.id,
+      ),
+    ).toEqual([a.body.id]);
     expect((await vendor.call('DELETE', `/v1/webhooks/${a.body.id}`)).status).toBe(204);
     expect((await vendor.call('DELETE', `/v1/webhooks/${a.body.id}`)).status).toBe(404);
     expect((await vendor.call<{ endpoints: unknown[] }>('GET', '/v1/webhooks')).body.endpoints).toEqual([]);
 
     const before = (await vendor.call<{ secret: string }>('GET', '/v1/webhooks/secret')).body.secret;
-    const rotated = await vendor.call<{ secret: string; previousExpiresAt: string }>('POST', '/v1/webhooks/secret/rotate');
+    const rotated = await vendor.call<{ secret: string; previousExpiresAt: string }>(
+      'POST',
+      '/v1/webhooks/secret/rotate',
+    );
     expect(rotated.status).toBe(200);
     expect(rotated.body.secret).not.toBe(before);
     const overlap = Date.parse(rotated.body.previousExpiresAt) - Date.now();
     expect(overlap).toBeGreaterThan(23.9 * 3600 * 1000);
     expect(overlap).toBeLessThanOrEqual(24 * 3600 * 1000);
-    expect((await vendor.call<{ secret: string }>('GET', '/v1/webhooks/secret')).body.secret).toBe(rotated.body.secret);
+    expect((await vendor.call<{ secret: string }>('GET', '/v1/webhooks/secret')).body.secret).toBe(
+      rotated.body.secret,
+    );
   });
 
   it('keeps one tenant’s endpoints and events from another', async () => {

@@ -30,7 +30,10 @@ describe('a worker told to stop (scale-in, Spot interruption)', () => {
       width: 64,
       height: 64,
     });
-    await eventually(async () => ((await queued()) === 4 ? true : undefined), 'the fan-out to queue 4 chunks');
+    await eventually(
+      async () => ((await queued()) === 4 ? true : undefined),
+      'the fan-out to queue 4 chunks',
+    );
 
     const first = worker();
     const running = first.run();
@@ -66,7 +69,10 @@ describe('a worker killed in mid-frame', () => {
       width: 64,
       height: 64,
     });
-    await eventually(async () => ((await queued()) === 1 ? true : undefined), 'the fan-out to queue the chunk');
+    await eventually(
+      async () => ((await queued()) === 1 ? true : undefined),
+      'the fan-out to queue the chunk',
+    );
 
     // The dead worker: it took the chunk, started frame 1 and was never heard from again.
     const [taken] = await stack.app.frameQueue.receive({ max: 1, waitSeconds: 1, visibilitySeconds: 1 });

@@ -8,7 +8,12 @@ export interface Reply<T = unknown> {
 }
 
 export function client(baseUrl: string, apiKey?: string) {
-  async function call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply<T>> {
+  async function call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Reply<T>> {
     const res = await fetch(baseUrl + path, {
       method,
       headers: {
@@ -29,10 +34,12 @@ export function client(baseUrl: string, apiKey?: string) {
   }
   return {
     call,
-    createJob: (body: unknown, headers?: Record<string, string>) => call<JobResponse>('POST', '/v1/jobs', body, headers),
+    createJob: (body: unknown, headers?: Record<string, string>) =>
+      call<JobResponse>('POST', '/v1/jobs', body, headers),
     getJob: (id: string) => call<JobResponse>('GET', `/v1/jobs/${id}`),
     listJobs: (query = '') => call<{ jobs: JobResponse[]; nextCursor?: string }>('GET', `/v1/jobs${query}`),
-    frames: (id: string, query = '') => call<{ frames: FrameResponse[]; nextCursor?: string }>('GET', `/v1/jobs/${id}/frames${query}`),
+    frames: (id: string, query = '') =>
+      call<{ frames: FrameResponse[]; nextCursor?: string }>('GET', `/v1/jobs/${id}/frames${query}`),
     cancel: (id: string) => call<JobResponse>('POST', `/v1/jobs/${id}/cancel`),
     async allFrames(id: string): Promise<FrameResponse[]> {
       const out: FrameResponse[] = [];
@@ -49,7 +56,11 @@ export function client(baseUrl: string, apiKey?: string) {
       return out;
     },
     /** Polls the job until `done` says so; fails the test with the last state after `timeoutMs`. */
-    async waitForJob(id: string, done: (job: JobResponse) => boolean, timeoutMs = 60_000): Promise<JobResponse> {
+    async waitForJob(
+      id: string,
+      done: (job: JobResponse) => boolean,
+      timeoutMs = 60_000,
+    ): Promise<JobResponse> {
       const deadline = Date.now() + timeoutMs;
       let last: JobResponse | undefined;
       while (Date.now() < deadline) {
@@ -65,7 +76,11 @@ export function client(baseUrl: string, apiKey?: string) {
 
 export const isFinished = (job: JobResponse) => ['succeeded', 'failed', 'canceled'].includes(job.status);
 
-export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T | undefined>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const value = await probe();

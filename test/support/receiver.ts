@@ -11,7 +11,10 @@ export interface Received {
  * A webhook receiver on loopback, as a vendor would run one: it records every request and answers
  * with the status `answer` gives for the n-th request (0-based).
  */
-export async function startReceiver(answer: (n: number, req: Received) => number | { status: number; headers?: Record<string, string> } = () => 200) {
+export async function startReceiver(
+  answer: (n: number, req: Received) => number | { status: number; headers?: Record<string, string> } = () =>
+    200,
+) {
   const received: Received[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];

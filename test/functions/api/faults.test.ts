@@ -26,7 +26,11 @@ const sqs = mockClient(SQSClient);
 
 function app(): Container {
   const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1' }));
-  return new Container(env, () => ({ dynamo: doc, s3: new S3Client({ region: 'us-east-1' }), sqs: new SQSClient({ region: 'us-east-1' }) }));
+  return new Container(env, () => ({
+    dynamo: doc,
+    s3: new S3Client({ region: 'us-east-1' }),
+    sqs: new SQSClient({ region: 'us-east-1' }),
+  }));
 }
 
 function event(body?: unknown, headers: Record<string, string> = {}): APIGatewayProxyEventV2 {
@@ -60,12 +64,18 @@ afterEach(() => clearKeyCache());
 
 describe('a throttled table', () => {
   it('answers 500 with a request id and nothing internal', async () => {
-    dynamo
-      .on(TransactWriteCommand)
-      .rejects(new ProvisionedThroughputExceededException({ message: 'Rate of requests exceeds the allowed throughput on table arn:aws:dynamodb:secret', $metadata: {} }));
+    dynamo.on(TransactWriteCommand).rejects(
+      new ProvisionedThroughputExceededException({
+        message: 'Rate of requests exceeds the allowed throughput on table arn:aws:dynamodb:secret',
+        $metadata: {},
+      }),
+    );
     dynamo.on(GetCommand).resolves(keyItem);
     const c = app();
-    const res = (await createJob(c)(event(request, { 'idempotency-key': 'k1' }), lambdaContext('t'))) as APIGatewayProxyStructuredResultV2;
+    const res = (await createJob(c)(
+      event(request, { 'idempotency-key': 'k1' }),
+      lambdaContext('t'),
+    )) as APIGatewayProxyStructuredResultV2;
     expect(res.statusCode).toBe(500);
     const body = JSON.parse(res.body!) as { error: { code: string; message: string } };
     expect(body.error.code).toBe('internal');
@@ -81,13 +91,17 @@ describe('a plan queue that refuses messages', () => {
     dynamo.on(TransactWriteCommand).resolves({});
     sqs.on(SendMessageBatchCommand).rejects(new Error('ServiceUnavailable'));
     const c = app();
-    const first = (await createJob(c)(event(request, { 'idempotency-key': 'k2' }), lambdaContext('t'))) as APIGatewayProxyStructuredResultV2;
+    const first = (await createJob(c)(
+      event(request, { 'idempotency-key': 'k2' }),
+      lambdaContext('t'),
+    )) as APIGatewayProxyStructuredResultV2;
     expect(first.statusCode).toBe(503);
     expect(first.body).toContain('retry with the same Idempotency-Key');
 
     // The retry finds the recorded job (not yet planned) and queues it now.
     const sent = JSON.parse(first.body!) as { error: { details: { jobId: string } } };
-    const stored = (dynamo.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems![1]!.Put!.Item) as Record<string, unknown>;
+    const stored = dynamo.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems![1]!.Put!
+      .Item as Record<string, unknown>;
     expect(stored.id).toBe(sent.error.details.jobId);
     dynamo.on(TransactWriteCommand).rejects(
       new TransactionCanceledException({
@@ -98,11 +112,17 @@ describe('a plan queue that refuses messages', () => {
     );
     dynamo.on(GetCommand).callsFake((input: { Key: { pk: string } }) => {
       if (input.Key.pk.startsWith('KEY#')) return keyItem;
-      if (input.Key.pk.startsWith('IDEM#')) return { Item: { jobId: stored.id, requestHash: stored.requestHash } };
+      if (input.Key.pk.startsWith('IDEM#'))
+        return { Item: { jobId: stored.id, requestHash: stored.requestHash } };
       return { Item: stored };
     });
-    sqs.on(SendMessageBatchCommand).resolves({ Successful: [{ Id: '0', MessageId: 'm', MD5OfMessageBody: '' }] });
-    const retry = (await createJob(c)(event(request, { 'idempotency-key': 'k2' }), lambdaContext('t'))) as APIGatewayProxyStructuredResultV2;
+    sqs
+      .on(SendMessageBatchCommand)
+      .resolves({ Successful: [{ Id: '0', MessageId: 'm', MD5OfMessageBody: '' }] });
+    const retry = (await createJob(c)(
+      event(request, { 'idempotency-key': 'k2' }),
+      lambdaContext('t'),
+    )) as APIGatewayProxyStructuredResultV2;
     expect(retry.statusCode).toBe(202);
     expect(JSON.parse(retry.body!).id).toBe(stored.id);
     const plan = sqs.commandCalls(SendMessageBatchCommand).at(-1)!.args[0].input.Entries![0]!.MessageBody!;
@@ -117,8 +137,16 @@ describe('a queue that refuses part of a batch', () => {
       call++;
       if (call === 1) {
         return {
-          Successful: input.Entries.slice(0, 7).map((e) => ({ Id: e.Id, MessageId: e.Id, MD5OfMessageBody: '' })),
-          Failed: input.Entries.slice(7).map((e) => ({ Id: e.Id, SenderFault: false, Code: 'InternalError' })),
+          Successful: input.Entries.slice(0, 7).map((e) => ({
+            Id: e.Id,
+            MessageId: e.Id,
+            MD5OfMessageBody: '',
+          })),
+          Failed: input.Entries.slice(7).map((e) => ({
+            Id: e.Id,
+            SenderFault: false,
+            Code: 'InternalError',
+          })),
         };
       }
       return { Successful: input.Entries.map((e) => ({ Id: e.Id, MessageId: e.Id, MD5OfMessageBody: '' })) };
@@ -131,7 +159,9 @@ describe('a queue that refuses part of a batch', () => {
   });
 
   it('gives up with an error when the sender is at fault, so the caller does not lose the message silently', async () => {
-    sqs.on(SendMessageBatchCommand).resolves({ Failed: [{ Id: '0', SenderFault: true, Code: 'InvalidMessageContents' }] });
+    sqs
+      .on(SendMessageBatchCommand)
+      .resolves({ Failed: [{ Id: '0', SenderFault: true, Code: 'InvalidMessageContents' }] });
     await expect(app().planQueue.sendAll(['x'])).rejects.toThrow(/InvalidMessageContents/);
   });
 });

@@ -30,12 +30,17 @@ describe('planning a frame range into chunks', () => {
 describe('per-frame seeds', () => {
   it('is seed + (frame - start) in per-frame mode and stays a uint32', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: UINT32_MAX }), fc.nat(10_000), fc.nat(10_000), (seed, start, offset) => {
-        const s = frameSeed(seed, 'per-frame', start + offset, start);
-        expect(s).toBe((seed + offset) % 2 ** 32);
-        expect(s).toBeGreaterThanOrEqual(0);
-        expect(s).toBeLessThanOrEqual(UINT32_MAX);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: UINT32_MAX }),
+        fc.nat(10_000),
+        fc.nat(10_000),
+        (seed, start, offset) => {
+          const s = frameSeed(seed, 'per-frame', start + offset, start);
+          expect(s).toBe((seed + offset) % 2 ** 32);
+          expect(s).toBeGreaterThanOrEqual(0);
+          expect(s).toBeLessThanOrEqual(UINT32_MAX);
+        },
+      ),
     );
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { FramecastError } from '../../../functions/core/errors.ts';
 import { jobRequestSchema } from '../../../functions/core/schemas.ts';
 import { parse } from '../../../functions/core/validation.ts';
-import { FramecastError } from '../../../functions/core/errors.ts';
 
 const valid = { shot: 'EP101_SH040', prompt: 'a building collapses', frames: { start: 1001, end: 1048 } };
 const schema = jobRequestSchema(10_000);
@@ -19,7 +19,13 @@ function refusal(body: unknown): FramecastError {
 describe('the job request', () => {
   it('fills the documented defaults', () => {
     const r = parse(schema, valid);
-    expect(r).toMatchObject({ model: 'reference', width: 1024, height: 576, seedMode: 'per-frame', priority: 50 });
+    expect(r).toMatchObject({
+      model: 'reference',
+      width: 1024,
+      height: 576,
+      seedMode: 'per-frame',
+      priority: 50,
+    });
     expect(r.seed).toBeUndefined();
   });
 
@@ -45,7 +51,11 @@ describe('the job request', () => {
     ['params that are not an object', { ...valid, params: [1, 2] }, 'body.params'],
     ['params over 16 KB', { ...valid, params: { x: 'y'.repeat(17_000) } }, 'body.params'],
     ['a webhook without a url', { ...valid, webhook: { events: ['job.succeeded'] } }, 'body.webhook.url'],
-    ['a webhook with an unknown event', { ...valid, webhook: { url: 'https://x.test', events: ['job.exploded'] } }, 'body.webhook.events.0'],
+    [
+      'a webhook with an unknown event',
+      { ...valid, webhook: { url: 'https://x.test', events: ['job.exploded'] } },
+      'body.webhook.events.0',
+    ],
     ['a missing shot', { prompt: 'p', frames: { start: 1, end: 1 } }, 'body.shot'],
     ['a body that is not an object', [valid], 'body'],
   ])('refuses %s and names the field', (_name, body, field) => {
@@ -57,6 +67,9 @@ describe('the job request', () => {
   });
 
   it('takes exactly the frame limit', () => {
-    expect(parse(schema, { ...valid, frames: { start: 1, end: 10_000 } }).frames).toEqual({ start: 1, end: 10_000 });
+    expect(parse(schema, { ...valid, frames: { start: 1, end: 10_000 } }).frames).toEqual({
+      start: 1,
+      end: 10_000,
+    });
   });
 });

@@ -58,12 +58,18 @@ describe('the frame state machine', () => {
 describe('when a job is finished', () => {
   it('is not finished while frames remain, fails with one failed frame, and succeeds otherwise', () => {
     fc.assert(
-      fc.property(fc.nat(50), fc.nat(50), fc.nat(50), fc.nat(50), (succeeded, failed, canceled, remaining) => {
-        const total = succeeded + failed + canceled + remaining;
-        const to = finalStatus({ total, succeeded, failed, canceled });
-        if (remaining > 0) expect(to).toBeUndefined();
-        else expect(to).toBe(failed > 0 ? 'failed' : 'succeeded');
-      }),
+      fc.property(
+        fc.nat(50),
+        fc.nat(50),
+        fc.nat(50),
+        fc.nat(50),
+        (succeeded, failed, canceled, remaining) => {
+          const total = succeeded + failed + canceled + remaining;
+          const to = finalStatus({ total, succeeded, failed, canceled });
+          if (remaining > 0) expect(to).toBeUndefined();
+          else expect(to).toBe(failed > 0 ? 'failed' : 'succeeded');
+        },
+      ),
     );
   });
 });
