@@ -1,7 +1,7 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { clearKeyCache } from '../functions/api/http.ts';
 import { CONSUMERS } from '../functions/api/routes.ts';
-import { ENV } from '../functions/config.ts';
+import { ENV, loadConfig } from '../functions/config.ts';
 import type { Scope } from '../functions/core/model.ts';
 import { startReferenceModel } from '../functions/model/reference/server.ts';
 import { createApiKey } from '../functions/services/api-keys.ts';
@@ -61,7 +61,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   try {
     const [emulators, model] = await Promise.all([
       startEmulators(options.dataDir ? { dataDir: options.dataDir } : {}),
-      options.modelUrl ? undefined : startReferenceModel({ port: 0, ...options.referenceModel }),
+      // One render slot per worker slot, as a GPU model container would be sized for its worker.
+      options.modelUrl
+        ? undefined
+        : startReferenceModel({
+            port: 0,
+            concurrency: options.worker?.concurrency ?? loadConfig(['workerConcurrency']).workerConcurrency,
+            ...options.referenceModel,
+          }),
     ]);
     cleanup.push(() => emulators.stop());
     if (model) cleanup.push(() => model.close());
