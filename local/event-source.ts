@@ -7,15 +7,16 @@ type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchRespons
 /**
  * Local mode's Lambda event source mapping: long-polls a queue, calls the handler with a batch in the
  * SQS event shape, and deletes the messages the handler did not report as failed (partial batch
- * responses). Failed messages come back after their visibility timeout, as in AWS.
+ * responses). Failed messages come back after their visibility timeout, as in AWS. Like Lambda, it
+ * runs several batches at once (`concurrency` pollers), so one slow batch does not hold up the queue.
  */
 export function pollQueue(
   queue: Queue,
   handler: SqsHandler,
-  options: { name: string; timeoutMs: number; waitSeconds?: number },
+  options: { name: string; timeoutMs: number; waitSeconds?: number; concurrency?: number },
 ) {
   const stop = new AbortController();
-  const running = (async () => {
+  const poller = async () => {
     while (!stop.signal.aborted) {
       let messages: Awaited<ReturnType<Queue['receive']>>;
       try {
@@ -59,7 +60,8 @@ export function pollQueue(
       }
       await Promise.all(messages.filter((m) => !failed.has(m.id)).map((m) => queue.delete(m.receiptHandle)));
     }
-  })();
+  };
+  const running = Promise.all(Array.from({ length: options.concurrency ?? 1 }, poller));
   return {
     async close() {
       stop.abort();

@@ -104,6 +104,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         name: CONSUMERS.webhooks.entry,
         timeoutMs: CONSUMER_TIMEOUT_SECONDS.event * 1000,
         waitSeconds: 1,
+        // A receiver that hangs holds its batch for up to the 15 s timeout; other batches go on.
+        concurrency: 4,
       });
       cleanup.push(() => eventPoller.close());
     }

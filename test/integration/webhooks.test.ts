@@ -137,6 +137,43 @@ describe('the job’s own webhook', () => {
   });
 });
 
+describe('a receiver that hangs', () => {
+  it('delays no other tenant: their events arrive while it still holds its request', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<number>((ok) => {
+      release = () => ok(200);
+    });
+    const slow = await startReceiver(() => held);
+    const fast = await startReceiver();
+    try {
+      const slowTenant = client(stack.url, await stack.createApiKey('slow-vendor'));
+      const fastTenant = client(stack.url, await stack.createApiKey('fast-vendor'));
+      await slowTenant.call('POST', '/v1/webhooks', { url: slow.url, events: ['job.canceled'] });
+      await fastTenant.call('POST', '/v1/webhooks', { url: fast.url, events: ['job.canceled'] });
+      const a = await slowTenant.createJob({ shot: 'SLOW', prompt: 'p', frames: { start: 1, end: 1 } });
+      await slowTenant.cancel(a.body.id);
+      await eventually(
+        async () => (slow.received.length === 1 ? true : undefined),
+        'the slow receiver to be called',
+      );
+
+      const b = await fastTenant.createJob({ shot: 'FAST', prompt: 'p', frames: { start: 1, end: 1 } });
+      await fastTenant.cancel(b.body.id);
+      await eventually(
+        async () => (fast.received.length === 1 ? true : undefined),
+        'the other tenant’s event',
+      );
+      // The slow receiver has not answered yet: the other tenant's event did not wait for it.
+      expect(slow.received).toHaveLength(1);
+      release();
+    } finally {
+      release();
+      await slow.close();
+      await fast.close();
+    }
+  });
+});
+
 describe('managing endpoints and the secret', () => {
   it('lists and deletes endpoints, and a rotation signs with both secrets for a day', async () => {
     const vendor = client(stack.url, await stack.createApiKey('vendor-mgmt'));

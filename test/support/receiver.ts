@@ -11,20 +11,22 @@ export interface Received {
  * A webhook receiver on loopback, as a vendor would run one: it records every request and answers
  * with the status `answer` gives for the n-th request (0-based).
  */
+type Reply = number | { status: number; headers?: Record<string, string> };
+
 export async function startReceiver(
-  answer: (n: number, req: Received) => number | { status: number; headers?: Record<string, string> } = () =>
-    200,
+  answer: (n: number, req: Received) => Reply | Promise<Reply> = () => 200,
 ) {
   const received: Received[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', async () => {
       const entry = { headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
-      const reply = answer(received.length, entry);
+      const pending = answer(received.length, entry);
       received.push(entry);
+      const reply = await pending;
       const { status, headers } = typeof reply === 'number' ? { status: reply, headers: {} } : reply;
-      res.writeHead(status, headers).end(status < 300 ? 'ok' : 'no');
+      if (!res.destroyed) res.writeHead(status, headers).end(status < 300 ? 'ok' : 'no');
     });
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));

@@ -1,0 +1,419 @@
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  encodePng,
+  PngError,
+  type Provenance,
+  provenanceText,
+  readPng,
+  readProvenance,
+  withProvenance,
+} from '../../../functions/core/png.ts';
+
+const provenance: Provenance = {
+  generator: 'framecast',
+  model: 'sdxl',
+  modelImage: 'r8.im/stability-ai/sdxl@sha256:abc',
+  prompt: 'A lighthouse at dusk, 東京の夜景, مساء الخير, 🌅',
+  negativePrompt: 'blurry',
+  seed: 4294967295,
+  frame: 1001,
+  jobId: 'job_01JABCDEF',
+  shot: 'EP101_SH040',
+  width: 64,
+  height: 32,
+  params: { guidance: 7.5, steps: 30 },
+};
+
+/** A smooth test image: gradients, as generated frames mostly are. */
+function gradient(width: number, height: number): Uint8Array {
+  const rgb = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      rgb[i] = (x * 255) / Math.max(1, width - 1);
+      rgb[i + 1] = (y * 255) / Math.max(1, height - 1);
+      rgb[i + 2] = (x + y) & 0xff;
+    }
+  }
+  return rgb;
+}
+
+/** Decodes an 8-bit RGB, non-interlaced PNG back to pixels: an independent check of the filters. */
+function decodeRgb(png: Uint8Array): Uint8Array {
+  const { width, height } = readPng(png);
+  const buf = Buffer.from(png);
+  const idat: Buffer[] = [];
+  for (let at = 8; at < buf.length; ) {
+    const length = buf.readUInt32BE(at);
+    if (buf.toString('latin1', at + 4, at + 8) === 'IDAT') idat.push(buf.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * 3;
+  const out = new Uint8Array(stride * height);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)]!;
+    for (let i = 0; i < stride; i++) {
+      const x = raw[y * (stride + 1) + 1 + i]!;
+      const a = i >= 3 ? out[y * stride + i - 3]! : 0;
+      const b = y > 0 ? out[(y - 1) * stride + i]! : 0;
+      const c = i >= 3 && y > 0 ? out[(y - 1) * stride + i - 3]! : 0;
+      const paeth = () => {
+        const pa = Math.abs(b - c);
+        const pb = Math.abs(a - c);
+        const pc = Math.abs(a + b - 2 * c);
+        return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      };
+      const predictor = [0, a, b, (a + b) >> 1, paeth()][filter]!;
+      out[y * stride + i] = (x + predictor) & 0xff;
+    }
+  }
+  return out;
+}
+
+/** Builds a PNG from raw chunks, as another encoder (Pillow, libpng) would. */
+function pngOf(...chunks: Array<[string, Uint8Array]>): Buffer {
+  const parts: Buffer[] = [Buffer.from([137, 80, 78, 71, 13, 10, 26, 10])];
+  for (const [type, data] of chunks) {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'latin1');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
+    parts.push(head, Buffer.from(data), crc);
+  }
+  return Buffer.concat(parts);
+}
+
+function ihdr(width: number, height: number, bitDepth: number, colorType: number, interlace = 0): Uint8Array {
+  const d = Buffer.alloc(13);
+  d.writeUInt32BE(width, 0);
+  d.writeUInt32BE(height, 4);
+  d[8] = bitDepth;
+  d[9] = colorType;
+  d[12] = interlace;
+  return d;
+}
+
+const tEXt = (keyword: string, text: string) => Buffer.from(`${keyword}\0${text}`, 'latin1');
+const zTXt = (keyword: string, text: string) =>
+  Buffer.concat([Buffer.from(`${keyword}\0\0`, 'latin1'), deflateSync(Buffer.from(text, 'latin1'))]);
+
+/** A 3x2 palette image with the text chunks Pillow writes: not something encodePng makes. */
+function thirdPartyPng(): Buffer {
+  const rows = Buffer.from([0, 0, 1, 2, 0, 2, 1, 0]); // filter 0, one palette index per byte
+  return pngOf(
+    ['IHDR', ihdr(3, 2, 8, 3)],
+    ['PLTE', Buffer.from([255, 0, 0, 0, 255, 0, 0, 0, 255])],
+    ['tEXt', tEXt('Software', 'Pillow 10.3')],
+    ['zTXt', zTXt('Comment', 'made elsewhere')],
+    ['tEXt', tEXt('Description', 'what the model said')],
+    ['IDAT', deflateSync(rows)],
+    ['IEND', new Uint8Array(0)],
+  );
+}
+
+const idatBytes = (png: Uint8Array): Buffer => {
+  const buf = Buffer.from(png);
+  const parts: Buffer[] = [];
+  for (let at = 8; at < buf.length; ) {
+    const length = buf.readUInt32BE(at);
+    if (buf.toString('latin1', at + 4, at + 8) === 'IDAT') parts.push(buf.subarray(at, at + 12 + length));
+    at += 12 + length;
+  }
+  return Buffer.concat(parts);
+};
+
+const chunkTypes = (png: Uint8Array): string[] => {
+  const buf = Buffer.from(png);
+  const types: string[] = [];
+  for (let at = 8; at < buf.length; at += 12 + buf.readUInt32BE(at))
+    types.push(buf.toString('latin1', at + 4, at + 8));
+  return types;
+};
+
+describe('encoding a PNG', () => {
+  it('writes an 8-bit RGB image of the given size that decodes to the same pixels', () => {
+    const rgb = gradient(97, 41);
+    const png = encodePng(rgb, 97, 41);
+    expect(readPng(png)).toMatchObject({
+      width: 97,
+      height: 41,
+      bitDepth: 8,
+      colorType: 2,
+      interlaced: false,
+    });
+    expect(decodeRgb(png)).toEqual(rgb);
+  });
+
+  it('round-trips any pixels, whichever filter each row takes', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.infiniteStream(fc.integer({ min: 0, max: 255 })),
+        (width, height, bytes) => {
+          const rgb = Uint8Array.from(bytes.take(width * height * 3));
+          expect(decodeRgb(encodePng(rgb, width, height))).toEqual(rgb);
+        },
+      ),
+    );
+  });
+
+  it('keeps text in any language in UTF-8 iTXt chunks', () => {
+    const text = { Description: provenance.prompt, 'framecast:shot': 'EP101_SH040', Empty: '' };
+    const png = encodePng(gradient(8, 8), 8, 8, text);
+    expect(readPng(png).text).toEqual(text);
+    expect(chunkTypes(png)).toEqual(['IHDR', 'iTXt', 'iTXt', 'iTXt', 'IDAT', 'IEND']);
+  });
+
+  it('compresses a smooth 1024x576 frame well in well under 100 ms', () => {
+    const rgb = gradient(1024, 576);
+    const times: number[] = [];
+    let size = 0;
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      size = encodePng(rgb, 1024, 576).length;
+      times.push(performance.now() - t0);
+    }
+    expect(Math.min(...times)).toBeLessThan(100);
+    expect(size).toBeLessThan(rgb.length / 4);
+  });
+
+  it('refuses pixels that do not match the size, and invalid keywords or text', () => {
+    expect(() => encodePng(new Uint8Array(10), 2, 2)).toThrow(/12 bytes/);
+    expect(() => encodePng(new Uint8Array(0), 0, 0)).toThrow(RangeError);
+    expect(() => encodePng(new Uint8Array(3), 1.5, 2)).toThrow(RangeError);
+    expect(() => encodePng(gradient(1, 1), 1, 1, { '': 'x' })).toThrow(/keyword/);
+    expect(() => encodePng(gradient(1, 1), 1, 1, { ' Lead': 'x' })).toThrow(/keyword/);
+    expect(() => encodePng(gradient(1, 1), 1, 1, { ['k'.repeat(80)]: 'x' })).toThrow(/keyword/);
+    expect(() => encodePng(gradient(1, 1), 1, 1, { 'Prompt 提示': 'x' })).toThrow(/keyword/);
+    expect(() => encodePng(gradient(1, 1), 1, 1, { Comment: 'a\0b' })).toThrow(/NUL/);
+  });
+});
+
+describe('reading a PNG', () => {
+  it('reads tEXt, zTXt and iTXt chunks of PNGs from other encoders', () => {
+    expect(readPng(thirdPartyPng())).toEqual({
+      width: 3,
+      height: 2,
+      bitDepth: 8,
+      colorType: 3,
+      interlaced: false,
+      text: { Software: 'Pillow 10.3', Comment: 'made elsewhere', Description: 'what the model said' },
+    });
+  });
+
+  it('checks the image data of interlaced images pass by pass', () => {
+    // A 3x3 grey image in Adam7 has passes of 1x1, 1x1, 2x1, 1x2 and 3x1 pixels (passes 2 and 3 are
+    // empty and carry no bytes at all): 15 bytes with the filter byte of each scanline.
+    const rows = Buffer.from([0, 10, 0, 20, 0, 30, 31, 0, 40, 0, 41, 0, 50, 51, 52]);
+    const png = pngOf(
+      ['IHDR', ihdr(3, 3, 8, 0, 1)],
+      ['IDAT', deflateSync(rows)],
+      ['IEND', new Uint8Array(0)],
+    );
+    expect(readPng(png)).toMatchObject({ width: 3, height: 3, interlaced: true });
+    const short = pngOf(
+      ['IHDR', ihdr(3, 3, 8, 0, 1)],
+      ['IDAT', deflateSync(rows.subarray(0, 14))],
+      ['IEND', new Uint8Array(0)],
+    );
+    expect(() => readPng(short)).toThrow(/14 bytes, IHDR declares 15/);
+  });
+
+  const png = encodePng(gradient(16, 8), 16, 8, provenanceText(provenance));
+
+  it.each([
+    ['a file that is not a PNG', Buffer.from('GIF89a not a png at all'), /bad signature/],
+    ['a truncated file', png.subarray(0, png.length - 20), /truncated/],
+    ['a file without IEND', png.subarray(0, png.length - 12), /IEND missing/],
+    ['bytes after IEND', Buffer.concat([png, Buffer.from([0])]), /after IEND/],
+    [
+      'a chunk with a wrong CRC',
+      (() => {
+        const bad = Buffer.from(png);
+        bad[bad.length - 1]! ^= 1;
+        return bad;
+      })(),
+      /CRC mismatch in IEND/,
+    ],
+    ['a file without IDAT', pngOf(['IHDR', ihdr(1, 1, 8, 2)], ['IEND', new Uint8Array(0)]), /no IDAT/],
+    [
+      'image data shorter than IHDR declares',
+      pngOf(['IHDR', ihdr(2, 2, 8, 2)], ['IDAT', deflateSync(Buffer.alloc(13))], ['IEND', new Uint8Array(0)]),
+      /13 bytes, IHDR declares 14/,
+    ],
+    [
+      'image data one byte longer than IHDR declares',
+      pngOf(['IHDR', ihdr(2, 2, 8, 2)], ['IDAT', deflateSync(Buffer.alloc(15))], ['IEND', new Uint8Array(0)]),
+      /15 bytes, IHDR declares 14/,
+    ],
+    [
+      'image data far longer than IHDR declares',
+      pngOf(
+        ['IHDR', ihdr(2, 2, 8, 2)],
+        ['IDAT', deflateSync(Buffer.alloc(1e6))],
+        ['IEND', new Uint8Array(0)],
+      ),
+      /larger than IHDR declares/,
+    ],
+    [
+      'an unknown scanline filter',
+      pngOf(
+        ['IHDR', ihdr(1, 1, 8, 2)],
+        ['IDAT', deflateSync(Buffer.from([7, 1, 2, 3]))],
+        ['IEND', new Uint8Array(0)],
+      ),
+      /unknown filter type 7/,
+    ],
+    [
+      'an invalid bit depth',
+      pngOf(['IHDR', ihdr(1, 1, 4, 2)], ['IDAT', deflateSync(Buffer.alloc(4))], ['IEND', new Uint8Array(0)]),
+      /bit depth 4/,
+    ],
+    [
+      'an unknown critical chunk',
+      pngOf(
+        ['IHDR', ihdr(1, 1, 8, 2)],
+        ['XYZW', new Uint8Array(1)],
+        ['IDAT', deflateSync(Buffer.alloc(4))],
+        ['IEND', new Uint8Array(0)],
+      ),
+      /unknown critical chunk XYZW/,
+    ],
+    [
+      'IDAT chunks that are not consecutive',
+      pngOf(
+        ['IHDR', ihdr(1, 1, 8, 2)],
+        ['IDAT', deflateSync(Buffer.alloc(4)).subarray(0, 4)],
+        ['tEXt', tEXt('a', 'b')],
+        ['IDAT', deflateSync(Buffer.alloc(4)).subarray(4)],
+        ['IEND', new Uint8Array(0)],
+      ),
+      /not consecutive/,
+    ],
+  ])('refuses %s with a clear error', (_, bytes, message) => {
+    expect(() => readPng(bytes)).toThrow(PngError);
+    expect(() => readPng(bytes)).toThrow(message);
+  });
+
+  it('detects every single flipped byte', () => {
+    fc.assert(
+      fc.property(fc.nat(png.length - 1), fc.integer({ min: 1, max: 255 }), (at, mask) => {
+        const corrupt = Buffer.from(png);
+        corrupt[at]! ^= mask;
+        expect(() => readPng(corrupt)).toThrow(PngError);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('either refuses a randomly damaged file or reads it as the valid PNG it still is', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(png.length - 1), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        (writes) => {
+          const damaged = Buffer.from(png);
+          for (const [at, value] of writes) damaged[at] = value;
+          let info: ReturnType<typeof readPng> | undefined;
+          try {
+            info = readPng(damaged);
+          } catch (err) {
+            expect(err).toBeInstanceOf(PngError);
+            return;
+          }
+          // Only writes that restored the original bytes leave a valid file.
+          expect(damaged.equals(png)).toBe(true);
+          expect(info.width).toBe(16);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('frame provenance', () => {
+  it('is added to a PNG without text and read back exactly', () => {
+    const png = encodePng(gradient(64, 32), 64, 32);
+    const stamped = withProvenance(png, provenance);
+    expect(readProvenance(stamped)).toEqual(provenance);
+    expect(readPng(stamped).text).toMatchObject({
+      Software: 'Framecast (model sdxl)',
+      Description: provenance.prompt,
+      'framecast:seed': '4294967295',
+      'framecast:frame': '1001',
+      'framecast:job': 'job_01JABCDEF',
+      'framecast:shot': 'EP101_SH040',
+      'framecast:model': 'sdxl (r8.im/stability-ai/sdxl@sha256:abc)',
+    });
+    expect(decodeRgb(stamped)).toEqual(decodeRgb(png));
+    expect(chunkTypes(stamped).at(-1)).toBe('IEND');
+    expect(chunkTypes(stamped).at(-2)).toBe('iTXt');
+  });
+
+  it('keeps the chunks of another encoder and replaces its Description with the prompt', () => {
+    const original = thirdPartyPng();
+    const stamped = withProvenance(original, provenance);
+    const { text } = readPng(stamped);
+    expect(text.Software).toBe('Pillow 10.3');
+    expect(text.Comment).toBe('made elsewhere');
+    expect(text.Description).toBe(provenance.prompt);
+    expect(readProvenance(stamped)).toEqual(provenance);
+    expect(idatBytes(stamped)).toEqual(idatBytes(original));
+    expect(chunkTypes(stamped).filter((t) => t === 'PLTE')).toHaveLength(1);
+  });
+
+  it('replaces an earlier Framecast record instead of adding a second one', () => {
+    const png = encodePng(gradient(64, 32), 64, 32);
+    const first = withProvenance(png, { ...provenance, seed: 1, shot: 'OLD_SHOT' });
+    const second = withProvenance(first, provenance);
+    expect(readProvenance(second)).toEqual(provenance);
+    expect(readPng(second).text['framecast:shot']).toBe('EP101_SH040');
+    expect(second.equals(withProvenance(png, provenance))).toBe(true);
+    expect(chunkTypes(second).filter((t) => t === 'iTXt')).toHaveLength(
+      Object.keys(provenanceText(provenance)).length,
+    );
+  });
+
+  it('is byte-identical for the same frame, whatever the key order of the record', () => {
+    const png = encodePng(gradient(8, 8), 8, 8);
+    const reordered = Object.fromEntries(Object.entries(provenance).reverse()) as unknown as Provenance;
+    expect(withProvenance(png, reordered).equals(withProvenance(png, provenance))).toBe(true);
+  });
+
+  it('is absent from a PNG that has none, and refused when it is not a record', () => {
+    expect(readProvenance(thirdPartyPng())).toBeUndefined();
+    const notJson = encodePng(gradient(1, 1), 1, 1, { 'framecast:provenance': '{oops' });
+    expect(() => readProvenance(notJson)).toThrow(/not JSON/);
+    const wrong = encodePng(gradient(1, 1), 1, 1, {
+      'framecast:provenance': JSON.stringify({ ...provenance, seed: 'forty-two' }),
+    });
+    expect(() => readProvenance(wrong)).toThrow(/seed is not an integer/);
+  });
+
+  it('refuses to stamp a file that is not a valid PNG', () => {
+    const png = encodePng(gradient(4, 4), 4, 4);
+    expect(() => withProvenance(png.subarray(0, 40), provenance)).toThrow(PngError);
+  });
+
+  it('survives any prompt, including NUL characters and lone surrogates', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 200 }),
+        fc.string({ maxLength: 40 }),
+        (prompt, jobId) => {
+          const p: Provenance = { ...provenance, prompt, jobId };
+          const read = readProvenance(withProvenance(encodePng(gradient(2, 2), 2, 2), p));
+          expect(read).toEqual(JSON.parse(JSON.stringify(p)));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newJobId } from '../../functions/core/ids.ts';
+import type { ChunkMessage, JobRecord } from '../../functions/core/model.ts';
+import { fanOut } from '../../functions/fanout/plan.ts';
+import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { eventually } from '../support/client.ts';
+
+let stack: LocalStack;
+
+// No worker: the frame queue keeps what the fan-out puts on it, for the test to read.
+beforeAll(async () => {
+  stack = await startLocalStack({ withoutWorker: true, withoutWebhooks: true });
+});
+afterAll(() => stack?.stop());
+
+async function jobOf(start: number, end: number): Promise<JobRecord> {
+  const id = newJobId();
+  const job: JobRecord = {
+    id,
+    tenant: 'fan',
+    shot: 'FAN_SH',
+    status: 'queued',
+    prompt: 'p',
+    model: 'reference',
+    width: 64,
+    height: 64,
+    frames: { start, end },
+    seed: 1,
+    seedMode: 'per-frame',
+    priority: 50,
+    succeeded: 0,
+    failed: 0,
+    canceled: 0,
+    failedFrames: [],
+    createdAt: new Date().toISOString(),
+    bucket: 'b',
+    prefix: `fan/FAN_SH/${id}/`,
+    requestHash: id,
+  };
+  await stack.app.store.createJob(job);
+  return job;
+}
+
+async function drainChunks(): Promise<ChunkMessage[]> {
+  const out: ChunkMessage[] = [];
+  for (;;) {
+    const got = await stack.app.frameQueue.receive({ max: 10, waitSeconds: 0 });
+    if (got.length === 0) {
+      const { visible, inFlight } = await stack.app.frameQueue.depth();
+      if (visible + inFlight === 0) return out;
+      continue;
+    }
+    out.push(...got.map((m) => JSON.parse(m.body) as ChunkMessage));
+    await Promise.all(got.map((m) => stack.app.frameQueue.delete(m.receiptHandle)));
+  }
+}
+
+describe('the fan-out', () => {
+  it('hands the rest to a continuation when its time runs short, and the shot is still planned once', async () => {
+    const job = await jobOf(1001, 1400); // 100 chunks of 4
+    const deps = {
+      store: stack.app.store,
+      frameQueue: stack.app.frameQueue,
+      planQueue: stack.app.planQueue,
+      chunkSize: 4,
+    };
+    const outcome = await fanOut(deps, { v: 1, jobId: job.id, tenant: job.tenant }, () => 5_000);
+    expect(outcome).toBe('continued');
+    expect((await stack.app.store.getJob(job.id))?.plannedUpTo).toBe(1041);
+
+    // The stack's fan-out consumer takes the continuation message and finishes the plan.
+    await eventually(
+      async () => ((await stack.app.store.getJob(job.id))?.plannedUpTo === 1401 ? true : undefined),
+      'the plan',
+    );
+    const chunks = await drainChunks();
+    expect(chunks.flatMap((c) => c.frames)).toEqual(Array.from({ length: 400 }, (_, i) => 1001 + i));
+    expect(chunks.every((c) => c.jobId === job.id && c.tenant === 'fan' && c.frames.length === 4)).toBe(true);
+  });
+
+  it('resumes a redelivered plan where the last one stopped', async () => {
+    const job = await jobOf(1, 100);
+    await stack.app.store.advancePlan(job.id, 61);
+    const deps = {
+      store: stack.app.store,
+      frameQueue: stack.app.frameQueue,
+      planQueue: stack.app.planQueue,
+      chunkSize: 10,
+    };
+    expect(await fanOut(deps, { v: 1, jobId: job.id, tenant: job.tenant })).toBe('planned');
+    const chunks = await drainChunks();
+    expect(chunks.map((c) => c.frames[0])).toEqual([61, 71, 81, 91]);
+  });
+
+  it('queues nothing for a canceled job or a plan naming another tenant', async () => {
+    const job = await jobOf(1, 40);
+    const deps = {
+      store: stack.app.store,
+      frameQueue: stack.app.frameQueue,
+      planQueue: stack.app.planQueue,
+      chunkSize: 4,
+    };
+    expect(await fanOut(deps, { v: 1, jobId: job.id, tenant: 'someone-else' })).toBe('skipped');
+    await stack.app.store.cancelJob(job.id);
+    expect(await fanOut(deps, { v: 1, jobId: job.id, tenant: job.tenant })).toBe('skipped');
+    expect(await drainChunks()).toEqual([]);
+  });
+});

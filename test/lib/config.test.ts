@@ -1,0 +1,125 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { assertProductionName, loadProductionConfig, parseConfig } from '../../lib/config.ts';
+import { QUEUES } from '../../lib/definitions.ts';
+import { PROJECT_ROOT } from '../../lib/lambda.ts';
+
+const configDir = (files: Record<string, string>) => {
+  const dir = mkdtempSync(join(tmpdir(), 'framecast-config-'));
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+  return dir;
+};
+
+describe('production config', () => {
+  it('gives a production without a config file the documented defaults', () => {
+    const config = loadProductionConfig('demo', configDir({}));
+    expect(config).toMatchObject({
+      production: 'demo',
+      costCenter: 'unassigned',
+      removalPolicy: 'retain',
+      gpu: {
+        instanceTypes: ['g6.xlarge', 'g5.xlarge'],
+        spot: false,
+        maxInstances: 2,
+        volumeSizeGiB: 100,
+        targetBacklogPerTask: 4,
+      },
+      network: { natGateways: 0 },
+      frameLimit: 10_000,
+      chunkSize: 4,
+      maxAttempts: 3,
+      retentionDays: 30,
+      presignedUrlExpirySeconds: 3600,
+      webhookAllowedHosts: [],
+      monthlyBudgetUsd: 1000,
+      logRetentionDays: 30,
+      api: { rateLimit: 50, burstLimit: 100 },
+    });
+    expect(config.models).toEqual([
+      { name: 'reference', image: 'builtin', gpuCount: 0, memoryMiB: 1024, concurrency: 2, maxTasks: 1 },
+    ]);
+  });
+
+  it('accepts the documented example, config/example.json', () => {
+    const config = loadProductionConfig('example', join(PROJECT_ROOT, 'config'));
+    expect(config.gpu.spot).toBe(true);
+    expect(config.models.map((m) => m.name)).toEqual(['reference', 'sdxl']);
+  });
+
+  it.each(['Bad_Name', 'a', '1st', 'x'.repeat(32), 'demo.prod'])(
+    'refuses the production name %j, saying what a valid one is',
+    (name) => {
+      expect(() => assertProductionName(name)).toThrow(
+        /Invalid production name .* must match \^\[a-z\]\[a-z0-9-\]\{1,30\}\$/,
+      );
+    },
+  );
+
+  it('asks for -c production=<name> when no production is given', () => {
+    expect(() => loadProductionConfig(undefined, configDir({}))).toThrow(/-c production=<name>/);
+  });
+
+  it('names the file and the field of an invalid value', () => {
+    const dir = configDir({ 'demo.json': JSON.stringify({ gpu: { maxInstances: 0 } }) });
+    expect(() => loadProductionConfig('demo', dir)).toThrow(
+      /config\/demo\.json:\n {2}gpu\.maxInstances: Too small/,
+    );
+  });
+
+  it('refuses an unknown field, naming it', () => {
+    expect(() => parseConfig('demo', { gpu: { spots: true } })).toThrow(/gpu\.spots: unknown field/);
+    expect(() => parseConfig('demo', { retention: 30 })).toThrow(/retention: unknown field/);
+  });
+
+  it('names the file of a config that is not JSON', () => {
+    const dir = configDir({ 'demo.json': '{ "gpu": ' });
+    expect(() => loadProductionConfig('demo', dir)).toThrow(/config\/demo\.json: not valid JSON/);
+  });
+
+  it('always deploys the reference model, with its settings overridable', () => {
+    const config = parseConfig('demo', {
+      models: [
+        { name: 'sdxl', image: 'r8.im/owner/sdxl' },
+        { name: 'reference', memoryMiB: 2048 },
+      ],
+    });
+    expect(config.models.map((m) => m.name)).toEqual(['reference', 'sdxl']);
+    expect(config.models[0]).toMatchObject({ image: 'builtin', gpuCount: 0, memoryMiB: 2048, maxTasks: 1 });
+    expect(config.models[1]).toMatchObject({ gpuCount: 1, memoryMiB: 12_288, concurrency: 1, maxTasks: 2 });
+  });
+
+  it('needs an image for a model of the production', () => {
+    expect(() => parseConfig('demo', { models: [{ name: 'sdxl' }] })).toThrow(/models\[0\]\.image: required/);
+  });
+
+  it('refuses two models of one name', () => {
+    const models = [
+      { name: 'sdxl', image: 'a' },
+      { name: 'sdxl', image: 'b' },
+    ];
+    expect(() => parseConfig('demo', { models })).toThrow(/models\[1\]\.name: duplicate model name "sdxl"/);
+  });
+
+  it('keeps maxAttempts under the frame queue maxReceiveCount less one', () => {
+    const highest = QUEUES.frame.maxReceiveCount - 2;
+    expect(parseConfig('demo', { maxAttempts: highest }).maxAttempts).toBe(highest);
+    expect(() => parseConfig('demo', { maxAttempts: highest + 1 })).toThrow(/maxAttempts: Too big/);
+  });
+
+  it('refuses GPU hosts the x86_64 CUDA images cannot run on', () => {
+    expect(() => parseConfig('demo', { gpu: { instanceTypes: ['g5g.xlarge'] } })).toThrow(
+      /gpu\.instanceTypes\[0\]: needs x86_64/,
+    );
+    expect(() => parseConfig('demo', { gpu: { instanceTypes: ['m7i.xlarge'] } })).toThrow(
+      /must be a GPU instance type/,
+    );
+  });
+
+  it('accepts only the log retention periods CloudWatch Logs knows', () => {
+    expect(() => parseConfig('demo', { logRetentionDays: 31 })).toThrow(
+      /logRetentionDays: must be one of 1, 3, 5/,
+    );
+  });
+});
