@@ -1,0 +1,128 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readPng, readProvenance } from '../../../functions/core/png.ts';
+import { type ReferenceModel, startReferenceModel } from '../../../functions/model/reference/server.ts';
+import { CogClient, ModelError } from '../../../functions/worker/cog.ts';
+
+// The Cog client against a real Cog-contract server (the reference model), plus a server of our own
+// for contract corners the reference model does not show (a model that declares fewer inputs).
+let models: ReferenceModel[] = [];
+afterEach(async () => {
+  await Promise.all(models.map((m) => m.close()));
+  models = [];
+});
+const start = async (options: Parameters<typeof startReferenceModel>[0] = {}) => {
+  const m = await startReferenceModel({ port: 0, ...options });
+  models.push(m);
+  return m;
+};
+const input = (frame: number) => ({
+  prompt: 'fog over a bridge',
+  seed: 7,
+  width: 64,
+  height: 64,
+  frame,
+  job_id: 'job_T',
+  shot: 'SH',
+});
+
+describe('the Cog client', () => {
+  it('waits until the model is READY, then predicts and decodes a data URL output', async () => {
+    const model = await start({ setupDelayMs: 300 });
+    const cog = new CogClient({ url: model.url });
+    await cog.waitUntilReady(10_000);
+    const out = await cog.predict('job_T-1-1', cog.inputFor(input(1)));
+    expect(readPng(out.png)).toMatchObject({ width: 64, height: 64 });
+    expect(readProvenance(out.png)).toMatchObject({ frame: 1, seed: 7 });
+    expect(out.predictTime).toBeGreaterThan(0);
+  });
+
+  it('downloads an http URL output', async () => {
+    const model = await start({ outputMode: 'http' });
+    const cog = new CogClient({ url: model.url });
+    await cog.waitUntilReady(10_000);
+    const out = await cog.predict('job_T-2-1', cog.inputFor(input(2)));
+    expect(readPng(out.png).width).toBe(64);
+  });
+
+  it('waits out 409 when every slot is busy, and both predictions succeed', async () => {
+    const model = await start({ concurrency: 1, renderDelayMs: 200 });
+    const cog = new CogClient({ url: model.url });
+    await cog.waitUntilReady(10_000);
+    const [a, b] = await Promise.all([
+      cog.predict('job_T-3-1', input(3)),
+      cog.predict('job_T-4-1', input(4)),
+    ]);
+    expect(readProvenance(a.png)?.frame).toBe(3);
+    expect(readProvenance(b.png)?.frame).toBe(4);
+    expect(model.stats().rejectedBusy).toBeGreaterThan(0);
+    expect(model.stats().predictions).toBe(2);
+  });
+
+  it('never starts a second prediction when the same id is sent again', async () => {
+    const model = await start({ renderDelayMs: 200 });
+    const cog = new CogClient({ url: model.url });
+    await cog.waitUntilReady(10_000);
+    await Promise.all([cog.predict('job_T-5-1', input(5)), cog.predict('job_T-5-1', input(5))]);
+    await cog.predict('job_T-5-1', input(5));
+    expect(model.stats().predictions).toBe(1);
+  });
+
+  it('reports a failed prediction as retryable, and refused input as final', async () => {
+    const model = await start({ failFrames: [9] });
+    const cog = new CogClient({ url: model.url });
+    await cog.waitUntilReady(10_000);
+    const failed = await cog.predict('job_T-9-1', input(9)).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(ModelError);
+    expect((failed as ModelError).retryable).toBe(true);
+    const refused = await cog.predict('job_T-10-1', { ...input(10), width: 65 }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ModelError);
+    expect((refused as ModelError).retryable).toBe(false);
+  });
+
+  it('sends only the inputs a model declares, and the job’s params as they are', async () => {
+    const seen: unknown[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        if (req.url === '/health-check') return res.end(JSON.stringify({ status: 'READY' }));
+        if (req.url === '/openapi.json') {
+          return res.end(
+            JSON.stringify({ components: { schemas: { Input: { properties: { prompt: {}, seed: {} } } } } }),
+          );
+        }
+        seen.push((JSON.parse(body) as { input: unknown }).input);
+        const png = readPngFixture();
+        res.end(
+          JSON.stringify({ status: 'succeeded', output: `data:image/png;base64,${png.toString('base64')}` }),
+        );
+      });
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const cog = new CogClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+      await cog.waitUntilReady(5_000);
+      await cog.predict('x-1-1', cog.inputFor(input(1), { guidance_scale: 7.5 }));
+      expect(seen).toEqual([{ prompt: 'fog over a bridge', seed: 7, guidance_scale: 7.5 }]);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('gives up on a model that never becomes ready', async () => {
+    const cog = new CogClient({ url: 'http://127.0.0.1:9' });
+    await expect(cog.waitUntilReady(600)).rejects.toThrow(/not ready/);
+  });
+});
+
+function readPngFixture(): Buffer {
+  // A 1x1 PNG, enough for the client, which does not judge pixels.
+  return Buffer.from(
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC',
+    'base64',
+  );
+}
