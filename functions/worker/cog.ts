@@ -54,6 +54,8 @@ export interface FrameInput {
   readonly prompt: string;
   readonly negative_prompt?: string;
   readonly seed: number;
+  /** The job's seed: models that declare it keep one scene across a shot seeded frame by frame. */
+  readonly shot_seed: number;
   readonly width: number;
   readonly height: number;
   readonly frame: number;
@@ -195,6 +197,13 @@ export class CogClient {
       return bytes;
     }
     if (/^https?:\/\//i.test(value)) {
+      // Plain http only from the model's own origin (the container beside the worker): an output URL
+      // must not turn the worker into a way to reach the task's metadata or the VPC.
+      if (!value.toLowerCase().startsWith('https://') && new URL(value).origin !== new URL(this.url).origin) {
+        throw new ModelError(
+          `output URL is neither https nor on the model's own origin: ${new URL(value).origin}`,
+        );
+      }
       const res = await this.fetch(value, {
         signal: signal
           ? AbortSignal.any([signal, AbortSignal.timeout(120_000)])

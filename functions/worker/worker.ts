@@ -281,6 +281,7 @@ export class Worker {
             prompt: job.prompt,
             ...(job.negativePrompt !== undefined && { negative_prompt: job.negativePrompt }),
             seed,
+            shot_seed: job.seed,
             width: job.width,
             height: job.height,
             frame,

@@ -169,17 +169,10 @@ describe('encoding a PNG', () => {
     expect(chunkTypes(png)).toEqual(['IHDR', 'iTXt', 'iTXt', 'iTXt', 'IDAT', 'IEND']);
   });
 
-  it('compresses a smooth 1024x576 frame well in well under 100 ms', () => {
+  // Speed is the benchmark's business (npm run bench); the test checks the compression.
+  it('compresses a smooth 1024x576 frame to under a quarter of its raw size', () => {
     const rgb = gradient(1024, 576);
-    const times: number[] = [];
-    let size = 0;
-    for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
-      size = encodePng(rgb, 1024, 576).length;
-      times.push(performance.now() - t0);
-    }
-    expect(Math.min(...times)).toBeLessThan(100);
-    expect(size).toBeLessThan(rgb.length / 4);
+    expect(encodePng(rgb, 1024, 576).length).toBeLessThan(rgb.length / 4);
   });
 
   it('refuses pixels that do not match the size, and invalid keywords or text', () => {

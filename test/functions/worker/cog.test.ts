@@ -20,6 +20,7 @@ const start = async (options: Parameters<typeof startReferenceModel>[0] = {}) =>
 const input = (frame: number) => ({
   prompt: 'fog over a bridge',
   seed: 7,
+  shot_seed: 7,
   width: 64,
   height: 64,
   frame,

@@ -39,8 +39,8 @@ function run(env: Record<string, string>) {
   return { child, exited, listening, output: () => ({ stdout, stderr }) };
 }
 
-async function healthOf(url: string): Promise<string> {
-  return ((await (await fetch(`${url}/health-check`)).json()) as { status: string }).status;
+async function healthOf(url: string): Promise<{ status: string; slots: { busy: number } }> {
+  return (await (await fetch(`${url}/health-check`)).json()) as { status: string; slots: { busy: number } };
 }
 
 describe('the reference model container entry point', () => {
@@ -49,7 +49,7 @@ describe('the reference model container entry point', () => {
     const { url, concurrency } = await model.listening;
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(concurrency).toBe(2);
-    while ((await healthOf(url)) !== 'READY') await new Promise((resolve) => setTimeout(resolve, 20));
+    while ((await healthOf(url)).status !== 'READY') await new Promise((resolve) => setTimeout(resolve, 20));
 
     const frame = fetch(`${url}/predictions/last-frame`, {
       method: 'PUT',
@@ -58,7 +58,7 @@ describe('the reference model container entry point', () => {
         input: { prompt: 'the last frame before scale-in', seed: 1, width: 4096, height: 2304 },
       }),
     });
-    while ((await healthOf(url)) !== 'BUSY') await new Promise((resolve) => setTimeout(resolve, 10));
+    while ((await healthOf(url)).slots.busy === 0) await new Promise((resolve) => setTimeout(resolve, 10));
     model.child.kill('SIGTERM');
 
     const answered = (await (await frame).json()) as { status: string };

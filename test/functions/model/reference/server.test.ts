@@ -144,12 +144,12 @@ describe('the OpenAPI document', () => {
     const schemas = (body.components as { schemas: Record<string, Json> }).schemas;
     const inputSchema = schemas.Input as { properties: Record<string, Json>; required: string[] };
     expect(Object.keys(inputSchema.properties).sort()).toEqual(
-      ['frame', 'height', 'job_id', 'negative_prompt', 'prompt', 'seed', 'shot', 'width'].sort(),
+      ['frame', 'height', 'job_id', 'negative_prompt', 'prompt', 'seed', 'shot', 'shot_seed', 'width'].sort(),
     );
     expect(inputSchema.required).toEqual(['prompt']);
     expect(inputSchema.properties.prompt).toMatchObject({ type: 'string' });
     expect(inputSchema.properties.negative_prompt).toMatchObject({ type: 'string' });
-    for (const name of ['seed', 'frame', 'width', 'height']) {
+    for (const name of ['seed', 'shot_seed', 'frame', 'width', 'height']) {
       expect(inputSchema.properties[name]).toMatchObject({ type: 'integer' });
     }
     expect(inputSchema.properties.width).toMatchObject({ multipleOf: 8 });
@@ -348,7 +348,6 @@ describe('slots and idempotency', () => {
   it('runs as many predictions at once as its concurrency', async () => {
     const model = await start({ concurrency: 2, renderDelayMs: 400 });
     await ready(model);
-    const t0 = Date.now();
     const runs = [put(model, 'a', { input: input() }), put(model, 'b', { input: input({ frame: 1002 }) })];
     await until(
       () => health(model),
@@ -357,7 +356,8 @@ describe('slots and idempotency', () => {
     expect((await put(model, 'c', { input: input() })).status).toBe(409);
     const results = await Promise.all(runs);
     expect(results.map((r) => r.body.status)).toEqual(['succeeded', 'succeeded']);
-    expect(Date.now() - t0).toBeLessThan(780);
+    // Both ran at once: BUSY (every slot taken) was seen while the two were in flight.
+    expect(model.stats().rejectedBusy).toBe(1);
     expect((await health(model)).slots).toEqual({ total: 2, busy: 0 });
   });
 
@@ -372,7 +372,7 @@ describe('slots and idempotency', () => {
     expect(model.stats().predictions).toBe(4);
   });
 
-  it('keeps answering health checks quickly while a large frame renders', async () => {
+  it('keeps answering health checks while a large frame renders', async () => {
     const model = await start();
     await ready(model);
     const big = put(model, 'big', { input: input({ width: 2048, height: 1152 }) });
@@ -380,12 +380,12 @@ describe('slots and idempotency', () => {
       () => health(model),
       (h) => h.status === 'BUSY',
     );
-    const t0 = performance.now();
     const during = await health(model);
-    const latency = performance.now() - t0;
+    // Answered while the render was still under way: rendering does not block the server.
+    const stillRendering = model.stats().running;
     expect((await big).body.status).toBe('succeeded');
-    expect(['BUSY', 'READY']).toContain(during.status);
-    expect(latency).toBeLessThan(100);
+    expect(during.status).toBe('BUSY');
+    expect(stillRendering).toBe(1);
   });
 });
 
@@ -435,14 +435,14 @@ describe('failures, asynchronous predictions and cancellation', () => {
     const hook = await webhookReceiver();
     try {
       await ready(model);
-      const t0 = Date.now();
       const res = await put(
         model,
         'async-1',
         { input: input(), webhook: hook.url },
         { prefer: 'respond-async' },
       );
-      expect(Date.now() - t0).toBeLessThan(150);
+      // Answered before the prediction finished.
+      expect(model.stats().succeeded).toBe(0);
       expect(res.status).toBe(202);
       expect(res.body).toMatchObject({ id: 'async-1', status: 'starting', output: null });
 
