@@ -129,6 +129,19 @@ describe('a 48-frame shot', () => {
     }
   });
 
+  it('moves smoothly from frame to frame, like a shot, though each frame has its own seed', async () => {
+    const pixels = await pixelsOf(job.id);
+    const mad = (a: Buffer, b: Buffer) => {
+      let sum = 0;
+      for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
+      return sum / a.length;
+    };
+    const step = mad(pixels.get(1001)!, pixels.get(1002)!);
+    const second = mad(pixels.get(1001)!, pixels.get(1025)!);
+    expect(step).toBeGreaterThan(0);
+    expect(second).toBeGreaterThan(step * 2);
+  });
+
   it('hands out presigned URLs that expire and carry no checksum parameters', async () => {
     const [frame] = (await api.frames(job.id, '?limit=1')).body.frames;
     const url = new URL(frame!.url!);
