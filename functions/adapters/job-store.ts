@@ -258,33 +258,16 @@ export class JobStore {
   async markStarted(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
     const started = { ...job, status: 'running' as const, startedAt: nowIso(now) };
     const event = this.newEvent(started, 'job.started', now);
-    try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: jobKey(job.id),
-                UpdateExpression: 'SET #status = :running, startedAt = :now',
-                ConditionExpression: '#status = :queued',
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: {
-                  ':running': 'running',
-                  ':queued': 'queued',
-                  ':now': started.startedAt,
-                },
-              },
-            },
-            this.putEvent(event),
-          ],
-        }),
-      );
-      return event;
-    } catch (err) {
-      if (cancellationReasons(err)?.[0] === 'ConditionalCheckFailed') return undefined;
-      throw err;
-    }
+    const moved = await this.updateJobWithEvent(
+      job.id,
+      {
+        set: 'SET #status = :running, startedAt = :now',
+        condition: '#status = :queued',
+        values: { ':running': 'running', ':queued': 'queued', ':now': started.startedAt },
+      },
+      event,
+    );
+    return moved ? event : undefined;
   }
 
   /**
@@ -305,37 +288,24 @@ export class JobStore {
       const canceled = frameCount(job.frames) - job.succeeded - job.failed;
       const done: JobRecord = { ...job, status: 'canceled', canceled, finishedAt: nowIso(now) };
       const event = this.newEvent(done, 'job.canceled', now);
-      try {
-        await this.db.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Update: {
-                  TableName: this.table,
-                  Key: jobKey(jobId),
-                  UpdateExpression: 'SET #status = :canceled, canceled = :n, finishedAt = :now',
-                  ConditionExpression: '#status = :was AND succeeded = :s AND failed = :f',
-                  ExpressionAttributeNames: { '#status': 'status' },
-                  ExpressionAttributeValues: {
-                    ':canceled': 'canceled',
-                    ':n': canceled,
-                    ':now': done.finishedAt,
-                    ':was': job.status,
-                    ':s': job.succeeded,
-                    ':f': job.failed,
-                  },
-                },
-              },
-              this.putEvent(event),
-            ],
-          }),
-        );
-        return { job: done, event };
-      } catch (err) {
-        const reasons = cancellationReasons(err);
-        if (!reasons || !(reasons[0] === 'ConditionalCheckFailed' || reasons.includes('TransactionConflict')))
-          throw err;
-      }
+      const moved = await this.updateJobWithEvent(
+        jobId,
+        {
+          set: 'SET #status = :canceled, canceled = :n, finishedAt = :now',
+          condition: '#status = :was AND succeeded = :s AND failed = :f',
+          values: {
+            ':canceled': 'canceled',
+            ':n': canceled,
+            ':now': done.finishedAt,
+            ':was': job.status,
+            ':s': job.succeeded,
+            ':f': job.failed,
+          },
+        },
+        event,
+        true,
+      );
+      if (moved) return { job: done, event };
     }
     throw new FramecastError('conflict', 'job is changing too fast to cancel; retry');
   }
@@ -546,30 +516,16 @@ export class JobStore {
     if (!to || job.status !== 'running') return { job };
     const done: JobRecord = { ...job, status: to, finishedAt: nowIso(now) };
     const event = this.newEvent(done, to === 'succeeded' ? 'job.succeeded' : 'job.failed', now);
-    try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: jobKey(jobId),
-                UpdateExpression: 'SET #status = :to, finishedAt = :now',
-                ConditionExpression: '#status = :running',
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: { ':to': to, ':now': done.finishedAt, ':running': 'running' },
-              },
-            },
-            this.putEvent(event),
-          ],
-        }),
-      );
-      return { job: done, event };
-    } catch (err) {
-      if (cancellationReasons(err)?.[0] === 'ConditionalCheckFailed')
-        return { job: (await this.getJob(jobId)) ?? job };
-      throw err;
-    }
+    const moved = await this.updateJobWithEvent(
+      jobId,
+      {
+        set: 'SET #status = :to, finishedAt = :now',
+        condition: '#status = :running',
+        values: { ':to': to, ':now': done.finishedAt, ':running': 'running' },
+      },
+      event,
+    );
+    return moved ? { job: done, event } : { job: (await this.getJob(jobId)) ?? job };
   }
 
   // ---- events -----------------------------------------------------------------------------------------
@@ -619,6 +575,35 @@ export class JobStore {
     const last = (job as JobRecord & { progressStep?: number }).progressStep ?? 0;
     if (step <= last || step >= 10) return undefined;
     const event = this.newEvent(job, 'job.progress', now);
+    const moved = await this.updateJobWithEvent(
+      jobId,
+      {
+        set: 'SET progressStep = :step, progressAt = :now',
+        condition:
+          '#status = :running AND (attribute_not_exists(progressStep) OR progressStep < :step) AND (attribute_not_exists(progressAt) OR progressAt <= :quietUntil)',
+        values: {
+          ':step': step,
+          ':now': now.getTime(),
+          ':running': 'running',
+          ':quietUntil': now.getTime() - PROGRESS_INTERVAL_MS,
+        },
+      },
+      event,
+    );
+    return moved ? event : undefined;
+  }
+
+  /**
+   * A conditional update of the job and the event that announces it, in one transaction.
+   * False when the condition does not hold (another writer moved the job first), or on a conflict
+   * with a concurrent transaction when `retryConflicts` asks to hear about it.
+   */
+  private async updateJobWithEvent(
+    jobId: string,
+    update: { set: string; condition: string; values: Record<string, unknown> },
+    event: EventRecord,
+    retryConflicts = false,
+  ): Promise<boolean> {
     try {
       await this.db.send(
         new TransactWriteCommand({
@@ -627,25 +612,21 @@ export class JobStore {
               Update: {
                 TableName: this.table,
                 Key: jobKey(jobId),
-                UpdateExpression: 'SET progressStep = :step, progressAt = :now',
-                ConditionExpression:
-                  '#status = :running AND (attribute_not_exists(progressStep) OR progressStep < :step) AND (attribute_not_exists(progressAt) OR progressAt <= :quietUntil)',
+                UpdateExpression: update.set,
+                ConditionExpression: update.condition,
                 ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: {
-                  ':step': step,
-                  ':now': now.getTime(),
-                  ':running': 'running',
-                  ':quietUntil': now.getTime() - PROGRESS_INTERVAL_MS,
-                },
+                ExpressionAttributeValues: update.values,
               },
             },
             this.putEvent(event),
           ],
         }),
       );
-      return event;
+      return true;
     } catch (err) {
-      if (cancellationReasons(err)?.[0] === 'ConditionalCheckFailed') return undefined;
+      const reasons = cancellationReasons(err);
+      if (reasons?.[0] === 'ConditionalCheckFailed') return false;
+      if (retryConflicts && reasons?.includes('TransactionConflict')) return false;
       throw err;
     }
   }
