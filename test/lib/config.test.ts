@@ -1,13 +1,19 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { assertProductionName, loadProductionConfig, parseConfig } from '../../lib/config.ts';
 import { QUEUES } from '../../lib/definitions.ts';
 import { PROJECT_ROOT } from '../../lib/lambda.ts';
 
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 const configDir = (files: Record<string, string>) => {
   const dir = mkdtempSync(join(tmpdir(), 'framecast-config-'));
+  dirs.push(dir);
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
   return dir;
 };

@@ -1,4 +1,4 @@
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
 import { CONSUMERS } from '../../functions/api/routes.ts';
 import { ENV } from '../../functions/config.ts';
@@ -6,7 +6,7 @@ import { CONSUMER_TIMEOUT_SECONDS, QUEUES, WORKER_HEARTBEAT_SECONDS } from '../.
 import { FRAME_QUEUE_URLS_ENV, WorkQueue } from '../../lib/queues.ts';
 import {
   actionsOf,
-  CDK_CONTEXT,
+  cliLikeApp,
   functionId,
   functionStatements,
   idAt,
@@ -79,7 +79,7 @@ describe('Queues', () => {
   });
 
   it('refuses a visibility timeout under six times its consumer timeout', () => {
-    const scope = new Stack(new App({ context: CDK_CONTEXT }), 'Short');
+    const scope = new Stack(cliLikeApp(), 'Short');
     const definition = { ...QUEUES.plan, visibilityTimeoutSeconds: 5 * CONSUMER_TIMEOUT_SECONDS.plan };
     expect(
       () =>

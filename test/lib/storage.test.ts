@@ -1,14 +1,14 @@
-import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { TABLE } from '../../lib/definitions.ts';
 import { Storage } from '../../lib/storage.ts';
-import { CDK_CONTEXT, resourcesOf, synthesize } from './synth.ts';
+import { cliLikeApp, resourcesOf, synthesize } from './synth.ts';
 
 const { template } = synthesize('demo', { retentionDays: 45 });
 
 const storageOnly = (removalPolicy: RemovalPolicy.RETAIN | RemovalPolicy.DESTROY) => {
-  const stack = new Stack(new App({ context: CDK_CONTEXT }), 'StorageOnly');
+  const stack = new Stack(cliLikeApp(), 'StorageOnly');
   new Storage(stack, 'Storage', { retentionDays: 30, removalPolicy });
   return Template.fromStack(stack);
 };

@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, CfnResource } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { afterAll } from 'vitest';
 import { type ProductionConfig, parseConfig } from '../../lib/config.ts';
 import { FramecastStack, stackName } from '../../lib/framecast-stack.ts';
 import { PROJECT_ROOT } from '../../lib/lambda.ts';
@@ -19,10 +20,18 @@ export interface Synthesized {
   readonly config: ProductionConfig;
 }
 
+// Each synthesis stages assets (the Docker build context at least): a test file leaves none behind.
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const dir of outdirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 /** An App configured as the CLI configures it (cdk.json's context), writing to a temporary directory. */
 export function cliLikeApp(options: { bundling?: boolean } = {}): App {
+  const outdir = mkdtempSync(join(tmpdir(), 'framecast-cdk-'));
+  outdirs.push(outdir);
   return new App({
-    outdir: mkdtempSync(join(tmpdir(), 'framecast-cdk-')),
+    outdir,
     context: { ...CDK_CONTEXT, ...(options.bundling ? {} : { 'aws:cdk:bundling-stacks': [] }) },
   });
 }

@@ -1,4 +1,4 @@
-import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { Storage } from '../../lib/storage.ts';
 import { Webhooks } from '../../lib/webhooks.ts';
 import {
   actionsOf,
-  CDK_CONTEXT,
+  cliLikeApp,
   functionId,
   functionStatements,
   mentions,
@@ -17,10 +17,7 @@ import {
   resourcesOf,
 } from './synth.ts';
 
-const stack = new Stack(
-  new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } }),
-  'WebhooksOnly',
-);
+const stack = new Stack(cliLikeApp(), 'WebhooksOnly');
 const storage = new Storage(stack, 'Storage', { retentionDays: 30, removalPolicy: RemovalPolicy.RETAIN });
 const queues = new Queues(stack, 'Queues', { models: ['reference'] });
 new Webhooks(stack, 'Webhooks', {

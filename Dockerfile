@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+#
+# Framecast's container image: one image, two programs.
+#   worker (default command)        node worker.mjs  - the GPU worker: frame queue -> model -> S3 + DynamoDB
+#   reference model (command below) node model.mjs   - the built-in CPU model server, Cog HTTP contract, port 5000
+# The RenderFleet construct runs both in one ECS task for the `reference` model, and the worker alone beside
+# a production's own Cog image for every other model. CDK builds it at deploy time (cdk synth only stages it).
+
+# Bundling is plain JavaScript work, so it runs on the build machine's own architecture even when the
+# image is for another one (an arm64 laptop building for x86_64 GPU hosts).
+FROM --platform=$BUILDPLATFORM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# Scripts stay off: the only one (patch-package) patches a local-mode emulator the image never runs.
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY lib/definitions.ts lib/
+COPY functions functions
+RUN npx esbuild worker=functions/worker/main.ts model=functions/model/reference/main.ts \
+      --bundle --platform=node --format=esm --target=node22 --main-fields=module,main \
+      --minify --sourcemap --sources-content=false \
+      --outdir=dist --out-extension:.js=.mjs \
+      "--banner:js=import { createRequire as __framecastCreateRequire } from 'node:module'; const require = __framecastCreateRequire(import.meta.url);"
+
+# Two self-contained bundles need no node_modules: the runtime stage is Node and the bundles only.
+FROM node:24-alpine AS runtime
+ENV NODE_ENV=production \
+    NODE_OPTIONS=--enable-source-maps
+WORKDIR /app
+# Owned by root and read-only to the process: the program cannot rewrite itself.
+COPY --from=build /src/dist/ ./
+USER node
+EXPOSE 5000
+CMD ["node", "worker.mjs"]

@@ -1,0 +1,139 @@
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import { HttpApi, HttpMethod, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { RouteDefinition } from '../functions/api/routes.ts';
+import { ENV } from '../functions/config.ts';
+import { FramecastFunction, handlerId, type LogSettings } from './lambda.ts';
+import { FRAME_QUEUE_URLS_ENV, type Queues } from './queues.ts';
+import { grantFrameObjects, grantTable } from './storage.ts';
+
+export interface ApiProps {
+  readonly routes: readonly RouteDefinition[];
+  readonly table: ITable;
+  readonly bucket: IBucket;
+  readonly queues: Queues;
+  /** Settings every process reads (production, limits); resource names are added per route. */
+  readonly environment: Readonly<Record<string, string>>;
+  readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
+  readonly logs: LogSettings;
+}
+
+/** The fields of one access log line: JSON, so Logs Insights can query it field by field. */
+const ACCESS_LOG_FIELDS = {
+  requestId: '$context.requestId',
+  ip: '$context.identity.sourceIp',
+  requestTime: '$context.requestTime',
+  routeKey: '$context.routeKey',
+  status: '$context.status',
+  protocol: '$context.protocol',
+  responseLength: '$context.responseLength',
+  responseLatency: '$context.responseLatency',
+  integrationLatency: '$context.integrationLatency',
+  integrationError: '$context.integrationErrorMessage',
+  userAgent: '$context.identity.userAgent',
+};
+
+/**
+ * The HTTP API: one Lambda per route of functions/api/routes.ts, each granted exactly the access its
+ * row declares.
+ *
+ * Authentication is the handlers' own (a middleware checks `Authorization: Bearer fc_...` against the
+ * SHA-256 key hashes in the table, cached in the process for about a minute), not a Lambda authorizer:
+ * local mode and AWS then run the same code path, tenant isolation is enforced where the data is read,
+ * and a request costs one cold start, not two. API Gateway therefore sees every route as open.
+ */
+export class Api extends Construct {
+  readonly httpApi: HttpApi;
+  readonly stage: HttpStage;
+  readonly accessLogs: LogGroup;
+  /** Each route's function, by `METHOD path`. */
+  readonly functions: ReadonlyMap<string, FramecastFunction>;
+
+  constructor(scope: Construct, id: string, props: ApiProps) {
+    super(scope, id);
+    const { table, bucket, queues } = props;
+
+    this.httpApi = new HttpApi(this, 'HttpApi', {
+      // Not unique by rule, but the console lists APIs by name: one per production reads best.
+      apiName: Stack.of(this).stackName,
+      description: 'Framecast HTTP API',
+      // The default stage has no access-log setting: an explicit $default stage below has one.
+      createDefaultStage: false,
+    });
+    this.accessLogs = new LogGroup(this, 'AccessLogs', {
+      retention: props.logs.retention,
+      removalPolicy: props.logs.removalPolicy,
+    });
+    this.stage = new HttpStage(this, 'DefaultStage', {
+      httpApi: this.httpApi,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: props.throttle,
+      accessLogSettings: {
+        destination: new LogGroupLogDestination(this.accessLogs),
+        format: AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
+      },
+    });
+
+    const functions = new Map<string, FramecastFunction>();
+    for (const route of props.routes) {
+      const { access } = route;
+      const environment: Record<string, string> = { ...props.environment };
+      if (access.table) {
+        environment[ENV.table] = table.tableName;
+        // Job responses name their output prefix (s3://bucket/...) even where the handler reads no frame.
+        environment[ENV.bucket] = bucket.bucketName;
+      }
+      for (const name of access.queues ?? []) {
+        if (name === 'plan') environment[ENV.planQueueUrl] = queues.plan.queue.queueUrl;
+        if (name === 'event') environment[ENV.eventQueueUrl] = queues.event.queue.queueUrl;
+        if (name === 'frame') environment[FRAME_QUEUE_URLS_ENV] = queues.frameQueueUrlsJson(this);
+      }
+
+      const handler = new FramecastFunction(this, handlerId(route.entry), {
+        entry: route.entry,
+        description: `Framecast API: ${route.method} ${route.path}`,
+        // API Gateway gives up on an integration after 30 s; a handler must answer, even with an error, before.
+        timeout: Duration.seconds(15),
+        environment,
+        logs: props.logs,
+      });
+      const fn = handler.function;
+      if (access.table) grantTable(table, handler.role, access.table);
+      // Presigned downloads: the URL carries the function's right to GetObject, and nothing more.
+      if (access.bucket === 'read') grantFrameObjects(bucket, handler.role, ['s3:GetObject']);
+      for (const name of access.queues ?? []) {
+        if (name === 'plan') queues.plan.queue.grantSendMessages(fn);
+        if (name === 'event') queues.event.queue.grantSendMessages(fn);
+        if (name === 'frame') for (const frames of queues.frames.values()) frames.queue.grantSendMessages(fn);
+      }
+
+      const key = `${route.method} ${route.path}`;
+      const [apiRoute] = this.httpApi.addRoutes({
+        path: route.path,
+        methods: [HttpMethod[route.method]],
+        integration: new HttpLambdaIntegration(`${handlerId(route.entry)}Integration`, fn),
+      });
+      if (apiRoute) {
+        Validations.of(apiRoute).acknowledge({
+          id: 'AwsSolutions-APIG4',
+          reason: route.scope
+            ? `The handler authenticates the API key (Bearer fc_..., scope ${route.scope}) itself, in local mode and AWS alike; see lib/api.ts and docs/operations.md.`
+            : 'A public route by design (the OpenAPI document); it reads no data.',
+        });
+      }
+      functions.set(key, handler);
+    }
+    this.functions = functions;
+  }
+
+  /** The base URL of the API, ending in `/`. */
+  get url(): string {
+    return this.stage.url;
+  }
+}

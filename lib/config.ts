@@ -1,0 +1,248 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as z from 'zod';
+import { QUEUES } from './definitions.ts';
+
+/**
+ * A production's deployment settings: `config/<production>.json`, parsed strictly (an unknown or misspelt
+ * field is an error, not a silently ignored setting). A missing file means every default below; the
+ * defaults are documented in docs/operations.md, which must change with them.
+ */
+
+/** One stack per production; the name ends up in the stack name, tags and metric dimensions. */
+export const PRODUCTION_NAME = /^[a-z][a-z0-9-]{1,30}$/;
+
+/** The built-in CPU model server: always deployed, because the API accepts `reference` in every stack. */
+export const REFERENCE_MODEL = 'reference';
+
+/** The `image` of a model that runs from this project's own container image (see Dockerfile). */
+export const BUILTIN_IMAGE = 'builtin';
+
+/** The retention periods CloudWatch Logs accepts. */
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+const hostLabel = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+
+const int = (min: number, max: number) => z.int().min(min).max(max);
+
+const Model = z.strictObject({
+  /** What a job names in `model`; also the model's frame queue and ECS service. */
+  name: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'must match [a-z][a-z0-9-]{0,30}'),
+  /** A Cog-packaged image: any registry URI, an ECR URI of this account (pull rights are granted), or `builtin`. */
+  image: z.string().min(1).max(255).optional(),
+  gpuCount: int(0, 8).optional(),
+  /** Memory reserved for the model container; the worker container takes its own on top. */
+  memoryMiB: int(512, 1_048_576).optional(),
+  /** The model's prediction slots: frames the worker sends it at once. Cog models serve one. */
+  concurrency: int(1, 64).optional(),
+  /** Most tasks of this model at once. */
+  maxTasks: int(1, 1000).optional(),
+  /** ECS health check in the model container (exec form). Default: a python3 probe of /health-check. */
+  healthCheckCommand: z.array(z.string().min(1)).min(1).optional(),
+  /** Secrets Manager secret with `{"username", "password"}` for a private registry other than ECR. */
+  registryCredentialsSecretArn: z
+    .string()
+    .regex(
+      /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/,
+      'must be a Secrets Manager secret ARN',
+    )
+    .optional(),
+});
+
+/** Defaults of a production's own model; `maxTasks` defaults to gpu.maxInstances. */
+const MODEL_DEFAULTS = { gpuCount: 1, memoryMiB: 12_288, concurrency: 1 } as const;
+
+/** The reference model is a small CPU server for smoke tests: one task, no GPU. */
+const REFERENCE_DEFAULTS = {
+  image: BUILTIN_IMAGE,
+  gpuCount: 0,
+  memoryMiB: 1024,
+  concurrency: 2,
+  maxTasks: 1,
+} as const;
+
+const InstanceType = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type such as g6.xlarge')
+  .refine((t) => /^[gp]/.test(t), 'must be a GPU instance type (g or p family)')
+  // The worker image and Cog images are x86_64 with CUDA: Graviton (g5g) and AMD (g4ad) hosts cannot run them.
+  .refine((t) => !/^(g\d+g|g4ad)\./.test(t), 'needs x86_64 with NVIDIA GPUs (not g5g or g4ad)');
+
+export const ConfigSchema = z
+  .strictObject({
+    /** Free text for the humans who read the file. */
+    description: z.string().max(1000).optional(),
+    /** Value of the `cost-center` tag on every resource. */
+    costCenter: z
+      .string()
+      .regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,256}$/u, 'must be a valid AWS tag value (1-256 characters)')
+      .default('unassigned'),
+    /** What stack deletion does to the table, the buckets and the log groups. */
+    removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
+    gpu: z
+      .strictObject({
+        /** Tried in this order (on-demand) or by price and capacity (Spot). */
+        instanceTypes: z.array(InstanceType).min(1).max(20).default(['g6.xlarge', 'g5.xlarge']),
+        spot: z.boolean().default(false),
+        maxInstances: int(1, 100).default(2),
+        /** Root volume: Cog images with weights are tens of GB. */
+        volumeSizeGiB: int(30, 16_000).default(100),
+        /** Chunks waiting or in progress per running task that the scaling policy aims for. */
+        targetBacklogPerTask: int(1, 1000).default(4),
+      })
+      .prefault({}),
+    network: z
+      .strictObject({
+        /** 0: GPU hosts in public subnets (no inbound rules), no NAT cost. 1-2: private subnets behind NAT. */
+        natGateways: int(0, 2).default(0),
+      })
+      .prefault({}),
+    /** Models besides `reference`; an entry named `reference` replaces the built-in one's settings. */
+    models: z.array(Model).max(10).default([]),
+    frameLimit: int(1, 1_000_000).default(10_000),
+    chunkSize: int(1, 100).default(4),
+    // Below the frame queue's maxReceiveCount less one: a chunk that keeps killing workers must fail its
+    // frames on a last delivery rather than reach the DLQ with frames still marked running.
+    maxAttempts: int(1, QUEUES.frame.maxReceiveCount - 2).default(3),
+    /** Frames and manifests are deleted this many days after they are written. */
+    retentionDays: int(1, 3650).default(30),
+    // A presigned URL dies with the role session that signed it, whatever it says: past 12 hours it would
+    // promise more than the Lambda's credentials can keep.
+    presignedUrlExpirySeconds: int(60, 12 * 3600).default(3600),
+    /** Empty: any public https host. Otherwise `vendor.com` (exactly) or `.vendor.com` (any subdomain). */
+    webhookAllowedHosts: z
+      .array(
+        z
+          .string()
+          .regex(new RegExp(`^\\.?(?:${hostLabel}\\.)*${hostLabel}$`), 'must be a lowercase host name'),
+      )
+      .max(50)
+      .default([]),
+    /** USD per month for the AWS Budget on this production's tag; 0 creates no budget. */
+    monthlyBudgetUsd: z.number().min(0).max(10_000_000).default(1000),
+    /** Subscribed to the alarm topic (the address must confirm the subscription). */
+    alarmEmail: z.email().optional(),
+    logRetentionDays: z
+      .int()
+      .refine((d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d), {
+        message: `must be one of ${LOG_RETENTION_DAYS.join(', ')} (the periods CloudWatch Logs accepts)`,
+      })
+      .default(30),
+    api: z
+      .strictObject({
+        /** Steady-state requests per second, for the whole API. */
+        rateLimit: z.number().min(1).max(10_000).default(50),
+        burstLimit: int(1, 5000).default(100),
+      })
+      .prefault({}),
+    /** A prebuilt worker image (registry URI); then deploying needs no Docker. Default: built from Dockerfile. */
+    workerImage: z.string().min(1).max(255).optional(),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.models.forEach((model, i) => {
+      if (seen.has(model.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['models', i, 'name'],
+          message: `duplicate model name "${model.name}"`,
+        });
+      }
+      seen.add(model.name);
+      if (model.image === undefined && model.name !== REFERENCE_MODEL) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['models', i, 'image'],
+          message: 'required: the Cog image to run',
+        });
+      }
+    });
+  });
+
+type ModelInput = z.output<typeof Model>;
+export type ModelConfig = Required<Omit<ModelInput, 'healthCheckCommand' | 'registryCredentialsSecretArn'>> &
+  Pick<ModelInput, 'healthCheckCommand' | 'registryCredentialsSecretArn'>;
+
+export interface ProductionConfig extends Omit<z.output<typeof ConfigSchema>, 'models'> {
+  readonly production: string;
+  /** Every model the stack runs, `reference` first. */
+  readonly models: readonly ModelConfig[];
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Checks a production name, saying what a valid one looks like. */
+export function assertProductionName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name === '') {
+    throw new ConfigError(
+      'No production given: run with -c production=<name>, for example -c production=demo ' +
+        '(cdk bootstrap runs the app too, so it needs one as well)',
+    );
+  }
+  if (!PRODUCTION_NAME.test(name)) {
+    throw new ConfigError(
+      `Invalid production name "${name}": it must match ${PRODUCTION_NAME.source} ` +
+        '(a lowercase letter, then 1 to 30 lowercase letters, digits or hyphens)',
+    );
+  }
+}
+
+function describeIssues(error: z.ZodError): string[] {
+  return error.issues.flatMap((issue) => {
+    const at = issue.path
+      .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`))
+      .join('');
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => `${at ? `${at}.` : ''}${key}: unknown field`);
+    }
+    return [`${at || '(root)'}: ${issue.message}`];
+  });
+}
+
+/** Validates a parsed config file's content; `source` names the file in errors. */
+export function parseConfig(
+  production: string,
+  input: unknown,
+  source = `config/${production}.json`,
+): ProductionConfig {
+  assertProductionName(production);
+  const parsed = ConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `Invalid production config ${source}:\n  ${describeIssues(parsed.error).join('\n  ')}`,
+    );
+  }
+  const { models, ...rest } = parsed.data;
+  // A model of the production's own always has its image (the schema requires it); only the reference has a default one.
+  const own = { ...MODEL_DEFAULTS, maxTasks: rest.gpu.maxInstances };
+  const withDefaults = (m: ModelInput): ModelConfig => {
+    const defaults = m.name === REFERENCE_MODEL ? REFERENCE_DEFAULTS : own;
+    const set = Object.fromEntries(Object.entries(m).filter(([, v]) => v !== undefined));
+    return { ...defaults, ...set } as ModelConfig;
+  };
+  const reference = models.find((m) => m.name === REFERENCE_MODEL) ?? { name: REFERENCE_MODEL };
+  return {
+    ...rest,
+    production,
+    models: [withDefaults(reference), ...models.filter((m) => m.name !== REFERENCE_MODEL).map(withDefaults)],
+  };
+}
+
+/** Reads `<configDir>/<production>.json`; an absent file gives the documented defaults. */
+export function loadProductionConfig(production: unknown, configDir: string): ProductionConfig {
+  assertProductionName(production);
+  const file = join(configDir, `${production}.json`);
+  const source = `config/${production}.json`;
+  if (!existsSync(file)) return parseConfig(production, {}, `${source} (absent: defaults)`);
+  let input: unknown;
+  try {
+    input = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`Invalid production config ${source}: not valid JSON (${(err as Error).message})`);
+  }
+  return parseConfig(production, input, source);
+}

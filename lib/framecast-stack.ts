@@ -1,0 +1,125 @@
+import { CfnOutput, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { ROUTES } from '../functions/api/routes.ts';
+import { ENV } from '../functions/config.ts';
+import { Api } from './api.ts';
+import type { ProductionConfig } from './config.ts';
+import type { LogSettings } from './lambda.ts';
+import { APP_METRICS, Observability } from './observability.ts';
+import { FanOut, Queues } from './queues.ts';
+import { RenderFleet } from './render-fleet.ts';
+import { Storage } from './storage.ts';
+import { Webhooks } from './webhooks.ts';
+
+/** Tag keys on every resource: what Cost Explorer and the production's budget group costs by. */
+export const PRODUCTION_TAG = 'framecast:production';
+export const COST_CENTER_TAG = 'cost-center';
+
+export interface FramecastStackProps extends StackProps {
+  readonly config: ProductionConfig;
+}
+
+/** `demo` → `Framecast-demo`: one stack per production, side by side in one account. */
+export const stackName = (production: string) => `Framecast-${production}`;
+
+/** One production's Framecast: the constructs of lib/, wired together and nothing else. */
+export class FramecastStack extends Stack {
+  constructor(scope: Construct, id: string, props: FramecastStackProps) {
+    const { config } = props;
+    const tags = { [PRODUCTION_TAG]: config.production, [COST_CENTER_TAG]: config.costCenter };
+    super(scope, id, {
+      description: `Framecast generative-frame API for production ${config.production}`,
+      ...props,
+      // Stack tags reach what CloudFormation creates on its own; Tags.of reaches every taggable construct.
+      tags: { ...props.tags, ...tags },
+    });
+    for (const [key, value] of Object.entries(tags)) Tags.of(this).add(key, value);
+
+    const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+    const logs: LogSettings = { retention: config.logRetentionDays as RetentionDays, removalPolicy };
+    const models = config.models.map((m) => m.name);
+
+    // What every process may read; each construct adds the names of the resources it grants.
+    const environment: Record<string, string> = {
+      [ENV.production]: config.production,
+      [ENV.frameLimit]: String(config.frameLimit),
+      [ENV.models]: models.join(','),
+      [ENV.urlExpirySeconds]: String(config.presignedUrlExpirySeconds),
+      [ENV.chunkSize]: String(config.chunkSize),
+      [ENV.maxAttempts]: String(config.maxAttempts),
+      [ENV.webhookAllowedHosts]: config.webhookAllowedHosts.join(','),
+      POWERTOOLS_METRICS_NAMESPACE: APP_METRICS.namespace,
+    };
+
+    const storage = new Storage(this, 'Storage', { retentionDays: config.retentionDays, removalPolicy });
+    const queues = new Queues(this, 'Queues', { models });
+    const api = new Api(this, 'Api', {
+      routes: ROUTES,
+      table: storage.table,
+      bucket: storage.bucket,
+      queues,
+      environment,
+      throttle: config.api,
+      logs,
+    });
+    const fanOut = new FanOut(this, 'FanOut', { queues, table: storage.table, environment, logs });
+    const webhooks = new Webhooks(this, 'Webhooks', {
+      eventQueue: queues.event,
+      table: storage.table,
+      environment,
+      logs,
+    });
+    const fleet = new RenderFleet(this, 'RenderFleet', {
+      gpu: config.gpu,
+      natGateways: config.network.natGateways,
+      models: config.models,
+      frameQueues: queues.frames,
+      eventQueue: queues.event,
+      table: storage.table,
+      bucket: storage.bucket,
+      environment,
+      logs,
+      workerImage: config.workerImage,
+    });
+    const observability = new Observability(this, 'Observability', {
+      production: config.production,
+      httpApi: api.httpApi,
+      functions: [
+        ...[...api.functions].map(([label, fn]) => ({ label, function: fn })),
+        { label: 'fan-out', function: fanOut.function },
+        { label: 'webhook delivery', function: webhooks.function },
+      ],
+      queues: [
+        { label: 'plan', kind: 'plan', queue: queues.plan },
+        ...[...queues.frames].map(([model, queue]) => ({
+          label: `frame ${model}`,
+          kind: 'frame' as const,
+          queue,
+        })),
+        { label: 'event', kind: 'event', queue: queues.event },
+      ],
+      cluster: fleet.cluster,
+      services: [...fleet.services.values()],
+      hosts: fleet.autoScalingGroup,
+      alarmEmail: config.alarmEmail,
+      monthlyBudgetUsd: config.monthlyBudgetUsd,
+    });
+
+    const output = (id: string, value: string, description: string) =>
+      new CfnOutput(this, id, { value, description });
+    output('ApiUrl', api.url, 'Base URL of the HTTP API');
+    output(
+      'TableName',
+      storage.table.tableName,
+      'DynamoDB table: set FRAMECAST_TABLE to it for bin/admin.ts',
+    );
+    output('BucketName', storage.bucket.bucketName, 'S3 bucket of the frames and manifests');
+    output('PlanQueueUrl', queues.plan.queue.queueUrl, 'Plan queue');
+    output('EventQueueUrl', queues.event.queue.queueUrl, 'Event (webhook) queue');
+    output('FrameQueueUrls', queues.frameQueueUrlsJson(this), 'Frame queue of each model, as JSON');
+    output('ClusterName', fleet.cluster.clusterName, 'ECS cluster of the GPU workers');
+    output('DashboardUrl', observability.dashboardUrl, 'CloudWatch dashboard');
+    output('AlarmTopicArn', observability.topic.topicArn, 'SNS topic of the alarms and budget notifications');
+  }
+}

@@ -1,0 +1,141 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { CONSUMERS } from '../functions/api/routes.ts';
+import { ENV } from '../functions/config.ts';
+import {
+  CONSUMER_TIMEOUT_SECONDS,
+  QUEUES,
+  type QueueDefinition,
+  WORKER_HEARTBEAT_SECONDS,
+} from './definitions.ts';
+import { consumeQueue, FramecastFunction, type LogSettings } from './lambda.ts';
+import { grantTable } from './storage.ts';
+
+/**
+ * `{"<model>": "<frame queue URL>"}`: each model has a frame queue of its own, because SQS cannot hand a
+ * worker only the messages of its model. The fan-out routes a job's chunks by `job.model` with this map.
+ */
+export const FRAME_QUEUE_URLS_ENV = 'FRAMECAST_FRAME_QUEUE_URLS';
+
+export interface WorkQueueProps {
+  readonly definition: QueueDefinition;
+  /** The timeout of the Lambda consuming the queue, if a Lambda does. */
+  readonly consumerTimeout?: Duration;
+}
+
+/** A queue with its dead-letter queue: encrypted, TLS only, redrive after the definition's receive count. */
+export class WorkQueue extends Construct {
+  readonly queue: Queue;
+  readonly deadLetterQueue: Queue;
+  readonly definition: QueueDefinition;
+
+  constructor(scope: Construct, id: string, props: WorkQueueProps) {
+    super(scope, id);
+    const { definition } = props;
+    const visibility = definition.visibilityTimeoutSeconds;
+    // AWS's advice for SQS event sources: a message must stay hidden through the function's retries of a
+    // throttled or timed-out batch, or it is delivered twice while the first delivery still runs.
+    if (props.consumerTimeout && visibility < 6 * props.consumerTimeout.toSeconds()) {
+      throw new Error(
+        `${definition.name} queue: visibility timeout ${visibility} s is under 6x its consumer's timeout (${props.consumerTimeout.toSeconds()} s)`,
+      );
+    }
+    this.definition = definition;
+    const retentionPeriod = Duration.seconds(definition.retentionSeconds);
+    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod,
+    });
+    this.queue = new Queue(this, 'Queue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod,
+      visibilityTimeout: Duration.seconds(visibility),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: definition.maxReceiveCount },
+    });
+  }
+}
+
+export interface QueuesProps {
+  /** The configured model names: one frame queue each. */
+  readonly models: readonly string[];
+}
+
+/** The plan, frame (one per model) and event queues of lib/definitions.ts. */
+export class Queues extends Construct {
+  readonly plan: WorkQueue;
+  readonly event: WorkQueue;
+  readonly frames: ReadonlyMap<string, WorkQueue>;
+
+  constructor(scope: Construct, id: string, props: QueuesProps) {
+    super(scope, id);
+    this.plan = new WorkQueue(this, 'Plan', {
+      definition: QUEUES.plan,
+      consumerTimeout: Duration.seconds(CONSUMER_TIMEOUT_SECONDS.plan),
+    });
+    this.event = new WorkQueue(this, 'Event', {
+      definition: QUEUES.event,
+      consumerTimeout: Duration.seconds(CONSUMER_TIMEOUT_SECONDS.event),
+    });
+    // The worker renews visibility every heartbeat; a timeout at or under it would hand a chunk in
+    // progress to a second worker between two heartbeats.
+    if (QUEUES.frame.visibilityTimeoutSeconds <= WORKER_HEARTBEAT_SECONDS) {
+      throw new Error(
+        `frame queue: visibility timeout must exceed the worker heartbeat (${WORKER_HEARTBEAT_SECONDS} s)`,
+      );
+    }
+    this.frames = new Map(
+      props.models.map((model) => [
+        model,
+        new WorkQueue(this, `Frames-${model}`, { definition: QUEUES.frame }),
+      ]),
+    );
+  }
+
+  /** The `{model: url}` map, as the JSON string the fan-out reads. */
+  frameQueueUrlsJson(scope: Construct): string {
+    return Stack.of(scope).toJsonString(
+      Object.fromEntries([...this.frames].map(([model, q]) => [model, q.queue.queueUrl])),
+    );
+  }
+}
+
+export interface FanOutProps {
+  readonly queues: Queues;
+  readonly table: ITable;
+  /** Settings every process reads (production, limits); resource names are added here. */
+  readonly environment: Readonly<Record<string, string>>;
+  readonly logs: LogSettings;
+}
+
+/** The plan queue's consumer: turns an accepted job into chunk messages on its model's frame queue. */
+export class FanOut extends Construct {
+  readonly function: FramecastFunction;
+
+  constructor(scope: Construct, id: string, props: FanOutProps) {
+    super(scope, id);
+    const { queues, table } = props;
+    this.function = new FramecastFunction(this, 'Handler', {
+      entry: CONSUMERS.fanout.entry,
+      description: 'Framecast fan-out: plan messages to frame chunks',
+      timeout: Duration.seconds(CONSUMER_TIMEOUT_SECONDS.plan),
+      environment: {
+        ...props.environment,
+        [ENV.table]: table.tableName,
+        [ENV.planQueueUrl]: queues.plan.queue.queueUrl,
+        [FRAME_QUEUE_URLS_ENV]: queues.frameQueueUrlsJson(this),
+      },
+      logs: props.logs,
+    });
+    const fn = this.function.function;
+    grantTable(table, this.function.role, 'readWrite');
+    queues.plan.queue.grantConsumeMessages(fn);
+    // A big job is planned in steps: the fan-out hands the rest of it back to the plan queue.
+    queues.plan.queue.grantSendMessages(fn);
+    for (const frames of queues.frames.values()) frames.queue.grantSendMessages(fn);
+    consumeQueue(this.function, queues.plan.queue, { batchSize: 5 });
+  }
+}

@@ -1,0 +1,114 @@
+import { type CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, type ITable, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { Grant, type IRole } from 'aws-cdk-lib/aws-iam';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  type IBucket,
+  ObjectOwnership,
+} from 'aws-cdk-lib/aws-s3';
+import { Construct, type IConstruct } from 'constructs';
+import { TABLE } from './definitions.ts';
+
+export interface StorageProps {
+  /** Frames and manifests are deleted this many days after they are written. */
+  readonly retentionDays: number;
+  /** RETAIN keeps the table and the buckets, with their data, when the stack is deleted. */
+  readonly removalPolicy: RemovalPolicy.RETAIN | RemovalPolicy.DESTROY;
+}
+
+/** Job, frame, event and API key records in DynamoDB; frames and manifests in S3. */
+export class Storage extends Construct {
+  readonly table: Table;
+  readonly bucket: Bucket;
+  readonly accessLogs: Bucket;
+
+  constructor(scope: Construct, id: string, props: StorageProps) {
+    super(scope, id);
+    const destroy = props.removalPolicy === RemovalPolicy.DESTROY;
+
+    this.table = new Table(this, 'Table', {
+      partitionKey: { name: TABLE.partitionKey, type: AttributeType.STRING },
+      sortKey: { name: TABLE.sortKey, type: AttributeType.STRING },
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: TABLE.ttlAttribute,
+      // A retained table is also protected from a console or CLI delete; a disposable one must not be.
+      deletionProtection: !destroy,
+      removalPolicy: props.removalPolicy,
+    });
+    for (const index of TABLE.indexes) {
+      this.table.addGlobalSecondaryIndex({
+        indexName: index.name,
+        partitionKey: { name: index.partitionKey, type: AttributeType.STRING },
+        sortKey: { name: index.sortKey, type: AttributeType.STRING },
+        projectionType: ProjectionType.ALL,
+      });
+    }
+
+    const secure = {
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      removalPolicy: props.removalPolicy,
+      // Emptying a bucket is what DESTROY asks for: CloudFormation cannot delete a bucket with objects.
+      autoDeleteObjects: destroy,
+    } as const;
+
+    this.accessLogs = new Bucket(this, 'AccessLogs', {
+      ...secure,
+      lifecycleRules: [
+        { id: 'expire-access-logs', expiration: Duration.days(Math.max(90, props.retentionDays)) },
+      ],
+    });
+    Validations.of(this.accessLogs).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'This is the access log bucket of the frames bucket; logging it into itself would loop.',
+    });
+
+    this.bucket = new Bucket(this, 'Frames', {
+      ...secure,
+      serverAccessLogsBucket: this.accessLogs,
+      serverAccessLogsPrefix: 'frames/',
+      lifecycleRules: [
+        { id: 'expire-frames', expiration: Duration.days(props.retentionDays) },
+        // lib-storage uploads large frames in parts; a worker killed mid-upload leaves parts that bill forever.
+        { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+    });
+  }
+}
+
+/** `<LogicalId.Arn>`: how cdk-nag spells a resource's ARN in a finding id. */
+function arnToken(resource: IConstruct): string {
+  const cfn = resource.node.defaultChild as CfnResource;
+  return `<${Stack.of(resource).resolve(cfn.logicalId)}.Arn>`;
+}
+
+/**
+ * Grants a role the table, read or read and write, and acknowledges the one wildcard DynamoDB grants
+ * carry: `<table>/index/*`, which the list queries need for the byTenant and byShot indexes.
+ */
+export function grantTable(table: ITable, role: IRole, access: 'read' | 'readWrite'): void {
+  if (access === 'read') table.grantReadData(role);
+  else table.grantReadWriteData(role);
+  Validations.of(role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${arnToken(table)}/index/*]`,
+    reason: `Queries read the table's global secondary indexes (${TABLE.indexes.map((i) => i.name).join(', ')}), named <table>/index/*.`,
+  });
+}
+
+/**
+ * Grants a role object actions in the frames bucket and acknowledges the `<bucket>/*` resource: object keys
+ * start with the tenant, shot and job, known only at run time. Nothing on the bucket itself is granted.
+ */
+export function grantFrameObjects(bucket: IBucket, role: IRole, actions: readonly string[]): void {
+  Grant.addToPrincipal({ grantee: role, actions: [...actions], resourceArns: [bucket.arnForObjects('*')] });
+  Validations.of(role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${arnToken(bucket)}/*]`,
+    reason: `Object keys (<tenant>/<shot>/<job>/...) are known only at run time; the grant is ${actions.join(', ')} on objects only.`,
+  });
+}

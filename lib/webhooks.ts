@@ -1,0 +1,53 @@
+import { Duration } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Construct } from 'constructs';
+import { CONSUMERS } from '../functions/api/routes.ts';
+import { ENV } from '../functions/config.ts';
+import { CONSUMER_TIMEOUT_SECONDS } from './definitions.ts';
+import { consumeQueue, FramecastFunction, type LogSettings } from './lambda.ts';
+import type { WorkQueue } from './queues.ts';
+import { grantTable } from './storage.ts';
+
+export interface WebhooksProps {
+  readonly eventQueue: WorkQueue;
+  readonly table: ITable;
+  /** Settings every process reads, with the allowed webhook hosts; resource names are added here. */
+  readonly environment: Readonly<Record<string, string>>;
+  readonly logs: LogSettings;
+}
+
+/**
+ * Webhook delivery: the event queue feeds a Lambda that signs and sends each event, logs the attempt
+ * with the event, and reports the messages it must retry (partial batch response) so one slow vendor
+ * does not hold back the rest of the batch. Events past the queue's maxReceiveCount land in its DLQ.
+ */
+export class Webhooks extends Construct {
+  readonly function: FramecastFunction;
+
+  constructor(scope: Construct, id: string, props: WebhooksProps) {
+    super(scope, id);
+    const { eventQueue, table } = props;
+    this.function = new FramecastFunction(this, 'Delivery', {
+      entry: CONSUMERS.webhooks.entry,
+      description: 'Framecast webhook delivery',
+      timeout: Duration.seconds(CONSUMER_TIMEOUT_SECONDS.event),
+      environment: {
+        ...props.environment,
+        [ENV.table]: table.tableName,
+        [ENV.eventQueueUrl]: eventQueue.queue.queueUrl,
+        [ENV.eventDlqUrl]: eventQueue.deadLetterQueue.queueUrl,
+      },
+      logs: props.logs,
+    });
+    const fn = this.function.function;
+    // Read the event and the tenant's endpoint and secret; write the delivery attempt and, on 410, the endpoint.
+    grantTable(table, this.function.role, 'readWrite');
+    eventQueue.queue.grantConsumeMessages(fn);
+    // Retries are messages of their own, sent with a delay; a delivery that used up its attempts is put
+    // on the DLQ by the handler itself, where the DLQ alarm shows it to ops.
+    eventQueue.queue.grantSendMessages(fn);
+    eventQueue.deadLetterQueue.grantSendMessages(fn);
+    // The handler delivers a batch's messages concurrently, each attempt bounded by 15 s: ten fit the timeout.
+    consumeQueue(this.function, eventQueue.queue, { batchSize: 10 });
+  }
+}
