@@ -19,6 +19,7 @@ export default defineConfig({
       AWS_EC2_METADATA_DISABLED: 'true',
       NO_PROXY: '127.0.0.1,localhost',
       POWERTOOLS_LOG_LEVEL: 'SILENT',
+      POWERTOOLS_METRICS_DISABLED: 'true',
     },
   },
 });

@@ -12,6 +12,7 @@ export const ENV = {
   bucket: 'FRAMECAST_BUCKET',
   planQueueUrl: 'FRAMECAST_PLAN_QUEUE_URL',
   frameQueueUrl: 'FRAMECAST_FRAME_QUEUE_URL',
+  frameQueueUrls: 'FRAMECAST_FRAME_QUEUE_URLS',
   eventQueueUrl: 'FRAMECAST_EVENT_QUEUE_URL',
   eventDlqUrl: 'FRAMECAST_EVENT_DLQ_URL',
   frameLimit: 'FRAMECAST_FRAME_LIMIT',
@@ -39,6 +40,18 @@ export const SETTINGS = {
   bucket: z.string().min(1),
   planQueueUrl: z.url(),
   frameQueueUrl: z.url(),
+  /** The fan-out's routing: each model's frame queue, as JSON `{"model": "https://sqs..."}`. */
+  frameQueueUrls: z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string(), z.url())),
   eventQueueUrl: z.url(),
   eventDlqUrl: z.url(),
   frameLimit: intFrom(10_000, 1, 1_000_000),

@@ -17,7 +17,7 @@ import { grantTable } from './storage.ts';
  * `{"<model>": "<frame queue URL>"}`: each model has a frame queue of its own, because SQS cannot hand a
  * worker only the messages of its model. The fan-out routes a job's chunks by `job.model` with this map.
  */
-export const FRAME_QUEUE_URLS_ENV = 'FRAMECAST_FRAME_QUEUE_URLS';
+export const FRAME_QUEUE_URLS_ENV = ENV.frameQueueUrls;
 
 export interface WorkQueueProps {
   readonly definition: QueueDefinition;

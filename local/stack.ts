@@ -80,7 +80,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [ENV.modelUrl]: modelUrl,
       [ENV.webhookAllowLoopback]: process.env[ENV.webhookAllowLoopback] ?? '1',
       [ENV.production]: 'local',
+      // No CloudWatch here: the embedded-metric lines would only clutter the console.
+      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
       [ENV.eventDlqUrl]: emulators.resources.queues.event.dlqUrl,
+      // One model server in local mode: every configured model's frames go to the one frame queue.
+      [ENV.frameQueueUrls]: JSON.stringify(
+        Object.fromEntries(
+          loadConfig(['models'], { ...process.env, ...options.env }).models.map((m) => [
+            m,
+            emulators.resources.queues.frame.url,
+          ]),
+        ),
+      ),
       ...options.env,
     };
     Object.assign(process.env, env);

@@ -24,7 +24,12 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
     }
     try {
       const outcome = await fanOut(
-        { store: app.store, frameQueue: app.frameQueue, planQueue: app.planQueue, chunkSize },
+        {
+          store: app.store,
+          frameQueueFor: (model) => app.frameQueueFor(model),
+          planQueue: app.planQueue,
+          chunkSize,
+        },
         message,
         () => context.getRemainingTimeInMillis(),
       );

@@ -6,8 +6,9 @@ import { isTerminalJob } from '../core/state.ts';
 
 export interface FanOutDeps {
   readonly store: JobStore;
-  readonly frameQueue: Queue;
-  readonly planQueue: Queue;
+  /** The frame queue of a model: each model's GPU service polls its own. */
+  readonly frameQueueFor: (model: string) => Pick<Queue, 'sendAll'>;
+  readonly planQueue: Pick<Queue, 'send'>;
   readonly chunkSize: number;
 }
 
@@ -27,10 +28,11 @@ export async function fanOut(
 ): Promise<'planned' | 'continued' | 'skipped'> {
   const job = await deps.store.getJob(message.jobId);
   if (!job || job.tenant !== message.tenant || isTerminalJob(job.status)) return 'skipped';
+  const frameQueue = deps.frameQueueFor(job.model);
   let batch: { body: string; next: number }[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
-    await deps.frameQueue.sendAll(batch.map((b) => b.body));
+    await frameQueue.sendAll(batch.map((b) => b.body));
     await deps.store.advancePlan(job.id, batch[batch.length - 1]!.next);
     batch = [];
   };

@@ -51,6 +51,15 @@ export class Container {
     );
   }
 
+  /** The fan-out's view: the frame queue of each configured model (FRAMECAST_FRAME_QUEUE_URLS). */
+  frameQueueFor(model: string): Queue {
+    const urls = this.once('frameQueueUrls', () => loadConfig(['frameQueueUrls'], this.env).frameQueueUrls);
+    const url = urls[model];
+    if (!url)
+      throw new Error(`no frame queue is configured for model "${model}" (FRAMECAST_FRAME_QUEUE_URLS)`);
+    return this.once(`frameQueue:${model}`, () => new Queue(this.aws().sqs, url));
+  }
+
   get eventQueue(): Queue {
     return this.once(
       'eventQueue',

@@ -8,6 +8,7 @@ import { type FrameResponse, type JobRequest, type JobStatus, jobRequestSchema }
 import { parse } from '../core/validation.ts';
 import { toFrameResponse, toJobResponse } from '../core/views.ts';
 import { logger } from '../logger.ts';
+import { APP_METRICS, countMetric } from '../metrics.ts';
 
 /** What the job service needs from the outside; adapters over SDK v3 in the cloud and in local mode. */
 export interface JobServiceDeps {
@@ -108,6 +109,7 @@ export class JobService {
         );
       }
     }
+    if (created) countMetric(APP_METRICS.jobsSubmitted);
     return { job: toJobResponse(stored), created };
   }
 

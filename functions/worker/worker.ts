@@ -7,6 +7,7 @@ import { readPng, withProvenance } from '../core/png.ts';
 import { finalStatus } from '../core/state.ts';
 import { toJobResponse } from '../core/views.ts';
 import { logger } from '../logger.ts';
+import { APP_METRICS, countMetric } from '../metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
 
 export interface WorkerSettings {
@@ -346,6 +347,7 @@ export class Worker {
     });
     if (outcome === 'recorded') {
       this.stats.framesSucceeded++;
+      countMetric(APP_METRICS.framesSucceeded);
       await this.announce(job.id, event);
     } else if (outcome === 'duplicate') {
       this.stats.duplicates++;
@@ -364,6 +366,7 @@ export class Worker {
     });
     if (outcome === 'recorded') {
       this.stats.framesFailed++;
+      countMetric(APP_METRICS.framesFailed);
       await this.announce(job.id, event);
     }
   }

@@ -60,7 +60,7 @@ describe('the fan-out', () => {
     const job = await jobOf(1001, 1400); // 100 chunks of 4
     const deps = {
       store: stack.app.store,
-      frameQueue: stack.app.frameQueue,
+      frameQueueFor: () => stack.app.frameQueue,
       planQueue: stack.app.planQueue,
       chunkSize: 4,
     };
@@ -83,7 +83,7 @@ describe('the fan-out', () => {
     await stack.app.store.advancePlan(job.id, 61);
     const deps = {
       store: stack.app.store,
-      frameQueue: stack.app.frameQueue,
+      frameQueueFor: () => stack.app.frameQueue,
       planQueue: stack.app.planQueue,
       chunkSize: 10,
     };
@@ -96,7 +96,7 @@ describe('the fan-out', () => {
     const job = await jobOf(1, 40);
     const deps = {
       store: stack.app.store,
-      frameQueue: stack.app.frameQueue,
+      frameQueueFor: () => stack.app.frameQueue,
       planQueue: stack.app.planQueue,
       chunkSize: 4,
     };
@@ -104,5 +104,25 @@ describe('the fan-out', () => {
     await stack.app.store.cancelJob(job.id);
     expect(await fanOut(deps, { v: 1, jobId: job.id, tenant: job.tenant })).toBe('skipped');
     expect(await drainChunks()).toEqual([]);
+  });
+});
+
+describe('routing by model', () => {
+  it('sends the chunks of a job to the frame queue of its model, and refuses a model with no queue', async () => {
+    const job = await jobOf(1, 8);
+    const sent: string[] = [];
+    const deps = {
+      store: stack.app.store,
+      frameQueueFor: (model: string) => {
+        if (model !== 'reference') throw new Error(`no frame queue for ${model}`);
+        return { sendAll: async (bodies: readonly string[]) => void sent.push(...bodies) };
+      },
+      planQueue: stack.app.planQueue,
+      chunkSize: 4,
+    };
+    expect(await fanOut(deps, { v: 1, jobId: job.id, tenant: job.tenant })).toBe('planned');
+    expect(sent).toHaveLength(2);
+    expect(() => stack.app.frameQueueFor('no-such-model')).toThrow(/FRAMECAST_FRAME_QUEUE_URLS/);
+    expect(stack.app.frameQueueFor('reference').url).toBe(stack.app.frameQueue.url);
   });
 });
