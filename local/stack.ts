@@ -1,11 +1,12 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { createClients } from '../functions/adapters/clients.ts';
 import { clearKeyCache } from '../functions/api/http.ts';
 import { CONSUMERS } from '../functions/api/routes.ts';
 import { ENV, loadConfig } from '../functions/config.ts';
-import type { Scope } from '../functions/core/model.ts';
+import type { PlanMessage, Scope } from '../functions/core/model.ts';
 import { startReferenceModel } from '../functions/model/reference/server.ts';
 import { createApiKey } from '../functions/services/api-keys.ts';
-import { Container } from '../functions/services/container.ts';
+import { Container, useContainer } from '../functions/services/container.ts';
 import { createWorker } from '../functions/worker/create.ts';
 import type { Worker, WorkerSettings } from '../functions/worker/worker.ts';
 import { CONSUMER_TIMEOUT_SECONDS } from '../lib/definitions.ts';
@@ -96,7 +97,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
     Object.assign(process.env, env);
     clearKeyCache();
-    const app = new Container(process.env);
+    // Clients made now, on this run's endpoints, and shared with the handlers the gateway loads.
+    const aws = createClients();
+    const app = new Container(process.env, () => aws);
+    useContainer(app);
 
     const gateway = await startGateway({ port: options.port ?? 0 });
     cleanup.push(() => gateway.close());
@@ -132,6 +136,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
 
     const apiKey = await ensureKey(app, options.devApiKey);
+    if (options.dataDir) await resumeUnfinishedJobs(app);
     return {
       url: gateway.url,
       apiKey,
@@ -155,5 +160,21 @@ async function ensureKey(app: Container, key?: string): Promise<string> {
   } catch (err) {
     if (key && (err as Error).name === 'ConditionalCheckFailedException') return key;
     throw err;
+  }
+}
+
+/**
+ * The SQS emulator keeps no messages across runs, so jobs left queued or running by the last run are
+ * planned again: finished frames are skipped, interrupted ones tried again. In AWS, SQS keeps them.
+ */
+async function resumeUnfinishedJobs(app: Container): Promise<void> {
+  for (const job of await app.store.unfinishedJobs()) {
+    await app.store.resetPlan(job.id);
+    await app.planQueue.send(
+      JSON.stringify({ v: 1, jobId: job.id, tenant: job.tenant } satisfies PlanMessage),
+    );
+    console.log(
+      `resuming ${job.id} (${job.shot}, ${job.succeeded + job.failed} of ${job.frames.end - job.frames.start + 1} frames done)`,
+    );
   }
 }

@@ -5,6 +5,7 @@ import {
   PutCommand,
   QueryCommand,
   type QueryCommandInput,
+  ScanCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
   UpdateCommand,
@@ -234,6 +235,40 @@ export class JobStore {
     }
     const last = startKey ? String(startKey[index.sortKey]) : undefined;
     return last ? { jobs, last } : { jobs };
+  }
+
+  /**
+   * Jobs not yet finished, across tenants. A table scan: for local mode's recovery after a restart
+   * (its SQS emulator keeps no messages), never on a request path.
+   */
+  async unfinishedJobs(): Promise<JobRecord[]> {
+    const jobs: JobRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.db.send(
+        new ScanCommand({
+          TableName: this.table,
+          FilterExpression: 'sk = :job AND #status IN (:queued, :running)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':job': 'JOB', ':queued': 'queued', ':running': 'running' },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      jobs.push(...(out.Items ?? []).map(toJob));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey);
+    return jobs;
+  }
+
+  /** Forgets how far the fan-out got, so a new plan message queues every unfinished frame again. */
+  async resetPlan(jobId: string): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: jobKey(jobId),
+        UpdateExpression: 'REMOVE plannedUpTo',
+      }),
+    );
   }
 
   /** Records that the fan-out queued every frame before `upTo`; only moves forward. */

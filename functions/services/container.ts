@@ -127,3 +127,11 @@ export const container = (): Container => {
   shared ??= new Container();
   return shared;
 };
+
+/**
+ * Makes `app` the process's container. Local mode runs the handlers in its own process and installs its
+ * container (clients on this run's emulator endpoints), so a restart in the same process starts clean.
+ */
+export const useContainer = (app: Container): void => {
+  shared = app;
+};
