@@ -92,13 +92,37 @@ function readBody(event: APIGatewayProxyEventV2): unknown {
       field: 'content-type',
     });
   }
+  let body: unknown;
   try {
-    return JSON.parse(raw.toString('utf8'));
+    body = JSON.parse(raw.toString('utf8'));
   } catch (err) {
     throw new FramecastError('invalid_json', `body: is not valid JSON (${(err as Error).message})`, {
       field: 'body',
     });
   }
+  if (depthOf(body) > MAX_JSON_DEPTH) {
+    throw new FramecastError('invalid_request', `body: is nested deeper than ${MAX_JSON_DEPTH} levels`, {
+      field: 'body',
+    });
+  }
+  return body;
+}
+
+/** Deeper than any request needs; validators recurse, so a hostile body must stop here. */
+const MAX_JSON_DEPTH = 32;
+
+/** Nesting depth of parsed JSON, counted without recursion. */
+function depthOf(value: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d > max) max = d;
+    if (max > MAX_JSON_DEPTH) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, d + 1]);
+  }
+  return max;
 }
 
 /** The one error mapper: domain errors keep their code; anything else is a 500 that says nothing internal. */

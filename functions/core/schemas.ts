@@ -66,12 +66,22 @@ export const Params = z
   .meta({ description: 'Model-specific inputs passed to the model as they are' });
 
 /** The job request. Strict: unknown fields are refused. `frameLimit` is the stack's configured limit. */
+/** Text that goes into PNG text chunks and to the model: no NUL or other C0 controls but tab and newlines. */
+const Text = (max: number) =>
+  z
+    .string()
+    .max(max, `must be at most ${max} characters`)
+    .refine(
+      (s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(s),
+      'must not contain control characters',
+    );
+
 export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
   z
     .strictObject({
       shot: Shot,
-      prompt: z.string().min(1, 'must not be empty').max(4000, 'must be at most 4000 characters'),
-      negativePrompt: z.string().max(4000, 'must be at most 4000 characters').optional(),
+      prompt: Text(4000).refine((s) => s.trim().length > 0, 'must not be empty'),
+      negativePrompt: Text(4000).optional(),
       model: z
         .string()
         .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be a model name')

@@ -61,6 +61,9 @@ export interface FrameInput {
   readonly frame: number;
   readonly job_id: string;
   readonly shot: string;
+  /** Many Cog image models default to webp or jpg; frames are PNG. */
+  readonly output_format?: 'png';
+  readonly num_outputs?: 1;
 }
 
 export class CogClient {

@@ -3,7 +3,7 @@ import type { JobStore } from '../adapters/job-store.ts';
 import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
 import { frameKey, frameSeed, manifestKey } from '../core/frames.ts';
 import type { ChunkMessage, EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
-import { readPng, withProvenance } from '../core/png.ts';
+import { withProvenance } from '../core/png.ts';
 import { finalStatus } from '../core/state.ts';
 import { toJobResponse } from '../core/views.ts';
 import { logger } from '../logger.ts';
@@ -67,6 +67,8 @@ class Slots {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const isPng = (bytes: Uint8Array) => Buffer.from(bytes.subarray(0, 8)).equals(PNG_SIGNATURE);
 
 function parseChunk(body: string): ChunkMessage | undefined {
   try {
@@ -288,11 +290,19 @@ export class Worker {
             frame,
             job_id: job.id,
             shot: job.shot,
+            output_format: 'png',
+            num_outputs: 1,
           },
           job.params,
         );
         const prediction = await model.predict(`${job.id}-${frame}-${attempts}`, input);
         this.stats.modelBusyMs += Date.now() - began;
+        if (!isPng(prediction.png)) {
+          throw new ModelError(
+            'model output is not a PNG; frames are stored as PNG with their provenance (a model with an output_format input is asked for png)',
+            false,
+          );
+        }
         const png = withProvenance(prediction.png, {
           generator: 'framecast',
           model: settings.modelName,
@@ -330,7 +340,6 @@ export class Worker {
     predictTime?: number,
   ): Promise<void> {
     const key = frameKey(job.tenant, job.shot, job.id, frame);
-    readPng(png); // a model that answers with something else fails the attempt before it is stored
     const { sha256, size } = await this.deps.frames.putFrame(key, png, {
       job: job.id,
       frame: String(frame),

@@ -50,6 +50,12 @@ describe('bad input', () => {
       ['an empty body', undefined, 400, 'body'],
       ['a body over 256 KB', body({ prompt: 'x', negativePrompt: 'n'.repeat(300 * 1024) }), 413, 'body'],
       ['a JSON array', [body()], 400, 'body'],
+      [
+        'params nested 10,000 deep',
+        `{"shot":"A","prompt":"p","frames":{"start":1,"end":1},"params":{"x":${'['.repeat(10_000)}${']'.repeat(10_000)}}}`,
+        400,
+        'body',
+      ],
     ];
     for (const [name, input, status, field] of cases) {
       const reply = await fresh.call<{ error: { code: string; message: string } }>(

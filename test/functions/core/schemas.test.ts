@@ -36,6 +36,13 @@ describe('the job request', () => {
     ['a shot of 65 characters', { ...valid, shot: 'S'.repeat(65) }, 'body.shot'],
     ['an empty prompt', { ...valid, prompt: '' }, 'body.prompt'],
     ['a prompt over 4000 characters', { ...valid, prompt: 'p'.repeat(4001) }, 'body.prompt'],
+    ['a prompt of spaces', { ...valid, prompt: '   ' }, 'body.prompt'],
+    ['a prompt with a NUL', { ...valid, prompt: 'smoke\u0000fire' }, 'body.prompt'],
+    [
+      'a negative prompt with a control character',
+      { ...valid, negativePrompt: 'blur\u001b[31m' },
+      'body.negativePrompt',
+    ],
     ['a width that is not a multiple of 8', { ...valid, width: 1000 + 4 }, 'body.width'],
     ['a height below 64', { ...valid, height: 56 }, 'body.height'],
     ['a width over 8192', { ...valid, width: 8200 }, 'body.width'],
@@ -64,6 +71,11 @@ describe('the job request', () => {
     expect(err.code).toBe('invalid_request');
     expect((err.details as { field: string }).field).toBe(field);
     expect(err.message.startsWith(field)).toBe(true);
+  });
+
+  it('keeps tabs, newlines and any language in prompts', () => {
+    const prompt = 'EP101 — 建物が崩れる\n\tdust, dusk 🌆';
+    expect(parse(schema, { ...valid, prompt }).prompt).toBe(prompt);
   });
 
   it('takes exactly the frame limit', () => {
