@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { client, isFinished } from '../support/client.ts';
+import { responseValidator } from '../support/openapi.ts';
+import { startReceiver } from '../support/receiver.ts';
+
+let stack: LocalStack;
+let api: ReturnType<typeof client>;
+let check: ReturnType<typeof responseValidator>;
+
+beforeAll(async () => {
+  stack = await startLocalStack({ worker: { retryBaseMs: 5 }, referenceModel: { failFrames: [3] } });
+  api = client(stack.url, stack.apiKey);
+  const doc = await client(stack.url).call<Parameters<typeof responseValidator>[0]>(
+    'GET',
+    '/v1/openapi.json',
+  );
+  check = responseValidator(doc.body);
+});
+afterAll(() => stack?.stop());
+
+describe('every response', () => {
+  it('matches the OpenAPI document the API serves', async () => {
+    const receiver = await startReceiver();
+    const seen: string[] = [];
+    const expectValid = async (
+      method: string,
+      path: string,
+      route: string,
+      body?: unknown,
+      headers?: Record<string, string>,
+    ) => {
+      const r = await api.call(method, path, body, headers);
+      expect(check(method, route, r.status, r.body), `${method} ${path} ${r.status}`).toEqual([]);
+      seen.push(`${method} ${route} ${r.status}`);
+      return r;
+    };
+    try {
+      const endpoint = await expectValid('POST', '/v1/webhooks', '/v1/webhooks', { url: receiver.url });
+      const job = await expectValid('POST', '/v1/jobs', '/v1/jobs', {
+        shot: 'OAS_SH',
+        prompt: 'p',
+        frames: { start: 1, end: 4 },
+        width: 64,
+        height: 64,
+        params: {},
+        webhook: { url: receiver.url, events: ['job.failed'] },
+      });
+      const id = (job.body as { id: string }).id;
+      await api.waitForJob(id, isFinished);
+      await expectValid('GET', `/v1/jobs/${id}`, '/v1/jobs/{id}');
+      await expectValid('GET', '/v1/jobs?limit=5', '/v1/jobs');
+      await expectValid('GET', `/v1/jobs/${id}/frames`, '/v1/jobs/{id}/frames');
+      const events = await expectValid('GET', `/v1/jobs/${id}/events`, '/v1/jobs/{id}/events');
+      const eventId = (events.body as { events: { id: string }[] }).events[0]!.id;
+      await expectValid('POST', `/v1/events/${eventId}/redeliver`, '/v1/events/{id}/redeliver');
+      await expectValid('POST', `/v1/jobs/${id}/cancel`, '/v1/jobs/{id}/cancel'); // 409: finished
+      await expectValid('GET', '/v1/webhooks', '/v1/webhooks');
+      await expectValid('GET', '/v1/webhooks/secret', '/v1/webhooks/secret');
+      await expectValid('POST', '/v1/webhooks/secret/rotate', '/v1/webhooks/secret/rotate');
+      await expectValid(
+        'DELETE',
+        `/v1/webhooks/${(endpoint.body as { id: string }).id}`,
+        '/v1/webhooks/{id}',
+      );
+      await expectValid('GET', '/v1/jobs/job_00000000000000000000000000', '/v1/jobs/{id}'); // 404
+      await expectValid('POST', '/v1/jobs', '/v1/jobs', { shot: '' }); // 400
+      await expectValid(
+        'POST',
+        '/v1/jobs',
+        '/v1/jobs',
+        { shot: 'A', prompt: 'p', frames: { start: 1, end: 1 } },
+        { 'idempotency-key': 'k' },
+      );
+      await expectValid(
+        'POST',
+        '/v1/jobs',
+        '/v1/jobs',
+        { shot: 'B', prompt: 'p', frames: { start: 1, end: 1 } },
+        { 'idempotency-key': 'k' },
+      ); // 422
+      // The validator is not vacuous: a body that is not a job fails it.
+      expect(check('GET', '/v1/jobs/{id}', 200, { id: 1, status: 'exploded' }).length).toBeGreaterThan(0);
+      const anonymous = await client(stack.url).call('GET', '/v1/jobs');
+      expect(check('GET', '/v1/jobs', anonymous.status, anonymous.body)).toEqual([]);
+      expect(seen).toEqual(
+        expect.arrayContaining([
+          'POST /v1/jobs 202',
+          'POST /v1/jobs 400',
+          'POST /v1/jobs 422',
+          'GET /v1/jobs/{id} 404',
+        ]),
+      );
+    } finally {
+      await receiver.close();
+    }
+  });
+});
