@@ -66,15 +66,21 @@ export const Params = z
   .meta({ description: 'Model-specific inputs passed to the model as they are' });
 
 /** The job request. Strict: unknown fields are refused. `frameLimit` is the stack's configured limit. */
-/** Text that goes into PNG text chunks and to the model: no NUL or other C0 controls but tab and newlines. */
+/** C0 control characters other than tab, line feed and carriage return. */
+const hasControl = (s: string): boolean => {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return true;
+  }
+  return false;
+};
+
+/** Text that goes into PNG text chunks and to the model: no NUL or other control characters. */
 const Text = (max: number) =>
   z
     .string()
     .max(max, `must be at most ${max} characters`)
-    .refine(
-      (s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(s),
-      'must not contain control characters',
-    );
+    .refine((s) => !hasControl(s), 'must not contain control characters');
 
 export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
   z
