@@ -599,12 +599,12 @@ export class JobStore {
   }
 
   /**
-   * A job.progress event at each 10% step of finished frames, at most one per job every 5 s.
-   * The step and time are conditions on the job, so concurrent workers announce a step once.
+   * A job.progress event at each 10% step of finished frames, at most one per job every 5 s, given the
+   * job as just read. The step and time are conditions on the job, so concurrent workers announce a step once.
    */
-  async maybeProgress(jobId: string, now = new Date()): Promise<EventRecord | undefined> {
-    const job = await this.getJob(jobId);
-    if (job?.status !== 'running') return undefined;
+  async maybeProgress(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
+    const jobId = job.id;
+    if (job.status !== 'running') return undefined;
     const total = frameCount(job.frames);
     const step = Math.floor(((job.succeeded + job.failed) * 10) / total);
     const last = (job as JobRecord & { progressStep?: number }).progressStep ?? 0;

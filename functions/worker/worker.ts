@@ -242,7 +242,7 @@ export class Worker {
     await Promise.all(storing);
     if (storeError) throw storeError;
     if (handBack) return 'handed-back';
-    await this.finishJobIfDone(job.id);
+    await this.afterChunk(job.id);
     return 'done';
   }
 
@@ -357,7 +357,7 @@ export class Worker {
     if (outcome === 'recorded') {
       this.stats.framesSucceeded++;
       countMetric(APP_METRICS.framesSucceeded);
-      await this.announce(job.id, event);
+      if (event) await this.deps.publishEvents([event]);
     } else if (outcome === 'duplicate') {
       this.stats.duplicates++;
     } else {
@@ -376,15 +376,8 @@ export class Worker {
     if (outcome === 'recorded') {
       this.stats.framesFailed++;
       countMetric(APP_METRICS.framesFailed);
-      await this.announce(job.id, event);
+      if (event) await this.deps.publishEvents([event]);
     }
-  }
-
-  /** Publishes a frame's event, and a job.progress event when the frame completes a 10% step. */
-  private async announce(jobId: string, event: EventRecord | undefined): Promise<void> {
-    const progress = await this.deps.store.maybeProgress(jobId);
-    const events = [event, progress].filter((e): e is EventRecord => e !== undefined);
-    await this.deps.publishEvents(events);
   }
 
   /** A frame finished by an earlier delivery: announce it again in case that worker died before it could. */
@@ -396,16 +389,21 @@ export class Worker {
   }
 
   /**
-   * Once every frame is finished: the manifest first, then the job's terminal move. A worker that dies
-   * between the two leaves the chunk undeleted, and the next delivery does both again, idempotently.
+   * After each chunk, one read of the job's counts: a job.progress event at each 10% step, or, once every
+   * frame is finished, the manifest and then the job's terminal move. A worker that dies between those
+   * two leaves the chunk undeleted, and the next delivery does both again, idempotently.
    */
-  private async finishJobIfDone(jobId: string): Promise<void> {
+  private async afterChunk(jobId: string): Promise<void> {
     const { store } = this.deps;
     const job = await store.getJob(jobId);
     if (job?.status !== 'running') return;
     const total = job.frames.end - job.frames.start + 1;
     const to = finalStatus({ total, succeeded: job.succeeded, failed: job.failed, canceled: job.canceled });
-    if (!to) return;
+    if (!to) {
+      const progress = await store.maybeProgress(job);
+      if (progress) await this.deps.publishEvents([progress]);
+      return;
+    }
     const frames = await store.listFrames(jobId, job.frames.start, job.frames.end, true);
     await this.deps.frames.putJson(
       manifestKey(job.tenant, job.shot, job.id),
