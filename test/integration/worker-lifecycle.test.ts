@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameSeed } from '../../functions/core/frames.ts';
+import { startReferenceModel } from '../../functions/model/reference/server.ts';
 import { createWorker } from '../../functions/worker/create.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, eventually, isFinished } from '../support/client.ts';
@@ -103,32 +104,36 @@ describe('a worker killed in mid-frame', () => {
 
 describe('a chunk that takes longer than its visibility timeout', () => {
   it('stays hidden by the heartbeat, so no other delivery starts its frames again', async () => {
-    const created = await api.createJob({
-      shot: 'BEAT_SH',
-      prompt: 'embers drift upward',
-      frames: { start: 1, end: 8 },
-      width: 64,
-      height: 64,
-    });
-    await eventually(
-      async () => ((await queued()) === 2 ? true : undefined),
-      'the fan-out to queue 2 chunks',
-    );
-    // One slot, 150 ms a frame: the second chunk waits ~600 ms for the slot and takes ~600 ms more,
-    // longer than its 1 s visibility; only the heartbeat keeps it from being delivered again.
-    const w = createWorker(stack.app, process.env, {
-      waitSeconds: 1,
-      concurrency: 1,
-      visibilitySeconds: 1,
-      heartbeatSeconds: 0.25,
-    });
-    const run = w.run();
-    const done = await api.waitForJob(created.body.id, isFinished);
-    w.stop();
-    await run;
-    expect(done.status).toBe('succeeded');
-    expect(w.stats.received).toBe(2);
-    expect(w.stats.duplicates).toBe(0);
-    expect((await api.allFrames(created.body.id)).every((f) => f.attempts === 1)).toBe(true);
+    // A slower model of its own: 500 ms a frame, one slot. The second chunk waits ~2 s for the slot and
+    // takes ~2 s more, twice its 2 s visibility; only the heartbeat keeps it from being delivered again.
+    const slow = await startReferenceModel({ port: 0, renderDelayMs: 500, concurrency: 1 });
+    try {
+      const created = await api.createJob({
+        shot: 'BEAT_SH',
+        prompt: 'embers drift upward',
+        frames: { start: 1, end: 8 },
+        width: 64,
+        height: 64,
+      });
+      await eventually(
+        async () => ((await queued()) === 2 ? true : undefined),
+        'the fan-out to queue 2 chunks',
+      );
+      const w = createWorker(
+        stack.app,
+        { ...process.env, FRAMECAST_MODEL_URL: slow.url },
+        { waitSeconds: 1, concurrency: 1, visibilitySeconds: 2, heartbeatSeconds: 0.5 },
+      );
+      const run = w.run();
+      const done = await api.waitForJob(created.body.id, isFinished);
+      w.stop();
+      await run;
+      expect(done.status).toBe('succeeded');
+      expect(w.stats.received).toBe(2);
+      expect(w.stats.duplicates).toBe(0);
+      expect((await api.allFrames(created.body.id)).every((f) => f.attempts === 1)).toBe(true);
+    } finally {
+      await slow.close();
+    }
   });
 });
