@@ -62,12 +62,13 @@ describe('canceling in mid-shot', () => {
     expect(canceled.status).toBe(200);
     expect(canceled.body.status).toBe('canceled');
 
-    // Let in-flight frames land, then nothing more may happen.
-    await new Promise((r) => setTimeout(r, 500));
-    const settled = (await api.getJob(created.body.id)).body;
-    await new Promise((r) => setTimeout(r, 500));
+    // Let the worker finish what it had in hand: the queue drains as the canceled job's chunks are dropped.
+    await eventually(async () => {
+      const { visible, inFlight } = await stack.app.frameQueue.depth();
+      return visible + inFlight === 0 ? true : undefined;
+    }, 'the frame queue to drain');
     const later = (await api.getJob(created.body.id)).body;
-    expect(later).toEqual(settled);
+    expect(later.frames).toEqual(canceled.body.frames);
     const { total, succeeded, failed, canceled: n } = later.frames;
     expect(succeeded + failed + n).toBe(total);
     expect(succeeded).toBeLessThan(total);
