@@ -11,12 +11,23 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const stack = await startLocalStack({
-  dataDir: resolve('.framecast'),
-  port,
-  ...(process.env.FRAMECAST_DEV_API_KEY && { devApiKey: process.env.FRAMECAST_DEV_API_KEY }),
-  ...(process.env.FRAMECAST_MODEL_URL && { modelUrl: process.env.FRAMECAST_MODEL_URL }),
-});
+let stack: Awaited<ReturnType<typeof startLocalStack>>;
+try {
+  stack = await startLocalStack({
+    dataDir: resolve('.framecast'),
+    port,
+    ...(process.env.FRAMECAST_DEV_API_KEY && { devApiKey: process.env.FRAMECAST_DEV_API_KEY }),
+    ...(process.env.FRAMECAST_MODEL_URL && { modelUrl: process.env.FRAMECAST_MODEL_URL }),
+  });
+} catch (err) {
+  const e = err as NodeJS.ErrnoException;
+  console.error(
+    e.code === 'EADDRINUSE'
+      ? `framecast: port ${port} is in use; stop what holds it or choose another with PORT=<port> npm run dev`
+      : `framecast: local mode could not start: ${e.message}`,
+  );
+  process.exit(1);
+}
 
 console.log(`
 Framecast local mode is running.
