@@ -71,6 +71,13 @@ export const QUEUES: Readonly<Record<QueueName, QueueDefinition>> = {
   },
 };
 
+/**
+ * Every dead-letter queue keeps its messages for SQS's maximum. A standard queue's message keeps its
+ * first enqueue time when it is dead-lettered, so a DLQ with the source queue's retention could drop a
+ * message almost as soon as it arrives: ops get two weeks from the first send to redrive it.
+ */
+export const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
+
 /** Timeouts of the Lambdas that consume the plan and event queues (seconds). */
 export const CONSUMER_TIMEOUT_SECONDS: Readonly<Record<'plan' | 'event', number>> = {
   plan: 60,

@@ -6,6 +6,7 @@ import { CONSUMERS } from '../functions/api/routes.ts';
 import { ENV } from '../functions/config.ts';
 import {
   CONSUMER_TIMEOUT_SECONDS,
+  DLQ_RETENTION_SECONDS,
   QUEUES,
   type QueueDefinition,
   WORKER_HEARTBEAT_SECONDS,
@@ -47,7 +48,7 @@ export class WorkQueue extends Construct {
     this.deadLetterQueue = new Queue(this, 'DeadLetters', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      retentionPeriod,
+      retentionPeriod: Duration.seconds(DLQ_RETENTION_SECONDS),
     });
     this.queue = new Queue(this, 'Queue', {
       encryption: QueueEncryption.SQS_MANAGED,

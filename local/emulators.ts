@@ -31,7 +31,13 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { createSqsServer } from 'local-aws-sqs';
 import { ENV } from '../functions/config.ts';
-import { type IndexDefinition, QUEUES, type QueueName, TABLE } from '../lib/definitions.ts';
+import {
+  DLQ_RETENTION_SECONDS,
+  type IndexDefinition,
+  QUEUES,
+  type QueueName,
+  TABLE,
+} from '../lib/definitions.ts';
 
 export interface EmulatorOptions {
   /**
@@ -565,7 +571,10 @@ async function ensureQueue(
 ): Promise<QueueUrls> {
   const retention = String(queue.retentionSeconds);
   const dlq = await client.send(
-    new CreateQueueCommand({ QueueName: `${name}-dlq`, Attributes: { MessageRetentionPeriod: retention } }),
+    new CreateQueueCommand({
+      QueueName: `${name}-dlq`,
+      Attributes: { MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS) },
+    }),
   );
   const dlqUrl = required(dlq.QueueUrl, 'QueueUrl of the dead-letter queue');
   const { Attributes } = await client.send(

@@ -2,7 +2,12 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
 import { CONSUMERS } from '../../functions/api/routes.ts';
 import { ENV } from '../../functions/config.ts';
-import { CONSUMER_TIMEOUT_SECONDS, QUEUES, WORKER_HEARTBEAT_SECONDS } from '../../lib/definitions.ts';
+import {
+  CONSUMER_TIMEOUT_SECONDS,
+  DLQ_RETENTION_SECONDS,
+  QUEUES,
+  WORKER_HEARTBEAT_SECONDS,
+} from '../../lib/definitions.ts';
 import { FRAME_QUEUE_URLS_ENV, WorkQueue } from '../../lib/queues.ts';
 import {
   actionsOf,
@@ -46,6 +51,10 @@ describe('Queues', () => {
       });
     },
   );
+
+  it.each(work)('keeps dead letters of the $path queue for 14 days, the SQS maximum', ({ path }) => {
+    expect(queues[dlqId(path)]?.Properties).toMatchObject({ MessageRetentionPeriod: DLQ_RETENTION_SECONDS });
+  });
 
   it('encrypts every queue and refuses requests without TLS', () => {
     for (const queue of Object.values(queues))
