@@ -79,6 +79,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const env: Record<string, string> = {
       ...emulators.env,
       [ENV.modelUrl]: modelUrl,
+      // Provenance names the image that made a frame; here that is whatever serves the URL.
+      ...(options.modelUrl &&
+        !process.env[ENV.modelImage] && { [ENV.modelImage]: `Cog server at ${options.modelUrl}` }),
       [ENV.webhookAllowLoopback]: process.env[ENV.webhookAllowLoopback] ?? '1',
       [ENV.production]: 'local',
       // No CloudWatch here: the embedded-metric lines would only clutter the console.

@@ -10,7 +10,7 @@ export function createWorker(
   env: Record<string, string | undefined> = process.env,
   overrides: Partial<WorkerSettings> = {},
 ) {
-  const config = loadConfig(['modelUrl', 'modelName', 'modelImage', 'maxAttempts', 'workerConcurrency'], env);
+  const config = loadConfig(['modelUrl', 'modelImage', 'maxAttempts', 'workerConcurrency'], env);
   return new Worker({
     store: app.store,
     frames: app.frameStore,
@@ -24,7 +24,6 @@ export function createWorker(
       heartbeatSeconds: WORKER_HEARTBEAT_SECONDS,
       waitSeconds: 20,
       retryBaseMs: 1000,
-      modelName: config.modelName,
       modelImage: config.modelImage,
       ...overrides,
     },

@@ -1,3 +1,4 @@
+import { loadConfig } from '../config.ts';
 import { logger } from '../logger.ts';
 import { Container } from '../services/container.ts';
 import { createWorker } from './create.ts';
@@ -7,6 +8,8 @@ import { createWorker } from './create.ts';
  * stop timeout: the worker stops polling, hands unstarted chunks back and finishes the frames in hand.
  */
 const worker = createWorker(new Container());
+const { modelName, modelUrl } = loadConfig(['modelName', 'modelUrl']);
+logger.info('worker starting', { model: modelName, modelUrl });
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {

@@ -22,7 +22,6 @@ export interface WorkerSettings {
   readonly waitSeconds: number;
   /** First back-off between tries of a frame; doubles each time. */
   readonly retryBaseMs: number;
-  readonly modelName: string;
   readonly modelImage: string;
 }
 
@@ -305,7 +304,7 @@ export class Worker {
         }
         const png = withProvenance(prediction.png, {
           generator: 'framecast',
-          model: settings.modelName,
+          model: job.model,
           modelImage: settings.modelImage,
           prompt: job.prompt,
           ...(job.negativePrompt !== undefined && { negativePrompt: job.negativePrompt }),
@@ -431,7 +430,7 @@ export class Worker {
         seedMode: job.seedMode,
         ...(job.params !== undefined && { params: job.params }),
       },
-      model: { name: settings.modelName, image: settings.modelImage },
+      model: { name: job.model, image: settings.modelImage },
       frames: frames.map((f) => ({
         frame: f.frame,
         file: f.key ? f.key.slice(f.key.lastIndexOf('/') + 1) : undefined,
