@@ -36,6 +36,8 @@ function run(env: Record<string, string>) {
       concurrency: number;
     };
   })();
+  // A test that expects the process to fail never awaits `listening`: its rejection is not an error.
+  listening.catch(() => undefined);
   return { child, exited, listening, output: () => ({ stdout, stderr }) };
 }
 
