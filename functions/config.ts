@@ -78,7 +78,7 @@ export const SETTINGS = {
   modelImage: z.string().min(1).default('framecast/reference-model'),
   workerConcurrency: intFrom(2, 1, 64),
   webhookAllowLoopback: z
-    .enum(['0', '1', 'true', 'false', ''])
+    .enum(['0', '1', 'true', 'false'])
     .default('0')
     .transform((v) => v === '1' || v === 'true'),
   webhookAllowedHosts: z
@@ -105,7 +105,8 @@ export function loadConfig<K extends EnvKey>(
   for (const key of keys) {
     const name = ENV[key];
     const raw = env[name];
-    const parsed = SETTINGS[key].safeParse(raw === '' && key !== 'webhookAllowLoopback' ? undefined : raw);
+    // An empty variable means unset: its default applies.
+    const parsed = SETTINGS[key].safeParse(raw === '' ? undefined : raw);
     if (parsed.success) (out as Record<string, unknown>)[key] = parsed.data;
     else
       problems.push(

@@ -86,6 +86,3 @@ export const CONSUMER_TIMEOUT_SECONDS: Readonly<Record<'plan' | 'event', number>
 
 /** The worker extends a message's visibility this often while it works on the message's frames. */
 export const WORKER_HEARTBEAT_SECONDS = 30;
-
-/** Prefix under which frames are written; see design.md, "Frames in S3". */
-export const FRAME_PREFIX = '';

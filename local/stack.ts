@@ -3,6 +3,7 @@ import { createClients } from '../functions/adapters/clients.ts';
 import { clearKeyCache } from '../functions/api/http.ts';
 import { CONSUMERS } from '../functions/api/routes.ts';
 import { ENV, loadConfig } from '../functions/config.ts';
+import { frameCount } from '../functions/core/frames.ts';
 import type { PlanMessage, Scope } from '../functions/core/model.ts';
 import { startReferenceModel } from '../functions/model/reference/server.ts';
 import { createApiKey } from '../functions/services/api-keys.ts';
@@ -177,7 +178,7 @@ async function resumeUnfinishedJobs(app: Container): Promise<void> {
       JSON.stringify({ v: 1, jobId: job.id, tenant: job.tenant } satisfies PlanMessage),
     );
     console.log(
-      `resuming ${job.id} (${job.shot}, ${job.succeeded + job.failed} of ${job.frames.end - job.frames.start + 1} frames done)`,
+      `resuming ${job.id} (${job.shot}, ${job.succeeded + job.failed} of ${frameCount(job.frames)} frames done)`,
     );
   }
 }

@@ -380,7 +380,7 @@ export class JobStore {
    */
   async startFrame(job: JobRecord, frame: number, seed: number, now = new Date()): Promise<StartFrameResult> {
     try {
-      const out = await this.db.send(
+      await this.db.send(
         new TransactWriteCommand({
           TransactItems: [
             {
@@ -414,7 +414,6 @@ export class JobStore {
           ],
         }),
       );
-      void out;
     } catch (err) {
       const reasons = cancellationReasons(err);
       if (reasons?.[0] === 'ConditionalCheckFailed') return { started: false, reason: 'job-ended' };

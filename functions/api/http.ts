@@ -51,7 +51,7 @@ const json = (
   body: JSON.stringify(body),
 });
 
-export const errorBody = (code: string, message: string, details?: unknown) => ({
+const errorBody = (code: string, message: string, details?: unknown) => ({
   error: { code, message, ...(details !== undefined && { details }) },
 });
 

@@ -7,7 +7,6 @@ import * as z from 'zod';
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'canceled'];
 
 export const FRAME_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type FrameStatus = (typeof FRAME_STATUSES)[number];

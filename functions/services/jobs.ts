@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { JobStore } from '../adapters/job-store.ts';
 import { FramecastError, invalid, notFound } from '../core/errors.ts';
 import { frameSeed, jobPrefix, randomSeed } from '../core/frames.ts';
-import { newJobId } from '../core/ids.ts';
+import { isJobId, newJobId } from '../core/ids.ts';
 import type { EventRecord, JobRecord, PlanMessage } from '../core/model.ts';
 import { type FrameResponse, type JobRequest, type JobStatus, jobRequestSchema } from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
@@ -33,6 +33,17 @@ export function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/** A job of this tenant; another tenant's job is "not found", never "forbidden". */
+export async function tenantJob(
+  store: Pick<JobStore, 'getJob'>,
+  tenant: string,
+  id: string,
+): Promise<JobRecord> {
+  const job = isJobId(id) ? await store.getJob(id) : undefined;
+  if (!job || job.tenant !== tenant) throw notFound('job');
+  return job;
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -113,11 +124,8 @@ export class JobService {
     return { job: toJobResponse(stored), created };
   }
 
-  /** A job of this tenant; another tenant's job is "not found", never "forbidden". */
   async get(tenant: string, id: string): Promise<JobRecord> {
-    const job = /^job_[0-9A-Z]{26}$/.test(id) ? await this.deps.store.getJob(id) : undefined;
-    if (!job || job.tenant !== tenant) throw notFound('job');
-    return job;
+    return tenantJob(this.deps.store, tenant, id);
   }
 
   async list(tenant: string, q: { shot?: string; status?: JobStatus; limit: number; cursor?: string }) {

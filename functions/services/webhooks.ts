@@ -16,7 +16,7 @@ import {
 } from '../core/webhooks/ssrf.ts';
 import { logger } from '../logger.ts';
 import { sendWebhook } from '../webhooks/send.ts';
-import { decodeCursor, encodeCursor } from './jobs.ts';
+import { decodeCursor, encodeCursor, tenantJob } from './jobs.ts';
 
 /** Old and new secrets both sign for this long after a rotation. */
 export const ROTATION_OVERLAP_MS = 24 * 3600 * 1000;
@@ -141,8 +141,7 @@ export class WebhookService {
   // ---- events and replay ------------------------------------------------------------------------------
 
   async listJobEvents(tenant: string, jobId: string, q: { limit: number; cursor?: string }) {
-    const job = /^job_[0-9A-Z]{26}$/.test(jobId) ? await this.deps.jobs.getJob(jobId) : undefined;
-    if (!job || job.tenant !== tenant) throw notFound('job');
+    await tenantJob(this.deps.jobs, tenant, jobId);
     const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
     const events = await this.deps.jobs.listEvents(jobId, q.limit, after);
     const views: EventView[] = [];

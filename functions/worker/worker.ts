@@ -1,7 +1,7 @@
 import type { FrameStore } from '../adapters/frame-store.ts';
 import type { JobStore } from '../adapters/job-store.ts';
 import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
-import { frameKey, frameSeed, manifestKey } from '../core/frames.ts';
+import { frameCount, frameKey, frameSeed, manifestKey } from '../core/frames.ts';
 import type { ChunkMessage, EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
 import { withProvenance } from '../core/png.ts';
 import { finalStatus } from '../core/state.ts';
@@ -396,8 +396,7 @@ export class Worker {
     const { store } = this.deps;
     const job = await store.getJob(jobId);
     if (job?.status !== 'running') return;
-    const total = job.frames.end - job.frames.start + 1;
-    const to = finalStatus({ total, succeeded: job.succeeded, failed: job.failed, canceled: job.canceled });
+    const to = finalStatus({ total: frameCount(job.frames), ...job });
     if (!to) {
       const progress = await store.maybeProgress(job);
       if (progress) await this.deps.publishEvents([progress]);
