@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { hashApiKey } from '../functions/api/http.ts';
+import { hashApiKey } from '../functions/core/api-keys.ts';
 import { SCOPES, type Scope } from '../functions/core/model.ts';
 import { createApiKey } from '../functions/services/api-keys.ts';
 import { Container } from '../functions/services/container.ts';

@@ -1,34 +1,13 @@
 import * as z from 'zod';
+import { ENV } from './shared/env.ts';
 
 /**
  * Runtime configuration, read once from the environment at cold start.
  *
  * Every process (API Lambdas, fan-out, worker, webhook delivery) parses only the variables it needs, so a
  * missing one fails fast with its name instead of at the first request that happens to use it.
- * The CDK stack (lib/) and local mode (local/) set these same names.
+ * The variable names are in shared/env.ts, which the CDK stack (lib/) and local mode (local/) set too.
  */
-export const ENV = {
-  table: 'FRAMECAST_TABLE',
-  bucket: 'FRAMECAST_BUCKET',
-  planQueueUrl: 'FRAMECAST_PLAN_QUEUE_URL',
-  frameQueueUrl: 'FRAMECAST_FRAME_QUEUE_URL',
-  frameQueueUrls: 'FRAMECAST_FRAME_QUEUE_URLS',
-  eventQueueUrl: 'FRAMECAST_EVENT_QUEUE_URL',
-  eventDlqUrl: 'FRAMECAST_EVENT_DLQ_URL',
-  frameLimit: 'FRAMECAST_FRAME_LIMIT',
-  models: 'FRAMECAST_MODELS',
-  urlExpirySeconds: 'FRAMECAST_URL_EXPIRY_SECONDS',
-  chunkSize: 'FRAMECAST_CHUNK_SIZE',
-  maxAttempts: 'FRAMECAST_MAX_ATTEMPTS',
-  modelUrl: 'FRAMECAST_MODEL_URL',
-  modelName: 'FRAMECAST_MODEL_NAME',
-  modelImage: 'FRAMECAST_MODEL_IMAGE',
-  workerConcurrency: 'FRAMECAST_WORKER_CONCURRENCY',
-  webhookAllowLoopback: 'FRAMECAST_WEBHOOK_ALLOW_LOOPBACK',
-  webhookAllowedHosts: 'FRAMECAST_WEBHOOK_ALLOWED_HOSTS',
-  production: 'FRAMECAST_PRODUCTION',
-} as const;
-
 export type EnvKey = keyof typeof ENV;
 
 const intFrom = (fallback: number, min: number, max: number) =>

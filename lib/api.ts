@@ -6,8 +6,8 @@ import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import type { RouteDefinition } from '../functions/api/routes.ts';
-import { ENV } from '../functions/config.ts';
+import { ENV } from '../functions/shared/env.ts';
+import type { RouteDefinition } from '../functions/shared/routes.ts';
 import { FramecastFunction, handlerId, type LogSettings } from './lambda.ts';
 import { FRAME_QUEUE_URLS_ENV, type Queues } from './queues.ts';
 import { grantFrameObjects, grantTable } from './storage.ts';
@@ -39,7 +39,7 @@ const ACCESS_LOG_FIELDS = {
 };
 
 /**
- * The HTTP API: one Lambda per route of functions/api/routes.ts, each granted exactly the access its
+ * The HTTP API: one Lambda per route of functions/shared/routes.ts, each granted exactly the access its
  * row declares.
  *
  * Authentication is the handlers' own (a middleware checks `Authorization: Bearer fc_...` against the

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
-import { QUEUES } from './definitions.ts';
+import { QUEUES } from '../functions/shared/resources.ts';
 
 /**
  * A production's deployment settings: `config/<production>.json`, parsed strictly (an unknown or misspelt

@@ -1,12 +1,13 @@
 import { CfnOutput, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { ROUTES } from '../functions/api/routes.ts';
-import { ENV } from '../functions/config.ts';
+import { ENV } from '../functions/shared/env.ts';
+import { APP_METRICS } from '../functions/shared/metrics.ts';
+import { ROUTES } from '../functions/shared/routes.ts';
 import { Api } from './api.ts';
 import type { ProductionConfig } from './config.ts';
 import type { LogSettings } from './lambda.ts';
-import { APP_METRICS, Observability } from './observability.ts';
+import { Observability } from './observability.ts';
 import { FanOut, Queues } from './queues.ts';
 import { RenderFleet } from './render-fleet.ts';
 import { Storage } from './storage.ts';

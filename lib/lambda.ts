@@ -15,7 +15,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
-/** The repository root: handler entries in functions/api/routes.ts are relative to it. */
+/** The repository root: handler entries in functions/shared/routes.ts are relative to it. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** How long logs are kept and what stack deletion does to them. */

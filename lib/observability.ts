@@ -19,7 +19,7 @@ import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { APP_METRICS } from '../functions/metrics.ts';
+import { APP_METRICS } from '../functions/shared/metrics.ts';
 import type { FramecastFunction } from './lambda.ts';
 import type { WorkQueue } from './queues.ts';
 import type { ModelService } from './render-fleet.ts';
@@ -29,7 +29,6 @@ import type { ModelService } from './render-fleet.ts';
  * `Framecast`, a `production` dimension equal to FRAMECAST_PRODUCTION, any other dimensions allowed (the
  * dashboard finds them with SEARCH, which matches whatever else a metric carries).
  */
-export { APP_METRICS };
 
 /** How old a message may get before ops hear of it, by queue kind. */
 export const OLDEST_MESSAGE_AGE = {

@@ -2,15 +2,15 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { CONSUMERS } from '../functions/api/routes.ts';
-import { ENV } from '../functions/config.ts';
+import { ENV } from '../functions/shared/env.ts';
 import {
   CONSUMER_TIMEOUT_SECONDS,
   DLQ_RETENTION_SECONDS,
   QUEUES,
   type QueueDefinition,
   WORKER_HEARTBEAT_SECONDS,
-} from './definitions.ts';
+} from '../functions/shared/resources.ts';
+import { CONSUMERS } from '../functions/shared/routes.ts';
 import { consumeQueue, FramecastFunction, type LogSettings } from './lambda.ts';
 import { grantTable } from './storage.ts';
 
@@ -65,7 +65,7 @@ export interface QueuesProps {
   readonly models: readonly string[];
 }
 
-/** The plan, frame (one per model) and event queues of lib/definitions.ts. */
+/** The plan, frame (one per model) and event queues of functions/shared/resources.ts. */
 export class Queues extends Construct {
   readonly plan: WorkQueue;
   readonly event: WorkQueue;

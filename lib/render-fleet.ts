@@ -57,7 +57,7 @@ import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { ENV } from '../functions/config.ts';
+import { ENV } from '../functions/shared/env.ts';
 import { BUILTIN_IMAGE, type ModelConfig, type ProductionConfig } from './config.ts';
 import { type LogSettings, PROJECT_ROOT } from './lambda.ts';
 import type { WorkQueue } from './queues.ts';

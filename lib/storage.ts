@@ -9,7 +9,7 @@ import {
   ObjectOwnership,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct, type IConstruct } from 'constructs';
-import { TABLE } from './definitions.ts';
+import { TABLE } from '../functions/shared/resources.ts';
 
 export interface StorageProps {
   /** Frames and manifests are deleted this many days after they are written. */

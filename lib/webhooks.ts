@@ -1,9 +1,9 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { CONSUMERS } from '../functions/api/routes.ts';
-import { ENV } from '../functions/config.ts';
-import { CONSUMER_TIMEOUT_SECONDS } from './definitions.ts';
+import { ENV } from '../functions/shared/env.ts';
+import { CONSUMER_TIMEOUT_SECONDS } from '../functions/shared/resources.ts';
+import { CONSUMERS } from '../functions/shared/routes.ts';
 import { consumeQueue, FramecastFunction, type LogSettings } from './lambda.ts';
 import type { WorkQueue } from './queues.ts';
 import { grantTable } from './storage.ts';

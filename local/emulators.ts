@@ -1,7 +1,7 @@
 /**
  * The AWS emulators of local mode: DynamoDB Local (a JVM child process), s3rver and local-aws-sqs (both in
  * this process), all on 127.0.0.1, with Framecast's table, bucket and queues created over the real wire
- * protocol from lib/definitions.ts. `npm run dev` and the integration tests start the same thing.
+ * protocol from functions/shared/resources.ts. `npm run dev` and the integration tests start the same thing.
  *
  * Why each choice, and what was rejected, is in the design docs (toolchain.md). local-aws-sqs is patched
  * (patches/, docs/upstream-defects.md).
@@ -30,14 +30,14 @@ import {
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { createSqsServer } from 'local-aws-sqs';
-import { ENV } from '../functions/config.ts';
+import { ENV } from '../functions/shared/env.ts';
 import {
   DLQ_RETENTION_SECONDS,
   type IndexDefinition,
   QUEUES,
   type QueueName,
   TABLE,
-} from '../lib/definitions.ts';
+} from '../functions/shared/resources.ts';
 
 export interface EmulatorOptions {
   /**
@@ -401,7 +401,7 @@ const sameKeys = (a: readonly KeySchemaElement[] | undefined, b: readonly KeySch
 
 /**
  * Creates the table, or brings a table kept in a data directory up to date: an index added to
- * lib/definitions.ts since is created; a changed key cannot be, and fails with what to do.
+ * functions/shared/resources.ts since is created; a changed key cannot be, and fails with what to do.
  */
 async function ensureTable(client: DynamoDBClient, table: string) {
   if (!(await createTable(client, table))) {
@@ -448,7 +448,7 @@ async function updateKeptTable(client: DynamoDBClient, table: string) {
   const { Table: kept } = await client.send(new DescribeTableCommand({ TableName: table }));
   const stale = (what: string) =>
     new Error(
-      `The DynamoDB table "${table}" in the data directory has ${what} than lib/definitions.ts. ` +
+      `The DynamoDB table "${table}" in the data directory has ${what} than functions/shared/resources.ts. ` +
         'Delete the data directory (or its dynamodb folder) to start over.',
     );
   if (!sameKeys(kept?.KeySchema, keySchema(TABLE))) throw stale('other keys');

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
-import { ROUTES, type RouteDefinition } from '../functions/api/routes.ts';
+import { ROUTES, type RouteDefinition } from '../functions/shared/routes.ts';
 
 /**
  * Local mode's API Gateway: an HTTP server that turns each request into the API Gateway v2 (HTTP API)

@@ -10,7 +10,6 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { TABLE } from '../../lib/definitions.ts';
 import { FramecastError } from '../core/errors.ts';
 import { frameCount } from '../core/frames.ts';
 import { newEventId } from '../core/ids.ts';
@@ -18,6 +17,7 @@ import type { ApiKeyRecord, EventRecord, FrameRecord, JobRecord } from '../core/
 import type { EventType, JobStatus } from '../core/schemas.ts';
 import { finalStatus, jobStatusesBefore } from '../core/state.ts';
 import { eventData } from '../core/views.ts';
+import { TABLE } from '../shared/resources.ts';
 
 /**
  * Jobs, frames, events, API keys and idempotency keys in one DynamoDB table.

@@ -1,6 +1,7 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
+import { hashApiKey } from '../core/api-keys.ts';
 import { FramecastError } from '../core/errors.ts';
 import type { ApiKeyRecord, Scope } from '../core/model.ts';
 import { logger } from '../logger.ts';
@@ -38,8 +39,6 @@ export interface ApiResult {
 export interface KeyLookup {
   getApiKey(hash: string): Promise<ApiKeyRecord | undefined>;
 }
-
-export const hashApiKey = (key: string): string => createHash('sha256').update(key, 'utf8').digest('hex');
 
 const json = (
   status: number,

@@ -14,7 +14,7 @@ import {
   WebhookEndpointRequest,
   WebhookSecret,
 } from '../core/schemas.ts';
-import { ROUTES } from './routes.ts';
+import { ROUTES } from '../shared/routes.ts';
 
 /**
  * The OpenAPI 3.1 document, generated from the same zod schemas the handlers parse with, so the

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { JobStore } from '../adapters/job-store.ts';
-import { hashApiKey } from '../api/http.ts';
+import { API_KEY_PATTERN, hashApiKey } from '../core/api-keys.ts';
 import { SCOPES, type Scope } from '../core/model.ts';
 
 /**
@@ -15,8 +15,7 @@ export async function createApiKey(
     throw new Error('tenant must be 1 to 63 lowercase letters, digits or "-"');
   }
   const key = options.key ?? `fc_${randomBytes(32).toString('base64url')}`;
-  if (!/^fc_[A-Za-z0-9_-]{16,128}$/.test(key))
-    throw new Error('an API key is fc_ and 16 to 128 URL-safe characters');
+  if (!API_KEY_PATTERN.test(key)) throw new Error('an API key is fc_ and 16 to 128 URL-safe characters');
   await store.putApiKey({
     hash: hashApiKey(key),
     tenant: options.tenant,

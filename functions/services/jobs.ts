@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { JobStore } from '../adapters/job-store.ts';
+import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, invalid, notFound } from '../core/errors.ts';
 import { frameSeed, jobPrefix, randomSeed } from '../core/frames.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
@@ -8,7 +9,8 @@ import { type FrameResponse, type JobRequest, type JobStatus, jobRequestSchema }
 import { parse } from '../core/validation.ts';
 import { toFrameResponse, toJobResponse } from '../core/views.ts';
 import { logger } from '../logger.ts';
-import { APP_METRICS, countMetric } from '../metrics.ts';
+import { countMetric } from '../metrics.ts';
+import { APP_METRICS } from '../shared/metrics.ts';
 
 /** What the job service needs from the outside; adapters over SDK v3 in the cloud and in local mode. */
 export interface JobServiceDeps {
@@ -181,14 +183,4 @@ export class JobService {
     }
     return { frames, ...(to < job.frames.end && { nextCursor: encodeCursor(String(to + 1)) }) };
   }
-}
-
-/** Cursors are opaque to clients; inside they hold only a position, never a key of another tenant. */
-export const encodeCursor = (position: string): string => Buffer.from(position, 'utf8').toString('base64url');
-
-export function decodeCursor(cursor: string): string {
-  const position = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!/^((job|evt)_[0-9A-Z]{26}|\d{1,10})$/.test(position))
-    throw invalid('cursor', 'is not a cursor of this listing');
-  return position;
 }

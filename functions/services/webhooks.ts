@@ -1,6 +1,8 @@
 import type { JobStore } from '../adapters/job-store.ts';
 import type { Queue } from '../adapters/queues.ts';
+import { sendWebhook } from '../adapters/webhook-sender.ts';
 import type { DeliveryRecord, EndpointRecord, WebhookStore } from '../adapters/webhook-store.ts';
+import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, notFound } from '../core/errors.ts';
 import { isEventId, newEndpointId } from '../core/ids.ts';
 import type { EventMessage, EventRecord } from '../core/model.ts';
@@ -15,8 +17,7 @@ import {
   type WebhookPolicy,
 } from '../core/webhooks/ssrf.ts';
 import { logger } from '../logger.ts';
-import { sendWebhook } from '../webhooks/send.ts';
-import { decodeCursor, encodeCursor, tenantJob } from './jobs.ts';
+import { tenantJob } from './jobs.ts';
 
 /** Old and new secrets both sign for this long after a rotation. */
 export const ROTATION_OVERLAP_MS = 24 * 3600 * 1000;

@@ -1,6 +1,6 @@
-import { QUEUES, WORKER_HEARTBEAT_SECONDS } from '../../lib/definitions.ts';
 import { loadConfig } from '../config.ts';
 import type { Container } from '../services/container.ts';
+import { QUEUES, WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
 import { CogClient } from './cog.ts';
 import { Worker, type WorkerSettings } from './worker.ts';
 

@@ -7,7 +7,8 @@ import { withProvenance } from '../core/png.ts';
 import { finalStatus } from '../core/state.ts';
 import { toJobResponse } from '../core/views.ts';
 import { logger } from '../logger.ts';
-import { APP_METRICS, countMetric } from '../metrics.ts';
+import { countMetric } from '../metrics.ts';
+import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
 
 export interface WorkerSettings {

@@ -15,7 +15,8 @@ describe('business metrics', () => {
       lines.push(String(chunk));
       return true;
     });
-    const { APP_METRICS, countMetric } = await import('../../functions/metrics.ts');
+    const { countMetric } = await import('../../functions/metrics.ts');
+    const { APP_METRICS } = await import('../../functions/shared/metrics.ts');
     countMetric(APP_METRICS.framesSucceeded);
     const emf = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => '_aws' in l)!;
     expect(emf).toMatchObject({ production: 'ep101-collapse', FramesSucceeded: 1 });

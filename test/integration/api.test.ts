@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../functions/api/http.ts';
+import { hashApiKey } from '../../functions/core/api-keys.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client } from '../support/client.ts';
@@ -247,7 +247,7 @@ describe('the OpenAPI document', () => {
     }>('GET', '/v1/openapi.json');
     expect(r.status).toBe(200);
     expect(r.body.openapi).toBe('3.1.0');
-    const { ROUTES } = await import('../../functions/api/routes.ts');
+    const { ROUTES } = await import('../../functions/shared/routes.ts');
     for (const route of ROUTES)
       expect(r.body.paths[route.path]?.[route.method.toLowerCase()], route.path).toBeDefined();
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ROUTES } from '../../functions/api/routes.ts';
-import { ENV } from '../../functions/config.ts';
+import { ENV } from '../../functions/shared/env.ts';
+import { ROUTES } from '../../functions/shared/routes.ts';
 import {
   actionsOf,
   functionId,
@@ -31,7 +31,7 @@ const WRITES = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'
 const on = (statements: Statement[], id: string) => actionsOf(statements.filter((s) => mentions(s, id)));
 
 describe('Api', () => {
-  it('routes exactly the routes of functions/api/routes.ts, each to its own Lambda', () => {
+  it('routes exactly the routes of functions/shared/routes.ts, each to its own Lambda', () => {
     const routes = Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Route'));
     expect(routes.map((r) => r.Properties?.RouteKey).sort()).toEqual(
       ROUTES.map((r) => `${r.method} ${r.path}`).sort(),

@@ -5,7 +5,7 @@ import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { describe, expect, it } from 'vitest';
-import { ROUTES } from '../../functions/api/routes.ts';
+import { ROUTES } from '../../functions/shared/routes.ts';
 import { FramecastFunction } from '../../lib/lambda.ts';
 import { cliLikeApp } from './synth.ts';
 

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { QUEUES } from '../../functions/shared/resources.ts';
 import { assertProductionName, loadProductionConfig, parseConfig } from '../../lib/config.ts';
-import { QUEUES } from '../../lib/definitions.ts';
 import { PROJECT_ROOT } from '../../lib/lambda.ts';
 
 const dirs: string[] = [];

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ROUTES } from '../../functions/api/routes.ts';
-import { API_5XX_PERCENT, APP_METRICS, OLDEST_MESSAGE_AGE } from '../../lib/observability.ts';
+import { APP_METRICS } from '../../functions/shared/metrics.ts';
+import { ROUTES } from '../../functions/shared/routes.ts';
+import { API_5XX_PERCENT, OLDEST_MESSAGE_AGE } from '../../lib/observability.ts';
 import { idAt, propsOf, resourcesOf, synthesize } from './synth.ts';
 
 const { template, stack } = synthesize('demo', {

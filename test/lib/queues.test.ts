@@ -1,13 +1,13 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
-import { CONSUMERS } from '../../functions/api/routes.ts';
-import { ENV } from '../../functions/config.ts';
+import { ENV } from '../../functions/shared/env.ts';
 import {
   CONSUMER_TIMEOUT_SECONDS,
   DLQ_RETENTION_SECONDS,
   QUEUES,
   WORKER_HEARTBEAT_SECONDS,
-} from '../../lib/definitions.ts';
+} from '../../functions/shared/resources.ts';
+import { CONSUMERS } from '../../functions/shared/routes.ts';
 import { FRAME_QUEUE_URLS_ENV, WorkQueue } from '../../lib/queues.ts';
 import {
   actionsOf,

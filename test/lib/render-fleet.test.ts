@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ENV } from '../../functions/config.ts';
-import { WORKER_HEARTBEAT_SECONDS } from '../../lib/definitions.ts';
+import { ENV } from '../../functions/shared/env.ts';
+import { WORKER_HEARTBEAT_SECONDS } from '../../functions/shared/resources.ts';
 import { MODEL_URL } from '../../lib/render-fleet.ts';
 import { actionsOf, idAt, mentions, propsOf, resourcesOf, roleStatements, synthesize } from './synth.ts';
 

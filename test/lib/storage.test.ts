@@ -1,7 +1,7 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { TABLE } from '../../lib/definitions.ts';
+import { TABLE } from '../../functions/shared/resources.ts';
 import { Storage } from '../../lib/storage.ts';
 import { cliLikeApp, resourcesOf, synthesize } from './synth.ts';
 

@@ -24,7 +24,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QUEUES, TABLE } from '../../lib/definitions.ts';
+import { QUEUES, TABLE } from '../../functions/shared/resources.ts';
 import { type Emulators, startEmulators } from '../../local/emulators.ts';
 
 interface Clients {
@@ -118,7 +118,7 @@ describe('the local AWS emulators', () => {
   });
 
   describe('DynamoDB', () => {
-    it('creates the table with the keys, indexes and TTL attribute of lib/definitions.ts', async () => {
+    it('creates the table with the keys, indexes and TTL attribute of functions/shared/resources.ts', async () => {
       const { Table } = await aws.dynamo.send(
         new DescribeTableCommand({ TableName: emulators.resources.table }),
       );

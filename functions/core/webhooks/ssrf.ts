@@ -1,14 +1,13 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import type { Settings } from '../../config.ts';
 import { FramecastError } from '../errors.ts';
 
 /**
  * The SSRF policy for webhook URLs. A tenant chooses the URL, and our webhook Lambda calls it from inside
  * the production's AWS account, so a URL must never reach the instance metadata service, the VPC or the
  * machine itself. The rules are applied at registration (for a 400 the tenant can act on) and again at
- * every delivery, on the very address the connection then goes to (see functions/webhooks/send.ts),
+ * every delivery, on the very address the connection then goes to (see functions/adapters/webhook-sender.ts),
  * because DNS can answer differently between the two.
  */
 
@@ -250,9 +249,10 @@ export async function resolveAndCheck(
 }
 
 /** The policy from the parsed configuration (FRAMECAST_WEBHOOK_ALLOW_LOOPBACK, FRAMECAST_WEBHOOK_ALLOWED_HOSTS). */
-export function policyFromSettings(
-  settings: Pick<Settings, 'webhookAllowLoopback' | 'webhookAllowedHosts'>,
-): WebhookPolicy {
+export function policyFromSettings(settings: {
+  readonly webhookAllowLoopback: boolean;
+  readonly webhookAllowedHosts: readonly string[];
+}): WebhookPolicy {
   return { allowLoopback: settings.webhookAllowLoopback, allowedHosts: settings.webhookAllowedHosts };
 }
 

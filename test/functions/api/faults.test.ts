@@ -9,7 +9,8 @@ import { DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-s
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { clearKeyCache, hashApiKey, route } from '../../../functions/api/http.ts';
+import { clearKeyCache, route } from '../../../functions/api/http.ts';
+import { hashApiKey } from '../../../functions/core/api-keys.ts';
 import { Container } from '../../../functions/services/container.ts';
 import { lambdaContext } from '../../../local/gateway.ts';
 

@@ -5,9 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { sendWebhook, USER_AGENT } from '../../../functions/adapters/webhook-sender.ts';
 import { generateSecret, sign } from '../../../functions/core/webhooks/signing.ts';
 import type { Lookup, WebhookPolicy } from '../../../functions/core/webhooks/ssrf.ts';
-import { sendWebhook, USER_AGENT } from '../../../functions/webhooks/send.ts';
 
 const local: WebhookPolicy = { allowLoopback: true };
 

@@ -1,0 +1,25 @@
+/**
+ * The names of the environment variables that configure the runtime. The CDK stack (lib/) and local mode
+ * (local/) set them; functions/config.ts parses them. Shared here so that both sides spell them once.
+ */
+export const ENV = {
+  table: 'FRAMECAST_TABLE',
+  bucket: 'FRAMECAST_BUCKET',
+  planQueueUrl: 'FRAMECAST_PLAN_QUEUE_URL',
+  frameQueueUrl: 'FRAMECAST_FRAME_QUEUE_URL',
+  frameQueueUrls: 'FRAMECAST_FRAME_QUEUE_URLS',
+  eventQueueUrl: 'FRAMECAST_EVENT_QUEUE_URL',
+  eventDlqUrl: 'FRAMECAST_EVENT_DLQ_URL',
+  frameLimit: 'FRAMECAST_FRAME_LIMIT',
+  models: 'FRAMECAST_MODELS',
+  urlExpirySeconds: 'FRAMECAST_URL_EXPIRY_SECONDS',
+  chunkSize: 'FRAMECAST_CHUNK_SIZE',
+  maxAttempts: 'FRAMECAST_MAX_ATTEMPTS',
+  modelUrl: 'FRAMECAST_MODEL_URL',
+  modelName: 'FRAMECAST_MODEL_NAME',
+  modelImage: 'FRAMECAST_MODEL_IMAGE',
+  workerConcurrency: 'FRAMECAST_WORKER_CONCURRENCY',
+  webhookAllowLoopback: 'FRAMECAST_WEBHOOK_ALLOW_LOOPBACK',
+  webhookAllowedHosts: 'FRAMECAST_WEBHOOK_ALLOWED_HOSTS',
+  production: 'FRAMECAST_PRODUCTION',
+} as const;
