@@ -30,6 +30,11 @@ export class Container {
     return this.once('store', () => new JobStore(this.aws().dynamo, loadConfig(['table'], this.env).table));
   }
 
+  /** Where API keys are looked up: the one place the HTTP edge and the admin tooling find them. */
+  get apiKeys(): JobStore {
+    return this.store;
+  }
+
   get frameStore(): FrameStore {
     return this.once('frameStore', () => {
       const { bucket, urlExpirySeconds } = loadConfig(['bucket', 'urlExpirySeconds'], this.env);
