@@ -5,7 +5,7 @@ import { openApiDocument } from './openapi-document.ts';
 const document = openApiDocument({ frameLimit: loadConfig(['frameLimit']).frameLimit });
 
 /** GET /v1/openapi.json: public, so any client generator or validator can read it. */
-export const handler = route({ keys: () => ({ getApiKey: async () => undefined }) }, async () => ({
+export const handler = route({}, async () => ({
   status: 200,
   body: document,
 }));

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ApiKeyRecord, Scope } from './model.ts';
 
 /**
  * API keys are `fc_` and URL-safe characters; only their SHA-256 is ever stored or compared, so the
@@ -7,3 +8,14 @@ import { createHash } from 'node:crypto';
 export const API_KEY_PATTERN = /^fc_[A-Za-z0-9_-]{16,128}$/;
 
 export const hashApiKey = (key: string): string => createHash('sha256').update(key, 'utf8').digest('hex');
+
+/** Who is calling: the tenant the key is bound to and what it may do. */
+export interface Caller {
+  readonly tenant: string;
+  readonly scopes: readonly Scope[];
+}
+
+/** Where keys are looked up by hash (the API key store). */
+export interface KeyLookup {
+  getApiKey(hash: string): Promise<ApiKeyRecord | undefined>;
+}

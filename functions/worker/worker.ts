@@ -7,7 +7,7 @@ import { withProvenance } from '../core/png.ts';
 import { finalStatus } from '../core/state.ts';
 import { toJobResponse } from '../core/views.ts';
 import { logger } from '../logger.ts';
-import { countMetric } from '../metrics.ts';
+import { countMetric, publishMetrics } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
 
@@ -357,6 +357,7 @@ export class Worker {
     if (outcome === 'recorded') {
       this.stats.framesSucceeded++;
       countMetric(APP_METRICS.framesSucceeded);
+      publishMetrics();
       if (event) await this.deps.publishEvents([event]);
     } else if (outcome === 'duplicate') {
       this.stats.duplicates++;
@@ -376,6 +377,7 @@ export class Worker {
     if (outcome === 'recorded') {
       this.stats.framesFailed++;
       countMetric(APP_METRICS.framesFailed);
+      publishMetrics();
       if (event) await this.deps.publishEvents([event]);
     }
   }

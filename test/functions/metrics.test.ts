@@ -15,9 +15,10 @@ describe('business metrics', () => {
       lines.push(String(chunk));
       return true;
     });
-    const { countMetric } = await import('../../functions/metrics.ts');
+    const { countMetric, publishMetrics } = await import('../../functions/metrics.ts');
     const { APP_METRICS } = await import('../../functions/shared/metrics.ts');
     countMetric(APP_METRICS.framesSucceeded);
+    publishMetrics();
     const emf = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => '_aws' in l)!;
     expect(emf).toMatchObject({ production: 'ep101-collapse', FramesSucceeded: 1 });
     const meta = emf._aws as { CloudWatchMetrics: { Namespace: string; Dimensions: string[][] }[] };
