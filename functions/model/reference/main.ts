@@ -50,7 +50,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-// A bundled build runs this same file in each render thread (see server.ts); only the main thread serves.
+// A bundled build runs this same file in each render thread (see render-thread.ts); only the main thread
+// serves.
 if (isMainThread) {
   main().catch((err: unknown) => {
     console.error(err);

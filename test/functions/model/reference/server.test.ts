@@ -1,5 +1,3 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   encodePng,
@@ -15,8 +13,7 @@ import {
   type ReferenceModelOptions,
   startReferenceModel,
 } from '../../../../functions/model/reference/server.ts';
-
-type Json = Record<string, unknown>;
+import { call, health, type Json, put, ready, until } from '../cog/client.ts';
 
 const started: ReferenceModel[] = [];
 
@@ -30,39 +27,6 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((m) => m.close()));
 });
 
-async function call(
-  url: string,
-  method: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; body: Json }> {
-  const res = await fetch(url, {
-    method,
-    headers: { 'content-type': 'application/json', ...headers },
-    ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-  });
-  return { status: res.status, body: (await res.json()) as Json };
-}
-
-const health = async (model: ReferenceModel) => (await call(`${model.url}/health-check`, 'GET')).body;
-
-async function until<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(`condition not met in ${timeoutMs} ms: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-const ready = (model: ReferenceModel) =>
-  until(
-    () => health(model),
-    (h) => h.status === 'READY',
-  );
-
 const input = (overrides: Json = {}): Json => ({
   prompt: 'a lighthouse on a rocky coast at dusk, 灯台',
   seed: 42,
@@ -74,33 +38,9 @@ const input = (overrides: Json = {}): Json => ({
   ...overrides,
 });
 
-const put = (model: ReferenceModel, id: string, body: unknown, headers?: Record<string, string>) =>
-  call(`${model.url}/predictions/${encodeURIComponent(id)}`, 'PUT', body, headers);
-
 function pngOf(output: unknown): Buffer {
   expect(output).toMatch(/^data:image\/png;base64,/);
   return Buffer.from((output as string).slice('data:image/png;base64,'.length), 'base64');
-}
-
-/** A webhook receiver on loopback that records every prediction it is sent. */
-async function webhookReceiver() {
-  const received: Json[] = [];
-  const server = createServer((req, res) => {
-    let text = '';
-    req.on('data', (d) => {
-      text += d;
-    });
-    req.on('end', () => {
-      received.push(JSON.parse(text) as Json);
-      res.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    received,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
 }
 
 describe('starting the reference model', () => {
@@ -161,6 +101,85 @@ describe('the OpenAPI document', () => {
         '/predictions/{prediction_id}',
         '/predictions/{prediction_id}/cancel',
       ]),
+    );
+  });
+
+  it('writes each input as it always has: title, bounds and default, in x-order', async () => {
+    const model = await start();
+    const { body } = await call(`${model.url}/openapi.json`, 'GET');
+    const inputSchema = (body.components as { schemas: Record<string, Json> }).schemas.Input;
+    const uint32 = { minimum: 0, maximum: 4294967295 };
+    const provenance = 'Recorded in the PNG provenance.';
+    // Compared as JSON text, so the order of keys counts too.
+    expect(JSON.stringify(inputSchema)).toBe(
+      JSON.stringify({
+        type: 'object',
+        title: 'Input',
+        required: ['prompt'],
+        properties: {
+          prompt: {
+            type: 'string',
+            title: 'Prompt',
+            description:
+              'What the frame shows. Words like night, sunset, desert, snow, forest or ocean steer the palette.',
+            minLength: 1,
+            maxLength: 4000,
+            'x-order': 0,
+          },
+          negative_prompt: {
+            type: 'string',
+            title: 'Negative Prompt',
+            description: 'What to avoid; shifts the colours slightly.',
+            default: '',
+            maxLength: 4000,
+            'x-order': 1,
+          },
+          seed: {
+            type: 'integer',
+            title: 'Seed',
+            description: 'Chooses the scene. Random when absent (then written to the logs).',
+            ...uint32,
+            'x-order': 2,
+          },
+          shot_seed: {
+            type: 'integer',
+            title: 'Shot Seed',
+            description:
+              'The seed of the whole shot. When given, it chooses the scene and `seed` only varies the grain, so a shot seeded frame by frame still holds one scene.',
+            ...uint32,
+            'x-order': 3,
+          },
+          width: {
+            type: 'integer',
+            title: 'Width',
+            default: 1024,
+            minimum: 64,
+            maximum: 8192,
+            multipleOf: 8,
+            'x-order': 4,
+          },
+          height: {
+            type: 'integer',
+            title: 'Height',
+            default: 576,
+            minimum: 64,
+            maximum: 8192,
+            multipleOf: 8,
+            'x-order': 5,
+          },
+          frame: {
+            type: 'integer',
+            title: 'Frame',
+            description: 'Frame number in the shot: the time of the frame (camera drift, moving clouds).',
+            default: 0,
+            minimum: 0,
+            maximum: 9999999,
+            'x-order': 6,
+          },
+          job_id: { type: 'string', title: 'Job Id', description: provenance, maxLength: 200, 'x-order': 7 },
+          shot: { type: 'string', title: 'Shot', description: provenance, maxLength: 200, 'x-order': 8 },
+        },
+      }),
     );
   });
 });
@@ -240,15 +259,6 @@ describe('predictions', () => {
     expect(otherSeed.body.output).not.toBe(a.body.output);
   });
 
-  it('creates a prediction with a POST and makes up an id when none is given', async () => {
-    const { status, body } = await call(`${model.url}/predictions`, 'POST', { input: input() });
-    expect(status).toBe(200);
-    expect(body.id).toMatch(/^[0-9a-f]{32}$/);
-    expect(body.status).toBe('succeeded');
-    const named = await call(`${model.url}/predictions`, 'POST', { id: 'posted', input: input() });
-    expect(named.body.id).toBe('posted');
-  });
-
   it('picks a seed when none is given and records it in the logs and the PNG', async () => {
     const { body } = await put(model, 'no-seed', { input: input({ seed: undefined }) });
     const seed = Number(/Using seed: (\d+)/.exec(body.logs as string)?.[1]);
@@ -282,8 +292,6 @@ describe('predictions', () => {
       'extra_forbidden',
     ],
     ['an input that is not an object', { input: 'a lighthouse' }, ['body', 'input'], 'dict_type'],
-    ['a body that is not JSON', '{"input": ', ['body'], 'json_invalid'],
-    ['a body id that differs from the URL', { id: 'other', input: input() }, ['body', 'id'], 'value_error'],
   ])('refuses %s with 422 and a Cog-style detail', async (_, body, loc, type) => {
     const res = await put(model, 'invalid', body);
     expect(res.status).toBe(422);
@@ -291,60 +299,9 @@ describe('predictions', () => {
       expect.arrayContaining([expect.objectContaining({ loc, type, msg: expect.any(String) })]),
     );
   });
-
-  it('answers 404 for unknown routes and predictions, 405 for a wrong method', async () => {
-    expect((await call(`${model.url}/nothing-here`, 'GET')).status).toBe(404);
-    expect((await call(`${model.url}/predictions/never-made/cancel`, 'POST')).status).toBe(404);
-    expect((await call(`${model.url}/predictions/%E0%A4%A/cancel`, 'POST')).status).toBe(404);
-    expect((await call(`${model.url}/predictions/some-id`, 'GET')).status).toBe(405);
-    expect((await call(`${model.url}/health-check`, 'POST', {})).status).toBe(405);
-  });
 });
 
-describe('slots and idempotency', () => {
-  it('answers 409 for a new prediction while every slot is busy, and reports BUSY meanwhile', async () => {
-    const model = await start({ renderDelayMs: 500 });
-    await ready(model);
-    const first = await put(model, 'first', { input: input() }, { prefer: 'respond-async' });
-    expect(first.status).toBe(202);
-    expect((await health(model)).status).toBe('BUSY');
-
-    const second = await put(model, 'second', { input: input() });
-    expect(second.status).toBe(409);
-    expect(second.body).toMatchObject({ status: 'failed', error: expect.stringMatching(/slots busy/) });
-    expect((await call(`${model.url}/predictions`, 'POST', { input: input() })).status).toBe(409);
-    expect(model.stats()).toMatchObject({ predictions: 1, rejectedBusy: 2, running: 1 });
-
-    await ready(model);
-    expect((await put(model, 'second', { input: input() })).body.status).toBe('succeeded');
-  });
-
-  it('never starts a second render for a repeated PUT with the same id', async () => {
-    const model = await start({ renderDelayMs: 400 });
-    await ready(model);
-    const id = 'job_01JTEST:1001:1';
-    const original = put(model, id, { input: input() });
-    await until(
-      () => health(model),
-      (h) => h.status === 'BUSY',
-    );
-
-    // While it runs, a retry gets the running prediction's state (202), as Cog answers.
-    const retry = await put(model, id, { input: input() });
-    expect(retry.status).toBe(202);
-    expect(retry.body).toMatchObject({ id, status: 'processing', output: null });
-
-    const done = await original;
-    expect(done.status).toBe(200);
-    expect(done.body.status).toBe('succeeded');
-
-    // Once it finished, a retry gets its result (this server remembers finished predictions).
-    const after = await put(model, id, { input: input() });
-    expect(after.status).toBe(200);
-    expect(after.body.output).toBe(done.body.output);
-    expect(model.stats()).toMatchObject({ predictions: 1, succeeded: 1 });
-  });
-
+describe('render threads', () => {
   it('runs as many predictions at once as its concurrency', async () => {
     const model = await start({ concurrency: 2, renderDelayMs: 400 });
     await ready(model);
@@ -359,17 +316,6 @@ describe('slots and idempotency', () => {
     // Both ran at once: BUSY (every slot taken) was seen while the two were in flight.
     expect(model.stats().rejectedBusy).toBe(1);
     expect((await health(model)).slots).toEqual({ total: 2, busy: 0 });
-  });
-
-  it('remembers only the most recent finished predictions', async () => {
-    const model = await start({ retainPredictions: 2 });
-    await ready(model);
-    for (const id of ['p1', 'p2', 'p3']) await put(model, id, { input: input() });
-    expect(model.stats()).toMatchObject({ predictions: 3, retained: 2 });
-    await put(model, 'p3', { input: input() });
-    expect(model.stats().predictions).toBe(3);
-    await put(model, 'p1', { input: input() });
-    expect(model.stats().predictions).toBe(4);
   });
 
   it('keeps answering health checks while a large frame renders', async () => {
@@ -410,7 +356,7 @@ describe('outputs', () => {
   });
 });
 
-describe('failures, asynchronous predictions and cancellation', () => {
+describe('failures and cancellation', () => {
   it('fails every prediction for a frame listed in failFrames', async () => {
     const model = await start({ failFrames: [1013] });
     await ready(model);
@@ -430,47 +376,6 @@ describe('failures, asynchronous predictions and cancellation', () => {
     expect(model.stats()).toMatchObject({ predictions: 3, failed: 2, succeeded: 1 });
   });
 
-  it('answers Prefer: respond-async with 202 at once and reports by webhook', async () => {
-    const model = await start({ renderDelayMs: 200 });
-    const hook = await webhookReceiver();
-    try {
-      await ready(model);
-      const res = await put(
-        model,
-        'async-1',
-        { input: input(), webhook: hook.url },
-        { prefer: 'respond-async' },
-      );
-      // Answered before the prediction finished.
-      expect(model.stats().succeeded).toBe(0);
-      expect(res.status).toBe(202);
-      expect(res.body).toMatchObject({ id: 'async-1', status: 'starting', output: null });
-
-      await until(
-        async () => hook.received.length,
-        (n) => n >= 2,
-      );
-      expect(hook.received.map((p) => p.status)).toEqual(['starting', 'succeeded']);
-      expect(readProvenance(pngOf(hook.received[1]!.output))?.frame).toBe(1001);
-
-      const filtered = await put(
-        model,
-        'async-2',
-        { input: input(), webhook: hook.url, webhook_events_filter: ['completed'] },
-        { prefer: 'respond-async' },
-      );
-      expect(filtered.status).toBe(202);
-      await until(
-        async () => hook.received.length,
-        (n) => n >= 3,
-      );
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(hook.received.slice(2).map((p) => [p.id, p.status])).toEqual([['async-2', 'succeeded']]);
-    } finally {
-      await hook.close();
-    }
-  });
-
   it('cancels a running prediction and frees its slot', async () => {
     const model = await start({ renderDelayMs: 5000 });
     await ready(model);
@@ -487,20 +392,5 @@ describe('failures, asynchronous predictions and cancellation', () => {
     expect((await call(`${model.url}/predictions/to-cancel/cancel`, 'POST')).status).toBe(404);
     expect((await put(model, 'to-cancel', { input: input() })).body.status).toBe('canceled');
     expect(model.stats()).toMatchObject({ predictions: 1, canceled: 1 });
-  });
-
-  it('lets running predictions finish when closed with a drain time, and refuses new ones', async () => {
-    const model = await startReferenceModel({ port: 0, renderDelayMs: 300 });
-    await ready(model);
-    const running = put(model, 'draining', { input: input() });
-    await until(
-      () => health(model),
-      (h) => h.status === 'BUSY',
-    );
-    const closed = model.close({ drainMs: 5000 });
-    expect((await put(model, 'late', { input: input() })).status).toBe(503);
-    expect((await running).body.status).toBe('succeeded');
-    await closed;
-    await expect(fetch(`${model.url}/health-check`)).rejects.toThrow();
   });
 });
