@@ -58,10 +58,10 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
+import { bindBucket, bindQueue, bindTable } from './bindings.ts';
 import { BUILTIN_IMAGE, type ModelConfig, type ProductionConfig } from './config.ts';
 import { type LogSettings, PROJECT_ROOT } from './lambda.ts';
 import type { WorkQueue } from './queues.ts';
-import { grantFrameObjects, grantTable } from './storage.ts';
 
 /** ECS gives a container at most this long between SIGTERM and SIGKILL. */
 export const WORKER_STOP_TIMEOUT = Duration.seconds(120);
@@ -85,7 +85,7 @@ export interface RenderFleetProps {
   readonly eventQueue: WorkQueue;
   readonly table: ITable;
   readonly bucket: IBucket;
-  /** Settings every process reads (production, limits); resource names are added here. */
+  /** Settings every process reads (production, limits); the workers' bindings add the resources. */
   readonly environment: Readonly<Record<string, string>>;
   readonly logs: LogSettings;
   /** A prebuilt worker image; default: the Dockerfile at the project root, built at deploy time. */
@@ -349,32 +349,28 @@ export class RenderFleet extends Construct {
       // SIGTERM (scale-in, Spot interruption, deployment): the worker stops polling, hands unstarted chunks
       // back at once and finishes or releases the frames in hand before ECS kills it.
       stopTimeout: WORKER_STOP_TIMEOUT,
-      environment: {
-        ...props.environment,
-        [ENV.table]: props.table.tableName,
-        [ENV.bucket]: props.bucket.bucketName,
-        [ENV.frameQueueUrl]: frameQueue.queue.queueUrl,
-        [ENV.eventQueueUrl]: props.eventQueue.queue.queueUrl,
-        [ENV.modelUrl]: MODEL_URL,
-        [ENV.modelName]: model.name,
-        [ENV.modelImage]: props.modelImageName,
-        [ENV.workerConcurrency]: String(model.concurrency),
-        // The SDK reads the region from the environment; IMDS is out of the container's reach on purpose.
-        AWS_REGION: Stack.of(this).region,
-      },
+      environment: props.environment,
       logging: LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: `${model.name}/worker` }),
     });
+    bindTable(worker, props.table, 'readWrite');
+    bindBucket(worker, props.bucket, 'write');
+    bindQueue(worker, frameQueue.queue, 'consume', ENV.frameQueueUrl);
+    bindQueue(worker, props.eventQueue.queue, 'send', ENV.eventQueueUrl);
+    // After the bindings: the variables keep the order of deployed task definitions, so this adds no revision.
+    const modelSettings = {
+      [ENV.modelUrl]: MODEL_URL,
+      [ENV.modelName]: model.name,
+      [ENV.modelImage]: props.modelImageName,
+      [ENV.workerConcurrency]: String(model.concurrency),
+      // The SDK reads the region from the environment; IMDS is out of the container's reach on purpose.
+      AWS_REGION: Stack.of(this).region,
+    };
+    for (const [name, value] of Object.entries(modelSettings)) worker.addEnvironment(name, value);
     worker.addLink(modelContainer, 'model');
     worker.addContainerDependencies({
       container: modelContainer,
       condition: ContainerDependencyCondition.HEALTHY,
     });
-
-    grantTable(props.table, taskRole, 'readWrite');
-    // Frames and manifests are written (multipart above 5 MB), and a frame whose record lost the race is deleted.
-    grantFrameObjects(props.bucket, taskRole, ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject']);
-    frameQueue.queue.grantConsumeMessages(taskRole);
-    props.eventQueue.queue.grantSendMessages(taskRole);
 
     const service = new Ec2Service(scope, 'Service', {
       cluster: this.cluster,
