@@ -100,9 +100,9 @@ export class FramecastStack extends Stack {
         })),
         { label: 'event', kind: 'event', queue: queues.event },
       ],
-      cluster: fleet.cluster,
+      cluster: fleet.hosts.cluster,
       services: [...fleet.services.values()],
-      hosts: fleet.autoScalingGroup,
+      hosts: fleet.hosts.autoScalingGroup,
       alarmEmail: config.alarmEmail,
       monthlyBudgetUsd: config.monthlyBudgetUsd,
     });
@@ -119,7 +119,7 @@ export class FramecastStack extends Stack {
     output('PlanQueueUrl', queues.plan.queue.queueUrl, 'Plan queue');
     output('EventQueueUrl', queues.event.queue.queueUrl, 'Event (webhook) queue');
     output('FrameQueueUrls', queues.frameQueueUrlsJson(), 'Frame queue of each model, as JSON');
-    output('ClusterName', fleet.cluster.clusterName, 'ECS cluster of the GPU workers');
+    output('ClusterName', fleet.hosts.cluster.clusterName, 'ECS cluster of the GPU workers');
     output('DashboardUrl', observability.dashboardUrl, 'CloudWatch dashboard');
     output('AlarmTopicArn', observability.topic.topicArn, 'SNS topic of the alarms and budget notifications');
   }
