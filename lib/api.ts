@@ -8,16 +8,16 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
 import type { RouteDefinition } from '../functions/shared/routes.ts';
+import { bindBucket, bindQueue, bindQueues, bindTable } from './bindings.ts';
 import { FramecastFunction, handlerId, type LogSettings } from './lambda.ts';
-import { FRAME_QUEUE_URLS_ENV, type Queues } from './queues.ts';
-import { grantFrameObjects, grantTable } from './storage.ts';
+import type { Queues } from './queues.ts';
 
 export interface ApiProps {
   readonly routes: readonly RouteDefinition[];
   readonly table: ITable;
   readonly bucket: IBucket;
   readonly queues: Queues;
-  /** Settings every process reads (production, limits); resource names are added per route. */
+  /** Settings every process reads (production, limits); each route's bindings add the resources it names. */
   readonly environment: Readonly<Record<string, string>>;
   readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
   readonly logs: LogSettings;
@@ -56,7 +56,6 @@ export class Api extends Construct {
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
-    const { table, bucket, queues } = props;
 
     this.httpApi = new HttpApi(this, 'HttpApi', {
       // Not unique by rule, but the console lists APIs by name: one per production reads best.
@@ -82,42 +81,21 @@ export class Api extends Construct {
 
     const functions = new Map<string, FramecastFunction>();
     for (const route of props.routes) {
-      const { access } = route;
-      const environment: Record<string, string> = { ...props.environment };
-      if (access.table) {
-        environment[ENV.table] = table.tableName;
-        // Job responses name their output prefix (s3://bucket/...) even where the handler reads no frame.
-        environment[ENV.bucket] = bucket.bucketName;
-      }
-      for (const name of access.queues ?? []) {
-        if (name === 'plan') environment[ENV.planQueueUrl] = queues.plan.queue.queueUrl;
-        if (name === 'event') environment[ENV.eventQueueUrl] = queues.event.queue.queueUrl;
-        if (name === 'frame') environment[FRAME_QUEUE_URLS_ENV] = queues.frameQueueUrlsJson(this);
-      }
-
       const handler = new FramecastFunction(this, handlerId(route.entry), {
         entry: route.entry,
         description: `Framecast API: ${route.method} ${route.path}`,
         // API Gateway gives up on an integration after 30 s; a handler must answer, even with an error, before.
         timeout: Duration.seconds(15),
-        environment,
+        environment: props.environment,
         logs: props.logs,
       });
-      const fn = handler.function;
-      if (access.table) grantTable(table, handler.role, access.table);
-      // Presigned downloads: the URL carries the function's right to GetObject, and nothing more.
-      if (access.bucket === 'read') grantFrameObjects(bucket, handler.role, ['s3:GetObject']);
-      for (const name of access.queues ?? []) {
-        if (name === 'plan') queues.plan.queue.grantSendMessages(fn);
-        if (name === 'event') queues.event.queue.grantSendMessages(fn);
-        if (name === 'frame') for (const frames of queues.frames.values()) frames.queue.grantSendMessages(fn);
-      }
+      bindRoute(handler, route.access, props);
 
       const key = `${route.method} ${route.path}`;
       const [apiRoute] = this.httpApi.addRoutes({
         path: route.path,
         methods: [HttpMethod[route.method]],
-        integration: new HttpLambdaIntegration(`${handlerId(route.entry)}Integration`, fn),
+        integration: new HttpLambdaIntegration(`${handlerId(route.entry)}Integration`, handler.function),
       });
       if (apiRoute) {
         Validations.of(apiRoute).acknowledge({
@@ -135,5 +113,25 @@ export class Api extends Construct {
   /** The base URL of the API, ending in `/`. */
   get url(): string {
     return this.stage.url;
+  }
+}
+
+/**
+ * A route's access row made into bindings: each resource it declares is granted and named in its
+ * environment together, and nothing else is.
+ */
+function bindRoute(
+  handler: FramecastFunction,
+  access: RouteDefinition['access'],
+  resources: Pick<ApiProps, 'table' | 'bucket' | 'queues'>,
+): void {
+  const { table, bucket, queues } = resources;
+  if (access.table) bindTable(handler, table, access.table);
+  // Job responses name their output prefix (s3://bucket/...) even where the handler reads no frame.
+  if (access.table || access.bucket) bindBucket(handler, bucket, access.bucket ?? 'nameOnly');
+  for (const name of access.queues ?? []) {
+    if (name === 'plan') bindQueue(handler, queues.plan.queue, 'send', ENV.planQueueUrl);
+    if (name === 'event') bindQueue(handler, queues.event.queue, 'send', ENV.eventQueueUrl);
+    if (name === 'frame') bindQueues(handler, queues.frameQueues, 'send', ENV.frameQueueUrls);
   }
 }

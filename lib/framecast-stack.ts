@@ -41,7 +41,7 @@ export class FramecastStack extends Stack {
     const logs: LogSettings = { retention: config.logRetentionDays as RetentionDays, removalPolicy };
     const models = config.models.map((m) => m.name);
 
-    // What every process may read; each construct adds the names of the resources it grants.
+    // What every process may read; each construct's bindings add the resources it grants.
     const environment: Record<string, string> = {
       [ENV.production]: config.production,
       [ENV.frameLimit]: String(config.frameLimit),
@@ -100,9 +100,9 @@ export class FramecastStack extends Stack {
         })),
         { label: 'event', kind: 'event', queue: queues.event },
       ],
-      cluster: fleet.cluster,
+      cluster: fleet.hosts.cluster,
       services: [...fleet.services.values()],
-      hosts: fleet.autoScalingGroup,
+      hosts: fleet.hosts.autoScalingGroup,
       alarmEmail: config.alarmEmail,
       monthlyBudgetUsd: config.monthlyBudgetUsd,
     });
@@ -118,8 +118,8 @@ export class FramecastStack extends Stack {
     output('BucketName', storage.bucket.bucketName, 'S3 bucket of the frames and manifests');
     output('PlanQueueUrl', queues.plan.queue.queueUrl, 'Plan queue');
     output('EventQueueUrl', queues.event.queue.queueUrl, 'Event (webhook) queue');
-    output('FrameQueueUrls', queues.frameQueueUrlsJson(this), 'Frame queue of each model, as JSON');
-    output('ClusterName', fleet.cluster.clusterName, 'ECS cluster of the GPU workers');
+    output('FrameQueueUrls', queues.frameQueueUrlsJson(), 'Frame queue of each model, as JSON');
+    output('ClusterName', fleet.hosts.cluster.clusterName, 'ECS cluster of the GPU workers');
     output('DashboardUrl', observability.dashboardUrl, 'CloudWatch dashboard');
     output('AlarmTopicArn', observability.topic.topicArn, 'SNS topic of the alarms and budget notifications');
   }

@@ -21,8 +21,8 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { APP_METRICS } from '../functions/shared/metrics.ts';
 import type { FramecastFunction } from './lambda.ts';
+import type { ModelService } from './model-service.ts';
 import type { WorkQueue } from './queues.ts';
-import type { ModelService } from './render-fleet.ts';
 
 /**
  * The application metrics the runtime publishes (Embedded Metric Format, e.g. Powertools Metrics): namespace

@@ -1,6 +1,6 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
 import {
@@ -11,8 +11,8 @@ import {
   WORKER_HEARTBEAT_SECONDS,
 } from '../functions/shared/resources.ts';
 import { CONSUMERS } from '../functions/shared/routes.ts';
+import { bindQueue, bindQueues, bindTable, queueUrlsJson } from './bindings.ts';
 import { consumeQueue, FramecastFunction, type LogSettings } from './lambda.ts';
-import { grantTable } from './storage.ts';
 
 /**
  * `{"<model>": "<frame queue URL>"}`: each model has a frame queue of its own, because SQS cannot hand a
@@ -70,6 +70,8 @@ export class Queues extends Construct {
   readonly plan: WorkQueue;
   readonly event: WorkQueue;
   readonly frames: ReadonlyMap<string, WorkQueue>;
+  /** Each model's frame queue, by model: what the fan-out and the API send chunks to. */
+  readonly frameQueues: ReadonlyMap<string, IQueue>;
 
   constructor(scope: Construct, id: string, props: QueuesProps) {
     super(scope, id);
@@ -94,20 +96,19 @@ export class Queues extends Construct {
         new WorkQueue(this, `Frames-${model}`, { definition: QUEUES.frame }),
       ]),
     );
+    this.frameQueues = new Map([...this.frames].map(([model, frames]) => [model, frames.queue]));
   }
 
   /** The `{model: url}` map, as the JSON string the fan-out reads. */
-  frameQueueUrlsJson(scope: Construct): string {
-    return Stack.of(scope).toJsonString(
-      Object.fromEntries([...this.frames].map(([model, q]) => [model, q.queue.queueUrl])),
-    );
+  frameQueueUrlsJson(): string {
+    return queueUrlsJson(this, this.frameQueues);
   }
 }
 
 export interface FanOutProps {
   readonly queues: Queues;
   readonly table: ITable;
-  /** Settings every process reads (production, limits); resource names are added here. */
+  /** Settings every process reads (production, limits); the bindings add the resources it names. */
   readonly environment: Readonly<Record<string, string>>;
   readonly logs: LogSettings;
 }
@@ -123,20 +124,13 @@ export class FanOut extends Construct {
       entry: CONSUMERS.fanout.entry,
       description: 'Framecast fan-out: plan messages to frame chunks',
       timeout: Duration.seconds(CONSUMER_TIMEOUT_SECONDS.plan),
-      environment: {
-        ...props.environment,
-        [ENV.table]: table.tableName,
-        [ENV.planQueueUrl]: queues.plan.queue.queueUrl,
-        [FRAME_QUEUE_URLS_ENV]: queues.frameQueueUrlsJson(this),
-      },
+      environment: props.environment,
       logs: props.logs,
     });
-    const fn = this.function.function;
-    grantTable(table, this.function.role, 'readWrite');
-    queues.plan.queue.grantConsumeMessages(fn);
+    bindTable(this.function, table, 'readWrite');
     // A big job is planned in steps: the fan-out hands the rest of it back to the plan queue.
-    queues.plan.queue.grantSendMessages(fn);
-    for (const frames of queues.frames.values()) frames.queue.grantSendMessages(fn);
+    bindQueue(this.function, queues.plan.queue, 'consumeAndSend', ENV.planQueueUrl);
+    bindQueues(this.function, queues.frameQueues, 'send', FRAME_QUEUE_URLS_ENV);
     consumeQueue(this.function, queues.plan.queue, { batchSize: 5 });
   }
 }

@@ -1,14 +1,7 @@
-import { type CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, type ITable, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
-import { Grant, type IRole } from 'aws-cdk-lib/aws-iam';
-import {
-  BlockPublicAccess,
-  Bucket,
-  BucketEncryption,
-  type IBucket,
-  ObjectOwnership,
-} from 'aws-cdk-lib/aws-s3';
-import { Construct, type IConstruct } from 'constructs';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
 import { TABLE } from '../functions/shared/resources.ts';
 
 export interface StorageProps {
@@ -80,35 +73,4 @@ export class Storage extends Construct {
       ],
     });
   }
-}
-
-/** `<LogicalId.Arn>`: how cdk-nag spells a resource's ARN in a finding id. */
-function arnToken(resource: IConstruct): string {
-  const cfn = resource.node.defaultChild as CfnResource;
-  return `<${Stack.of(resource).resolve(cfn.logicalId)}.Arn>`;
-}
-
-/**
- * Grants a role the table, read or read and write, and acknowledges the one wildcard DynamoDB grants
- * carry: `<table>/index/*`, which the list queries need for the byTenant and byShot indexes.
- */
-export function grantTable(table: ITable, role: IRole, access: 'read' | 'readWrite'): void {
-  if (access === 'read') table.grantReadData(role);
-  else table.grantReadWriteData(role);
-  Validations.of(role).acknowledge({
-    id: `AwsSolutions-IAM5[Resource::${arnToken(table)}/index/*]`,
-    reason: `Queries read the table's global secondary indexes (${TABLE.indexes.map((i) => i.name).join(', ')}), named <table>/index/*.`,
-  });
-}
-
-/**
- * Grants a role object actions in the frames bucket and acknowledges the `<bucket>/*` resource: object keys
- * start with the tenant, shot and job, known only at run time. Nothing on the bucket itself is granted.
- */
-export function grantFrameObjects(bucket: IBucket, role: IRole, actions: readonly string[]): void {
-  Grant.addToPrincipal({ grantee: role, actions: [...actions], resourceArns: [bucket.arnForObjects('*')] });
-  Validations.of(role).acknowledge({
-    id: `AwsSolutions-IAM5[Resource::${arnToken(bucket)}/*]`,
-    reason: `Object keys (<tenant>/<shot>/<job>/...) are known only at run time; the grant is ${actions.join(', ')} on objects only.`,
-  });
 }

@@ -4,14 +4,14 @@ import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
 import { CONSUMER_TIMEOUT_SECONDS } from '../functions/shared/resources.ts';
 import { CONSUMERS } from '../functions/shared/routes.ts';
+import { bindQueue, bindTable } from './bindings.ts';
 import { consumeQueue, FramecastFunction, type LogSettings } from './lambda.ts';
 import type { WorkQueue } from './queues.ts';
-import { grantTable } from './storage.ts';
 
 export interface WebhooksProps {
   readonly eventQueue: WorkQueue;
   readonly table: ITable;
-  /** Settings every process reads, with the allowed webhook hosts; resource names are added here. */
+  /** Settings every process reads, with the allowed webhook hosts; the bindings add the resources it names. */
   readonly environment: Readonly<Record<string, string>>;
   readonly logs: LogSettings;
 }
@@ -31,22 +31,15 @@ export class Webhooks extends Construct {
       entry: CONSUMERS.webhooks.entry,
       description: 'Framecast webhook delivery',
       timeout: Duration.seconds(CONSUMER_TIMEOUT_SECONDS.event),
-      environment: {
-        ...props.environment,
-        [ENV.table]: table.tableName,
-        [ENV.eventQueueUrl]: eventQueue.queue.queueUrl,
-        [ENV.eventDlqUrl]: eventQueue.deadLetterQueue.queueUrl,
-      },
+      environment: props.environment,
       logs: props.logs,
     });
-    const fn = this.function.function;
     // Read the event and the tenant's endpoint and secret; write the delivery attempt and, on 410, the endpoint.
-    grantTable(table, this.function.role, 'readWrite');
-    eventQueue.queue.grantConsumeMessages(fn);
+    bindTable(this.function, table, 'readWrite');
     // Retries are messages of their own, sent with a delay; a delivery that used up its attempts is put
     // on the DLQ by the handler itself, where the DLQ alarm shows it to ops.
-    eventQueue.queue.grantSendMessages(fn);
-    eventQueue.deadLetterQueue.grantSendMessages(fn);
+    bindQueue(this.function, eventQueue.queue, 'consumeAndSend', ENV.eventQueueUrl);
+    bindQueue(this.function, eventQueue.deadLetterQueue, 'send', ENV.eventDlqUrl);
     // The handler delivers a batch's messages concurrently, each attempt bounded by 15 s: ten fit the timeout.
     consumeQueue(this.function, eventQueue.queue, { batchSize: 10 });
   }

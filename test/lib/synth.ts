@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, CfnResource } from 'aws-cdk-lib';
+import { App, CfnResource, type Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll } from 'vitest';
 import { type ProductionConfig, parseConfig } from '../../lib/config.ts';
@@ -58,6 +58,11 @@ export function synthesize(
   const app = cliLikeApp(options);
   const { stack, config } = addProduction(app, production, configFile);
   return { app, stack, template: withoutCfnValidation(() => Template.fromStack(stack)), config };
+}
+
+/** A construct's template, on a bare stack of its own (as the construct tests build them), synthesized quickly. */
+export function templateOf(stack: Stack): Template {
+  return withoutCfnValidation(() => Template.fromStack(stack));
 }
 
 /**
@@ -141,7 +146,7 @@ export const mentions = (statement: Statement, logicalId: string): boolean =>
   JSON.stringify(statement.Resource).includes(`"${logicalId}"`);
 
 /** The logical id of the one resource of a type under a construct path. */
-export function idAt(stack: FramecastStack, path: string): string {
+export function idAt(stack: Stack, path: string): string {
   const node = stack.node.findAll().find((c) => c.node.path === `${stack.stackName}/${path}`);
   if (!node) throw new Error(`no construct at ${path}`);
   const cfn = [node, node.node.defaultChild, ...node.node.children].find(

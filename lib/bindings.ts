@@ -1,0 +1,126 @@
+import { type CfnResource, Stack, Validations } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { ContainerDefinition } from 'aws-cdk-lib/aws-ecs';
+import { Grant, type IRole } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IConstruct } from 'constructs';
+import { ENV } from '../functions/shared/env.ts';
+import { TABLE } from '../functions/shared/resources.ts';
+import type { FramecastFunction } from './lambda.ts';
+
+/**
+ * Bindings: a process's access to a resource, declared once. Each `bind...` grants the rights and sets the
+ * environment variable that names the resource, together (as aws-solutions-constructs' LambdaToSqs and
+ * FargateToSqs do), so no process is told of a resource it may not touch, nor granted one it cannot find.
+ * Every resource grant in the stack goes through here.
+ */
+
+/** What a binding acts on: a role to grant, and an environment to name the resource in. */
+export interface BindingTarget {
+  /** The role the process runs as: the function's role, or the task role of the container's task. */
+  readonly role: IRole;
+  addEnvironment(name: string, value: string): void;
+}
+
+/** A Lambda of the project, or an ECS container (granted through its task definition's task role). */
+export type Bindable = FramecastFunction | ContainerDefinition;
+
+function targetOf(bindable: Bindable): BindingTarget {
+  if (bindable instanceof ContainerDefinition) {
+    return {
+      role: bindable.taskDefinition.taskRole,
+      addEnvironment: (name, value) => bindable.addEnvironment(name, value),
+    };
+  }
+  return {
+    role: bindable.role,
+    addEnvironment: (name, value) => bindable.function.addEnvironment(name, value),
+  };
+}
+
+export type TableAccess = 'read' | 'readWrite';
+
+/** Grants the table, read or read and write (indexes included), and sets FRAMECAST_TABLE. */
+export function bindTable(bindable: Bindable, table: ITable, access: TableAccess): void {
+  const target = targetOf(bindable);
+  if (access === 'read') table.grantReadData(target.role);
+  else table.grantReadWriteData(target.role);
+  Validations.of(target.role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${arnToken(table)}/index/*]`,
+    reason: `Queries read the table's global secondary indexes (${TABLE.indexes.map((i) => i.name).join(', ')}), named <table>/index/*.`,
+  });
+  target.addEnvironment(ENV.table, table.tableName);
+}
+
+/**
+ * What a process may do with frames and manifests. Object actions only, never on the bucket itself.
+ * - `nameOnly`: nothing; it knows the bucket to name output prefixes (`s3://bucket/...`) in job responses.
+ * - `read`: GetObject, for presigned downloads (the URL carries the signer's right, and nothing more).
+ * - `write`: put frames and manifests (multipart above 5 MB), and delete a frame whose record lost the race.
+ */
+export const BUCKET_ACCESS = {
+  nameOnly: [],
+  read: ['s3:GetObject'],
+  write: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'],
+} as const satisfies Record<string, readonly string[]>;
+
+export type BucketAccess = keyof typeof BUCKET_ACCESS;
+
+/** Grants the access's object actions in the frames bucket and sets FRAMECAST_BUCKET. */
+export function bindBucket(bindable: Bindable, bucket: IBucket, access: BucketAccess): void {
+  const target = targetOf(bindable);
+  const actions: readonly string[] = BUCKET_ACCESS[access];
+  if (actions.length > 0) {
+    Grant.addToPrincipal({
+      grantee: target.role,
+      actions: [...actions],
+      resourceArns: [bucket.arnForObjects('*')],
+    });
+    Validations.of(target.role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${arnToken(bucket)}/*]`,
+      reason: `Object keys (<tenant>/<shot>/<job>/...) are known only at run time; the grant is ${actions.join(', ')} on objects only.`,
+    });
+  }
+  target.addEnvironment(ENV.bucket, bucket.bucketName);
+}
+
+/** `consumeAndSend`: a consumer that also puts messages back (a job planned in steps, a webhook retry). */
+export type QueueAccess = 'send' | 'consume' | 'consumeAndSend';
+
+function grantQueue(queue: IQueue, role: IRole, access: QueueAccess): void {
+  if (access !== 'send') queue.grantConsumeMessages(role);
+  if (access !== 'consume') queue.grantSendMessages(role);
+}
+
+/** Grants a queue, send or consume or both, and sets `envName` to its URL. */
+export function bindQueue(bindable: Bindable, queue: IQueue, access: QueueAccess, envName: string): void {
+  const target = targetOf(bindable);
+  grantQueue(queue, target.role, access);
+  target.addEnvironment(envName, queue.queueUrl);
+}
+
+/** Grants a set of queues, each alike, and sets `envName` to their URLs as JSON `{"<key>": "<url>"}`. */
+export function bindQueues(
+  bindable: Bindable,
+  queues: ReadonlyMap<string, IQueue>,
+  access: QueueAccess,
+  envName: string,
+): void {
+  const target = targetOf(bindable);
+  for (const queue of queues.values()) grantQueue(queue, target.role, access);
+  target.addEnvironment(envName, queueUrlsJson(target.role, queues));
+}
+
+/** `{"<key>": "<queue URL>"}` as a JSON string that CloudFormation completes at deploy time. */
+export function queueUrlsJson(scope: IConstruct, queues: ReadonlyMap<string, IQueue>): string {
+  return Stack.of(scope).toJsonString(
+    Object.fromEntries([...queues].map(([key, queue]) => [key, queue.queueUrl])),
+  );
+}
+
+/** `<LogicalId.Arn>`: how cdk-nag spells a resource's ARN in a finding id. */
+function arnToken(resource: IConstruct): string {
+  const cfn = resource.node.defaultChild as CfnResource;
+  return `<${Stack.of(resource).resolve(cfn.logicalId)}.Arn>`;
+}
