@@ -1,5 +1,5 @@
 /**
- * Domain errors. The one error-mapping middleware (functions/api/middleware.ts) turns these into
+ * Domain errors. The one error-mapping middleware (functions/api/middleware/errors.ts) turns these into
  * `{error: {code, message, details?}}` with their status; anything else becomes a bare 500.
  */
 export type ErrorCode =

@@ -24,7 +24,7 @@ export function* planChunks(r: FrameRange, chunkSize: number, from = r.start): G
 
 export type SeedMode = 'fixed' | 'per-frame';
 
-/** design.md: per-frame seed = seed + (frame - start), kept in uint32 by wrapping. */
+/** The design's seed rule: per-frame seed = seed + (frame - start), kept in uint32 by wrapping. */
 export function frameSeed(seed: number, mode: SeedMode, frame: number, start: number): number {
   if (mode === 'fixed') return seed;
   return (seed + (frame - start)) % (UINT32_MAX + 1);

@@ -1,7 +1,7 @@
 import { constants, crc32, deflateSync, inflateSync } from 'node:zlib';
 
 /**
- * PNG encoding, validation and frame provenance (design.md, "Frames in S3": each PNG carries its provenance
+ * PNG encoding, validation and frame provenance (the design's "Frames in S3": each PNG carries its provenance
  * in text chunks). Pure: no AWS, no I/O. The worker stamps provenance on PNGs from any Cog model, so the
  * reader and `withProvenance` accept every valid PNG, not only the ones `encodePng` writes.
  */

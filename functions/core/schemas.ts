@@ -1,7 +1,7 @@
 import * as z from 'zod';
 
 /**
- * The schemas of the HTTP API (design.md, "HTTP API (v1)"): one per boundary, shared by the handlers,
+ * The schemas of the HTTP API (the design's "HTTP API (v1)"): one per boundary, shared by the handlers,
  * the OpenAPI document, the tests and any client.
  */
 
