@@ -2,7 +2,7 @@ import { container } from '../services/container.ts';
 import { route } from './http.ts';
 
 /** POST /v1/jobs: accept a shot. 202 with the job; a replayed Idempotency-Key answers with the first job. */
-export const handler = route({ scope: 'jobs:write', keys: () => container().store }, async (req) => {
+export const handler = route({ scope: 'jobs:write', keys: () => container().apiKeys }, async (req) => {
   const { job, created } = await container().jobs.create(
     req.caller.tenant,
     req.body,

@@ -48,7 +48,7 @@ function event(body?: unknown, headers: Record<string, string> = {}): APIGateway
 }
 
 const createJob = (c: Container) =>
-  route({ scope: 'jobs:write', keys: () => c.store }, async (req) => {
+  route({ scope: 'jobs:write', keys: () => c.apiKeys }, async (req) => {
     const { job } = await c.jobs.create(req.caller.tenant, req.body, req.headers['idempotency-key']);
     return { status: 202, body: job };
   });

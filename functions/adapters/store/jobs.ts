@@ -1,4 +1,3 @@
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -10,24 +9,17 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { FramecastError } from '../core/errors.ts';
-import { frameCount } from '../core/frames.ts';
-import { newEventId } from '../core/ids.ts';
-import type { ApiKeyRecord, EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
-import type { EventType, JobStatus } from '../core/schemas.ts';
-import { finalStatus, jobStatusesBefore } from '../core/state.ts';
-import { eventData } from '../core/views.ts';
-import { TABLE } from '../shared/resources.ts';
+import { FramecastError } from '../../core/errors.ts';
+import { frameCount } from '../../core/frames.ts';
+import type { EventRecord, FrameRecord, JobRecord } from '../../core/model.ts';
+import type { EventType, JobStatus } from '../../core/schemas.ts';
+import { finalStatus, jobStatusesBefore } from '../../core/state.ts';
+import { TABLE } from '../../shared/resources.ts';
+import { newEvent, putEvent } from './events.ts';
+import { cancellationReasons, frameKey, frameSk, idempotencyKey, jobKey, nowIso, strip } from './table.ts';
 
 /**
- * Jobs, frames, events, API keys and idempotency keys in one DynamoDB table.
- *
- * Keys (design decision, docs/data-model.md):
- *   job        pk JOB#<id>            sk JOB              gsi1 TENANT#<t> / <id>, gsi2 TENANT#<t>#SHOT#<shot> / <id>
- *   frame      pk JOB#<id>            sk FRAME#<10 digits>
- *   event      pk EVENT#<id>          sk EVENT            gsi1 JOB#<id>#EVENTS / <event id>
- *   api key    pk KEY#<sha256>        sk KEY
- *   idem key   pk IDEM#<t>#<sha256>   sk IDEM             expires after IDEMPOTENCY_TTL_SECONDS
+ * Jobs, their frames and idempotency keys (keys: ./table.ts).
  *
  * Every state change is a conditional write, and the change, its counters and the event it announces
  * are written in one transaction: SQS may deliver a frame twice, but it is counted and announced once.
@@ -38,31 +30,12 @@ const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 export const PROGRESS_INTERVAL_MS = 5000;
 const [BY_TENANT, BY_SHOT] = TABLE.indexes;
 
-const jobKey = (id: string) => ({ pk: `JOB#${id}`, sk: 'JOB' });
-const frameSk = (frame: number) => `FRAME#${String(frame).padStart(10, '0')}`;
-const frameKey = (jobId: string, frame: number) => ({ pk: `JOB#${jobId}`, sk: frameSk(frame) });
-const eventKey = (id: string) => ({ pk: `EVENT#${id}`, sk: 'EVENT' });
-const nowIso = (now: Date) => now.toISOString();
-
-const JOB_INTERNAL = ['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'expiresAt'] as const;
-
-function strip<T>(item: Record<string, unknown>): T {
-  const copy = { ...item };
-  for (const k of JOB_INTERNAL) delete copy[k];
-  return copy as T;
-}
-
 const toFrame = (item: Record<string, unknown>): FrameRecord => strip<FrameRecord>(item);
 
 function toJob(item: Record<string, unknown>): JobRecord {
   const job = strip<JobRecord & { failedFrames?: Set<number> | number[] }>(item);
   const failed = job.failedFrames instanceof Set ? [...job.failedFrames] : (job.failedFrames ?? []);
   return { ...job, failedFrames: failed.sort((a, b) => a - b) };
-}
-
-function cancellationReasons(err: unknown): string[] | undefined {
-  if (!(err instanceof TransactionCanceledException)) return undefined;
-  return (err.CancellationReasons ?? []).map((r) => r.Code ?? 'None');
 }
 
 export type CreateJobResult = { job: JobRecord; created: boolean };
@@ -84,38 +57,6 @@ export class JobStore {
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
   ) {}
-
-  // ---- API keys ---------------------------------------------------------------------------------------
-
-  async putApiKey(key: ApiKeyRecord): Promise<void> {
-    await this.db.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: { pk: `KEY#${key.hash}`, sk: 'KEY', ...key },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
-  }
-
-  async getApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
-    const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: { pk: `KEY#${hash}`, sk: 'KEY' } }),
-    );
-    return Item ? strip<ApiKeyRecord>(Item) : undefined;
-  }
-
-  async revokeApiKey(hash: string, now = new Date()): Promise<void> {
-    await this.db.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { pk: `KEY#${hash}`, sk: 'KEY' },
-        UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':now': nowIso(now) },
-      }),
-    );
-  }
-
   // ---- jobs -------------------------------------------------------------------------------------------
 
   /**
@@ -142,7 +83,7 @@ export class JobStore {
       );
       return { job, created: true };
     }
-    const idemKey = { pk: `IDEM#${job.tenant}#${idempotencyKeyHash}`, sk: 'IDEM' };
+    const idemKey = idempotencyKey(job.tenant, idempotencyKeyHash);
     for (let round = 0; round < 5; round++) {
       try {
         await this.db.send(
@@ -292,7 +233,7 @@ export class JobStore {
   /** queued -> running, with its job.started event, once. Returns the event when this call made the move. */
   async markStarted(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
     const started = { ...job, status: 'running' as const, startedAt: nowIso(now) };
-    const event = this.newEvent(started, 'job.started', now);
+    const event = newEvent(started, 'job.started', now);
     const moved = await this.updateJobWithEvent(
       job.id,
       {
@@ -322,7 +263,7 @@ export class JobStore {
       }
       const canceled = frameCount(job.frames) - job.succeeded - job.failed;
       const done: JobRecord = { ...job, status: 'canceled', canceled, finishedAt: nowIso(now) };
-      const event = this.newEvent(done, 'job.canceled', now);
+      const event = newEvent(done, 'job.canceled', now);
       const moved = await this.updateJobWithEvent(
         jobId,
         {
@@ -464,7 +405,7 @@ export class JobStore {
     now: Date,
     frameSet?: Set<number>,
   ): Promise<{ outcome: FinishFrameResult; event?: EventRecord }> {
-    const event = this.newEvent(job, type, now, frame);
+    const event = newEvent(job, type, now, frame);
     const { frame: number, jobId: _jobId, ...attributes } = { ...frame, eventId: event.id };
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = { ':running': 'running' };
@@ -502,7 +443,7 @@ export class JobStore {
                 },
               },
             },
-            this.putEvent(event),
+            putEvent(this.table, event),
           ] as NonNullable<TransactWriteCommandInput['TransactItems']>,
         }),
       );
@@ -549,7 +490,7 @@ export class JobStore {
     const to = finalStatus({ total: frameCount(job.frames), ...job });
     if (!to || job.status !== 'running') return { job };
     const done: JobRecord = { ...job, status: to, finishedAt: nowIso(now) };
-    const event = this.newEvent(done, to === 'succeeded' ? 'job.succeeded' : 'job.failed', now);
+    const event = newEvent(done, to === 'succeeded' ? 'job.succeeded' : 'job.failed', now);
     const moved = await this.updateJobWithEvent(
       jobId,
       {
@@ -560,41 +501,6 @@ export class JobStore {
       event,
     );
     return moved ? { job: done, event } : { job: (await this.getJob(jobId)) ?? job };
-  }
-
-  // ---- events -----------------------------------------------------------------------------------------
-
-  async getEvent(id: string): Promise<EventRecord | undefined> {
-    const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: eventKey(id), ConsistentRead: true }),
-    );
-    return Item ? strip<EventRecord>(Item) : undefined;
-  }
-
-  /** A job's events, oldest first, `limit` at a time after the event id `after`. */
-  async listEvents(jobId: string, limit = 1000, after?: string): Promise<EventRecord[]> {
-    const index = BY_TENANT!;
-    const pk = `JOB#${jobId}#EVENTS`;
-    const events: EventRecord[] = [];
-    let startKey: Record<string, unknown> | undefined = after
-      ? { ...eventKey(after), [index.partitionKey]: pk, [index.sortKey]: after }
-      : undefined;
-    do {
-      const out = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: index.name,
-          KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: { '#pk': index.partitionKey },
-          ExpressionAttributeValues: { ':pk': pk },
-          ExclusiveStartKey: startKey,
-          Limit: limit - events.length,
-        }),
-      );
-      events.push(...(out.Items ?? []).map((i) => strip<EventRecord>(i)));
-      startKey = out.LastEvaluatedKey;
-    } while (startKey && events.length < limit);
-    return events;
   }
 
   /**
@@ -608,7 +514,7 @@ export class JobStore {
     const step = Math.floor(((job.succeeded + job.failed) * 10) / total);
     const last = (job as JobRecord & { progressStep?: number }).progressStep ?? 0;
     if (step <= last || step >= 10) return undefined;
-    const event = this.newEvent(job, 'job.progress', now);
+    const event = newEvent(job, 'job.progress', now);
     const moved = await this.updateJobWithEvent(
       jobId,
       {
@@ -652,7 +558,7 @@ export class JobStore {
                 ExpressionAttributeValues: update.values,
               },
             },
-            this.putEvent(event),
+            putEvent(this.table, event),
           ],
         }),
       );
@@ -663,26 +569,5 @@ export class JobStore {
       if (retryConflicts && reasons?.includes('TransactionConflict')) return false;
       throw err;
     }
-  }
-
-  private newEvent(job: JobRecord, type: EventType, now: Date, frame?: FrameRecord): EventRecord {
-    return {
-      id: newEventId(now.getTime()),
-      tenant: job.tenant,
-      jobId: job.id,
-      type,
-      timestamp: nowIso(now),
-      data: eventData(job, frame),
-    };
-  }
-
-  private putEvent(event: EventRecord) {
-    return {
-      Put: {
-        TableName: this.table,
-        Item: { ...eventKey(event.id), gsi1pk: `JOB#${event.jobId}#EVENTS`, gsi1sk: event.id, ...event },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      },
-    };
   }
 }
