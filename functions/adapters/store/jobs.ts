@@ -5,24 +5,40 @@ import {
   QueryCommand,
   type QueryCommandInput,
   ScanCommand,
-  TransactWriteCommand,
-  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { FramecastError } from '../../core/errors.ts';
 import { frameCount } from '../../core/frames.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../../core/model.ts';
-import type { EventType, JobStatus } from '../../core/schemas.ts';
-import { finalStatus, jobStatusesBefore } from '../../core/state.ts';
+import type { EventType, FrameStatus, JobStatus } from '../../core/schemas.ts';
+import {
+  canMoveJob,
+  finalStatus,
+  frameStatusesBefore,
+  generatingJobStatuses,
+  jobStatusesBefore,
+  liveJobStatuses,
+} from '../../core/state.ts';
 import { TABLE } from '../../shared/resources.ts';
 import { newEvent, putEvent } from './events.ts';
-import { cancellationReasons, frameKey, frameSk, idempotencyKey, jobKey, nowIso, strip } from './table.ts';
+import {
+  frameKey,
+  frameSk,
+  idempotencyKey,
+  isConditionFailure,
+  jobKey,
+  nowIso,
+  statusIn,
+  strip,
+  transact,
+} from './table.ts';
 
 /**
  * Jobs, their frames and idempotency keys (keys: ./table.ts).
  *
  * Every state change is a conditional write, and the change, its counters and the event it announces
  * are written in one transaction: SQS may deliver a frame twice, but it is counted and announced once.
+ * The status conditions come from the state machine (core/state.ts) through `statusIn`.
  */
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
@@ -57,6 +73,7 @@ export class JobStore {
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
   ) {}
+
   // ---- jobs -------------------------------------------------------------------------------------------
 
   /**
@@ -85,40 +102,28 @@ export class JobStore {
     }
     const idemKey = idempotencyKey(job.tenant, idempotencyKeyHash);
     for (let round = 0; round < 5; round++) {
-      try {
-        await this.db.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Put: {
-                  TableName: this.table,
-                  Item: {
-                    ...idemKey,
-                    jobId: job.id,
-                    requestHash: job.requestHash,
-                    expiresAt: Math.floor(now.getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
-                  },
-                  // An expired key (TTL has not deleted it yet) no longer binds.
-                  ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
-                  ExpressionAttributeValues: { ':now': Math.floor(now.getTime() / 1000) },
-                },
-              },
-              {
-                Put: {
-                  TableName: this.table,
-                  Item: jobItem,
-                  ConditionExpression: 'attribute_not_exists(pk)',
-                },
-              },
-            ],
-          }),
-        );
-        return { job, created: true };
-      } catch (err) {
-        const reasons = cancellationReasons(err);
-        if (!reasons) throw err;
-        if (reasons[0] !== 'ConditionalCheckFailed' && !reasons.includes('TransactionConflict')) throw err;
-      }
+      const written = await transact(this.db, {
+        key: {
+          Put: {
+            TableName: this.table,
+            Item: {
+              ...idemKey,
+              jobId: job.id,
+              requestHash: job.requestHash,
+              expiresAt: Math.floor(now.getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
+            },
+            // An expired key (TTL has not deleted it yet) no longer binds.
+            ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
+            ExpressionAttributeValues: { ':now': Math.floor(now.getTime() / 1000) },
+          },
+        },
+        job: {
+          Put: { TableName: this.table, Item: jobItem, ConditionExpression: 'attribute_not_exists(pk)' },
+        },
+      });
+      if (written.ok) return { job, created: true };
+      // A job id taken already is no idempotent replay: only the key's condition or a conflict is.
+      if (written.failed !== 'key' && !written.conflict) throw written.error;
       // Another request holds the key (or is writing it right now): answer with its job.
       const { Item } = await this.db.send(
         new GetCommand({ TableName: this.table, Key: idemKey, ConsistentRead: true }),
@@ -183,15 +188,16 @@ export class JobStore {
    * (its SQS emulator keeps no messages), never on a request path.
    */
   async unfinishedJobs(): Promise<JobRecord[]> {
+    const live = statusIn(liveJobStatuses());
     const jobs: JobRecord[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const out = await this.db.send(
         new ScanCommand({
           TableName: this.table,
-          FilterExpression: 'sk = :job AND #status IN (:queued, :running)',
+          FilterExpression: `sk = :job AND ${live.condition}`,
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':job': 'JOB', ':queued': 'queued', ':running': 'running' },
+          ExpressionAttributeValues: { ':job': 'JOB', ...live.values },
           ExclusiveStartKey: startKey,
         }),
       );
@@ -226,7 +232,7 @@ export class JobStore {
         }),
       );
     } catch (err) {
-      if ((err as Error).name !== 'ConditionalCheckFailedException') throw err;
+      if (!isConditionFailure(err)) throw err;
     }
   }
 
@@ -234,12 +240,13 @@ export class JobStore {
   async markStarted(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
     const started = { ...job, status: 'running' as const, startedAt: nowIso(now) };
     const event = newEvent(started, 'job.started', now);
+    const from = statusIn(jobStatusesBefore(started.status));
     const moved = await this.updateJobWithEvent(
       job.id,
       {
-        set: 'SET #status = :running, startedAt = :now',
-        condition: '#status = :queued',
-        values: { ':running': 'running', ':queued': 'queued', ':now': started.startedAt },
+        set: 'SET #status = :to, startedAt = :now',
+        condition: from.condition,
+        values: { ':to': started.status, ':now': started.startedAt, ...from.values },
       },
       event,
     );
@@ -255,7 +262,7 @@ export class JobStore {
       const job = await this.getJob(jobId);
       if (!job) throw new FramecastError('not_found', 'job was not found');
       if (job.status === 'canceled') return { job };
-      if (!jobStatusesBefore('canceled').includes(job.status)) {
+      if (!canMoveJob(job.status, 'canceled')) {
         throw new FramecastError(
           'conflict',
           `job has already ${job.status}; only a queued or running job can be canceled`,
@@ -264,13 +271,14 @@ export class JobStore {
       const canceled = frameCount(job.frames) - job.succeeded - job.failed;
       const done: JobRecord = { ...job, status: 'canceled', canceled, finishedAt: nowIso(now) };
       const event = newEvent(done, 'job.canceled', now);
+      // Conditional on the status and counts just read: the move from that status was checked above.
       const moved = await this.updateJobWithEvent(
         jobId,
         {
-          set: 'SET #status = :canceled, canceled = :n, finishedAt = :now',
+          set: 'SET #status = :to, canceled = :n, finishedAt = :now',
           condition: '#status = :was AND succeeded = :s AND failed = :f',
           values: {
-            ':canceled': 'canceled',
+            ':to': done.status,
             ':n': canceled,
             ':now': done.finishedAt,
             ':was': job.status,
@@ -320,46 +328,44 @@ export class JobStore {
    * (a canceled job's frames are never generated).
    */
   async startFrame(job: JobRecord, frame: number, seed: number, now = new Date()): Promise<StartFrameResult> {
-    try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              ConditionCheck: {
-                TableName: this.table,
-                Key: jobKey(job.id),
-                ConditionExpression: '#status IN (:queued, :running)',
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: { ':queued': 'queued', ':running': 'running' },
-              },
-            },
-            {
-              Update: {
-                TableName: this.table,
-                Key: frameKey(job.id, frame),
-                UpdateExpression:
-                  'SET #status = :running, jobId = :job, #frame = :frame, seed = :seed, startedAt = :now ADD attempts :one',
-                ConditionExpression: 'attribute_not_exists(pk) OR #status IN (:pending, :running)',
-                ExpressionAttributeNames: { '#status': 'status', '#frame': 'frame' },
-                ExpressionAttributeValues: {
-                  ':running': 'running',
-                  ':pending': 'pending',
-                  ':job': job.id,
-                  ':frame': frame,
-                  ':seed': seed,
-                  ':now': nowIso(now),
-                  ':one': 1,
-                },
-              },
-            },
-          ],
-        }),
-      );
-    } catch (err) {
-      const reasons = cancellationReasons(err);
-      if (reasons?.[0] === 'ConditionalCheckFailed') return { started: false, reason: 'job-ended' };
-      if (reasons?.[1] === 'ConditionalCheckFailed') return { started: false, reason: 'done' };
-      throw err;
+    const to: FrameStatus = 'running';
+    const live = statusIn(liveJobStatuses());
+    const from = statusIn(frameStatusesBefore(to));
+    const written = await transact(this.db, {
+      job: {
+        ConditionCheck: {
+          TableName: this.table,
+          Key: jobKey(job.id),
+          ConditionExpression: live.condition,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: live.values,
+        },
+      },
+      frame: {
+        Update: {
+          TableName: this.table,
+          Key: frameKey(job.id, frame),
+          UpdateExpression:
+            'SET #status = :to, jobId = :job, #frame = :frame, seed = :seed, startedAt = :now ADD attempts :one',
+          // A pending frame has no record yet.
+          ConditionExpression: `attribute_not_exists(pk) OR ${from.condition}`,
+          ExpressionAttributeNames: { '#status': 'status', '#frame': 'frame' },
+          ExpressionAttributeValues: {
+            ':to': to,
+            ':job': job.id,
+            ':frame': frame,
+            ':seed': seed,
+            ':now': nowIso(now),
+            ':one': 1,
+            ...from.values,
+          },
+        },
+      },
+    });
+    if (!written.ok) {
+      if (written.failed === 'job') return { started: false, reason: 'job-ended' };
+      if (written.failed === 'frame') return { started: false, reason: 'done' };
+      throw written.error;
     }
     const record = await this.getFrame(job.id, frame);
     return { started: true, attempts: record?.attempts ?? 1 };
@@ -407,73 +413,68 @@ export class JobStore {
   ): Promise<{ outcome: FinishFrameResult; event?: EventRecord }> {
     const event = newEvent(job, type, now, frame);
     const { frame: number, jobId: _jobId, ...attributes } = { ...frame, eventId: event.id };
+    const from = statusIn(frameStatusesBefore(frame.status), '#a_status');
+    const live = statusIn(liveJobStatuses());
     const names: Record<string, string> = {};
-    const values: Record<string, unknown> = { ':running': 'running' };
+    const values: Record<string, unknown> = { ...from.values };
     const sets = Object.entries(attributes).map(([k, v], i) => {
       names[`#a${i}`] = k;
       values[`:a${i}`] = v;
       return `#a${i} = :a${i}`;
     });
-    try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: frameKey(job.id, number),
-                UpdateExpression: `SET ${sets.join(', ')}`,
-                ConditionExpression: '#a_status = :running',
-                ExpressionAttributeNames: { ...names, '#a_status': 'status' },
-                ExpressionAttributeValues: values,
-              },
-            },
-            {
-              Update: {
-                TableName: this.table,
-                Key: jobKey(job.id),
-                UpdateExpression: jobUpdate,
-                ConditionExpression: '#status IN (:queued, :running)',
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: {
-                  ':one': 1,
-                  ':queued': 'queued',
-                  ':running': 'running',
-                  ...(frameSet ? { ':frameSet': frameSet } : {}),
-                },
-              },
-            },
-            putEvent(this.table, event),
-          ] as NonNullable<TransactWriteCommandInput['TransactItems']>,
-        }),
-      );
-      return { outcome: 'recorded', event };
-    } catch (err) {
-      const reasons = cancellationReasons(err);
-      if (reasons?.[0] === 'ConditionalCheckFailed') return { outcome: 'duplicate' };
-      if (reasons?.[1] === 'ConditionalCheckFailed') {
-        // The job ended (canceled) while this frame was generated: it counts among the canceled frames.
-        await this.markFrameCanceled(job.id, number);
-        return { outcome: 'job-ended' };
-      }
-      throw err;
+    const written = await transact(this.db, {
+      frame: {
+        Update: {
+          TableName: this.table,
+          Key: frameKey(job.id, number),
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: from.condition,
+          ExpressionAttributeNames: { ...names, '#a_status': 'status' },
+          ExpressionAttributeValues: values,
+        },
+      },
+      job: {
+        Update: {
+          TableName: this.table,
+          Key: jobKey(job.id),
+          UpdateExpression: jobUpdate,
+          ConditionExpression: live.condition,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ...live.values,
+            ...(frameSet ? { ':frameSet': frameSet } : {}),
+          },
+        },
+      },
+      event: putEvent(this.table, event),
+    });
+    if (written.ok) return { outcome: 'recorded', event };
+    if (written.failed === 'frame') return { outcome: 'duplicate' };
+    if (written.failed === 'job') {
+      // The job ended (canceled) while this frame was generated: it counts among the canceled frames.
+      await this.markFrameCanceled(job.id, number);
+      return { outcome: 'job-ended' };
     }
+    throw written.error;
   }
 
   private async markFrameCanceled(jobId: string, frame: number): Promise<void> {
+    const to: FrameStatus = 'canceled';
+    const from = statusIn(frameStatusesBefore(to));
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: frameKey(jobId, frame),
-          UpdateExpression: 'SET #status = :canceled',
-          ConditionExpression: '#status = :running',
+          UpdateExpression: 'SET #status = :to',
+          ConditionExpression: from.condition,
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':canceled': 'canceled', ':running': 'running' },
+          ExpressionAttributeValues: { ':to': to, ...from.values },
         }),
       );
     } catch (err) {
-      if ((err as Error).name !== 'ConditionalCheckFailedException') throw err;
+      if (!isConditionFailure(err)) throw err;
     }
   }
 
@@ -488,15 +489,16 @@ export class JobStore {
     const job = await this.getJob(jobId);
     if (!job) return undefined;
     const to = finalStatus({ total: frameCount(job.frames), ...job });
-    if (!to || job.status !== 'running') return { job };
+    if (!to || !canMoveJob(job.status, to)) return { job };
     const done: JobRecord = { ...job, status: to, finishedAt: nowIso(now) };
     const event = newEvent(done, to === 'succeeded' ? 'job.succeeded' : 'job.failed', now);
+    const from = statusIn(jobStatusesBefore(to));
     const moved = await this.updateJobWithEvent(
       jobId,
       {
         set: 'SET #status = :to, finishedAt = :now',
-        condition: '#status = :running',
-        values: { ':to': to, ':now': done.finishedAt, ':running': 'running' },
+        condition: from.condition,
+        values: { ':to': to, ':now': done.finishedAt, ...from.values },
       },
       event,
     );
@@ -509,23 +511,23 @@ export class JobStore {
    */
   async maybeProgress(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
     const jobId = job.id;
-    if (job.status !== 'running') return undefined;
+    if (!generatingJobStatuses().includes(job.status)) return undefined;
     const total = frameCount(job.frames);
     const step = Math.floor(((job.succeeded + job.failed) * 10) / total);
     const last = (job as JobRecord & { progressStep?: number }).progressStep ?? 0;
     if (step <= last || step >= 10) return undefined;
     const event = newEvent(job, 'job.progress', now);
+    const generating = statusIn(generatingJobStatuses());
     const moved = await this.updateJobWithEvent(
       jobId,
       {
         set: 'SET progressStep = :step, progressAt = :now',
-        condition:
-          '#status = :running AND (attribute_not_exists(progressStep) OR progressStep < :step) AND (attribute_not_exists(progressAt) OR progressAt <= :quietUntil)',
+        condition: `${generating.condition} AND (attribute_not_exists(progressStep) OR progressStep < :step) AND (attribute_not_exists(progressAt) OR progressAt <= :quietUntil)`,
         values: {
           ':step': step,
           ':now': now.getTime(),
-          ':running': 'running',
           ':quietUntil': now.getTime() - PROGRESS_INTERVAL_MS,
+          ...generating.values,
         },
       },
       event,
@@ -544,30 +546,21 @@ export class JobStore {
     event: EventRecord,
     retryConflicts = false,
   ): Promise<boolean> {
-    try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: jobKey(jobId),
-                UpdateExpression: update.set,
-                ConditionExpression: update.condition,
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: update.values,
-              },
-            },
-            putEvent(this.table, event),
-          ],
-        }),
-      );
-      return true;
-    } catch (err) {
-      const reasons = cancellationReasons(err);
-      if (reasons?.[0] === 'ConditionalCheckFailed') return false;
-      if (retryConflicts && reasons?.includes('TransactionConflict')) return false;
-      throw err;
-    }
+    const written = await transact(this.db, {
+      job: {
+        Update: {
+          TableName: this.table,
+          Key: jobKey(jobId),
+          UpdateExpression: update.set,
+          ConditionExpression: update.condition,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: update.values,
+        },
+      },
+      event: putEvent(this.table, event),
+    });
+    if (written.ok) return true;
+    if (written.failed === 'job' || (retryConflicts && written.conflict)) return false;
+    throw written.error;
   }
 }
