@@ -8,12 +8,11 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { FramecastError } from '../../core/errors.ts';
-import { frameCount } from '../../core/frames.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../../core/model.ts';
+import { jobEnd, type ProgressMarks, progressDue, unfinishedFrames } from '../../core/progress.ts';
 import type { EventType, FrameStatus, JobStatus } from '../../core/schemas.ts';
 import {
   canMoveJob,
-  finalStatus,
   frameStatusesBefore,
   generatingJobStatuses,
   jobStatusesBefore,
@@ -42,8 +41,6 @@ import {
  */
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
-/** job.progress events: at most one per job this often. */
-export const PROGRESS_INTERVAL_MS = 5000;
 const [BY_TENANT, BY_SHOT] = TABLE.indexes;
 
 const toFrame = (item: Record<string, unknown>): FrameRecord => strip<FrameRecord>(item);
@@ -268,7 +265,7 @@ export class JobStore {
           `job has already ${job.status}; only a queued or running job can be canceled`,
         );
       }
-      const canceled = frameCount(job.frames) - job.succeeded - job.failed;
+      const canceled = unfinishedFrames(job);
       const done: JobRecord = { ...job, status: 'canceled', canceled, finishedAt: nowIso(now) };
       const event = newEvent(done, 'job.canceled', now);
       // Conditional on the status and counts just read: the move from that status was checked above.
@@ -488,17 +485,17 @@ export class JobStore {
   ): Promise<{ job: JobRecord; event?: EventRecord } | undefined> {
     const job = await this.getJob(jobId);
     if (!job) return undefined;
-    const to = finalStatus({ total: frameCount(job.frames), ...job });
-    if (!to || !canMoveJob(job.status, to)) return { job };
-    const done: JobRecord = { ...job, status: to, finishedAt: nowIso(now) };
-    const event = newEvent(done, to === 'succeeded' ? 'job.succeeded' : 'job.failed', now);
-    const from = statusIn(jobStatusesBefore(to));
+    const end = jobEnd(job);
+    if (!end) return { job };
+    const done: JobRecord = { ...job, status: end.status, finishedAt: nowIso(now) };
+    const event = newEvent(done, end.event, now);
+    const from = statusIn(jobStatusesBefore(end.status));
     const moved = await this.updateJobWithEvent(
       jobId,
       {
         set: 'SET #status = :to, finishedAt = :now',
         condition: from.condition,
-        values: { ':to': to, ':now': done.finishedAt, ...from.values },
+        values: { ':to': end.status, ':now': done.finishedAt, ...from.values },
       },
       event,
     );
@@ -506,27 +503,23 @@ export class JobStore {
   }
 
   /**
-   * A job.progress event at each 10% step of finished frames, at most one per job every 5 s, given the
-   * job as just read. The step and time are conditions on the job, so concurrent workers announce a step once.
+   * The job.progress event due for the job as just read (core/progress.ts decides), recorded once: the
+   * step and the quiet interval are also conditions on the job, so concurrent workers announce a step once.
    */
   async maybeProgress(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
-    const jobId = job.id;
-    if (!generatingJobStatuses().includes(job.status)) return undefined;
-    const total = frameCount(job.frames);
-    const step = Math.floor(((job.succeeded + job.failed) * 10) / total);
-    const last = (job as JobRecord & { progressStep?: number }).progressStep ?? 0;
-    if (step <= last || step >= 10) return undefined;
+    const due = progressDue(job as JobRecord & ProgressMarks, now.getTime());
+    if (!due) return undefined;
     const event = newEvent(job, 'job.progress', now);
     const generating = statusIn(generatingJobStatuses());
     const moved = await this.updateJobWithEvent(
-      jobId,
+      job.id,
       {
         set: 'SET progressStep = :step, progressAt = :now',
         condition: `${generating.condition} AND (attribute_not_exists(progressStep) OR progressStep < :step) AND (attribute_not_exists(progressAt) OR progressAt <= :quietUntil)`,
         values: {
-          ':step': step,
+          ':step': due.step,
           ':now': now.getTime(),
-          ':quietUntil': now.getTime() - PROGRESS_INTERVAL_MS,
+          ':quietUntil': due.quietUntil,
           ...generating.values,
         },
       },
