@@ -262,7 +262,7 @@ export class JobStore {
       if (!canMoveJob(job.status, 'canceled')) {
         throw new FramecastError(
           'conflict',
-          `job has already ${job.status}; only a queued or running job can be canceled`,
+          `job has already ${job.status}; only a ${jobStatusesBefore('canceled').join(' or ')} job can be canceled`,
         );
       }
       const canceled = unfinishedFrames(job);
