@@ -33,7 +33,7 @@ try {
       const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
       if (unknown.length > 0)
         throw new Error(`--scopes: unknown scope ${unknown.join(', ')}; known: ${SCOPES.join(', ')}`);
-      const key = await createApiKey(app.store, {
+      const key = await createApiKey(app.apiKeys, {
         tenant: values.tenant,
         scopes: scopes as Scope[],
         name: values.name ?? `created ${new Date().toISOString()}`,
@@ -46,7 +46,7 @@ try {
     }
     case 'revoke-key': {
       if (!values.key) throw new Error('--key is required');
-      await app.store.revokeApiKey(hashApiKey(values.key));
+      await app.apiKeys.revokeApiKey(hashApiKey(values.key));
       console.error('revoked; API processes stop accepting it within 60 s (their key cache)');
       break;
     }

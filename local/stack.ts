@@ -149,7 +149,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       app,
       ...(worker && { worker }),
       env,
-      createApiKey: (tenant, scopes) => createApiKey(app.store, { tenant, ...(scopes && { scopes }) }),
+      createApiKey: (tenant, scopes) => createApiKey(app.apiKeys, { tenant, ...(scopes && { scopes }) }),
       stop,
     };
   } catch (err) {
@@ -161,7 +161,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 /** The dev key: the given one (kept across runs with the data) or a new one, with every scope. */
 async function ensureKey(app: Container, key?: string): Promise<string> {
   try {
-    return await createApiKey(app.store, { tenant: 'dev', name: 'local dev key', ...(key && { key }) });
+    return await createApiKey(app.apiKeys, { tenant: 'dev', name: 'local dev key', ...(key && { key }) });
   } catch (err) {
     if (key && (err as Error).name === 'ConditionalCheckFailedException') return key;
     throw err;

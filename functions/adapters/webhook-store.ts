@@ -7,6 +7,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { EventType } from '../core/schemas.ts';
+import { isConditionFailure } from './store/table.ts';
 
 /**
  * Webhook endpoints, signing secrets and delivery attempts, in the same table as jobs.
@@ -64,7 +65,6 @@ const strip = <T>(item: Record<string, unknown>): T => {
   const { pk: _pk, sk: _sk, ...rest } = item;
   return rest as T;
 };
-const isConditionFailure = (err: unknown) => (err as Error).name === 'ConditionalCheckFailedException';
 
 export class WebhookStore {
   constructor(

@@ -1,24 +1,28 @@
-import type { FrameStatus, JobStatus } from './schemas.ts';
+import { FRAME_STATUSES, type FrameStatus, JOB_STATUSES, type JobStatus } from './schemas.ts';
 
 /**
- * The job and frame state machines. Stores apply these as DynamoDB conditions; the functions here are
- * the single statement of which moves are legal, checked by property tests.
+ * The job and frame state machines: the single statement of which moves are legal, checked by property
+ * tests. The store derives its conditional writes from the functions here; it types no status list of
+ * its own. Only moves a feature makes are listed: a feature that needs another (the frame re-roll) adds it.
  */
 
 const JOB_MOVES: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
-  queued: ['running', 'canceled', 'failed'],
+  queued: ['running', 'canceled'],
   running: ['succeeded', 'failed', 'canceled'],
   succeeded: [],
   failed: [],
   canceled: [],
 };
 
-/** A frame is `pending` until a worker takes it; a re-roll sends a finished frame back to `running`. */
+/**
+ * A frame is `pending` until a worker takes it (it has no record until then) and counts as `canceled`
+ * if its job is canceled first. A running frame taken again (its worker died) stays `running`.
+ */
 const FRAME_MOVES: Readonly<Record<FrameStatus, readonly FrameStatus[]>> = {
   pending: ['running', 'canceled'],
   running: ['running', 'succeeded', 'failed', 'canceled'],
-  succeeded: ['running'],
-  failed: ['running'],
+  succeeded: [],
+  failed: [],
   canceled: [],
 };
 
@@ -44,9 +48,23 @@ export function moveFrame(from: FrameStatus, to: FrameStatus): FrameStatus {
 
 /** The statuses a job may be in when it moves to `to`: what a conditional write checks. */
 export const jobStatusesBefore = (to: JobStatus): JobStatus[] =>
-  (Object.keys(JOB_MOVES) as JobStatus[]).filter((from) => canMoveJob(from, to));
+  JOB_STATUSES.filter((from) => canMoveJob(from, to));
+
+/** The statuses a frame may be in when it moves to `to`: what a conditional write checks. */
+export const frameStatusesBefore = (to: FrameStatus): FrameStatus[] =>
+  FRAME_STATUSES.filter((from) => canMoveFrame(from, to));
 
 export const isTerminalJob = (s: JobStatus): boolean => JOB_MOVES[s].length === 0;
+
+/** A job that has not ended: its frames may still be taken and finished. */
+export const liveJobStatuses = (): JobStatus[] => JOB_STATUSES.filter((s) => !isTerminalJob(s));
+
+/**
+ * A job whose frames decide how it ends (see `finalStatus`): the statuses from which it may both succeed
+ * and fail. Progress is announced, and the end is written, only from these.
+ */
+export const generatingJobStatuses = (): JobStatus[] =>
+  jobStatusesBefore('succeeded').filter((s) => canMoveJob(s, 'failed'));
 
 export interface FrameCounts {
   readonly total: number;

@@ -1,5 +1,5 @@
-import type { JobStore } from '../adapters/job-store.ts';
 import type { Queue } from '../adapters/queues.ts';
+import type { JobStore } from '../adapters/store/jobs.ts';
 import { planChunks } from '../core/frames.ts';
 import type { ChunkMessage, PlanMessage } from '../core/model.ts';
 import { isTerminalJob } from '../core/state.ts';

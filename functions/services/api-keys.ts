@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { JobStore } from '../adapters/job-store.ts';
+import type { ApiKeyStore } from '../adapters/store/api-keys.ts';
 import { API_KEY_PATTERN, hashApiKey } from '../core/api-keys.ts';
 import { SCOPES, type Scope } from '../core/model.ts';
 
@@ -8,7 +8,7 @@ import { SCOPES, type Scope } from '../core/model.ts';
  * once, to whoever created it.
  */
 export async function createApiKey(
-  store: JobStore,
+  store: Pick<ApiKeyStore, 'putApiKey'>,
   options: { tenant: string; scopes?: readonly Scope[]; name?: string; key?: string },
 ): Promise<string> {
   if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(options.tenant)) {

@@ -1,7 +1,9 @@
 import { type AwsClients, clients } from '../adapters/clients.ts';
 import { FrameStore } from '../adapters/frame-store.ts';
-import { JobStore } from '../adapters/job-store.ts';
 import { Queue } from '../adapters/queues.ts';
+import { ApiKeyStore } from '../adapters/store/api-keys.ts';
+import { EventStore } from '../adapters/store/events.ts';
+import { JobStore } from '../adapters/store/jobs.ts';
 import { WebhookStore } from '../adapters/webhook-store.ts';
 import { loadConfig } from '../config.ts';
 import type { EventMessage, EventRecord, PlanMessage } from '../core/model.ts';
@@ -26,13 +28,23 @@ export class Container {
     return this.memo.get(name) as T;
   }
 
+  private get table(): string {
+    return loadConfig(['table'], this.env).table;
+  }
+
+  /** Jobs, their frames and idempotency keys. */
   get store(): JobStore {
-    return this.once('store', () => new JobStore(this.aws().dynamo, loadConfig(['table'], this.env).table));
+    return this.once('store', () => new JobStore(this.aws().dynamo, this.table));
   }
 
   /** Where API keys are looked up: the one place the HTTP edge and the admin tooling find them. */
-  get apiKeys(): JobStore {
-    return this.store;
+  get apiKeys(): ApiKeyStore {
+    return this.once('apiKeys', () => new ApiKeyStore(this.aws().dynamo, this.table));
+  }
+
+  /** Recorded events, read back for webhook delivery and the events listing. */
+  get events(): EventStore {
+    return this.once('events', () => new EventStore(this.aws().dynamo, this.table));
   }
 
   get frameStore(): FrameStore {
@@ -80,10 +92,7 @@ export class Container {
   }
 
   get hooksStore(): WebhookStore {
-    return this.once(
-      'hooksStore',
-      () => new WebhookStore(this.aws().dynamo, loadConfig(['table'], this.env).table),
-    );
+    return this.once('hooksStore', () => new WebhookStore(this.aws().dynamo, this.table));
   }
 
   get webhooks(): WebhookService {
@@ -91,6 +100,7 @@ export class Container {
       const self = this;
       return new WebhookService({
         jobs: this.store,
+        events: this.events,
         hooks: this.hooksStore,
         policy: policyFromSettings(loadConfig(['webhookAllowLoopback', 'webhookAllowedHosts'], this.env)),
         // Resolved at first use: only the delivery Lambda and redelivery need the queues.

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { JobStore } from '../adapters/job-store.ts';
+import type { JobStore } from '../adapters/store/jobs.ts';
 import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, invalid, notFound } from '../core/errors.ts';
 import { frameSeed, jobPrefix, randomSeed } from '../core/frames.ts';

@@ -1,5 +1,6 @@
-import type { JobStore } from '../adapters/job-store.ts';
 import type { Queue } from '../adapters/queues.ts';
+import type { EventStore } from '../adapters/store/events.ts';
+import type { JobStore } from '../adapters/store/jobs.ts';
 import { sendWebhook } from '../adapters/webhook-sender.ts';
 import type { DeliveryRecord, EndpointRecord, WebhookStore } from '../adapters/webhook-store.ts';
 import { decodeCursor, encodeCursor } from '../core/cursor.ts';
@@ -26,6 +27,7 @@ const MAX_QUEUE_DELAY_SECONDS = 900;
 
 export interface WebhookServiceDeps {
   readonly jobs: JobStore;
+  readonly events: EventStore;
   readonly hooks: WebhookStore;
   readonly eventQueue: Pick<Queue, 'send'>;
   /** Where a delivery's message goes after its last attempt fails. */
@@ -144,7 +146,7 @@ export class WebhookService {
   async listJobEvents(tenant: string, jobId: string, q: { limit: number; cursor?: string }) {
     await tenantJob(this.deps.jobs, tenant, jobId);
     const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
-    const events = await this.deps.jobs.listEvents(jobId, q.limit, after);
+    const events = await this.deps.events.listEvents(jobId, q.limit, after);
     const views: EventView[] = [];
     // Ten at a time: a page of 500 events must not open 500 requests at once.
     for (let i = 0; i < events.length; i += 10) {
@@ -174,7 +176,7 @@ export class WebhookService {
 
   /** Sends an event again to each of its current targets: one attempt each, listed with the others. */
   async redeliver(tenant: string, eventId: string): Promise<{ event: string; targets: string[] }> {
-    const event = isEventId(eventId) ? await this.deps.jobs.getEvent(eventId) : undefined;
+    const event = isEventId(eventId) ? await this.deps.events.getEvent(eventId) : undefined;
     if (!event || event.tenant !== tenant) throw notFound('event');
     const targets = await this.targetsOf(event);
     if (targets.length === 0)
@@ -237,7 +239,7 @@ export class WebhookService {
         return;
       }
     }
-    const event = await this.deps.jobs.getEvent(message.eventId);
+    const event = await this.deps.events.getEvent(message.eventId);
     if (!event) return;
     const targets = await this.targetsOf(event, message.endpoint);
     await Promise.all(

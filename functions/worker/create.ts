@@ -13,6 +13,7 @@ export function createWorker(
   const config = loadConfig(['modelUrl', 'modelImage', 'maxAttempts', 'workerConcurrency'], env);
   return new Worker({
     store: app.store,
+    events: app.events,
     frames: app.frameStore,
     queue: app.frameQueue,
     model: new CogClient({ url: config.modelUrl }),

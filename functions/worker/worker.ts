@@ -1,6 +1,7 @@
 import type { FrameStore } from '../adapters/frame-store.ts';
-import type { JobStore } from '../adapters/job-store.ts';
 import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
+import type { EventStore } from '../adapters/store/events.ts';
+import type { JobStore } from '../adapters/store/jobs.ts';
 import { frameCount, frameKey, frameSeed, manifestKey } from '../core/frames.ts';
 import type { ChunkMessage, EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
 import { withProvenance } from '../core/png.ts';
@@ -28,6 +29,7 @@ export interface WorkerSettings {
 
 export interface WorkerDeps {
   readonly store: JobStore;
+  readonly events: Pick<EventStore, 'getEvent'>;
   readonly frames: FrameStore;
   readonly queue: Queue;
   readonly model: CogClient;
@@ -386,7 +388,7 @@ export class Worker {
   private async republishFrameEvent(jobId: string, frame: number): Promise<void> {
     const record = await this.deps.store.getFrame(jobId, frame);
     if (!record?.eventId) return;
-    const event = await this.deps.store.getEvent(record.eventId);
+    const event = await this.deps.events.getEvent(record.eventId);
     if (event) await this.deps.publishEvents([event]);
   }
 

@@ -141,7 +141,7 @@ describe('listing jobs', () => {
 describe('API keys and tenants', () => {
   it('answers unknown, malformed and revoked keys with one and the same 401', async () => {
     const revoked = await stack.createApiKey('revoked');
-    await stack.app.store.revokeApiKey(hashApiKey(revoked));
+    await stack.app.apiKeys.revokeApiKey(hashApiKey(revoked));
     const replies = await Promise.all([
       client(stack.url, `fc_${'A'.repeat(43)}`).listJobs(),
       client(stack.url, 'not-a-key').listJobs(),
@@ -156,8 +156,8 @@ describe('API keys and tenants', () => {
 
   it('stores keys only as SHA-256 hashes', async () => {
     const key = await stack.createApiKey('hashed');
-    expect(await stack.app.store.getApiKey(hashApiKey(key))).toMatchObject({ tenant: 'hashed' });
-    expect(JSON.stringify(await stack.app.store.getApiKey(hashApiKey(key)))).not.toContain(key);
+    expect(await stack.app.apiKeys.getApiKey(hashApiKey(key))).toMatchObject({ tenant: 'hashed' });
+    expect(JSON.stringify(await stack.app.apiKeys.getApiKey(hashApiKey(key)))).not.toContain(key);
   });
 
   it('refuses a key without the scope a route needs', async () => {

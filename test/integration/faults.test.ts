@@ -48,7 +48,7 @@ describe('a model that fails one frame every time', () => {
     expect(failed.error).toMatch(/fail/i);
     expect(failed.url).toBeUndefined();
     expect(frames.filter((f) => f.status === 'succeeded')).toHaveLength(6);
-    const events = (await stack.app.store.listEvents(job.id)).map((e) => e.type);
+    const events = (await stack.app.events.listEvents(job.id)).map((e) => e.type);
     expect(events.filter((t) => t === 'frame.failed')).toHaveLength(1);
     expect(events.at(-1)).toBe('job.failed');
   });
@@ -77,7 +77,7 @@ describe('canceling in mid-shot', () => {
     expect(frames.filter((f) => f.status === 'succeeded')).toHaveLength(succeeded);
     expect(frames.filter((f) => f.status === 'canceled')).toHaveLength(n);
     expect(await storedKeys(later)).toHaveLength(succeeded);
-    expect((await stack.app.store.listEvents(created.body.id)).at(-1)?.type).toBe('job.canceled');
+    expect((await stack.app.events.listEvents(created.body.id)).at(-1)?.type).toBe('job.canceled');
 
     const again = await api.cancel(created.body.id);
     expect(again.status).toBe(200);
@@ -121,7 +121,7 @@ describe('a frame delivered more than once', () => {
       const after = (await api.getJob(job.id)).body;
       expect(after.frames).toEqual(job.frames);
       expect(await storedKeys(after)).toHaveLength(24);
-      const events = await stack.app.store.listEvents(job.id);
+      const events = await stack.app.events.listEvents(job.id);
       expect(events.filter((e) => e.type === 'frame.succeeded')).toHaveLength(24);
       expect(events.filter((e) => e.type === 'job.succeeded')).toHaveLength(1);
       expect(events.filter((e) => e.type === 'job.started')).toHaveLength(1);

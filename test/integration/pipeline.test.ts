@@ -165,7 +165,7 @@ describe('a 48-frame shot', () => {
   });
 
   it('records the events a webhook will carry, in order', async () => {
-    const events = await stack.app.store.listEvents(job.id);
+    const events = await stack.app.events.listEvents(job.id);
     const types = events.map((e) => e.type);
     expect(types[0]).toBe('job.started');
     expect(types.at(-1)).toBe('job.succeeded');

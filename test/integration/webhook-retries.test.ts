@@ -24,6 +24,7 @@ function harness(start: Date) {
   const dead: EventMessage[] = [];
   const service = new WebhookService({
     jobs: stack.app.store,
+    events: stack.app.events,
     hooks: stack.app.hooksStore,
     policy: { allowLoopback: true },
     eventQueue: {
@@ -53,7 +54,7 @@ async function eventFor(url: string): Promise<EventRecord> {
     webhook: { url },
   });
   await api.cancel(created.body.id);
-  const [event] = await stack.app.store.listEvents(created.body.id);
+  const [event] = await stack.app.events.listEvents(created.body.id);
   expect(event?.type).toBe('job.canceled');
   return event!;
 }
@@ -173,7 +174,7 @@ describe('a receiver that answers 410 Gone', () => {
       const endpoint = await vendor.call<{ id: string }>('POST', '/v1/webhooks', { url: receiver.url });
       const job = await vendor.createJob({ shot: 'GONE_SH', prompt: 'p', frames: { start: 1, end: 1 } });
       await vendor.cancel(job.body.id);
-      const [event] = await stack.app.store.listEvents(job.body.id);
+      const [event] = await stack.app.events.listEvents(job.body.id);
       const h = harness(new Date());
       await h.service.deliver(first(event!));
       expect(h.queued).toEqual([]);
@@ -189,7 +190,7 @@ describe('a receiver that answers 410 Gone', () => {
       ]);
       const next = await vendor.createJob({ shot: 'GONE_SH', prompt: 'p', frames: { start: 1, end: 1 } });
       await vendor.cancel(next.body.id);
-      const [later] = await stack.app.store.listEvents(next.body.id);
+      const [later] = await stack.app.events.listEvents(next.body.id);
       await h.service.deliver(first(later!));
       expect(receiver.received).toHaveLength(1);
     } finally {

@@ -1,13 +1,21 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FRAME_STATUSES, JOB_STATUSES, type JobStatus } from '../../../functions/core/schemas.ts';
+import {
+  FRAME_STATUSES,
+  type FrameStatus,
+  JOB_STATUSES,
+  type JobStatus,
+} from '../../../functions/core/schemas.ts';
 import {
   canMoveFrame,
   canMoveJob,
   finalStatus,
+  frameStatusesBefore,
+  generatingJobStatuses,
   IllegalTransition,
   isTerminalJob,
   jobStatusesBefore,
+  liveJobStatuses,
   moveFrame,
   moveJob,
 } from '../../../functions/core/state.ts';
@@ -26,6 +34,24 @@ describe('the job state machine', () => {
     for (const from of JOB_STATUSES) expect(canMoveJob(from, 'queued')).toBe(false);
     expect(jobStatusesBefore('succeeded')).toEqual(['running']);
     expect(jobStatusesBefore('canceled').sort()).toEqual(['queued', 'running']);
+  });
+
+  it('fails only a running job: a queued job has no frame that could have failed', () => {
+    expect(jobStatusesBefore('failed')).toEqual(['running']);
+  });
+
+  it('counts a job as live until it ends, and as generating only while it runs', () => {
+    expect(liveJobStatuses()).toEqual(['queued', 'running']);
+    expect(generatingJobStatuses()).toEqual(['running']);
+    for (const s of JOB_STATUSES) expect(liveJobStatuses().includes(s)).toBe(!isTerminalJob(s));
+  });
+
+  it('names as statuses before a move exactly those the move is legal from', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...JOB_STATUSES), fc.constantFrom(...JOB_STATUSES), (from, to) => {
+        expect(jobStatusesBefore(to).includes(from)).toBe(canMoveJob(from, to));
+      }),
+    );
   });
 
   it('ends any random walk of legal moves in at most three steps, in a terminal status', () => {
@@ -47,11 +73,34 @@ describe('the job state machine', () => {
 });
 
 describe('the frame state machine', () => {
-  it('lets a running frame be tried again, and a finished frame be re-rolled, but never revives a canceled one', () => {
+  it('lets a running frame be tried again, but never moves a finished or canceled frame (re-roll adds its own move)', () => {
     expect(canMoveFrame('running', 'running')).toBe(true);
-    expect(canMoveFrame('succeeded', 'running')).toBe(true);
+    expect(canMoveFrame('succeeded', 'running')).toBe(false);
+    expect(canMoveFrame('failed', 'running')).toBe(false);
     for (const to of FRAME_STATUSES) expect(canMoveFrame('canceled', to)).toBe(false);
     expect(() => moveFrame('pending', 'succeeded')).toThrow(/pending to succeeded/);
+  });
+
+  it('takes a frame that is pending or running, and finishes only a running one', () => {
+    expect(frameStatusesBefore('running')).toEqual(['pending', 'running']);
+    expect(frameStatusesBefore('succeeded')).toEqual(['running']);
+    expect(frameStatusesBefore('failed')).toEqual(['running']);
+    expect(frameStatusesBefore('canceled')).toEqual(['pending', 'running']);
+  });
+
+  it('never moves a frame again once it has finished, on any random walk of legal moves', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...FRAME_STATUSES), { maxLength: 20 }), (wanted) => {
+        let status: FrameStatus = 'pending';
+        let finished = false;
+        for (const to of wanted) {
+          if (!canMoveFrame(status, to)) continue;
+          expect(finished).toBe(false);
+          status = moveFrame(status, to);
+          finished = status !== 'running';
+        }
+      }),
+    );
   });
 });
 

@@ -1,4 +1,3 @@
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -6,51 +5,43 @@ import {
   QueryCommand,
   type QueryCommandInput,
   ScanCommand,
-  TransactWriteCommand,
-  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { FramecastError } from '../core/errors.ts';
-import { frameCount } from '../core/frames.ts';
-import { newEventId } from '../core/ids.ts';
-import type { ApiKeyRecord, EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
-import type { EventType, JobStatus } from '../core/schemas.ts';
-import { finalStatus, jobStatusesBefore } from '../core/state.ts';
-import { eventData } from '../core/views.ts';
-import { TABLE } from '../shared/resources.ts';
+import { FramecastError } from '../../core/errors.ts';
+import type { EventRecord, FrameRecord, JobRecord } from '../../core/model.ts';
+import { jobEnd, type ProgressMarks, progressDue, unfinishedFrames } from '../../core/progress.ts';
+import type { EventType, FrameStatus, JobStatus } from '../../core/schemas.ts';
+import {
+  canMoveJob,
+  frameStatusesBefore,
+  generatingJobStatuses,
+  jobStatusesBefore,
+  liveJobStatuses,
+} from '../../core/state.ts';
+import { TABLE } from '../../shared/resources.ts';
+import { newEvent, putEvent } from './events.ts';
+import {
+  frameKey,
+  frameSk,
+  idempotencyKey,
+  isConditionFailure,
+  jobKey,
+  nowIso,
+  statusIn,
+  strip,
+  transact,
+} from './table.ts';
 
 /**
- * Jobs, frames, events, API keys and idempotency keys in one DynamoDB table.
- *
- * Keys (design decision, docs/data-model.md):
- *   job        pk JOB#<id>            sk JOB              gsi1 TENANT#<t> / <id>, gsi2 TENANT#<t>#SHOT#<shot> / <id>
- *   frame      pk JOB#<id>            sk FRAME#<10 digits>
- *   event      pk EVENT#<id>          sk EVENT            gsi1 JOB#<id>#EVENTS / <event id>
- *   api key    pk KEY#<sha256>        sk KEY
- *   idem key   pk IDEM#<t>#<sha256>   sk IDEM             expires after IDEMPOTENCY_TTL_SECONDS
+ * Jobs, their frames and idempotency keys (keys: ./table.ts).
  *
  * Every state change is a conditional write, and the change, its counters and the event it announces
  * are written in one transaction: SQS may deliver a frame twice, but it is counted and announced once.
+ * The status conditions come from the state machine (core/state.ts) through `statusIn`.
  */
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
-/** job.progress events: at most one per job this often. */
-export const PROGRESS_INTERVAL_MS = 5000;
 const [BY_TENANT, BY_SHOT] = TABLE.indexes;
-
-const jobKey = (id: string) => ({ pk: `JOB#${id}`, sk: 'JOB' });
-const frameSk = (frame: number) => `FRAME#${String(frame).padStart(10, '0')}`;
-const frameKey = (jobId: string, frame: number) => ({ pk: `JOB#${jobId}`, sk: frameSk(frame) });
-const eventKey = (id: string) => ({ pk: `EVENT#${id}`, sk: 'EVENT' });
-const nowIso = (now: Date) => now.toISOString();
-
-const JOB_INTERNAL = ['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'expiresAt'] as const;
-
-function strip<T>(item: Record<string, unknown>): T {
-  const copy = { ...item };
-  for (const k of JOB_INTERNAL) delete copy[k];
-  return copy as T;
-}
 
 const toFrame = (item: Record<string, unknown>): FrameRecord => strip<FrameRecord>(item);
 
@@ -58,11 +49,6 @@ function toJob(item: Record<string, unknown>): JobRecord {
   const job = strip<JobRecord & { failedFrames?: Set<number> | number[] }>(item);
   const failed = job.failedFrames instanceof Set ? [...job.failedFrames] : (job.failedFrames ?? []);
   return { ...job, failedFrames: failed.sort((a, b) => a - b) };
-}
-
-function cancellationReasons(err: unknown): string[] | undefined {
-  if (!(err instanceof TransactionCanceledException)) return undefined;
-  return (err.CancellationReasons ?? []).map((r) => r.Code ?? 'None');
 }
 
 export type CreateJobResult = { job: JobRecord; created: boolean };
@@ -84,37 +70,6 @@ export class JobStore {
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
   ) {}
-
-  // ---- API keys ---------------------------------------------------------------------------------------
-
-  async putApiKey(key: ApiKeyRecord): Promise<void> {
-    await this.db.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: { pk: `KEY#${key.hash}`, sk: 'KEY', ...key },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
-  }
-
-  async getApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
-    const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: { pk: `KEY#${hash}`, sk: 'KEY' } }),
-    );
-    return Item ? strip<ApiKeyRecord>(Item) : undefined;
-  }
-
-  async revokeApiKey(hash: string, now = new Date()): Promise<void> {
-    await this.db.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { pk: `KEY#${hash}`, sk: 'KEY' },
-        UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':now': nowIso(now) },
-      }),
-    );
-  }
 
   // ---- jobs -------------------------------------------------------------------------------------------
 
@@ -142,42 +97,30 @@ export class JobStore {
       );
       return { job, created: true };
     }
-    const idemKey = { pk: `IDEM#${job.tenant}#${idempotencyKeyHash}`, sk: 'IDEM' };
+    const idemKey = idempotencyKey(job.tenant, idempotencyKeyHash);
     for (let round = 0; round < 5; round++) {
-      try {
-        await this.db.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Put: {
-                  TableName: this.table,
-                  Item: {
-                    ...idemKey,
-                    jobId: job.id,
-                    requestHash: job.requestHash,
-                    expiresAt: Math.floor(now.getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
-                  },
-                  // An expired key (TTL has not deleted it yet) no longer binds.
-                  ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
-                  ExpressionAttributeValues: { ':now': Math.floor(now.getTime() / 1000) },
-                },
-              },
-              {
-                Put: {
-                  TableName: this.table,
-                  Item: jobItem,
-                  ConditionExpression: 'attribute_not_exists(pk)',
-                },
-              },
-            ],
-          }),
-        );
-        return { job, created: true };
-      } catch (err) {
-        const reasons = cancellationReasons(err);
-        if (!reasons) throw err;
-        if (reasons[0] !== 'ConditionalCheckFailed' && !reasons.includes('TransactionConflict')) throw err;
-      }
+      const written = await transact(this.db, {
+        key: {
+          Put: {
+            TableName: this.table,
+            Item: {
+              ...idemKey,
+              jobId: job.id,
+              requestHash: job.requestHash,
+              expiresAt: Math.floor(now.getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
+            },
+            // An expired key (TTL has not deleted it yet) no longer binds.
+            ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
+            ExpressionAttributeValues: { ':now': Math.floor(now.getTime() / 1000) },
+          },
+        },
+        job: {
+          Put: { TableName: this.table, Item: jobItem, ConditionExpression: 'attribute_not_exists(pk)' },
+        },
+      });
+      if (written.ok) return { job, created: true };
+      // A job id taken already is no idempotent replay: only the key's condition or a conflict is.
+      if (written.failed !== 'key' && !written.conflict) throw written.error;
       // Another request holds the key (or is writing it right now): answer with its job.
       const { Item } = await this.db.send(
         new GetCommand({ TableName: this.table, Key: idemKey, ConsistentRead: true }),
@@ -242,15 +185,16 @@ export class JobStore {
    * (its SQS emulator keeps no messages), never on a request path.
    */
   async unfinishedJobs(): Promise<JobRecord[]> {
+    const live = statusIn(liveJobStatuses());
     const jobs: JobRecord[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const out = await this.db.send(
         new ScanCommand({
           TableName: this.table,
-          FilterExpression: 'sk = :job AND #status IN (:queued, :running)',
+          FilterExpression: `sk = :job AND ${live.condition}`,
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':job': 'JOB', ':queued': 'queued', ':running': 'running' },
+          ExpressionAttributeValues: { ':job': 'JOB', ...live.values },
           ExclusiveStartKey: startKey,
         }),
       );
@@ -285,20 +229,21 @@ export class JobStore {
         }),
       );
     } catch (err) {
-      if ((err as Error).name !== 'ConditionalCheckFailedException') throw err;
+      if (!isConditionFailure(err)) throw err;
     }
   }
 
   /** queued -> running, with its job.started event, once. Returns the event when this call made the move. */
   async markStarted(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
     const started = { ...job, status: 'running' as const, startedAt: nowIso(now) };
-    const event = this.newEvent(started, 'job.started', now);
+    const event = newEvent(started, 'job.started', now);
+    const from = statusIn(jobStatusesBefore(started.status));
     const moved = await this.updateJobWithEvent(
       job.id,
       {
-        set: 'SET #status = :running, startedAt = :now',
-        condition: '#status = :queued',
-        values: { ':running': 'running', ':queued': 'queued', ':now': started.startedAt },
+        set: 'SET #status = :to, startedAt = :now',
+        condition: from.condition,
+        values: { ':to': started.status, ':now': started.startedAt, ...from.values },
       },
       event,
     );
@@ -314,22 +259,23 @@ export class JobStore {
       const job = await this.getJob(jobId);
       if (!job) throw new FramecastError('not_found', 'job was not found');
       if (job.status === 'canceled') return { job };
-      if (!jobStatusesBefore('canceled').includes(job.status)) {
+      if (!canMoveJob(job.status, 'canceled')) {
         throw new FramecastError(
           'conflict',
-          `job has already ${job.status}; only a queued or running job can be canceled`,
+          `job has already ${job.status}; only a ${jobStatusesBefore('canceled').join(' or ')} job can be canceled`,
         );
       }
-      const canceled = frameCount(job.frames) - job.succeeded - job.failed;
+      const canceled = unfinishedFrames(job);
       const done: JobRecord = { ...job, status: 'canceled', canceled, finishedAt: nowIso(now) };
-      const event = this.newEvent(done, 'job.canceled', now);
+      const event = newEvent(done, 'job.canceled', now);
+      // Conditional on the status and counts just read: the move from that status was checked above.
       const moved = await this.updateJobWithEvent(
         jobId,
         {
-          set: 'SET #status = :canceled, canceled = :n, finishedAt = :now',
+          set: 'SET #status = :to, canceled = :n, finishedAt = :now',
           condition: '#status = :was AND succeeded = :s AND failed = :f',
           values: {
-            ':canceled': 'canceled',
+            ':to': done.status,
             ':n': canceled,
             ':now': done.finishedAt,
             ':was': job.status,
@@ -379,46 +325,44 @@ export class JobStore {
    * (a canceled job's frames are never generated).
    */
   async startFrame(job: JobRecord, frame: number, seed: number, now = new Date()): Promise<StartFrameResult> {
-    try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              ConditionCheck: {
-                TableName: this.table,
-                Key: jobKey(job.id),
-                ConditionExpression: '#status IN (:queued, :running)',
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: { ':queued': 'queued', ':running': 'running' },
-              },
-            },
-            {
-              Update: {
-                TableName: this.table,
-                Key: frameKey(job.id, frame),
-                UpdateExpression:
-                  'SET #status = :running, jobId = :job, #frame = :frame, seed = :seed, startedAt = :now ADD attempts :one',
-                ConditionExpression: 'attribute_not_exists(pk) OR #status IN (:pending, :running)',
-                ExpressionAttributeNames: { '#status': 'status', '#frame': 'frame' },
-                ExpressionAttributeValues: {
-                  ':running': 'running',
-                  ':pending': 'pending',
-                  ':job': job.id,
-                  ':frame': frame,
-                  ':seed': seed,
-                  ':now': nowIso(now),
-                  ':one': 1,
-                },
-              },
-            },
-          ],
-        }),
-      );
-    } catch (err) {
-      const reasons = cancellationReasons(err);
-      if (reasons?.[0] === 'ConditionalCheckFailed') return { started: false, reason: 'job-ended' };
-      if (reasons?.[1] === 'ConditionalCheckFailed') return { started: false, reason: 'done' };
-      throw err;
+    const to: FrameStatus = 'running';
+    const live = statusIn(liveJobStatuses());
+    const from = statusIn(frameStatusesBefore(to));
+    const written = await transact(this.db, {
+      job: {
+        ConditionCheck: {
+          TableName: this.table,
+          Key: jobKey(job.id),
+          ConditionExpression: live.condition,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: live.values,
+        },
+      },
+      frame: {
+        Update: {
+          TableName: this.table,
+          Key: frameKey(job.id, frame),
+          UpdateExpression:
+            'SET #status = :to, jobId = :job, #frame = :frame, seed = :seed, startedAt = :now ADD attempts :one',
+          // A pending frame has no record yet.
+          ConditionExpression: `attribute_not_exists(pk) OR ${from.condition}`,
+          ExpressionAttributeNames: { '#status': 'status', '#frame': 'frame' },
+          ExpressionAttributeValues: {
+            ':to': to,
+            ':job': job.id,
+            ':frame': frame,
+            ':seed': seed,
+            ':now': nowIso(now),
+            ':one': 1,
+            ...from.values,
+          },
+        },
+      },
+    });
+    if (!written.ok) {
+      if (written.failed === 'job') return { started: false, reason: 'job-ended' };
+      if (written.failed === 'frame') return { started: false, reason: 'done' };
+      throw written.error;
     }
     const record = await this.getFrame(job.id, frame);
     return { started: true, attempts: record?.attempts ?? 1 };
@@ -464,75 +408,70 @@ export class JobStore {
     now: Date,
     frameSet?: Set<number>,
   ): Promise<{ outcome: FinishFrameResult; event?: EventRecord }> {
-    const event = this.newEvent(job, type, now, frame);
+    const event = newEvent(job, type, now, frame);
     const { frame: number, jobId: _jobId, ...attributes } = { ...frame, eventId: event.id };
+    const from = statusIn(frameStatusesBefore(frame.status), '#a_status');
+    const live = statusIn(liveJobStatuses());
     const names: Record<string, string> = {};
-    const values: Record<string, unknown> = { ':running': 'running' };
+    const values: Record<string, unknown> = { ...from.values };
     const sets = Object.entries(attributes).map(([k, v], i) => {
       names[`#a${i}`] = k;
       values[`:a${i}`] = v;
       return `#a${i} = :a${i}`;
     });
-    try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: frameKey(job.id, number),
-                UpdateExpression: `SET ${sets.join(', ')}`,
-                ConditionExpression: '#a_status = :running',
-                ExpressionAttributeNames: { ...names, '#a_status': 'status' },
-                ExpressionAttributeValues: values,
-              },
-            },
-            {
-              Update: {
-                TableName: this.table,
-                Key: jobKey(job.id),
-                UpdateExpression: jobUpdate,
-                ConditionExpression: '#status IN (:queued, :running)',
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: {
-                  ':one': 1,
-                  ':queued': 'queued',
-                  ':running': 'running',
-                  ...(frameSet ? { ':frameSet': frameSet } : {}),
-                },
-              },
-            },
-            this.putEvent(event),
-          ] as NonNullable<TransactWriteCommandInput['TransactItems']>,
-        }),
-      );
-      return { outcome: 'recorded', event };
-    } catch (err) {
-      const reasons = cancellationReasons(err);
-      if (reasons?.[0] === 'ConditionalCheckFailed') return { outcome: 'duplicate' };
-      if (reasons?.[1] === 'ConditionalCheckFailed') {
-        // The job ended (canceled) while this frame was generated: it counts among the canceled frames.
-        await this.markFrameCanceled(job.id, number);
-        return { outcome: 'job-ended' };
-      }
-      throw err;
+    const written = await transact(this.db, {
+      frame: {
+        Update: {
+          TableName: this.table,
+          Key: frameKey(job.id, number),
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: from.condition,
+          ExpressionAttributeNames: { ...names, '#a_status': 'status' },
+          ExpressionAttributeValues: values,
+        },
+      },
+      job: {
+        Update: {
+          TableName: this.table,
+          Key: jobKey(job.id),
+          UpdateExpression: jobUpdate,
+          ConditionExpression: live.condition,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ...live.values,
+            ...(frameSet ? { ':frameSet': frameSet } : {}),
+          },
+        },
+      },
+      event: putEvent(this.table, event),
+    });
+    if (written.ok) return { outcome: 'recorded', event };
+    if (written.failed === 'frame') return { outcome: 'duplicate' };
+    if (written.failed === 'job') {
+      // The job ended (canceled) while this frame was generated: it counts among the canceled frames.
+      await this.markFrameCanceled(job.id, number);
+      return { outcome: 'job-ended' };
     }
+    throw written.error;
   }
 
   private async markFrameCanceled(jobId: string, frame: number): Promise<void> {
+    const to: FrameStatus = 'canceled';
+    const from = statusIn(frameStatusesBefore(to));
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: frameKey(jobId, frame),
-          UpdateExpression: 'SET #status = :canceled',
-          ConditionExpression: '#status = :running',
+          UpdateExpression: 'SET #status = :to',
+          ConditionExpression: from.condition,
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':canceled': 'canceled', ':running': 'running' },
+          ExpressionAttributeValues: { ':to': to, ...from.values },
         }),
       );
     } catch (err) {
-      if ((err as Error).name !== 'ConditionalCheckFailedException') throw err;
+      if (!isConditionFailure(err)) throw err;
     }
   }
 
@@ -546,80 +485,42 @@ export class JobStore {
   ): Promise<{ job: JobRecord; event?: EventRecord } | undefined> {
     const job = await this.getJob(jobId);
     if (!job) return undefined;
-    const to = finalStatus({ total: frameCount(job.frames), ...job });
-    if (!to || job.status !== 'running') return { job };
-    const done: JobRecord = { ...job, status: to, finishedAt: nowIso(now) };
-    const event = this.newEvent(done, to === 'succeeded' ? 'job.succeeded' : 'job.failed', now);
+    const end = jobEnd(job);
+    if (!end) return { job };
+    const done: JobRecord = { ...job, status: end.status, finishedAt: nowIso(now) };
+    const event = newEvent(done, end.event, now);
+    const from = statusIn(jobStatusesBefore(end.status));
     const moved = await this.updateJobWithEvent(
       jobId,
       {
         set: 'SET #status = :to, finishedAt = :now',
-        condition: '#status = :running',
-        values: { ':to': to, ':now': done.finishedAt, ':running': 'running' },
+        condition: from.condition,
+        values: { ':to': end.status, ':now': done.finishedAt, ...from.values },
       },
       event,
     );
     return moved ? { job: done, event } : { job: (await this.getJob(jobId)) ?? job };
   }
 
-  // ---- events -----------------------------------------------------------------------------------------
-
-  async getEvent(id: string): Promise<EventRecord | undefined> {
-    const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: eventKey(id), ConsistentRead: true }),
-    );
-    return Item ? strip<EventRecord>(Item) : undefined;
-  }
-
-  /** A job's events, oldest first, `limit` at a time after the event id `after`. */
-  async listEvents(jobId: string, limit = 1000, after?: string): Promise<EventRecord[]> {
-    const index = BY_TENANT!;
-    const pk = `JOB#${jobId}#EVENTS`;
-    const events: EventRecord[] = [];
-    let startKey: Record<string, unknown> | undefined = after
-      ? { ...eventKey(after), [index.partitionKey]: pk, [index.sortKey]: after }
-      : undefined;
-    do {
-      const out = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: index.name,
-          KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: { '#pk': index.partitionKey },
-          ExpressionAttributeValues: { ':pk': pk },
-          ExclusiveStartKey: startKey,
-          Limit: limit - events.length,
-        }),
-      );
-      events.push(...(out.Items ?? []).map((i) => strip<EventRecord>(i)));
-      startKey = out.LastEvaluatedKey;
-    } while (startKey && events.length < limit);
-    return events;
-  }
-
   /**
-   * A job.progress event at each 10% step of finished frames, at most one per job every 5 s, given the
-   * job as just read. The step and time are conditions on the job, so concurrent workers announce a step once.
+   * The job.progress event due for the job as just read (core/progress.ts decides), recorded once: the
+   * step and the quiet interval are also conditions on the job, so concurrent workers announce a step once.
    */
   async maybeProgress(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
-    const jobId = job.id;
-    if (job.status !== 'running') return undefined;
-    const total = frameCount(job.frames);
-    const step = Math.floor(((job.succeeded + job.failed) * 10) / total);
-    const last = (job as JobRecord & { progressStep?: number }).progressStep ?? 0;
-    if (step <= last || step >= 10) return undefined;
-    const event = this.newEvent(job, 'job.progress', now);
+    const due = progressDue(job as JobRecord & ProgressMarks, now.getTime());
+    if (!due) return undefined;
+    const event = newEvent(job, 'job.progress', now);
+    const generating = statusIn(generatingJobStatuses());
     const moved = await this.updateJobWithEvent(
-      jobId,
+      job.id,
       {
         set: 'SET progressStep = :step, progressAt = :now',
-        condition:
-          '#status = :running AND (attribute_not_exists(progressStep) OR progressStep < :step) AND (attribute_not_exists(progressAt) OR progressAt <= :quietUntil)',
+        condition: `${generating.condition} AND (attribute_not_exists(progressStep) OR progressStep < :step) AND (attribute_not_exists(progressAt) OR progressAt <= :quietUntil)`,
         values: {
-          ':step': step,
+          ':step': due.step,
           ':now': now.getTime(),
-          ':running': 'running',
-          ':quietUntil': now.getTime() - PROGRESS_INTERVAL_MS,
+          ':quietUntil': due.quietUntil,
+          ...generating.values,
         },
       },
       event,
@@ -638,51 +539,21 @@ export class JobStore {
     event: EventRecord,
     retryConflicts = false,
   ): Promise<boolean> {
-    try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: jobKey(jobId),
-                UpdateExpression: update.set,
-                ConditionExpression: update.condition,
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: update.values,
-              },
-            },
-            this.putEvent(event),
-          ],
-        }),
-      );
-      return true;
-    } catch (err) {
-      const reasons = cancellationReasons(err);
-      if (reasons?.[0] === 'ConditionalCheckFailed') return false;
-      if (retryConflicts && reasons?.includes('TransactionConflict')) return false;
-      throw err;
-    }
-  }
-
-  private newEvent(job: JobRecord, type: EventType, now: Date, frame?: FrameRecord): EventRecord {
-    return {
-      id: newEventId(now.getTime()),
-      tenant: job.tenant,
-      jobId: job.id,
-      type,
-      timestamp: nowIso(now),
-      data: eventData(job, frame),
-    };
-  }
-
-  private putEvent(event: EventRecord) {
-    return {
-      Put: {
-        TableName: this.table,
-        Item: { ...eventKey(event.id), gsi1pk: `JOB#${event.jobId}#EVENTS`, gsi1sk: event.id, ...event },
-        ConditionExpression: 'attribute_not_exists(pk)',
+    const written = await transact(this.db, {
+      job: {
+        Update: {
+          TableName: this.table,
+          Key: jobKey(jobId),
+          UpdateExpression: update.set,
+          ConditionExpression: update.condition,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: update.values,
+        },
       },
-    };
+      event: putEvent(this.table, event),
+    });
+    if (written.ok) return true;
+    if (written.failed === 'job' || (retryConflicts && written.conflict)) return false;
+    throw written.error;
   }
 }
