@@ -4,7 +4,7 @@ import { sendWebhook } from '../adapters/webhook-sender.ts';
 import type { DeliveryRecord, EndpointRecord, WebhookStore } from '../adapters/webhook-store.ts';
 import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, notFound } from '../core/errors.ts';
-import { isEventId, newEndpointId } from '../core/ids.ts';
+import { isEndpointId, isEventId, newEndpointId } from '../core/ids.ts';
 import type { EventMessage, EventRecord } from '../core/model.ts';
 import { type EventView, type WebhookEndpoint, WebhookEndpointRequest } from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
@@ -101,7 +101,7 @@ export class WebhookService {
   }
 
   async deleteEndpoint(tenant: string, id: string): Promise<void> {
-    if (!/^whe_[0-9A-Z]{26}$/.test(id) || !(await this.deps.hooks.deleteEndpoint(tenant, id))) {
+    if (!isEndpointId(id) || !(await this.deps.hooks.deleteEndpoint(tenant, id))) {
       throw notFound('webhook endpoint');
     }
   }
