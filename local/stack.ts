@@ -12,7 +12,7 @@ import { CONSUMER_TIMEOUT_SECONDS } from '../functions/shared/resources.ts';
 import { CONSUMERS } from '../functions/shared/routes.ts';
 import { createWorker } from '../functions/worker/create.ts';
 import type { Worker, WorkerSettings } from '../functions/worker/worker.ts';
-import { startEmulators } from './emulators.ts';
+import { type EmulatedResources, startEmulators } from './emulators.ts';
 import { pollQueue } from './event-source.ts';
 import { startGateway } from './gateway.ts';
 
@@ -44,6 +44,8 @@ export interface LocalStack {
   readonly apiKey: string;
   readonly modelUrl: string;
   readonly app: Container;
+  /** The queues and their DLQs on the emulator (tests look into the DLQs). */
+  readonly queues: EmulatedResources['queues'];
   readonly worker?: Worker;
   readonly env: Record<string, string>;
   createApiKey(tenant: string, scopes?: readonly Scope[]): Promise<string>;
@@ -147,6 +149,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       apiKey,
       modelUrl,
       app,
+      queues: emulators.resources.queues,
       ...(worker && { worker }),
       env,
       createApiKey: (tenant, scopes) => createApiKey(app.store, { tenant, ...(scopes && { scopes }) }),
