@@ -3,7 +3,8 @@ import { createClients } from '../functions/adapters/clients.ts';
 import { clearKeyCache } from '../functions/api/http.ts';
 import { loadConfig } from '../functions/config.ts';
 import { frameCount } from '../functions/core/frames.ts';
-import type { PlanMessage, Scope } from '../functions/core/model.ts';
+import { encodePlan } from '../functions/core/messages.ts';
+import type { Scope } from '../functions/core/model.ts';
 import { startReferenceModel } from '../functions/model/reference/server.ts';
 import { createApiKey } from '../functions/services/api-keys.ts';
 import { Container, useContainer } from '../functions/services/container.ts';
@@ -178,9 +179,7 @@ async function ensureKey(app: Container, key?: string): Promise<string> {
 async function resumeUnfinishedJobs(app: Container): Promise<void> {
   for (const job of await app.store.unfinishedJobs()) {
     await app.store.resetPlan(job.id);
-    await app.planQueue.send(
-      JSON.stringify({ v: 1, jobId: job.id, tenant: job.tenant } satisfies PlanMessage),
-    );
+    await app.planQueue.send(encodePlan({ jobId: job.id, tenant: job.tenant }));
     console.log(
       `resuming ${job.id} (${job.shot}, ${job.succeeded + job.failed} of ${frameCount(job.frames)} frames done)`,
     );
