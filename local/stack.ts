@@ -3,7 +3,8 @@ import { createClients } from '../functions/adapters/clients.ts';
 import { clearKeyCache } from '../functions/api/http.ts';
 import { loadConfig } from '../functions/config.ts';
 import { frameCount } from '../functions/core/frames.ts';
-import type { PlanMessage, Scope } from '../functions/core/model.ts';
+import { encodePlan } from '../functions/core/messages.ts';
+import type { Scope } from '../functions/core/model.ts';
 import { startReferenceModel } from '../functions/model/reference/server.ts';
 import { createApiKey } from '../functions/services/api-keys.ts';
 import { Container, useContainer } from '../functions/services/container.ts';
@@ -12,7 +13,7 @@ import { CONSUMER_TIMEOUT_SECONDS } from '../functions/shared/resources.ts';
 import { CONSUMERS } from '../functions/shared/routes.ts';
 import { createWorker } from '../functions/worker/create.ts';
 import type { Worker, WorkerSettings } from '../functions/worker/worker.ts';
-import { startEmulators } from './emulators.ts';
+import { type EmulatedResources, startEmulators } from './emulators.ts';
 import { pollQueue } from './event-source.ts';
 import { startGateway } from './gateway.ts';
 
@@ -44,6 +45,8 @@ export interface LocalStack {
   readonly apiKey: string;
   readonly modelUrl: string;
   readonly app: Container;
+  /** The queues and their DLQs on the emulator (tests look into the DLQs). */
+  readonly queues: EmulatedResources['queues'];
   readonly worker?: Worker;
   readonly env: Record<string, string>;
   createApiKey(tenant: string, scopes?: readonly Scope[]): Promise<string>;
@@ -147,6 +150,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       apiKey,
       modelUrl,
       app,
+      queues: emulators.resources.queues,
       ...(worker && { worker }),
       env,
       createApiKey: (tenant, scopes) => createApiKey(app.apiKeys, { tenant, ...(scopes && { scopes }) }),
@@ -175,9 +179,7 @@ async function ensureKey(app: Container, key?: string): Promise<string> {
 async function resumeUnfinishedJobs(app: Container): Promise<void> {
   for (const job of await app.store.unfinishedJobs()) {
     await app.store.resetPlan(job.id);
-    await app.planQueue.send(
-      JSON.stringify({ v: 1, jobId: job.id, tenant: job.tenant } satisfies PlanMessage),
-    );
+    await app.planQueue.send(encodePlan({ jobId: job.id, tenant: job.tenant }));
     console.log(
       `resuming ${job.id} (${job.shot}, ${job.succeeded + job.failed} of ${frameCount(job.frames)} frames done)`,
     );

@@ -23,7 +23,13 @@ interface Rule {
   readonly only?: readonly string[];
 }
 
-const HANDLER_FOLDERS = ['functions/api/', 'functions/worker/', 'functions/fanout/', 'functions/webhooks/'];
+const HANDLER_FOLDERS = [
+  'functions/api/',
+  'functions/worker/',
+  'functions/fanout/',
+  'functions/webhooks/',
+  'functions/consumers/',
+];
 const CLOUD_PACKAGES = ['@aws-sdk/', '@middy/', '@aws-lambda-powertools/', 'aws-cdk-lib', 'constructs'];
 
 const RULES: readonly Rule[] = [

@@ -75,34 +75,3 @@ export interface EventRecord {
   /** The webhook body's `data`: the job, and for frame events the frame. */
   readonly data: Record<string, unknown>;
 }
-
-/** One SQS message on the plan queue: "queue the frames of this job". */
-export interface PlanMessage {
-  readonly v: 1;
-  readonly jobId: string;
-  readonly tenant: string;
-}
-
-/** One SQS message on the frame queue: a chunk of one job's frames, generated together. */
-export interface ChunkMessage {
-  readonly v: 1;
-  readonly jobId: string;
-  readonly tenant: string;
-  readonly frames: readonly number[];
-}
-
-/** One SQS message on the event queue: an event to deliver (the event itself is read from the table). */
-export interface EventMessage {
-  readonly v: 1;
-  readonly eventId: string;
-  readonly jobId: string;
-  readonly tenant: string;
-  /** Set when one endpoint is targeted (a redelivery or a retry); absent means every subscribed endpoint. */
-  readonly endpoint?: string;
-  /** The attempt this message makes (1 when absent). */
-  readonly attempt?: number;
-  /** Not before this time (ISO 8601): retries hours away hop through the queue's 15-minute delays. */
-  readonly notBefore?: string;
-  /** A redelivery a person asked for: one attempt, made even if the event was delivered. */
-  readonly manual?: boolean;
-}

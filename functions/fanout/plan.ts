@@ -1,7 +1,7 @@
 import type { Queue } from '../adapters/queues.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
 import { planChunks } from '../core/frames.ts';
-import type { ChunkMessage, PlanMessage } from '../core/model.ts';
+import { encodeChunk, encodePlan, type PlanMessage } from '../core/messages.ts';
 import { isTerminalJob } from '../core/state.ts';
 
 export interface FanOutDeps {
@@ -37,12 +37,12 @@ export async function fanOut(
     batch = [];
   };
   for (const frames of planChunks(job.frames, deps.chunkSize, job.plannedUpTo ?? job.frames.start)) {
-    const chunk: ChunkMessage = { v: 1, jobId: job.id, tenant: job.tenant, frames };
-    batch.push({ body: JSON.stringify(chunk), next: frames[frames.length - 1]! + 1 });
+    const body = encodeChunk({ jobId: job.id, tenant: job.tenant, frames });
+    batch.push({ body, next: frames[frames.length - 1]! + 1 });
     if (batch.length === MESSAGES_PER_STEP) {
       await flush();
       if (remainingMs() < 10_000) {
-        await deps.planQueue.send(JSON.stringify(message));
+        await deps.planQueue.send(encodePlan(message));
         return 'continued';
       }
     }

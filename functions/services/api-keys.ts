@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ApiKeyStore } from '../adapters/store/api-keys.ts';
 import { API_KEY_PATTERN, hashApiKey } from '../core/api-keys.ts';
+import { isTenant } from '../core/ids.ts';
 import { SCOPES, type Scope } from '../core/model.ts';
 
 /**
@@ -11,7 +12,7 @@ export async function createApiKey(
   store: Pick<ApiKeyStore, 'putApiKey'>,
   options: { tenant: string; scopes?: readonly Scope[]; name?: string; key?: string },
 ): Promise<string> {
-  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(options.tenant)) {
+  if (!isTenant(options.tenant)) {
     throw new Error('tenant must be 1 to 63 lowercase letters, digits or "-"');
   }
   const key = options.key ?? `fc_${randomBytes(32).toString('base64url')}`;

@@ -6,7 +6,8 @@ import { EventStore } from '../adapters/store/events.ts';
 import { JobStore } from '../adapters/store/jobs.ts';
 import { WebhookStore } from '../adapters/webhook-store.ts';
 import { loadConfig } from '../config.ts';
-import type { EventMessage, EventRecord, PlanMessage } from '../core/model.ts';
+import { encodeEvent, encodePlan } from '../core/messages.ts';
+import type { EventRecord } from '../core/model.ts';
 import { policyFromSettings } from '../core/webhooks/ssrf.ts';
 import { JobService } from './jobs.ts';
 import { WebhookService } from './webhooks.ts';
@@ -113,9 +114,7 @@ export class Container {
   /** Puts recorded events on the event queue, for webhook delivery. */
   readonly publishEvents = async (events: readonly EventRecord[]): Promise<void> => {
     if (events.length === 0) return;
-    const messages = events.map((e) =>
-      JSON.stringify({ v: 1, eventId: e.id, jobId: e.jobId, tenant: e.tenant } satisfies EventMessage),
-    );
+    const messages = events.map((e) => encodeEvent({ eventId: e.id, jobId: e.jobId, tenant: e.tenant }));
     await this.eventQueue.sendAll(messages);
   };
 
@@ -127,7 +126,7 @@ export class Container {
         bucket: loadConfig(['bucket'], this.env).bucket,
         frameLimit,
         models,
-        sendPlan: (m: PlanMessage) => this.planQueue.send(JSON.stringify(m)),
+        sendPlan: (m) => this.planQueue.send(encodePlan(m)),
         publishEvents: this.publishEvents,
         presign: (key) => this.frameStore.presignGet(key),
         checkWebhookUrl: (url) => this.webhooks.checkUrl(url),

@@ -4,7 +4,8 @@ import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, invalid, notFound } from '../core/errors.ts';
 import { frameSeed, jobPrefix, randomSeed } from '../core/frames.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
-import type { EventRecord, JobRecord, PlanMessage } from '../core/model.ts';
+import type { PlanMessage } from '../core/messages.ts';
+import type { EventRecord, JobRecord } from '../core/model.ts';
 import { type FrameResponse, type JobRequest, type JobStatus, jobRequestSchema } from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
 import { toFrameResponse, toJobResponse } from '../core/views.ts';
@@ -18,7 +19,7 @@ export interface JobServiceDeps {
   readonly bucket: string;
   readonly frameLimit: number;
   readonly models: readonly string[];
-  readonly sendPlan: (message: PlanMessage) => Promise<void>;
+  readonly sendPlan: (message: Omit<PlanMessage, 'v'>) => Promise<void>;
   readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
   readonly presign?: (key: string) => Promise<{ url: string; expiresAt: Date }>;
   /** Checks a job's webhook URL before it is accepted; the webhooks service provides it. */
@@ -112,7 +113,7 @@ export class JobService {
     // A replayed request whose first attempt never reached the plan queue queues it now (fan-out is idempotent).
     if (created || (stored.status === 'queued' && stored.plannedUpTo === undefined)) {
       try {
-        await this.deps.sendPlan({ v: 1, jobId: stored.id, tenant });
+        await this.deps.sendPlan({ jobId: stored.id, tenant });
       } catch (err) {
         logger.error('plan queue send failed', { jobId: stored.id, error: err as Error });
         throw new FramecastError(

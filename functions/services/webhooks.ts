@@ -5,8 +5,9 @@ import { sendWebhook } from '../adapters/webhook-sender.ts';
 import type { DeliveryRecord, EndpointRecord, WebhookStore } from '../adapters/webhook-store.ts';
 import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, notFound } from '../core/errors.ts';
-import { isEventId, newEndpointId } from '../core/ids.ts';
-import type { EventMessage, EventRecord } from '../core/model.ts';
+import { isEndpointId, isEventId, newEndpointId } from '../core/ids.ts';
+import { type EventMessage, encodeEvent } from '../core/messages.ts';
+import type { EventRecord } from '../core/model.ts';
 import { type EventView, type WebhookEndpoint, WebhookEndpointRequest } from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
 import { nextAttemptDelay } from '../core/webhooks/schedule.ts';
@@ -103,7 +104,7 @@ export class WebhookService {
   }
 
   async deleteEndpoint(tenant: string, id: string): Promise<void> {
-    if (!/^whe_[0-9A-Z]{26}$/.test(id) || !(await this.deps.hooks.deleteEndpoint(tenant, id))) {
+    if (!isEndpointId(id) || !(await this.deps.hooks.deleteEndpoint(tenant, id))) {
       throw notFound('webhook endpoint');
     }
   }
@@ -184,15 +185,14 @@ export class WebhookService {
     for (const target of targets) {
       const delivery = await this.deps.hooks.getDelivery(event.id, target.id);
       await this.deps.eventQueue.send(
-        JSON.stringify({
-          v: 1,
+        encodeEvent({
           eventId: event.id,
           jobId: event.jobId,
           tenant: event.tenant,
           endpoint: target.id,
           attempt: (delivery?.attemptCount ?? 0) + 1,
           manual: true,
-        } satisfies EventMessage),
+        }),
       );
     }
     return { event: event.id, targets: targets.map((t) => t.id) };
@@ -233,7 +233,7 @@ export class WebhookService {
       const wait = Date.parse(message.notBefore) - now.getTime();
       if (wait > 1000) {
         await this.deps.eventQueue.send(
-          JSON.stringify(message),
+          encodeEvent(message),
           Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil(wait / 1000)),
         );
         return;
@@ -286,8 +286,7 @@ export class WebhookService {
       return;
     }
     const delay = manual ? undefined : nextAttemptDelay(attempt, this.random, result.retryAfterSeconds);
-    const retry: EventMessage = {
-      v: 1,
+    const retry: Omit<EventMessage, 'v'> = {
       eventId: event.id,
       jobId: event.jobId,
       tenant: event.tenant,
@@ -298,14 +297,14 @@ export class WebhookService {
       await hooks.recordAttempt(event.id, target.id, record, 'failed');
       if (!manual) {
         logger.warn('webhook delivery failed for good', { eventId: event.id, target: target.id, attempt });
-        await this.deps.eventDlq.send(JSON.stringify({ ...retry, attempt }));
+        await this.deps.eventDlq.send(encodeEvent({ ...retry, attempt }));
       }
       return;
     }
     const next = new Date(now.getTime() + delay * 1000);
     await hooks.recordAttempt(event.id, target.id, record, 'retrying', next);
     await this.deps.eventQueue.send(
-      JSON.stringify({ ...retry, notBefore: next.toISOString() } satisfies EventMessage),
+      encodeEvent({ ...retry, notBefore: next.toISOString() }),
       Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil(delay)),
     );
   }

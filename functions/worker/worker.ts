@@ -3,7 +3,8 @@ import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
 import type { EventStore } from '../adapters/store/events.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
 import { frameCount, frameKey, frameSeed, manifestKey } from '../core/frames.ts';
-import type { ChunkMessage, EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
+import { type ChunkMessage, chunkMessageSchema, parseMessage } from '../core/messages.ts';
+import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
 import { withProvenance } from '../core/png.ts';
 import { finalStatus } from '../core/state.ts';
 import { toJobResponse } from '../core/views.ts';
@@ -44,6 +45,8 @@ export interface WorkerStats {
   framesSkipped: number;
   duplicates: number;
   handedBack: number;
+  /** Receives of messages that are not chunks this code reads, each left for SQS to dead-letter. */
+  malformed: number;
   modelBusyMs: number;
 }
 
@@ -72,18 +75,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const isPng = (bytes: Uint8Array) => Buffer.from(bytes.subarray(0, 8)).equals(PNG_SIGNATURE);
 
-function parseChunk(body: string): ChunkMessage | undefined {
-  try {
-    const m = JSON.parse(body) as ChunkMessage;
-    if (m.v === 1 && typeof m.jobId === 'string' && typeof m.tenant === 'string' && Array.isArray(m.frames)) {
-      if (m.frames.every((f) => Number.isInteger(f) && f >= 0)) return m;
-    }
-  } catch {
-    // falls through: not a chunk
-  }
-  return undefined;
-}
-
 /**
  * The GPU worker: long-polls the frame queue, generates each chunk's frames on the model, stores them,
  * records them exactly once and announces them.
@@ -101,6 +92,7 @@ export class Worker {
     framesSkipped: 0,
     duplicates: 0,
     handedBack: 0,
+    malformed: 0,
     modelBusyMs: 0,
   };
   private stopping = false;
@@ -164,6 +156,29 @@ export class Worker {
     });
   }
 
+  /**
+   * A message that is not a chunk this code reads (malformed, or of an unknown version) goes to the frame
+   * DLQ, where the DLQ alarm shows it to ops and a redrive brings it back once code that reads it runs.
+   * It is left undeleted and handed back at once rather than sent to the DLQ by hand: each receive
+   * counts, so within seconds SQS itself moves it there past the queue's maxReceiveCount. That is the
+   * Lambda consumers' path too, needs no DLQ address or send permission per model queue, and keeps the
+   * message as it was (id, first send time) for the redrive.
+   */
+  private async refuse(message: ReceivedMessage, reason: string): Promise<void> {
+    this.stats.malformed++;
+    logger.error('malformed chunk; it goes to the DLQ after its retries', {
+      messageId: message.id,
+      reason,
+      receiveCount: message.receiveCount,
+    });
+    await this.deps.queue.setVisibility(message.receiptHandle, 0).catch((err: unknown) => {
+      logger.warn('could not hand a malformed chunk back; it returns after its visibility timeout', {
+        messageId: message.id,
+        error: err as Error,
+      });
+    });
+  }
+
   /** Stops polling; chunks not yet started go back to the queue at once. */
   stop(): void {
     this.stopping = true;
@@ -176,12 +191,12 @@ export class Worker {
 
   private async handle(message: ReceivedMessage): Promise<void> {
     const { queue, settings } = this.deps;
-    const chunk = parseChunk(message.body);
-    if (!chunk) {
-      logger.error('deleting a message that is not a frame chunk', { messageId: message.id });
-      await queue.delete(message.receiptHandle);
+    const parsed = parseMessage(chunkMessageSchema, message.body);
+    if (!parsed.ok) {
+      await this.refuse(message, parsed.reason);
       return;
     }
+    const chunk = parsed.message;
     const heartbeat = setInterval(() => {
       queue.setVisibility(message.receiptHandle, settings.visibilitySeconds).catch((err: unknown) => {
         logger.warn('visibility heartbeat failed', { messageId: message.id, error: err as Error });

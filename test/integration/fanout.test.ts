@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newJobId } from '../../functions/core/ids.ts';
-import type { ChunkMessage, JobRecord } from '../../functions/core/model.ts';
+import { type ChunkMessage, chunkMessageSchema } from '../../functions/core/messages.ts';
+import type { JobRecord } from '../../functions/core/model.ts';
 import { fanOut } from '../../functions/fanout/plan.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { eventually } from '../support/client.ts';
@@ -50,7 +51,7 @@ async function drainChunks(): Promise<ChunkMessage[]> {
       if (visible + inFlight === 0) return out;
       continue;
     }
-    out.push(...got.map((m) => JSON.parse(m.body) as ChunkMessage));
+    out.push(...got.map((m) => chunkMessageSchema.parse(JSON.parse(m.body))));
     await Promise.all(got.map((m) => stack.app.frameQueue.delete(m.receiptHandle)));
   }
 }

@@ -1,5 +1,6 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeChunk } from '../../functions/core/messages.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
 import { createWorker } from '../../functions/worker/create.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
@@ -104,7 +105,7 @@ describe('a frame delivered more than once', () => {
       const created = await api.createJob(shot('DUP_SH', 101, 124));
       const chunks = Array.from({ length: 6 }, (_, i) => [101, 102, 103, 104].map((n) => n + i * 4));
       await stack.app.frameQueue.sendAll(
-        chunks.map((frames) => JSON.stringify({ v: 1, jobId: created.body.id, tenant: 'dev', frames })),
+        chunks.map((frames) => encodeChunk({ jobId: created.body.id, tenant: 'dev', frames })),
       );
       const job = await api.waitForJob(created.body.id, isFinished);
       expect(job.status).toBe('succeeded');

@@ -1,6 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventMessage, EventRecord } from '../../functions/core/model.ts';
+import { type EventMessage, eventMessageSchema } from '../../functions/core/messages.ts';
+import type { EventRecord } from '../../functions/core/model.ts';
 import { JITTER, MAX_ATTEMPTS, RETRY_SCHEDULE } from '../../functions/core/webhooks/schedule.ts';
 import { WebhookService } from '../../functions/services/webhooks.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
@@ -28,9 +29,10 @@ function harness(start: Date) {
     hooks: stack.app.hooksStore,
     policy: { allowLoopback: true },
     eventQueue: {
-      send: async (body, delay) => void queued.push({ message: JSON.parse(body) as EventMessage, delay }),
+      send: async (body, delay) =>
+        void queued.push({ message: eventMessageSchema.parse(JSON.parse(body)), delay }),
     },
-    eventDlq: { send: async (body) => void dead.push(JSON.parse(body) as EventMessage) },
+    eventDlq: { send: async (body) => void dead.push(eventMessageSchema.parse(JSON.parse(body))) },
     clock: () => new Date(now),
     random: () => 0.5,
   });

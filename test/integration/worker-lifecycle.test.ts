@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClients } from '../../functions/adapters/clients.ts';
+import { Queue, type ReceivedMessage } from '../../functions/adapters/queues.ts';
 import { frameSeed } from '../../functions/core/frames.ts';
+import { newJobId } from '../../functions/core/ids.ts';
 import { startReferenceModel } from '../../functions/model/reference/server.ts';
+import { QUEUES } from '../../functions/shared/resources.ts';
 import { createWorker } from '../../functions/worker/create.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, eventually, isFinished } from '../support/client.ts';
@@ -135,5 +139,33 @@ describe('a chunk that takes longer than its visibility timeout', () => {
     } finally {
       await slow.close();
     }
+  });
+});
+
+describe('a message on the frame queue that is not a chunk this worker reads', () => {
+  it('is neither worked on nor deleted: SQS moves it to the frame DLQ after maxReceiveCount receives', async () => {
+    const dlq = new Queue(createClients().sqs, stack.queues.frame.dlqUrl);
+    const bodies = [
+      '{"v": 1, "jobId": ',
+      JSON.stringify({ v: 2, jobId: newJobId(), tenant: 'dev', frames: [1, 2] }),
+    ];
+    await stack.app.frameQueue.sendAll(bodies);
+    const w = worker();
+    const run = w.run();
+    const dead: ReceivedMessage[] = [];
+    try {
+      await eventually(async () => {
+        dead.push(...(await dlq.receive({ max: 10, waitSeconds: 1 })));
+        return dead.length >= bodies.length ? true : undefined;
+      }, 'both messages in the frame DLQ');
+    } finally {
+      w.stop();
+      await run;
+    }
+    await Promise.all(dead.map((m) => dlq.delete(m.receiptHandle)));
+    expect(dead.map((m) => m.body).sort()).toEqual([...bodies].sort());
+    expect(w.stats.malformed).toBe(bodies.length * QUEUES.frame.maxReceiveCount);
+    expect(w.stats.framesSucceeded + w.stats.framesFailed + w.stats.framesSkipped).toBe(0);
+    expect(await queued()).toBe(0);
   });
 });

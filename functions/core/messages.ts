@@ -1,0 +1,122 @@
+import * as z from 'zod';
+import { ENDPOINT_ID, EVENT_ID, JOB_ID, TENANT } from './ids.ts';
+
+/**
+ * The queue messages, one schema each: what a producer may send and what a consumer accepts.
+ *
+ * Every message carries its version `v`, and each schema is a union discriminated on it, so a v2 is
+ * added beside v1 and consumers read both while producers move over. A message whose `v` this code does
+ * not read is refused, like any malformed message, and goes to its queue's DLQ (docs/architecture.md,
+ * "Queue messages").
+ *
+ * Unknown fields are stripped, not refused: during a rolling deploy a new producer may already add an
+ * optional field that the consumers still running do not know, and they must go on working; a change
+ * that old consumers would misread takes a new version instead.
+ */
+
+const JobId = z.string().regex(JOB_ID, 'must be a job id');
+const EventId = z.string().regex(EVENT_ID, 'must be an event id');
+const Tenant = z.string().regex(TENANT, 'must be a tenant');
+const Frame = z.int().min(0, 'must be 0 or more');
+
+/** "Queue the frames of this job": one per accepted job on the plan queue, and its continuations. */
+const PlanV1 = z.object({ v: z.literal(1), jobId: JobId, tenant: Tenant });
+
+/** A chunk of one job's frames, generated together, on the frame queue of the job's model. */
+const ChunkV1 = z.object({
+  v: z.literal(1),
+  jobId: JobId,
+  tenant: Tenant,
+  frames: z.array(Frame).min(1, 'must name a frame').readonly(),
+});
+
+/** An event to deliver, on the event queue (the event itself is read from the table). */
+const EventV1 = z.object({
+  v: z.literal(1),
+  eventId: EventId,
+  jobId: JobId,
+  tenant: Tenant,
+  /** Set when one target is meant (a redelivery or a retry): the job's own URL or an endpoint id. */
+  endpoint: z
+    .union([z.literal('job'), z.string().regex(ENDPOINT_ID)], 'must be "job" or an endpoint id')
+    .optional(),
+  /** The attempt this message makes (1 when absent). */
+  attempt: z.int().min(1, 'must be 1 or more').optional(),
+  /** Not before this time (ISO 8601): retries hours away hop through the queue's 15-minute delays. */
+  notBefore: z.iso.datetime('must be an ISO 8601 time').optional(),
+  /** A redelivery a person asked for: one attempt, made even if the event was delivered. */
+  manual: z.boolean().optional(),
+});
+
+export const planMessageSchema = z.discriminatedUnion('v', [PlanV1]);
+export const chunkMessageSchema = z.discriminatedUnion('v', [ChunkV1]);
+export const eventMessageSchema = z.discriminatedUnion('v', [EventV1]);
+
+export type PlanMessage = Readonly<z.output<typeof planMessageSchema>>;
+export type ChunkMessage = Readonly<z.output<typeof chunkMessageSchema>>;
+export type EventMessage = Readonly<z.output<typeof eventMessageSchema>>;
+
+/** A message schema: every version of one message, discriminated on `v`. */
+export type MessageSchema = z.ZodDiscriminatedUnion<readonly z.ZodObject[], 'v'>;
+
+/** The versions a schema reads, e.g. `[1]`. */
+export function versionsOf(schema: MessageSchema): number[] {
+  return schema.options.flatMap((option) => {
+    const v = option.shape.v;
+    return v instanceof z.ZodLiteral ? [...v.values].filter((n) => typeof n === 'number') : [];
+  });
+}
+
+const describeIssues = (error: z.ZodError): string =>
+  error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length > 0 ? i.path.join('.') : 'message'}: ${i.message}`)
+    .join('; ');
+
+export type ParsedMessage<T> = { ok: true; message: T } | { ok: false; reason: string };
+
+/**
+ * Reads one queue message's body. Never throws: a body that is not JSON, not of a version this code
+ * reads, or not of the schema comes back with the reason, for the consumer to log and dead-letter.
+ */
+export function parseMessage<S extends MessageSchema>(
+  schema: S,
+  body: string,
+): ParsedMessage<Readonly<z.output<S>>> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body);
+  } catch (err) {
+    return { ok: false, reason: `not JSON: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    return { ok: false, reason: 'not a JSON object' };
+  const versions = versionsOf(schema);
+  const v: unknown = 'v' in raw ? raw.v : undefined;
+  if (typeof v !== 'number' || !versions.includes(v)) {
+    const read = `this code reads ${versions.map((n) => `v${n}`).join(', ')}`;
+    return {
+      ok: false,
+      reason: v === undefined ? `no version (v); ${read}` : `unknown version ${JSON.stringify(v)}; ${read}`,
+    };
+  }
+  const out = schema.safeParse(raw);
+  return out.success ? { ok: true, message: out.data } : { ok: false, reason: describeIssues(out.error) };
+}
+
+/** A message's body, in the version producers send now; a message that breaks its schema is a bug here. */
+function encode(schema: MessageSchema, what: string, message: object): string {
+  const out = schema.safeParse(message);
+  if (!out.success)
+    throw new Error(`refusing to send a malformed ${what} message: ${describeIssues(out.error)}`);
+  return JSON.stringify(out.data);
+}
+
+type Fields<M> = Omit<M, 'v'>;
+
+export const encodePlan = (m: Fields<PlanMessage>): string =>
+  encode(planMessageSchema, 'plan', { ...m, v: 1 });
+export const encodeChunk = (m: Fields<ChunkMessage>): string =>
+  encode(chunkMessageSchema, 'chunk', { ...m, v: 1 });
+export const encodeEvent = (m: Fields<EventMessage>): string =>
+  encode(eventMessageSchema, 'event', { ...m, v: 1 });
