@@ -3,7 +3,7 @@
  * this process), all on 127.0.0.1, with Framecast's table, bucket and queues created over the real wire
  * protocol from functions/shared/resources.ts. `npm run dev` and the integration tests start the same thing.
  *
- * Why each choice, and what was rejected, is in the design docs (toolchain.md). local-aws-sqs is patched
+ * Why each choice, and what was rejected: docs/architecture.md, "Local emulators". local-aws-sqs is patched
  * (patches/, docs/upstream-defects.md).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
