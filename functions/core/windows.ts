@@ -1,0 +1,131 @@
+import { type FrameRange, frameSeed, type SeedMode } from './frames.ts';
+
+/**
+ * Windows: how a video model, which makes 49 to 121 frames per prediction, covers a long shot.
+ *
+ * The frame range is split into windows `[start, end]`, each starting `overlap` frames before the last one
+ * ended (`next.start = end - overlap + 1`). Every window but the last has the model's full length; the
+ * last is fitted to the smallest length the model allows that reaches the end of the range. A fitted
+ * window may run past the end: the frames past it are generated and not kept (a model that only makes
+ * 4n+1 frames cannot make 3). Pure functions; the fan-out and the worker apply them.
+ */
+
+/** What a model declares of its frames: `window` frames per prediction, `overlap` shared by neighbours. */
+export interface WindowSpec {
+  /** Frames one prediction makes. */
+  readonly window: number;
+  /** Frames two neighbouring windows share. */
+  readonly overlap: number;
+  /** The lengths the model accepts, as `{multiple, offset}` (4n+1 is `{multiple: 4, offset: 1}`); any when absent. */
+  readonly lengths?: { readonly multiple: number; readonly offset: number };
+}
+
+export interface Window {
+  readonly index: number;
+  /** First frame the model makes. */
+  readonly start: number;
+  /** Last frame the model makes; past the range's end for a fitted last window. */
+  readonly end: number;
+}
+
+/** The smallest length of at least `n` frames that `spec` allows. */
+export function fitLength(n: number, spec: WindowSpec): number {
+  const { lengths } = spec;
+  if (!lengths) return n;
+  const { multiple, offset } = lengths;
+  const k = Math.max(0, Math.ceil((n - offset) / multiple));
+  return k * multiple + offset;
+}
+
+/** True when `n` is a length the model accepts. */
+export const isAllowedLength = (n: number, spec: WindowSpec): boolean => fitLength(n, spec) === n;
+
+/** Why `spec` cannot plan windows, or undefined when it can. */
+export function windowSpecProblem(spec: WindowSpec): string | undefined {
+  if (!Number.isInteger(spec.window) || spec.window < 1) return 'window must be a positive integer';
+  if (!Number.isInteger(spec.overlap) || spec.overlap < 0) return 'overlap must be a non-negative integer';
+  // At most two windows share a frame: cross-fades blend pairs, and a chained window's context is its
+  // predecessor's alone.
+  if (spec.overlap * 2 >= spec.window) return 'overlap must be less than half the window';
+  if (spec.lengths) {
+    const { multiple, offset } = spec.lengths;
+    if (!Number.isInteger(multiple) || multiple < 1 || !Number.isInteger(offset) || offset < 0)
+      return 'lengths must be a positive multiple and a non-negative offset';
+    if (!isAllowedLength(spec.window, spec)) return `window ${spec.window} is not an allowed length`;
+  }
+  return undefined;
+}
+
+/** The windows that cover `range`, in order. */
+export function planWindows(range: FrameRange, spec: WindowSpec): Window[] {
+  const problem = windowSpecProblem(spec);
+  if (problem) throw new RangeError(problem);
+  const windows: Window[] = [];
+  for (let start = range.start; ; ) {
+    const remaining = range.end - start + 1;
+    const length = remaining >= spec.window ? spec.window : fitLength(remaining, spec);
+    const end = start + length - 1;
+    windows.push({ index: windows.length, start, end });
+    if (end >= range.end) return windows;
+    start = end - spec.overlap + 1;
+  }
+}
+
+/** The window's seed: the frame seed of its first frame, so a window re-planned alike is seeded alike. */
+export const windowSeed = (seed: number, mode: SeedMode, w: Window, range: FrameRange): number =>
+  frameSeed(seed, mode, w.start, range.start);
+
+/** Frames of window `w` that belong to the shot (a fitted last window may run past its end). */
+export const keptEnd = (w: Window, range: FrameRange): number => Math.min(w.end, range.end);
+
+/**
+ * In chained mode, the frames window `w` stores: it starts after the overlap its predecessor already
+ * stored (the model's own frames for the overlap are not kept), up to the range's end.
+ */
+export function chainedFrames(w: Window, windows: readonly Window[], range: FrameRange): FrameRange {
+  const previous = w.index > 0 ? windows[w.index - 1] : undefined;
+  return { start: previous ? previous.end + 1 : w.start, end: keptEnd(w, range) };
+}
+
+/** In chained mode, the context window `w` is given: the frames of its predecessor that it overlaps. */
+export function contextFrames(w: Window, windows: readonly Window[]): FrameRange | undefined {
+  const previous = w.index > 0 ? windows[w.index - 1] : undefined;
+  return previous ? { start: w.start, end: previous.end } : undefined;
+}
+
+/**
+ * In parallel mode, the weight of window `w`'s version of `frame` in the cross-fade: 1 outside any overlap,
+ * rising linearly across the overlap with its predecessor and falling across the one with its successor,
+ * so the two versions of an overlapping frame always weigh 1 together.
+ */
+export function crossFadeWeight(w: Window, windows: readonly Window[], frame: number): number {
+  if (frame < w.start || frame > w.end) return 0;
+  const previous = w.index > 0 ? windows[w.index - 1] : undefined;
+  const next = windows[w.index + 1];
+  if (previous && frame <= previous.end) {
+    const span = previous.end - w.start + 2;
+    return (frame - w.start + 1) / span;
+  }
+  if (next && frame >= next.start) {
+    const span = w.end - next.start + 2;
+    return (w.end - frame + 1) / span;
+  }
+  return 1;
+}
+
+/** The windows whose versions of `frame` make the stored frame (one, or two in an overlap). */
+export function windowsOf(frame: number, windows: readonly Window[]): Window[] {
+  return windows.filter((w) => frame >= w.start && frame <= w.end);
+}
+
+/**
+ * Blends two 8-bit versions of one frame, `a` weighted `1 - t` and `b` weighted `t`, rounding to nearest:
+ * the cross-fade of parallel windows. Pixel layouts must match.
+ */
+export function crossFade(a: Uint8Array, b: Uint8Array, t: number): Uint8Array {
+  if (a.length !== b.length) throw new RangeError('cross-faded frames must have the same size');
+  if (!(t >= 0 && t <= 1)) throw new RangeError('the cross-fade weight must be within 0..1');
+  const out = new Uint8Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = Math.round(a[i]! * (1 - t) + b[i]! * t);
+  return out;
+}
