@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ENV } from './shared/env.ts';
+import { ModelSpecsSchema } from './shared/models.ts';
 
 /**
  * Runtime configuration, read once from the environment at cold start.
@@ -9,6 +10,16 @@ import { ENV } from './shared/env.ts';
  * The variable names are in shared/env.ts, which the CDK stack (lib/) and local mode (local/) set too.
  */
 export type EnvKey = keyof typeof ENV;
+
+/** A variable holding JSON. */
+const json = z.string().transform((s, ctx) => {
+  try {
+    return JSON.parse(s) as unknown;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+    return z.NEVER;
+  }
+});
 
 const intFrom = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -20,17 +31,7 @@ export const SETTINGS = {
   planQueueUrl: z.url(),
   frameQueueUrl: z.url(),
   /** The fan-out's routing: each model's frame queue, as JSON `{"model": "https://sqs..."}`. */
-  frameQueueUrls: z
-    .string()
-    .transform((s, ctx) => {
-      try {
-        return JSON.parse(s) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(z.record(z.string(), z.url())),
+  frameQueueUrls: json.pipe(z.record(z.string(), z.url())),
   eventQueueUrl: z.url(),
   eventDlqUrl: z.url(),
   frameLimit: intFrom(10_000, 1, 1_000_000),
@@ -47,6 +48,8 @@ export const SETTINGS = {
           .filter(Boolean),
       ]),
     ]),
+  /** What each model declares (inputs, windows), as JSON `{"model": {...}}`; built-in models need none. */
+  modelSpecs: z.string().default('{}').pipe(json).pipe(ModelSpecsSchema),
   urlExpirySeconds: intFrom(3600, 60, 7 * 24 * 3600),
   chunkSize: intFrom(4, 1, 100),
   // Below the frame queue's maxReceiveCount less one, so a chunk that keeps killing workers fails its

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
+import { InputKind, WindowSpecSchema } from '../functions/shared/models.ts';
 import { QUEUES } from '../functions/shared/resources.ts';
 
 /**
@@ -41,6 +42,15 @@ const Model = z.strictObject({
   maxTasks: int(1, 1000).optional(),
   /** ECS health check in the model container (exec form). Default: a python3 probe of /health-check. */
   healthCheckCommand: z.array(z.string().min(1)).min(1).optional(),
+  /**
+   * The inputs the model accepts beyond prompt, seed and size, by their Cog names, and how each is handed
+   * over (`image`, `mask`, `images` or `video`). Built-in models declare theirs (functions/shared/models.ts).
+   */
+  inputs: z
+    .record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be a Cog input name'), InputKind)
+    .optional(),
+  /** Windows, for a video model: `{window, overlap, lengths?: "4n+1"}`. Absent: one prediction per frame. */
+  frames: WindowSpecSchema.optional(),
   /** Secrets Manager secret with `{"username", "password"}` for a private registry other than ECR. */
   registryCredentialsSecretArn: z
     .string()
@@ -162,8 +172,9 @@ export const ConfigSchema = z
   });
 
 type ModelInput = z.output<typeof Model>;
-export type ModelConfig = Required<Omit<ModelInput, 'healthCheckCommand' | 'registryCredentialsSecretArn'>> &
-  Pick<ModelInput, 'healthCheckCommand' | 'registryCredentialsSecretArn'>;
+type OptionalModelField = 'healthCheckCommand' | 'registryCredentialsSecretArn' | 'inputs' | 'frames';
+export type ModelConfig = Required<Omit<ModelInput, OptionalModelField>> &
+  Pick<ModelInput, OptionalModelField>;
 
 export interface ProductionConfig extends Omit<z.output<typeof ConfigSchema>, 'models'> {
   readonly production: string;

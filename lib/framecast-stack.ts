@@ -3,9 +3,10 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
 import { APP_METRICS } from '../functions/shared/metrics.ts';
+import type { ModelSpec } from '../functions/shared/models.ts';
 import { ROUTES } from '../functions/shared/routes.ts';
 import { Api } from './api.ts';
-import type { ProductionConfig } from './config.ts';
+import type { ModelConfig, ProductionConfig } from './config.ts';
 import type { LogSettings } from './lambda.ts';
 import { Observability } from './observability.ts';
 import { FanOut, Queues } from './queues.ts';
@@ -46,6 +47,8 @@ export class FramecastStack extends Stack {
       [ENV.production]: config.production,
       [ENV.frameLimit]: String(config.frameLimit),
       [ENV.models]: models.join(','),
+      // Only what a production declared; built-in models' declarations live in the runtime.
+      [ENV.modelSpecs]: JSON.stringify(modelSpecs(config.models)),
       [ENV.urlExpirySeconds]: String(config.presignedUrlExpirySeconds),
       [ENV.chunkSize]: String(config.chunkSize),
       [ENV.maxAttempts]: String(config.maxAttempts),
@@ -123,4 +126,13 @@ export class FramecastStack extends Stack {
     output('DashboardUrl', observability.dashboardUrl, 'CloudWatch dashboard');
     output('AlarmTopicArn', observability.topic.topicArn, 'SNS topic of the alarms and budget notifications');
   }
+}
+
+/** The models' declarations the runtime reads (FRAMECAST_MODEL_SPECS), for those the config declares. */
+export function modelSpecs(models: readonly ModelConfig[]): Record<string, ModelSpec> {
+  return Object.fromEntries(
+    models
+      .filter((m) => m.inputs !== undefined || m.frames !== undefined)
+      .map((m) => [m.name, { inputs: m.inputs ?? {}, ...(m.frames && { frames: m.frames }) }]),
+  );
 }

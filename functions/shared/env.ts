@@ -12,6 +12,7 @@ export const ENV = {
   eventDlqUrl: 'FRAMECAST_EVENT_DLQ_URL',
   frameLimit: 'FRAMECAST_FRAME_LIMIT',
   models: 'FRAMECAST_MODELS',
+  modelSpecs: 'FRAMECAST_MODEL_SPECS',
   urlExpirySeconds: 'FRAMECAST_URL_EXPIRY_SECONDS',
   chunkSize: 'FRAMECAST_CHUNK_SIZE',
   maxAttempts: 'FRAMECAST_MAX_ATTEMPTS',

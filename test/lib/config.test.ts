@@ -2,8 +2,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ModelSpecsSchema } from '../../functions/shared/models.ts';
 import { QUEUES } from '../../functions/shared/resources.ts';
 import { assertProductionName, loadProductionConfig, parseConfig } from '../../lib/config.ts';
+import { modelSpecs } from '../../lib/framecast-stack.ts';
 import { PROJECT_ROOT } from '../../lib/lambda.ts';
 
 const dirs: string[] = [];
@@ -98,6 +100,46 @@ describe('production config', () => {
 
   it('needs an image for a model of the production', () => {
     expect(() => parseConfig('demo', { models: [{ name: 'sdxl' }] })).toThrow(/models\[0\]\.image: required/);
+  });
+
+  it('takes what a model declares: its inputs and, for a video model, its windows', () => {
+    const config = parseConfig('demo', {
+      models: [
+        {
+          name: 'wan',
+          image: 'registry/wan:1',
+          inputs: { image: 'images', mask: 'mask', reference: 'image' },
+          frames: { window: 81, overlap: 16, lengths: '4n+1' },
+        },
+      ],
+    });
+    expect(config.models[1]).toMatchObject({
+      inputs: { image: 'images', mask: 'mask', reference: 'image' },
+      frames: { window: 81, overlap: 16, lengths: { multiple: 4, offset: 1 } },
+    });
+    expect(modelSpecs(config.models)).toEqual({
+      wan: {
+        inputs: { image: 'images', mask: 'mask', reference: 'image' },
+        frames: { window: 81, overlap: 16, lengths: { multiple: 4, offset: 1 } },
+      },
+    });
+    // What the stack writes, the runtime reads back alike.
+    expect(ModelSpecsSchema.parse(JSON.parse(JSON.stringify(modelSpecs(config.models))))).toEqual(
+      modelSpecs(config.models),
+    );
+  });
+
+  it('refuses windows a model cannot make, naming the field', () => {
+    const model = (frames: unknown) => ({ models: [{ name: 'wan', image: 'x', frames }] });
+    expect(() => parseConfig('demo', model({ window: 48, overlap: 8, lengths: '4n+1' }))).toThrow(
+      /models\[0\]\.frames: window 48 is not an allowed length/,
+    );
+    expect(() => parseConfig('demo', model({ window: 49, overlap: 30 }))).toThrow(
+      /less than half the window/,
+    );
+    expect(() =>
+      parseConfig('demo', { models: [{ name: 'wan', image: 'x', inputs: { Image: 'image' } }] }),
+    ).toThrow(/must be a Cog input name/);
   });
 
   it('refuses two models of one name', () => {
