@@ -139,7 +139,7 @@ describe('production config', () => {
     );
     expect(() =>
       parseConfig('demo', { models: [{ name: 'wan', image: 'x', inputs: { Image: 'image' } }] }),
-    ).toThrow(/must be a Cog input name/);
+    ).toThrow(/models\[0\]\.inputs\.Image/);
   });
 
   it('refuses two models of one name', () => {
