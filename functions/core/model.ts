@@ -1,4 +1,5 @@
-import type { EventType, FrameStatus, JobRequest, JobStatus } from './schemas.ts';
+import type { EventType, FrameStatus, JobRequest, JobStatus, WindowMode } from './schemas.ts';
+import type { WindowSpec } from './windows.ts';
 
 /** The records Framecast keeps, in the users' words. Adapters map them to and from storage. */
 
@@ -34,6 +35,10 @@ export interface JobRecord {
   readonly failed: number;
   readonly canceled: number;
   readonly failedFrames: readonly number[];
+  /** For a model with windows: the windows this job is made of (the model's, or the smaller ones it asked for). */
+  readonly window?: JobWindows;
+  /** The window that failed after every attempt; in chained mode the frames after it count as canceled. */
+  readonly failedWindow?: FailedWindow;
   readonly createdAt: string;
   readonly startedAt?: string;
   readonly finishedAt?: string;
@@ -44,6 +49,19 @@ export interface JobRecord {
   readonly plannedUpTo?: number;
   /** SHA-256 of the canonical request body, for Idempotency-Key checks. */
   readonly requestHash: string;
+}
+
+/** A job's windows: the spec it plans them with, and how they make the shot. */
+export interface JobWindows extends WindowSpec {
+  readonly mode: WindowMode;
+}
+
+export interface FailedWindow {
+  readonly index: number;
+  /** Its first and last frame in the shot. */
+  readonly start: number;
+  readonly end: number;
+  readonly error: string;
 }
 
 export interface FrameRecord {

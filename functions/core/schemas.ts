@@ -22,6 +22,10 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
+/** How the windows of a video model make a shot (docs/architecture.md, "Windows"). */
+export const WINDOW_MODES = ['chained', 'parallel'] as const;
+export type WindowMode = (typeof WINDOW_MODES)[number];
+
 export const DEFAULT_FRAME_LIMIT = 10_000;
 export const MAX_PARAMS_BYTES = 16 * 1024;
 export const UINT32_MAX = 0xffff_ffff;
@@ -102,6 +106,20 @@ export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
       params: Params.optional(),
       priority: z.int().min(0).max(100).default(50),
       webhook: WebhookTarget.optional(),
+      windowMode: z.enum(WINDOW_MODES).optional().meta({
+        description:
+          'For a model with windows: `chained` (default) makes each window from the last frames of the one before; `parallel` makes them at once and cross-fades the overlaps',
+      }),
+      window: z
+        .strictObject({
+          size: z.int().min(1).max(1024).optional(),
+          overlap: z.int().min(0).max(1023).optional(),
+        })
+        .optional()
+        .meta({
+          description:
+            "For a model with windows: a smaller window (a length the model allows) or another overlap than the model's",
+        }),
     })
     .meta({ id: 'JobRequest' });
 
@@ -127,6 +145,22 @@ export const JobResponse = z
       canceled: z.int(),
     }),
     failedFrames: z.array(z.int()).meta({ description: 'Frame numbers that failed after every attempt' }),
+    windowMode: z.enum(WINDOW_MODES).optional().meta({ description: 'Set for a model with windows' }),
+    window: z
+      .object({
+        size: z.int().meta({ description: 'Frames one prediction makes' }),
+        overlap: z.int().meta({ description: 'Frames two neighbouring windows share' }),
+        count: z.int().meta({ description: 'Windows the shot is made of' }),
+      })
+      .optional()
+      .meta({ description: 'The windows of a model with windows, as this job makes them' }),
+    failedWindow: z
+      .object({ index: z.int(), start: z.int(), end: z.int(), error: z.string() })
+      .optional()
+      .meta({
+        description:
+          'The window that failed after every attempt (frames start to end); in chained mode the frames after it are canceled',
+      }),
     seed: z.int(),
     seedMode: z.enum(['fixed', 'per-frame']),
     params: z.record(z.string(), z.json()).optional(),

@@ -1,6 +1,7 @@
 import { frameCount } from './frames.ts';
 import type { FrameRecord, JobRecord } from './model.ts';
 import type { FrameResponse, JobResponse } from './schemas.ts';
+import { planWindows } from './windows.ts';
 
 /** How records are shown to studios: in the API, and as the `data` of a webhook event. */
 
@@ -23,6 +24,15 @@ export function toJobResponse(job: JobRecord): JobResponse {
       canceled: job.canceled,
     },
     failedFrames: [...job.failedFrames],
+    ...(job.window && {
+      windowMode: job.window.mode,
+      window: {
+        size: job.window.window,
+        overlap: job.window.overlap,
+        count: planWindows(job.frames, job.window).length,
+      },
+    }),
+    ...(job.failedWindow && { failedWindow: { ...job.failedWindow } }),
     seed: job.seed,
     seedMode: job.seedMode,
     ...(job.params !== undefined && { params: job.params as JobResponse['params'] }),

@@ -129,3 +129,39 @@ export function crossFade(a: Uint8Array, b: Uint8Array, t: number): Uint8Array {
   for (let i = 0; i < a.length; i++) out[i] = Math.round(a[i]! * (1 - t) + b[i]! * t);
   return out;
 }
+
+/** What a job asks of a model's windows: a smaller window, or another overlap. */
+export interface WindowRequest {
+  readonly size?: number | undefined;
+  readonly overlap?: number | undefined;
+}
+
+export type JobWindowSpec =
+  | { readonly ok: true; readonly spec: WindowSpec }
+  | { readonly ok: false; readonly field: 'size' | 'overlap'; readonly message: string };
+
+/**
+ * The windows a job makes on a model declaring `model`: the model's, or what the job asks within its
+ * bounds. A window is at most the model's and of a length it allows; the overlap is less than half the
+ * window. A smaller window asked without an overlap keeps the model's overlap, shrunk to fit.
+ */
+export function jobWindowSpec(model: WindowSpec, asked: WindowRequest = {}): JobWindowSpec {
+  const size = asked.size ?? model.window;
+  if (size > model.window)
+    return { ok: false, field: 'size', message: `must be at most ${model.window}, the model's window` };
+  if (size < 2) return { ok: false, field: 'size', message: 'must be at least 2' };
+  if (!isAllowedLength(size, model)) {
+    const { multiple, offset } = model.lengths!;
+    const below = fitLength(size, model) - multiple;
+    return {
+      ok: false,
+      field: 'size',
+      message: `must be a length the model makes (${multiple}n+${offset}), such as ${below >= 2 ? `${below} or ` : ''}${fitLength(size, model)}`,
+    };
+  }
+  const overlap = asked.overlap ?? Math.min(model.overlap, Math.ceil(size / 2) - 1);
+  const spec: WindowSpec = { window: size, overlap, ...(model.lengths && { lengths: model.lengths }) };
+  if (overlap * 2 >= size)
+    return { ok: false, field: 'overlap', message: `must be less than half the window (${size})` };
+  return { ok: true, spec };
+}

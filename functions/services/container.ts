@@ -120,12 +120,13 @@ export class Container {
 
   get jobs(): JobService {
     return this.once('jobs', () => {
-      const { frameLimit, models } = loadConfig(['frameLimit', 'models'], this.env);
+      const { frameLimit, models, modelSpecs } = loadConfig(['frameLimit', 'models', 'modelSpecs'], this.env);
       return new JobService({
         store: this.store,
         bucket: loadConfig(['bucket'], this.env).bucket,
         frameLimit,
         models,
+        modelSpecs,
         sendPlan: (m) => this.planQueue.send(encodePlan(m)),
         publishEvents: this.publishEvents,
         presign: (key) => this.frameStore.presignGet(key),

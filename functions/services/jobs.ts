@@ -5,13 +5,15 @@ import { FramecastError, invalid, notFound } from '../core/errors.ts';
 import { frameSeed, jobPrefix, randomSeed } from '../core/frames.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
 import type { PlanMessage } from '../core/messages.ts';
-import type { EventRecord, JobRecord } from '../core/model.ts';
+import type { EventRecord, JobRecord, JobWindows } from '../core/model.ts';
 import { type FrameResponse, type JobRequest, type JobStatus, jobRequestSchema } from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
 import { toFrameResponse, toJobResponse } from '../core/views.ts';
+import { jobWindowSpec } from '../core/windows.ts';
 import { logger } from '../logger.ts';
 import { countMetric } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
+import { type ModelSpec, specOf } from '../shared/models.ts';
 
 /** What the job service needs from the outside; adapters over SDK v3 in the cloud and in local mode. */
 export interface JobServiceDeps {
@@ -19,6 +21,8 @@ export interface JobServiceDeps {
   readonly bucket: string;
   readonly frameLimit: number;
   readonly models: readonly string[];
+  /** What the models declare (FRAMECAST_MODEL_SPECS); built-in models need no entry. */
+  readonly modelSpecs?: Readonly<Record<string, ModelSpec>>;
   readonly sendPlan: (message: Omit<PlanMessage, 'v'>) => Promise<void>;
   readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
   readonly presign?: (key: string) => Promise<{ url: string; expiresAt: Date }>;
@@ -75,6 +79,7 @@ export class JobService {
         `unknown model "${request.model}"; this stack runs: ${this.deps.models.join(', ')}`,
       );
     }
+    const window = this.windowsOf(request);
     if (request.webhook && this.deps.checkWebhookUrl) {
       const reason = await this.deps.checkWebhookUrl(request.webhook.url);
       if (reason) throw invalid('body.webhook.url', reason);
@@ -100,6 +105,7 @@ export class JobService {
       failed: 0,
       canceled: 0,
       failedFrames: [],
+      ...(window && { window }),
       createdAt: now.toISOString(),
       bucket: this.deps.bucket,
       prefix: jobPrefix(tenant, request.shot, id),
@@ -125,6 +131,27 @@ export class JobService {
     }
     if (created) countMetric(APP_METRICS.jobsSubmitted);
     return { job: toJobResponse(stored), created };
+  }
+
+  /**
+   * The windows a job on a video model is made of, from what the model declares and what the job asks;
+   * undefined for a model that makes one frame per prediction, which refuses the window fields.
+   */
+  private windowsOf(request: JobRequest): JobWindows | undefined {
+    const declared = specOf(this.deps.modelSpecs ?? {}, request.model).frames;
+    if (!declared) {
+      const field = request.windowMode !== undefined ? 'windowMode' : request.window ? 'window' : undefined;
+      if (field) {
+        throw invalid(
+          `body.${field}`,
+          `model "${request.model}" makes one frame per prediction and has no windows`,
+        );
+      }
+      return undefined;
+    }
+    const planned = jobWindowSpec(declared, request.window);
+    if (!planned.ok) throw invalid(`body.window.${planned.field}`, planned.message);
+    return { ...planned.spec, mode: request.windowMode ?? 'chained' };
   }
 
   async get(tenant: string, id: string): Promise<JobRecord> {

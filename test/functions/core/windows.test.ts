@@ -6,6 +6,7 @@ import {
   crossFade,
   crossFadeWeight,
   fitLength,
+  jobWindowSpec,
   planWindows,
   type WindowSpec,
   windowSeed,
@@ -156,5 +157,53 @@ describe('the cross-fade', () => {
   it('refuses frames of different sizes and weights outside 0..1', () => {
     expect(() => crossFade(new Uint8Array(3), new Uint8Array(6), 0.5)).toThrow(/same size/);
     expect(() => crossFade(new Uint8Array(3), new Uint8Array(3), 1.5)).toThrow(/weight/);
+  });
+});
+
+describe('the windows a job asks for', () => {
+  it("takes the model's windows when the job asks nothing", () => {
+    expect(jobWindowSpec(VIDEO)).toEqual({ ok: true, spec: VIDEO });
+  });
+
+  it('takes a smaller allowed window, keeping the overlap or shrinking it to fit', () => {
+    expect(jobWindowSpec(VIDEO, { size: 33 })).toEqual({ ok: true, spec: { ...VIDEO, window: 33 } });
+    expect(jobWindowSpec(VIDEO, { size: 13 })).toEqual({
+      ok: true,
+      spec: { ...VIDEO, window: 13, overlap: 6 },
+    });
+    expect(jobWindowSpec(VIDEO, { size: 21, overlap: 4 })).toEqual({
+      ok: true,
+      spec: { ...VIDEO, window: 21, overlap: 4 },
+    });
+    expect(jobWindowSpec(VIDEO, { overlap: 0 })).toEqual({ ok: true, spec: { ...VIDEO, overlap: 0 } });
+  });
+
+  it('refuses a window larger than the model makes, or of a length it does not make, naming the field', () => {
+    expect(jobWindowSpec(VIDEO, { size: 53 })).toMatchObject({
+      ok: false,
+      field: 'size',
+      message: /at most 49/,
+    });
+    expect(jobWindowSpec(VIDEO, { size: 30 })).toMatchObject({
+      ok: false,
+      field: 'size',
+      message: /4n\+1\), such as 29 or 33/,
+    });
+    expect(jobWindowSpec(VIDEO, { overlap: 25 })).toMatchObject({ ok: false, field: 'overlap' });
+    expect(jobWindowSpec(VIDEO, { size: 17, overlap: 9 })).toMatchObject({ ok: false, field: 'overlap' });
+  });
+
+  it('gives only specs that plan', () => {
+    fc.assert(
+      fc.property(
+        specs,
+        fc.integer({ min: 1, max: 140 }),
+        fc.option(fc.integer({ min: 0, max: 70 }), { nil: undefined }),
+        (spec, size, overlap) => {
+          const out = jobWindowSpec(spec, { size, overlap });
+          if (out.ok) expect(windowSpecProblem(out.spec)).toBeUndefined();
+        },
+      ),
+    );
   });
 });
