@@ -30,6 +30,18 @@ const ChunkV1 = z.object({
   frames: z.array(Frame).min(1, 'must name a frame').readonly(),
 });
 
+/**
+ * One window of a job on a model with windows (docs/architecture.md, "Windows"), on the frame queue of
+ * the job's model beside chunks: one prediction makes the window's frames. The window is planned from the
+ * job's record, so the message names only its index.
+ */
+const WindowV1 = z.object({
+  v: z.literal(1),
+  jobId: JobId,
+  tenant: Tenant,
+  window: z.int().min(0, 'must be 0 or more').max(1_000_000, 'must be at most 1000000'),
+});
+
 /** An event to deliver, on the event queue (the event itself is read from the table). */
 const EventV1 = z.object({
   v: z.literal(1),
@@ -50,10 +62,16 @@ const EventV1 = z.object({
 
 export const planMessageSchema = z.discriminatedUnion('v', [PlanV1]);
 export const chunkMessageSchema = z.discriminatedUnion('v', [ChunkV1]);
+export const windowMessageSchema = z.discriminatedUnion('v', [WindowV1]);
 export const eventMessageSchema = z.discriminatedUnion('v', [EventV1]);
 
 export type PlanMessage = Readonly<z.output<typeof planMessageSchema>>;
 export type ChunkMessage = Readonly<z.output<typeof chunkMessageSchema>>;
+export type WindowMessage = Readonly<z.output<typeof windowMessageSchema>>;
+/** What a frame queue carries: chunks of frames, and windows of models with windows. */
+export type FrameQueueMessage =
+  | ({ readonly kind: 'chunk' } & ChunkMessage)
+  | ({ readonly kind: 'window' } & WindowMessage);
 export type EventMessage = Readonly<z.output<typeof eventMessageSchema>>;
 
 /** A message schema: every version of one message, discriminated on `v`. */
@@ -104,6 +122,29 @@ export function parseMessage<S extends MessageSchema>(
   return out.success ? { ok: true, message: out.data } : { ok: false, reason: describeIssues(out.error) };
 }
 
+/**
+ * Reads a frame queue message: a chunk when it names `frames`, a window when it names `window` and no
+ * frames. Never throws; a body that is neither comes back with the reason, for the worker to dead-letter.
+ */
+export function parseFrameQueueMessage(body: string): ParsedMessage<FrameQueueMessage> {
+  if (names(body, 'window') && !names(body, 'frames')) {
+    const parsed = parseMessage(windowMessageSchema, body);
+    return parsed.ok ? { ok: true, message: { kind: 'window', ...parsed.message } } : parsed;
+  }
+  const parsed = parseMessage(chunkMessageSchema, body);
+  return parsed.ok ? { ok: true, message: { kind: 'chunk', ...parsed.message } } : parsed;
+}
+
+/** True when `body` is a JSON object with the field `key`. */
+function names(body: string, key: string): boolean {
+  try {
+    const raw: unknown = JSON.parse(body);
+    return typeof raw === 'object' && raw !== null && !Array.isArray(raw) && key in raw;
+  } catch {
+    return false;
+  }
+}
+
 /** A message's body, in the version producers send now; a message that breaks its schema is a bug here. */
 function encode(schema: MessageSchema, what: string, message: object): string {
   const out = schema.safeParse(message);
@@ -118,5 +159,7 @@ export const encodePlan = (m: Fields<PlanMessage>): string =>
   encode(planMessageSchema, 'plan', { ...m, v: 1 });
 export const encodeChunk = (m: Fields<ChunkMessage>): string =>
   encode(chunkMessageSchema, 'chunk', { ...m, v: 1 });
+export const encodeWindow = (m: Fields<WindowMessage>): string =>
+  encode(windowMessageSchema, 'window', { ...m, v: 1 });
 export const encodeEvent = (m: Fields<EventMessage>): string =>
   encode(eventMessageSchema, 'event', { ...m, v: 1 });

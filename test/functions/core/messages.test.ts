@@ -6,7 +6,9 @@ import {
   encodeChunk,
   encodeEvent,
   encodePlan,
+  encodeWindow,
   eventMessageSchema,
+  parseFrameQueueMessage,
   parseMessage,
   planMessageSchema,
   versionsOf,
@@ -185,5 +187,43 @@ describe('encoding a queue message', () => {
         });
       }),
     );
+  });
+});
+
+describe('a frame queue message', () => {
+  const window = { v: 1, jobId, tenant: 'acme', window: 3 };
+
+  it('is a chunk when it names frames, a window when it names a window', () => {
+    expect(parseFrameQueueMessage(body(chunk))).toEqual({ ok: true, message: { kind: 'chunk', ...chunk } });
+    expect(parseFrameQueueMessage(body(window))).toEqual({
+      ok: true,
+      message: { kind: 'window', ...window },
+    });
+    expect(parseFrameQueueMessage(encodeWindow({ jobId, tenant: 'acme', window: 0 }))).toMatchObject({
+      ok: true,
+      message: { kind: 'window', window: 0 },
+    });
+  });
+
+  it('reads a message naming both as a chunk, so a field added to chunks later cannot turn one into a window', () => {
+    expect(parseFrameQueueMessage(body({ ...chunk, window: 2 }))).toEqual({
+      ok: true,
+      message: { kind: 'chunk', ...chunk },
+    });
+  });
+
+  it('refuses a malformed window or chunk with the reason of the kind it looks like', () => {
+    expect(reasonOf(parseFrameQueueMessage(body({ ...window, window: -1 })))).toMatch(/^window: /);
+    expect(reasonOf(parseFrameQueueMessage(body({ ...window, window: 1.5 })))).toMatch(/^window: /);
+    expect(reasonOf(parseFrameQueueMessage(body({ ...window, v: 2 })))).toBe(
+      'unknown version 2; this code reads v1',
+    );
+    expect(reasonOf(parseFrameQueueMessage(body({ v: 1, jobId, tenant: 'acme' })))).toMatch(/^frames: /);
+    expect(reasonOf(parseFrameQueueMessage('{"v": 1, "window": '))).toMatch(/^not JSON: /);
+  });
+
+  it('is never encoded malformed', () => {
+    expect(() => encodeWindow({ jobId, tenant: 'acme', window: -1 })).toThrow(/malformed window/);
+    expect(() => encodeWindow({ jobId: 'job_1', tenant: 'acme', window: 1 })).toThrow(/jobId/);
   });
 });
