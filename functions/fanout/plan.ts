@@ -1,8 +1,10 @@
 import type { Queue } from '../adapters/queues.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
 import { planChunks } from '../core/frames.ts';
-import { encodeChunk, encodePlan, type PlanMessage } from '../core/messages.ts';
+import { encodeChunk, encodePlan, encodeWindow, type PlanMessage } from '../core/messages.ts';
+import type { JobRecord } from '../core/model.ts';
 import { isTerminalJob } from '../core/state.ts';
+import { keptEnd, planWindows } from '../core/windows.ts';
 
 export interface FanOutDeps {
   readonly store: JobStore;
@@ -16,8 +18,39 @@ export interface FanOutDeps {
 const MESSAGES_PER_STEP = 10;
 
 /**
- * Queues a job's frames as chunk messages. Resumable and idempotent: progress (`plannedUpTo`) is
- * recorded after each batch, so a redelivered plan message resumes where the last one stopped and
+ * The messages that queue a job's frames, from the first frame not yet queued (`from`), each with the
+ * frame to record as queued up to once it is sent. Chunks of frames; for a model with windows, window
+ * messages: every window in parallel mode, only the first in chained mode (each window sends the next
+ * once its frames are stored, so the plan is done once the first is sent).
+ */
+function* planMessages(
+  job: JobRecord,
+  chunkSize: number,
+  from: number,
+): Generator<{ body: string; next: number }> {
+  const { id: jobId, tenant } = job;
+  if (job.window) {
+    const windows = planWindows(job.frames, job.window);
+    const done = job.frames.end + 1;
+    if (job.window.mode === 'chained') {
+      if (from <= job.frames.end) yield { body: encodeWindow({ jobId, tenant, window: 0 }), next: done };
+      return;
+    }
+    // Resumes at the first window not wholly before `from`: a window is queued whole or not at all.
+    for (const w of windows) {
+      const end = keptEnd(w, job.frames);
+      if (end >= from) yield { body: encodeWindow({ jobId, tenant, window: w.index }), next: end + 1 };
+    }
+    return;
+  }
+  for (const frames of planChunks(job.frames, chunkSize, from)) {
+    yield { body: encodeChunk({ jobId, tenant, frames }), next: frames[frames.length - 1]! + 1 };
+  }
+}
+
+/**
+ * Queues a job's frames as chunk messages, or a windowed job's as window messages. Resumable and
+ * idempotent: progress (`plannedUpTo`) is recorded after each batch, so a redelivered plan message resumes where the last one stopped and
  * queues at most one batch twice (workers count a frame once however often it arrives).
  * When time runs short it hands the rest to a continuation message instead of timing out.
  */
@@ -36,9 +69,8 @@ export async function fanOut(
     await deps.store.advancePlan(job.id, batch[batch.length - 1]!.next);
     batch = [];
   };
-  for (const frames of planChunks(job.frames, deps.chunkSize, job.plannedUpTo ?? job.frames.start)) {
-    const body = encodeChunk({ jobId: job.id, tenant: job.tenant, frames });
-    batch.push({ body, next: frames[frames.length - 1]! + 1 });
+  for (const queued of planMessages(job, deps.chunkSize, job.plannedUpTo ?? job.frames.start)) {
+    batch.push(queued);
     if (batch.length === MESSAGES_PER_STEP) {
       await flush();
       if (remainingMs() < 10_000) {

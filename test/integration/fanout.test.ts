@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newJobId } from '../../functions/core/ids.ts';
-import { type ChunkMessage, chunkMessageSchema } from '../../functions/core/messages.ts';
+import {
+  type ChunkMessage,
+  chunkMessageSchema,
+  parseFrameQueueMessage,
+} from '../../functions/core/messages.ts';
 import type { JobRecord } from '../../functions/core/model.ts';
 import { fanOut } from '../../functions/fanout/plan.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
@@ -14,7 +18,7 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-async function jobOf(start: number, end: number): Promise<JobRecord> {
+async function jobOf(start: number, end: number, window?: JobRecord['window']): Promise<JobRecord> {
   const id = newJobId();
   const job: JobRecord = {
     id,
@@ -33,6 +37,7 @@ async function jobOf(start: number, end: number): Promise<JobRecord> {
     failed: 0,
     canceled: 0,
     failedFrames: [],
+    ...(window && { window, model: 'reference-window' }),
     createdAt: new Date().toISOString(),
     bucket: 'b',
     prefix: `fan/FAN_SH/${id}/`,
@@ -105,6 +110,55 @@ describe('the fan-out', () => {
     await stack.app.store.cancelJob(job.id);
     expect(await fanOut(deps, { v: 1, jobId: job.id, tenant: job.tenant })).toBe('skipped');
     expect(await drainChunks()).toEqual([]);
+  });
+});
+
+describe('the fan-out of a job on a model with windows', () => {
+  const VIDEO = { window: 49, overlap: 8, lengths: { multiple: 4, offset: 1 } };
+  const deps = () => ({
+    store: stack.app.store,
+    frameQueueFor: () => stack.app.frameQueue,
+    planQueue: stack.app.planQueue,
+    chunkSize: 4,
+  });
+  async function drainWindows(): Promise<number[]> {
+    const out: number[] = [];
+    for (;;) {
+      const got = await stack.app.frameQueue.receive({ max: 10, waitSeconds: 0 });
+      if (got.length === 0) {
+        const { visible, inFlight } = await stack.app.frameQueue.depth();
+        if (visible + inFlight === 0) return out;
+        continue;
+      }
+      for (const m of got) {
+        const parsed = parseFrameQueueMessage(m.body);
+        if (!parsed.ok || parsed.message.kind !== 'window') throw new Error(`not a window: ${m.body}`);
+        out.push(parsed.message.window);
+      }
+      await Promise.all(got.map((m) => stack.app.frameQueue.delete(m.receiptHandle)));
+    }
+  }
+
+  it('queues every window at once in parallel mode, and resumes after the last window queued', async () => {
+    const job = await jobOf(1, 200, { ...VIDEO, mode: 'parallel' });
+    expect(await fanOut(deps(), { v: 1, jobId: job.id, tenant: job.tenant })).toBe('planned');
+    expect(await drainWindows()).toEqual([0, 1, 2, 3, 4]);
+    expect((await stack.app.store.getJob(job.id))?.plannedUpTo).toBe(201);
+
+    // Windows 0 and 1 were queued (frames up to 90) when the plan stopped.
+    const again = await jobOf(1, 200, { ...VIDEO, mode: 'parallel' });
+    await stack.app.store.advancePlan(again.id, 91);
+    expect(await fanOut(deps(), { v: 1, jobId: again.id, tenant: again.tenant })).toBe('planned');
+    expect(await drainWindows()).toEqual([2, 3, 4]);
+  });
+
+  it('queues only the first window in chained mode: each window sends the next once it is stored', async () => {
+    const job = await jobOf(1, 200, { ...VIDEO, mode: 'chained' });
+    expect(await fanOut(deps(), { v: 1, jobId: job.id, tenant: job.tenant })).toBe('planned');
+    expect(await drainWindows()).toEqual([0]);
+    expect((await stack.app.store.getJob(job.id))?.plannedUpTo).toBe(201);
+    expect(await fanOut(deps(), { v: 1, jobId: job.id, tenant: job.tenant })).toBe('planned');
+    expect(await drainWindows()).toEqual([]);
   });
 });
 
