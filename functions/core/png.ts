@@ -20,6 +20,26 @@ export interface Provenance {
   width: number;
   height: number;
   params?: Record<string, unknown>;
+  /** The sha256 of each input file the frame was made from (a plate, a mask), by the model's input name. */
+  inputs?: Record<string, string>;
+  /** For a model with windows: the window whose prediction made the frame. */
+  window?: WindowProvenance;
+  /**
+   * Parallel windows, a frame two windows share: the later window's version was blended in with `weight`,
+   * `window`'s with `1 - weight`.
+   */
+  crossFade?: { window: WindowProvenance; weight: number };
+}
+
+/** A window of a video model: its frames, its seed and, in chained mode, the frames it continued. */
+export interface WindowProvenance {
+  index: number;
+  /** First and last frame the prediction made. */
+  start: number;
+  end: number;
+  seed: number;
+  /** Chained mode: the frames the window was given as context, in order, with the sha256 of each file. */
+  context?: { frame: number; sha256: string }[];
 }
 
 export interface PngInfo {
@@ -157,6 +177,74 @@ export function withProvenance(png: Uint8Array, p: Provenance): Buffer {
 }
 
 /**
+ * The pixels of `png` as 8-bit RGB (row-major, 3 bytes a pixel): what the cross-fade of parallel windows
+ * blends. Reads the PNGs models write: grey, grey+alpha, RGB and RGBA of 8 or 16 bits, and 8-bit palettes,
+ * not interlaced; alpha is dropped (frames are opaque), 16-bit samples keep their high byte. Throws a
+ * PngError for anything else, and for an invalid PNG.
+ */
+export function decodeRgb(png: Uint8Array): { width: number; height: number; rgb: Uint8Array } {
+  const buf = asBuffer(png);
+  const chunks = parseChunks(buf);
+  const header = readHeader(buf, chunks);
+  checkImageData(buf, chunks, header);
+  const { width, height, bitDepth, colorType } = header;
+  if (header.interlaced) throw new PngError('interlaced PNGs are not decoded');
+  if (bitDepth < 8) throw new PngError(`bit depth ${bitDepth} is not decoded`);
+  const bytesPerSample = bitDepth / 8;
+  const bpp = CHANNELS[colorType]! * bytesPerSample;
+  const stride = width * bpp;
+  const raw = inflateSync(
+    Buffer.concat(chunks.filter((c) => c.type === 'IDAT').map((c) => buf.subarray(c.dataStart, c.dataEnd))),
+  );
+  const plte = chunks.find((c) => c.type === 'PLTE');
+  const palette = plte ? buf.subarray(plte.dataStart, plte.dataEnd) : undefined;
+  const rgb = new Uint8Array(width * height * 3);
+  let prev = new Uint8Array(stride);
+  let cur = new Uint8Array(stride);
+  for (let y = 0; y < height; y++) {
+    const at = y * (stride + 1);
+    const filter = raw[at]!;
+    for (let i = 0; i < stride; i++) {
+      const x = raw[at + 1 + i]!;
+      const a = i >= bpp ? cur[i - bpp]! : 0;
+      const b = prev[i]!;
+      const c = i >= bpp ? prev[i - bpp]! : 0;
+      let v = x;
+      if (filter === FILTER_SUB) v = x + a;
+      else if (filter === FILTER_UP) v = x + b;
+      else if (filter === 3) v = x + ((a + b) >> 1);
+      else if (filter === FILTER_PAETH) {
+        const pa = Math.abs(b - c);
+        const pb = Math.abs(a - c);
+        const pc = Math.abs(a + b - 2 * c);
+        v = x + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+      }
+      cur[i] = v & 0xff;
+    }
+    const out = y * width * 3;
+    for (let px = 0; px < width; px++) {
+      const s = px * bpp;
+      const o = out + px * 3;
+      if (colorType === 3) {
+        const entry = cur[s]! * 3;
+        if (!palette || entry + 2 >= palette.length) throw new PngError('palette index out of range');
+        rgb[o] = palette[entry]!;
+        rgb[o + 1] = palette[entry + 1]!;
+        rgb[o + 2] = palette[entry + 2]!;
+      } else if (colorType === 0 || colorType === 4) {
+        rgb[o] = rgb[o + 1] = rgb[o + 2] = cur[s]!;
+      } else {
+        rgb[o] = cur[s]!;
+        rgb[o + 1] = cur[s + bytesPerSample]!;
+        rgb[o + 2] = cur[s + 2 * bytesPerSample]!;
+      }
+    }
+    [prev, cur] = [cur, prev];
+  }
+  return { width, height, rgb };
+}
+
+/**
  * The provenance recorded in `png`, or undefined when it has none. Throws a PngError when the file is not a
  * valid PNG or its record is not a Framecast provenance record.
  */
@@ -276,9 +364,25 @@ function canonical(p: Provenance): Provenance {
     width: p.width,
     height: p.height,
     ...(p.params !== undefined && { params: p.params }),
+    ...(p.inputs !== undefined && { inputs: sortedKeys(p.inputs) }),
+    ...(p.window !== undefined && { window: canonicalWindow(p.window) }),
+    ...(p.crossFade !== undefined && {
+      crossFade: { window: canonicalWindow(p.crossFade.window), weight: p.crossFade.weight },
+    }),
   };
   return out;
 }
+
+const sortedKeys = (r: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+const canonicalWindow = (w: WindowProvenance): WindowProvenance => ({
+  index: w.index,
+  start: w.start,
+  end: w.end,
+  seed: w.seed,
+  ...(w.context !== undefined && { context: w.context.map((c) => ({ frame: c.frame, sha256: c.sha256 })) }),
+});
 
 const framecastSoftware = (model: string): string => `Framecast (model ${withoutNul(model)})`;
 
@@ -505,6 +609,43 @@ function provenanceProblem(v: unknown): string | undefined {
     (typeof r.params !== 'object' || r.params === null || Array.isArray(r.params))
   ) {
     return 'params is not an object';
+  }
+  if (r.inputs !== undefined && !isStringRecord(r.inputs)) return 'inputs is not an object of hashes';
+  if (r.window !== undefined) {
+    const problem = windowProblem(r.window);
+    if (problem) return `window: ${problem}`;
+  }
+  if (r.crossFade !== undefined) {
+    const c = r.crossFade as Record<string, unknown>;
+    if (typeof c !== 'object' || c === null) return 'crossFade is not an object';
+    const problem = windowProblem(c.window);
+    if (problem) return `crossFade.window: ${problem}`;
+    if (typeof c.weight !== 'number' || !(c.weight >= 0 && c.weight <= 1))
+      return 'crossFade.weight is not a number within 0..1';
+  }
+  return undefined;
+}
+
+const isStringRecord = (v: unknown): boolean =>
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.values(v).every((x) => typeof x === 'string');
+
+function windowProblem(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not an object';
+  const w = v as Record<string, unknown>;
+  for (const key of ['index', 'start', 'end', 'seed'] as const) {
+    if (!Number.isInteger(w[key])) return `${key} is not an integer`;
+  }
+  if (w.context !== undefined) {
+    if (!Array.isArray(w.context)) return 'context is not a list';
+    for (const c of w.context as unknown[]) {
+      const frame = (c as { frame?: unknown } | null)?.frame;
+      const sha256 = (c as { sha256?: unknown } | null)?.sha256;
+      if (!Number.isInteger(frame) || typeof sha256 !== 'string')
+        return 'context lists a frame without its sha256';
+    }
   }
   return undefined;
 }

@@ -20,6 +20,14 @@ export interface Prediction {
   readonly predictTime?: number;
 }
 
+/** A prediction's every output file, in order: a list (Cog `list[Path]`) or one file. */
+export interface FilesPrediction {
+  readonly files: Uint8Array[];
+  /** True when the model answered one file rather than a list (a video model's `Path`). */
+  readonly single: boolean;
+  readonly predictTime?: number;
+}
+
 export interface CogClientOptions {
   readonly url: string;
   /** Gives up on one prediction after this long, 409 waits included. */
@@ -130,6 +138,40 @@ export class CogClient {
    * it is already running with that prediction's state. 409 means every slot is busy: wait and ask again.
    */
   async predict(id: string, input: Record<string, unknown>, signal?: AbortSignal): Promise<Prediction> {
+    const { output, predictTime } = await this.run(id, input, signal);
+    return {
+      png: await this.readOutput(Array.isArray(output) ? output[0] : output, signal),
+      ...(predictTime !== undefined && { predictTime }),
+    };
+  }
+
+  /**
+   * Runs one prediction and reads every file it outputs, in order: a window's frames as a list, or a
+   * video as one file. The files are read one after the other, so a long list is not downloaded at once.
+   */
+  async predictFiles(
+    id: string,
+    input: Record<string, unknown>,
+    signal?: AbortSignal,
+  ): Promise<FilesPrediction> {
+    const { output, predictTime } = await this.run(id, input, signal);
+    const list = Array.isArray(output) ? (output as unknown[]) : [output];
+    if (list.length === 0) throw new ModelError('model gave an empty list of files');
+    const files: Uint8Array[] = [];
+    for (const [i, value] of list.entries()) {
+      files.push(await this.readOutput(value, signal));
+      // The data URL is decoded: drop the string, so the window is not held twice.
+      list[i] = undefined;
+    }
+    return { files, single: !Array.isArray(output), ...(predictTime !== undefined && { predictTime }) };
+  }
+
+  /** PUT until the prediction has an outcome; its raw output and the model's own time. */
+  private async run(
+    id: string,
+    input: Record<string, unknown>,
+    signal?: AbortSignal,
+  ): Promise<{ output: unknown; predictTime?: number }> {
     const deadline = Date.now() + (this.options.predictionTimeoutMs ?? 10 * 60_000);
     let wait = 100;
     for (;;) {
@@ -169,7 +211,7 @@ export class CogClient {
       switch (body.status) {
         case 'succeeded':
           return {
-            png: await this.readOutput(body.output, signal),
+            output: body.output,
             ...(typeof body.metrics?.predict_time === 'number' && { predictTime: body.metrics.predict_time }),
           };
         case 'failed':
@@ -183,9 +225,8 @@ export class CogClient {
     }
   }
 
-  /** A file output: a data URL, or an http(s) URL to fetch. Lists give their first file. */
-  private async readOutput(output: unknown, signal?: AbortSignal): Promise<Uint8Array> {
-    const value = Array.isArray(output) ? output[0] : output;
+  /** A file output: a data URL, or an http(s) URL to fetch. */
+  private async readOutput(value: unknown, signal?: AbortSignal): Promise<Uint8Array> {
     if (typeof value !== 'string') throw new ModelError('model gave no file output');
     const max = this.options.maxOutputBytes ?? 512 * 1024 * 1024;
     if (value.startsWith('data:')) {

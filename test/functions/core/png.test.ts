@@ -1,7 +1,9 @@
 import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import fc from 'fast-check';
+import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import {
+  decodeRgb as decodePixels,
   encodePng,
   PngError,
   type Provenance,
@@ -408,5 +410,108 @@ describe('frame provenance', () => {
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('decoding a PNG to RGB pixels', () => {
+  it('gives back the pixels encodePng was given, whatever filters the rows took', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 24 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 0, max: 2 ** 31 }),
+        (width, height, seed) => {
+          let x = seed;
+          const rgb = Uint8Array.from({ length: width * height * 3 }, (_, i) => {
+            x = (x * 1103515245 + 12345) >>> 0;
+            return i % 7 === 0 ? x & 0xff : (i * 3) & 0xff;
+          });
+          const out = decodePixels(encodePng(rgb, width, height));
+          expect(out).toEqual({ width, height, rgb });
+        },
+      ),
+    );
+  });
+
+  it('reads the RGBA, grey and 16-bit PNGs other encoders write, dropping alpha', () => {
+    const width = 5;
+    const height = 3;
+    const rgb = gradient(width, height);
+    const rgba = Buffer.alloc(width * height * 4);
+    for (let i = 0; i < width * height; i++) {
+      rgba.set(rgb.subarray(i * 3, i * 3 + 3), i * 4);
+      rgba[i * 4 + 3] = 200;
+    }
+    const write = (options: { colorType: 0 | 2 | 4 | 6; bitDepth: 8 | 16 }) => {
+      const png = new PNG({ width, height, ...options, inputColorType: 6, inputHasAlpha: true });
+      rgba.copy(png.data);
+      // pngjs blends a dropped alpha over white; only the RGBA file keeps a translucent one.
+      if (options.colorType !== 6) for (let i = 3; i < png.data.length; i += 4) png.data[i] = 255;
+      return PNG.sync.write(png, options);
+    };
+    expect(decodePixels(write({ colorType: 6, bitDepth: 8 })).rgb).toEqual(rgb);
+    expect(decodePixels(write({ colorType: 2, bitDepth: 8 })).rgb).toEqual(rgb);
+    // 16 bits a sample, rows unfiltered: each sample is its 8-bit value then a low byte.
+    const rows = Buffer.alloc(height * (1 + width * 6));
+    for (let y = 0; y < height; y++) {
+      for (let i = 0; i < width * 3; i++) {
+        rows[y * (1 + width * 6) + 1 + i * 2] = rgb[y * width * 3 + i]!;
+        rows[y * (1 + width * 6) + 2 + i * 2] = 0x5a;
+      }
+    }
+    const deep = pngOf(
+      ['IHDR', ihdr(width, height, 16, 2)],
+      ['IDAT', deflateSync(rows)],
+      ['IEND', new Uint8Array()],
+    );
+    expect(decodePixels(deep).rgb).toEqual(rgb);
+    const grey = decodePixels(write({ colorType: 0, bitDepth: 8 })).rgb;
+    for (let i = 0; i < width * height; i++) {
+      expect(grey[i * 3]).toBe(grey[i * 3 + 1]);
+      expect(grey[i * 3]).toBe(grey[i * 3 + 2]);
+    }
+  });
+
+  it('refuses what is not a valid PNG', () => {
+    expect(() => decodePixels(Buffer.from('not a png'))).toThrow(PngError);
+  });
+});
+
+describe('the provenance of a frame made in a window', () => {
+  const window = {
+    index: 2,
+    start: 83,
+    end: 131,
+    seed: 1316,
+    context: [
+      { frame: 83, sha256: 'a'.repeat(64) },
+      { frame: 84, sha256: 'b'.repeat(64) },
+    ],
+  };
+
+  it('records the window, its seed and context, a cross-fade and the input hashes, and reads them back', () => {
+    const p: Provenance = {
+      ...provenance,
+      frame: 85,
+      inputs: { mask: 'c'.repeat(64), image: 'd'.repeat(64) },
+      window,
+      crossFade: { window: { index: 3, start: 124, end: 172, seed: 1357 }, weight: 0.25 },
+    };
+    const png = withProvenance(encodePng(gradient(64, 32), 64, 32), p);
+    expect(readProvenance(png)).toEqual(p);
+    // The same record in any key order stamps the same bytes.
+    const reordered = {
+      ...p,
+      window: { context: window.context, seed: 1316, end: 131, start: 83, index: 2 },
+    };
+    expect(withProvenance(encodePng(gradient(64, 32), 64, 32), reordered).equals(png)).toBe(true);
+  });
+
+  it('refuses a record whose window is malformed', () => {
+    const png = withProvenance(encodePng(gradient(4, 4), 4, 4), {
+      ...provenance,
+      window: { ...window, context: [{ frame: 83 } as { frame: number; sha256: string }] },
+    });
+    expect(() => readProvenance(png)).toThrow(/window: context/);
   });
 });
