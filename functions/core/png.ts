@@ -108,6 +108,10 @@ export function encodePng(
   return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), ...textChunks, ...idatChunks, chunk('IEND')]);
 }
 
+/** True when `bytes` start with the PNG signature (a quick check, not a validation). */
+export const isPng = (bytes: Uint8Array): boolean =>
+  bytes.length >= SIGNATURE.length && SIGNATURE.equals(bytes.subarray(0, SIGNATURE.length));
+
 /**
  * Reads and validates a PNG: signature, every chunk's CRC, IHDR, chunk order, IEND at the very end, and that
  * the image data inflates to exactly the size IHDR declares. Throws a PngError saying what is wrong.

@@ -1,4 +1,5 @@
 import { type FrameRange, frameSeed, type SeedMode } from './frames.ts';
+import type { WindowProvenance } from './png.ts';
 
 /**
  * Windows: how a video model, which makes 49 to 121 frames per prediction, covers a long shot.
@@ -164,4 +165,62 @@ export function jobWindowSpec(model: WindowSpec, asked: WindowRequest = {}): Job
   if (overlap * 2 >= size)
     return { ok: false, field: 'overlap', message: `must be less than half the window (${size})` };
   return { ok: true, spec };
+}
+
+/** What the windows of a job are planned from. */
+export interface WindowedShot {
+  readonly frames: FrameRange;
+  readonly seed: number;
+  readonly seedMode: SeedMode;
+  readonly window: WindowSpec & { readonly mode: 'chained' | 'parallel' };
+}
+
+/** How a stored frame was made: the window that made it and, for a cross-faded frame, the one blended in. */
+export interface FrameOrigin {
+  readonly window: WindowProvenance;
+  /** Parallel mode, a frame two windows share: the later window, with its weight. */
+  readonly crossFade?: { readonly window: WindowProvenance; readonly weight: number };
+}
+
+/**
+ * The origin of `frame` of `shot`, as its provenance and the manifest record it. In chained mode the
+ * window whose frames it is among, with the context that window was given (`sha256Of` gives each stored
+ * context frame's hash); in parallel mode the window, or the two windows, whose versions make it.
+ */
+export function frameOrigin(
+  shot: WindowedShot,
+  windows: readonly Window[],
+  frame: number,
+  sha256Of: (frame: number) => string | undefined = () => undefined,
+): FrameOrigin {
+  const describe = (w: Window, withContext: boolean): WindowProvenance => {
+    const context = withContext ? contextFrames(w, windows) : undefined;
+    const frames: { frame: number; sha256: string }[] = [];
+    for (let f = context?.start ?? 0; context && f <= context.end; f++) {
+      const sha256 = sha256Of(f);
+      if (sha256 !== undefined) frames.push({ frame: f, sha256 });
+    }
+    return {
+      index: w.index,
+      start: w.start,
+      end: w.end,
+      seed: windowSeed(shot.seed, shot.seedMode, w, shot.frames),
+      ...(frames.length > 0 && { context: frames }),
+    };
+  };
+  if (shot.window.mode === 'chained') {
+    const w = windows.find((c) => {
+      const kept = chainedFrames(c, windows, shot.frames);
+      return frame >= kept.start && frame <= kept.end;
+    });
+    if (!w) throw new RangeError(`frame ${frame} is outside the shot`);
+    return { window: describe(w, true) };
+  }
+  const [first, second] = windowsOf(frame, windows);
+  if (!first) throw new RangeError(`frame ${frame} is outside the shot`);
+  if (!second) return { window: describe(first, false) };
+  return {
+    window: describe(first, false),
+    crossFade: { window: describe(second, false), weight: crossFadeWeight(second, windows, frame) },
+  };
 }

@@ -67,6 +67,10 @@ export interface FrameInput {
   readonly width: number;
   readonly height: number;
   readonly frame: number;
+  /** A window: its first frame, its length, and in chained mode the frames it continues (URLs, in order). */
+  readonly start_frame?: number;
+  readonly num_frames?: number;
+  readonly context?: readonly string[];
   readonly job_id: string;
   readonly shot: string;
   /** Many Cog image models default to webp or jpg; frames are PNG. */

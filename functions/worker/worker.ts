@@ -3,15 +3,19 @@ import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
 import type { EventStore } from '../adapters/store/events.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
 import { frameCount, frameKey, frameSeed, manifestKey } from '../core/frames.ts';
-import { type ChunkMessage, chunkMessageSchema, parseMessage } from '../core/messages.ts';
+import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
-import { withProvenance } from '../core/png.ts';
-import { finalStatus } from '../core/state.ts';
+import { isPng, type Provenance, withProvenance } from '../core/png.ts';
+import { finalStatus, isTerminalJob } from '../core/state.ts';
 import { toJobResponse } from '../core/views.ts';
+import { frameOrigin, planWindows } from '../core/windows.ts';
 import { logger } from '../logger.ts';
 import { countMetric, publishMetrics } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
+import { Slots, sleep } from './concurrency.ts';
+import { type InputsFor, noInputs } from './inputs.ts';
+import { stagingPrefix, WindowMaker } from './windows.ts';
 
 export interface WorkerSettings {
   /** Frames generated at once: the model's slots. */
@@ -35,6 +39,8 @@ export interface WorkerDeps {
   readonly queue: Queue;
   readonly model: CogClient;
   readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
+  /** A prediction's extra inputs and their hashes (./inputs.ts); none when absent. */
+  readonly inputsFor?: InputsFor;
   readonly settings: WorkerSettings;
 }
 
@@ -45,35 +51,14 @@ export interface WorkerStats {
   framesSkipped: number;
   duplicates: number;
   handedBack: number;
-  /** Receives of messages that are not chunks this code reads, each left for SQS to dead-letter. */
+  /** Receives of messages that are not chunks or windows this code reads, each left for SQS to dead-letter. */
   malformed: number;
   modelBusyMs: number;
+  /** Windows whose prediction succeeded and whose frames were stored. */
+  windowsSucceeded: number;
+  /** Windows that failed after every attempt. */
+  windowsFailed: number;
 }
-
-/** A counting semaphore: the model's slots. */
-class Slots {
-  private free: number;
-  private readonly waiters: (() => void)[] = [];
-  constructor(n: number) {
-    this.free = n;
-  }
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const isPng = (bytes: Uint8Array) => Buffer.from(bytes.subarray(0, 8)).equals(PNG_SIGNATURE);
 
 /**
  * The GPU worker: long-polls the frame queue, generates each chunk's frames on the model, stores them,
@@ -94,14 +79,19 @@ export class Worker {
     handedBack: 0,
     malformed: 0,
     modelBusyMs: 0,
+    windowsSucceeded: 0,
+    windowsFailed: 0,
   };
   private stopping = false;
   private readonly stopController = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly slots: Slots;
+  /** The model's slots: held by one frame, or one window, while the model makes it. */
+  readonly slots: Slots;
+  private readonly windows: WindowMaker;
 
-  constructor(private readonly deps: WorkerDeps) {
+  constructor(readonly deps: WorkerDeps) {
     this.slots = new Slots(deps.settings.concurrency);
+    this.windows = new WindowMaker(this);
   }
 
   /** Runs until stop(); resolves once every message in hand is finished or handed back. */
@@ -157,7 +147,7 @@ export class Worker {
   }
 
   /**
-   * A message that is not a chunk this code reads (malformed, or of an unknown version) goes to the frame
+   * A message that is not a chunk or window this code reads (malformed, or of an unknown version) goes to the frame
    * DLQ, where the DLQ alarm shows it to ops and a redrive brings it back once code that reads it runs.
    * It is left undeleted and handed back at once rather than sent to the DLQ by hand: each receive
    * counts, so within seconds SQS itself moves it there past the queue's maxReceiveCount. That is the
@@ -166,7 +156,7 @@ export class Worker {
    */
   private async refuse(message: ReceivedMessage, reason: string): Promise<void> {
     this.stats.malformed++;
-    logger.error('malformed chunk; it goes to the DLQ after its retries', {
+    logger.error('malformed frame queue message; it goes to the DLQ after its retries', {
       messageId: message.id,
       reason,
       receiveCount: message.receiveCount,
@@ -191,19 +181,20 @@ export class Worker {
 
   private async handle(message: ReceivedMessage): Promise<void> {
     const { queue, settings } = this.deps;
-    const parsed = parseMessage(chunkMessageSchema, message.body);
+    const parsed = parseFrameQueueMessage(message.body);
     if (!parsed.ok) {
       await this.refuse(message, parsed.reason);
       return;
     }
-    const chunk = parsed.message;
+    const work = parsed.message;
     const heartbeat = setInterval(() => {
       queue.setVisibility(message.receiptHandle, settings.visibilitySeconds).catch((err: unknown) => {
         logger.warn('visibility heartbeat failed', { messageId: message.id, error: err as Error });
       });
     }, settings.heartbeatSeconds * 1000);
     try {
-      const outcome = await this.processChunk(chunk, message);
+      const outcome =
+        work.kind === 'window' ? await this.windows.process(work) : await this.processChunk(work);
       if (outcome === 'handed-back') {
         await this.handBack(message);
       } else {
@@ -211,22 +202,31 @@ export class Worker {
       }
     } catch (err) {
       // Not deleted: SQS hands the chunk out again after its visibility timeout; frames done stay done.
-      logger.error('chunk failed; it will be delivered again', { jobId: chunk.jobId, error: err as Error });
+      logger.error(`${work.kind} failed; it will be delivered again`, {
+        jobId: work.jobId,
+        ...(work.kind === 'window' && { window: work.window }),
+        error: err as Error,
+      });
       await queue.setVisibility(message.receiptHandle, 30).catch(() => undefined);
     } finally {
       clearInterval(heartbeat);
     }
   }
 
-  private async processChunk(chunk: ChunkMessage, message: ReceivedMessage): Promise<'done' | 'handed-back'> {
+  /** The job a message names, moved to running by the first message of it that arrives. */
+  async jobOf(jobId: string, tenant: string): Promise<JobRecord | undefined> {
     const { store } = this.deps;
-    let job = await store.getJob(chunk.jobId);
-    if (!job || job.tenant !== chunk.tenant) return 'done';
-    if (job.status === 'queued') {
-      const started = await store.markStarted(job);
-      if (started) await this.deps.publishEvents([started]);
-      job = (await store.getJob(chunk.jobId)) ?? job;
-    }
+    const job = await store.getJob(jobId);
+    if (!job || job.tenant !== tenant) return undefined;
+    if (job.status !== 'queued') return job;
+    const started = await store.markStarted(job);
+    if (started) await this.deps.publishEvents([started]);
+    return (await store.getJob(jobId)) ?? job;
+  }
+
+  private async processChunk(chunk: ChunkMessage): Promise<'done' | 'handed-back'> {
+    const job = await this.jobOf(chunk.jobId, chunk.tenant);
+    if (!job) return 'done';
     if (job.status !== 'running') {
       this.stats.framesSkipped += chunk.frames.length;
       return 'done';
@@ -243,7 +243,7 @@ export class Worker {
         handBack = true;
         break;
       }
-      const outcome = await this.generate(job, frame, message).finally(() => this.slots.release());
+      const outcome = await this.generate(job, frame).finally(() => this.slots.release());
       if (outcome === 'job-ended') {
         this.stats.framesSkipped += chunk.frames.length - index;
         break;
@@ -259,7 +259,7 @@ export class Worker {
     await Promise.all(storing);
     if (storeError) throw storeError;
     if (handBack) return 'handed-back';
-    await this.afterChunk(job.id);
+    await this.afterWork(job.id);
     return 'done';
   }
 
@@ -270,10 +270,10 @@ export class Worker {
   private async generate(
     job: JobRecord,
     frame: number,
-    message: ReceivedMessage,
   ): Promise<'skipped' | 'job-ended' | (() => Promise<void>)> {
     const { store, model, settings } = this.deps;
     const seed = frameSeed(job.seed, job.seedMode, frame, job.frames.start);
+    const extra = await (this.deps.inputsFor ?? noInputs)(job, [frame]);
     for (;;) {
       const start = await store.startFrame(job, frame, seed);
       if (!start.started) {
@@ -296,22 +296,25 @@ export class Worker {
       }
       const began = Date.now();
       try {
-        const input = model.inputFor(
-          {
-            prompt: job.prompt,
-            ...(job.negativePrompt !== undefined && { negative_prompt: job.negativePrompt }),
-            seed,
-            shot_seed: job.seed,
-            width: job.width,
-            height: job.height,
-            frame,
-            job_id: job.id,
-            shot: job.shot,
-            output_format: 'png',
-            num_outputs: 1,
-          },
-          job.params,
-        );
+        const input = {
+          ...model.inputFor(
+            {
+              prompt: job.prompt,
+              ...(job.negativePrompt !== undefined && { negative_prompt: job.negativePrompt }),
+              seed,
+              shot_seed: job.seed,
+              width: job.width,
+              height: job.height,
+              frame,
+              job_id: job.id,
+              shot: job.shot,
+              output_format: 'png',
+              num_outputs: 1,
+            },
+            job.params,
+          ),
+          ...extra.inputs,
+        };
         const prediction = await model.predict(`${job.id}-${frame}-${attempts}`, input);
         this.stats.modelBusyMs += Date.now() - began;
         if (!isPng(prediction.png)) {
@@ -320,26 +323,16 @@ export class Worker {
             false,
           );
         }
-        const png = withProvenance(prediction.png, {
-          generator: 'framecast',
-          model: job.model,
-          modelImage: settings.modelImage,
-          prompt: job.prompt,
-          ...(job.negativePrompt !== undefined && { negativePrompt: job.negativePrompt }),
-          seed,
-          frame,
-          jobId: job.id,
-          shot: job.shot,
-          width: job.width,
-          height: job.height,
-          ...(job.params !== undefined && { params: job.params }),
-        });
+        const png = withProvenance(
+          prediction.png,
+          this.provenance(job, frame, seed, { inputs: extra.hashes?.get(frame) }),
+        );
         return () => this.recordSuccess(job, frame, seed, attempts, png, prediction.predictTime);
       } catch (err) {
         this.stats.modelBusyMs += Date.now() - began;
         const error = err instanceof Error ? err.message : String(err);
         const retryable = !(err instanceof ModelError && !err.retryable);
-        logger.warn('frame attempt failed', { jobId: job.id, frame, attempts, error, messageId: message.id });
+        logger.warn('frame attempt failed', { jobId: job.id, frame, attempts, error });
         if (!retryable || attempts >= settings.maxAttempts) {
           return () => this.recordFailure(job, frame, seed, attempts, error);
         }
@@ -348,7 +341,34 @@ export class Worker {
     }
   }
 
-  private async recordSuccess(
+  /** A frame's provenance: how it was made, enough to make it again (core/png.ts). */
+  provenance(
+    job: JobRecord,
+    frame: number,
+    seed: number,
+    made: Pick<Provenance, 'window' | 'crossFade'> & { inputs?: Provenance['inputs'] | undefined } = {},
+  ): Provenance {
+    return {
+      generator: 'framecast',
+      model: job.model,
+      modelImage: this.deps.settings.modelImage,
+      prompt: job.prompt,
+      ...(job.negativePrompt !== undefined && { negativePrompt: job.negativePrompt }),
+      seed,
+      frame,
+      jobId: job.id,
+      shot: job.shot,
+      width: job.width,
+      height: job.height,
+      ...(job.params !== undefined && { params: job.params }),
+      ...(made.inputs !== undefined && { inputs: made.inputs }),
+      ...(made.window !== undefined && { window: made.window }),
+      ...(made.crossFade !== undefined && { crossFade: made.crossFade }),
+    };
+  }
+
+  /** Stores a made frame and records it, once (frames of chunks and of windows alike). */
+  async recordSuccess(
     job: JobRecord,
     frame: number,
     seed: number,
@@ -384,7 +404,8 @@ export class Worker {
     }
   }
 
-  private async recordFailure(job: JobRecord, frame: number, seed: number, attempts: number, error: string) {
+  /** Records a frame that failed every attempt, once. */
+  async recordFailure(job: JobRecord, frame: number, seed: number, attempts: number, error: string) {
     const { outcome, event } = await this.deps.store.frameFailed(job, {
       frame,
       seed,
@@ -400,7 +421,7 @@ export class Worker {
   }
 
   /** A frame finished by an earlier delivery: announce it again in case that worker died before it could. */
-  private async republishFrameEvent(jobId: string, frame: number): Promise<void> {
+  async republishFrameEvent(jobId: string, frame: number): Promise<void> {
     const record = await this.deps.store.getFrame(jobId, frame);
     if (!record?.eventId) return;
     const event = await this.deps.events.getEvent(record.eventId);
@@ -408,14 +429,18 @@ export class Worker {
   }
 
   /**
-   * After each chunk, one read of the job's counts: a job.progress event at each 10% step, or, once every
-   * frame is finished, the manifest and then the job's terminal move. A worker that dies between those
-   * two leaves the chunk undeleted, and the next delivery does both again, idempotently.
+   * After each chunk or window, one read of the job's counts: a job.progress event at each 10% step, or,
+   * once every frame is finished, the manifest and then the job's terminal move. A worker that dies
+   * between those two leaves the message undeleted, and the next delivery does both again, idempotently.
    */
-  private async afterChunk(jobId: string): Promise<void> {
+  async afterWork(jobId: string): Promise<void> {
     const { store } = this.deps;
     const job = await store.getJob(jobId);
-    if (job?.status !== 'running') return;
+    if (!job) return;
+    if (job.status !== 'running') {
+      if (isTerminalJob(job.status)) await this.cleanUp(job);
+      return;
+    }
     const to = finalStatus({ total: frameCount(job.frames), ...job });
     if (!to) {
       const progress = await store.maybeProgress(job);
@@ -429,11 +454,26 @@ export class Worker {
     );
     const done = await store.finalizeIfDone(jobId);
     if (done?.event) await this.deps.publishEvents([done.event]);
+    if (done && isTerminalJob(done.job.status)) await this.cleanUp(done.job);
+  }
+
+  /**
+   * A job that has ended needs no work files: the raw versions parallel windows stage for the cross-fade
+   * go. Best effort: a file staged by a late duplicate after this stays until the bucket's lifecycle.
+   */
+  async cleanUp(job: JobRecord): Promise<void> {
+    if (job.window?.mode !== 'parallel') return;
+    await this.deps.frames.deletePrefix(stagingPrefix(job)).catch((err: unknown) => {
+      logger.warn('could not remove the staged window frames', { jobId: job.id, error: err as Error });
+    });
   }
 
   private manifest(job: JobRecord, frames: FrameRecord[]) {
     const { settings } = this.deps;
     const view = toJobResponse(job);
+    const windowed = job.window && { ...job, window: job.window };
+    const windows = windowed && planWindows(job.frames, windowed.window);
+    const sha256Of = new Map(frames.map((f) => [f.frame, f.sha256]));
     return {
       framecast: 1,
       job: view,
@@ -448,6 +488,7 @@ export class Worker {
         seed: job.seed,
         seedMode: job.seedMode,
         ...(job.params !== undefined && { params: job.params }),
+        ...(job.window && { windowMode: job.window.mode, window: view.window }),
       },
       model: { name: job.model, image: settings.modelImage },
       frames: frames.map((f) => ({
@@ -462,6 +503,9 @@ export class Worker {
         startedAt: f.startedAt,
         finishedAt: f.finishedAt,
         ...(f.error !== undefined && { error: f.error }),
+        // The window that made the frame, its seed and context, or the two windows cross-faded into it:
+        // what the frame's PNG provenance says.
+        ...(windowed && windows && frameOrigin(windowed, windows, f.frame, (n) => sha256Of.get(n))),
       })),
     };
   }

@@ -8,7 +8,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { FramecastError } from '../../core/errors.ts';
-import type { EventRecord, FrameRecord, JobRecord } from '../../core/model.ts';
+import type { EventRecord, FailedWindow, FrameRecord, JobRecord } from '../../core/model.ts';
 import { jobEnd, type ProgressMarks, progressDue, unfinishedFrames } from '../../core/progress.ts';
 import type { EventType, FrameStatus, JobStatus } from '../../core/schemas.ts';
 import {
@@ -289,6 +289,32 @@ export class JobStore {
       if (moved) return { job: done, event };
     }
     throw new FramecastError('conflict', 'job is changing too fast to cancel; retry');
+  }
+
+  /**
+   * Records the window that failed after every attempt, once per job (the first one), and counts as
+   * canceled the `canceled` frames that will never be made because of it (in chained mode, the frames of
+   * the windows after it, none of which has a record). Only while the job is live; false when another
+   * window's failure or the job's end was recorded first.
+   */
+  async windowFailed(jobId: string, failed: FailedWindow, canceled: number): Promise<boolean> {
+    const live = statusIn(liveJobStatuses());
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET failedWindow = :failed, canceled = canceled + :n',
+          ConditionExpression: `attribute_not_exists(failedWindow) AND ${live.condition}`,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':failed': failed, ':n': canceled, ...live.values },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
   }
 
   // ---- frames -----------------------------------------------------------------------------------------

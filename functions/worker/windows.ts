@@ -1,0 +1,540 @@
+import type { FrameStore } from '../adapters/frame-store.ts';
+import type { JobStore } from '../adapters/store/jobs.ts';
+import { type FrameRange, frameSeed } from '../core/frames.ts';
+import { encodeWindow, type WindowMessage } from '../core/messages.ts';
+import type { FrameRecord, JobRecord, JobWindows } from '../core/model.ts';
+import { decodeRgb, encodePng, isPng, type Provenance, withProvenance } from '../core/png.ts';
+import type { FrameStatus } from '../core/schemas.ts';
+import {
+  chainedFrames,
+  contextFrames,
+  crossFade,
+  crossFadeWeight,
+  type FrameOrigin,
+  frameOrigin,
+  keptEnd,
+  planWindows,
+  type Window,
+  windowSeed,
+} from '../core/windows.ts';
+import { logger } from '../logger.ts';
+import { type FilesPrediction, ModelError } from './cog.ts';
+import { eachLimit, type Slots, sleep } from './concurrency.ts';
+import { noInputs, type PredictionInputs } from './inputs.ts';
+import { decodeVideo } from './video.ts';
+import type { WorkerDeps, WorkerStats } from './worker.ts';
+
+/**
+ * Windows on the worker (docs/architecture.md, "Windows"): one window message is one prediction of a
+ * video model, `start_frame` and `num_frames` long, seeded with the window's seed, and in chained mode
+ * given its predecessor's last frames as `context`. Its frames are stored and recorded through the same
+ * exactly-once frame records as chunks' frames, several at a time.
+ *
+ * Whose frames are whose: every window starts, counts attempts on and fails the frames of
+ * `chainedFrames` (from the frame after its predecessor's end), so each frame of the shot is taken by
+ * one window. In chained mode those are also the frames it stores. In parallel mode a frame two windows
+ * share is made by both: each stages its raw version of the shared frames, then looks for its
+ * neighbour's, and whichever finds both cross-fades and records the frame (both may; the record counts
+ * it once and the pixels are the same).
+ *
+ * A window is the unit of retry: an attempt counts one attempt on each of its frames, and prediction ids
+ * are `<job>-w<index>-<attempt>`.
+ */
+
+/** Frames of one window stored and recorded at once: S3 and DynamoDB round trips overlap. */
+const STORE_CONCURRENCY = 8;
+
+const FINISHED: ReadonlySet<FrameStatus> = new Set(['succeeded', 'failed', 'canceled']);
+const isFinished = (record: FrameRecord | undefined): boolean =>
+  record !== undefined && FINISHED.has(record.status);
+
+const framesIn = (r: FrameRange): number[] =>
+  r.end < r.start ? [] : Array.from({ length: r.end - r.start + 1 }, (_, i) => r.start + i);
+
+/** Where a parallel job's windows stage their raw versions of shared frames; removed when the job ends. */
+export const stagingPrefix = (job: Pick<JobRecord, 'prefix'>): string => `${job.prefix}.windows/`;
+const stagedKey = (job: JobRecord, window: number, frame: number) =>
+  `${stagingPrefix(job)}${window}/${frame}.png`;
+/** Written by a parallel window that failed for good: its neighbours stop waiting for its versions. */
+const failedKey = (job: JobRecord, window: number) => `${stagingPrefix(job)}${window}/failed.json`;
+
+/** What the window logic uses of the worker: its dependencies, its slots, and its frame records. */
+export interface WindowHost {
+  readonly deps: WorkerDeps;
+  readonly slots: Slots;
+  readonly stats: WorkerStats;
+  readonly isStopping: boolean;
+  jobOf(jobId: string, tenant: string): Promise<JobRecord | undefined>;
+  provenance(
+    job: JobRecord,
+    frame: number,
+    seed: number,
+    made?: Pick<Provenance, 'window' | 'crossFade'> & { inputs?: Provenance['inputs'] | undefined },
+  ): Provenance;
+  recordSuccess(
+    job: JobRecord,
+    frame: number,
+    seed: number,
+    attempts: number,
+    png: Buffer,
+    predictTime?: number,
+  ): Promise<void>;
+  recordFailure(job: JobRecord, frame: number, seed: number, attempts: number, error: string): Promise<void>;
+  republishFrameEvent(jobId: string, frame: number): Promise<void>;
+  afterWork(jobId: string): Promise<void>;
+}
+
+type WindowedJob = JobRecord & { readonly window: JobWindows };
+
+/** One window of one job, as planned from the job's record. */
+interface Planned {
+  readonly job: WindowedJob;
+  readonly windows: readonly Window[];
+  readonly w: Window;
+  /** The frames whose records this window starts, counts attempts on and fails. */
+  readonly own: FrameRange;
+  /** The frames this window stores: its own in chained mode, all of its frames in the shot in parallel. */
+  readonly kept: FrameRange;
+  readonly seed: number;
+}
+
+/** A window the model made: its frames as PNGs, in order from the window's start. */
+interface Made {
+  readonly frames: (Uint8Array | undefined)[];
+  readonly attempt: number;
+  /** The model's time for the window, shared out over its frames. */
+  readonly predictTimePerFrame?: number;
+}
+
+interface Context {
+  /** Presigned GET URLs of the predecessor's stored overlap frames, in frame order. */
+  readonly urls: string[];
+  readonly sha256Of: (frame: number) => string | undefined;
+}
+
+export class WindowMaker {
+  constructor(private readonly host: WindowHost) {}
+
+  private get store(): JobStore {
+    return this.host.deps.store;
+  }
+  private get files(): FrameStore {
+    return this.host.deps.frames;
+  }
+
+  /** Makes one window; 'handed-back' when the worker stopped before the model started on it. */
+  async process(message: WindowMessage): Promise<'done' | 'handed-back'> {
+    const { stats } = this.host;
+    const job = await this.host.jobOf(message.jobId, message.tenant);
+    if (!job) return 'done';
+    if (!job.window) {
+      logger.error('a window message for a job without windows; it is dropped', { jobId: job.id });
+      return 'done';
+    }
+    const windowed: WindowedJob = { ...job, window: job.window };
+    const windows = planWindows(job.frames, job.window);
+    const w = windows[message.window];
+    if (!w) {
+      logger.error('a window message for a window the job does not have; it is dropped', {
+        jobId: job.id,
+        window: message.window,
+      });
+      return 'done';
+    }
+    const own = chainedFrames(w, windows, job.frames);
+    const p: Planned = {
+      job: windowed,
+      windows,
+      w,
+      own,
+      kept: job.window.mode === 'chained' ? own : { start: w.start, end: keptEnd(w, job.frames) },
+      seed: windowSeed(job.seed, job.seedMode, w, job.frames),
+    };
+    if (job.status !== 'running') {
+      // Canceled (or ended): the chain stops here, and nothing of this window is made.
+      stats.framesSkipped += framesIn(p.kept).length;
+      await this.host.afterWork(job.id);
+      return 'done';
+    }
+
+    const records = await this.recordsOf(job.id, p.kept);
+    const finished = framesIn(p.kept).filter((f) => isFinished(records.get(f)));
+    // Finished by an earlier delivery: announce them again, in case that worker died before it could.
+    await eachLimit(
+      finished.filter((f) => f >= own.start && f <= own.end),
+      STORE_CONCURRENCY,
+      (f) => this.host.republishFrameEvent(job.id, f),
+    );
+    if (finished.length === framesIn(p.kept).length) {
+      stats.duplicates += finished.length;
+      return this.afterWindow(p);
+    }
+
+    // Context and inputs before the model's slot is taken, so the model never waits on them.
+    const context = await this.contextOf(p);
+    const extra = await (this.host.deps.inputsFor ?? noInputs)(job, framesIn(w));
+
+    await this.host.slots.acquire();
+    if (this.host.isStopping) {
+      this.host.slots.release();
+      return 'handed-back';
+    }
+    let made: Made | { failed: string; attempt: number } | 'job-ended';
+    try {
+      made = await this.generate(p, records, context, extra);
+    } finally {
+      this.host.slots.release();
+    }
+    if (made === 'job-ended') {
+      stats.framesSkipped += framesIn(p.kept).length;
+      await this.host.afterWork(job.id);
+      return 'done';
+    }
+    if ('failed' in made) {
+      await this.failWindow(p, made.failed);
+      return 'done';
+    }
+    if (p.job.window.mode === 'chained') await this.storeChained(p, made, records, context, extra);
+    else await this.storeParallel(p, made, records, extra);
+    stats.windowsSucceeded++;
+    return this.afterWindow(p);
+  }
+
+  private async recordsOf(jobId: string, r: FrameRange): Promise<Map<number, FrameRecord>> {
+    const list = r.end < r.start ? [] : await this.store.listFrames(jobId, r.start, r.end, true);
+    return new Map(list.map((f) => [f.frame, f]));
+  }
+
+  private seedOf(job: JobRecord, frame: number): number {
+    return frameSeed(job.seed, job.seedMode, frame, job.frames.start);
+  }
+
+  /**
+   * In chained mode, the frames of the predecessor this window overlaps, as stored: what the model
+   * continues. They are all stored before this window is sent; a missing one is an error to retry.
+   */
+  private async contextOf(p: Planned): Promise<Context | undefined> {
+    if (p.job.window.mode !== 'chained') return undefined;
+    const range = contextFrames(p.w, p.windows);
+    if (!range || range.end < range.start) return undefined;
+    const records = await this.recordsOf(p.job.id, range);
+    const urls: string[] = [];
+    for (const f of framesIn(range)) {
+      const record = records.get(f);
+      if (record?.status !== 'succeeded' || !record.key) {
+        throw new Error(`context frame ${f} of window ${p.w.index} is ${record?.status ?? 'not recorded'}`);
+      }
+      urls.push((await this.files.presignGet(record.key)).url);
+    }
+    return { urls, sha256Of: (f) => records.get(f)?.sha256 };
+  }
+
+  /**
+   * One attempt after another until the model makes the window or the attempts run out. Each attempt
+   * first takes the window's own frames again (one more attempt on each), so a worker killed mid-window
+   * counts too, and a window that kills every worker fails after `maxAttempts` deliveries.
+   */
+  private async generate(
+    p: Planned,
+    records: ReadonlyMap<number, FrameRecord>,
+    context: Context | undefined,
+    extra: PredictionInputs,
+  ): Promise<Made | { failed: string; attempt: number } | 'job-ended'> {
+    const { deps, stats } = this.host;
+    const { model, settings } = deps;
+    const { job, w } = p;
+    const length = w.end - w.start + 1;
+    const recorded = Math.max(0, ...[...records.values()].map((r) => r.attempts));
+    for (let tries = 1; ; tries++) {
+      const started = await this.startOwn(p);
+      if (started === 'job-ended') return 'job-ended';
+      // Own frames all finished (a parallel window still owing its version of a shared frame): count here.
+      const attempt = started ?? recorded + tries;
+      if (attempt > settings.maxAttempts) {
+        return { failed: 'gave up: the worker stopped during every attempt', attempt: attempt - 1 };
+      }
+      const began = Date.now();
+      try {
+        const input = {
+          ...model.inputFor(
+            {
+              prompt: job.prompt,
+              ...(job.negativePrompt !== undefined && { negative_prompt: job.negativePrompt }),
+              seed: p.seed,
+              shot_seed: job.seed,
+              width: job.width,
+              height: job.height,
+              frame: w.start,
+              start_frame: w.start,
+              num_frames: length,
+              ...(context && { context: context.urls }),
+              job_id: job.id,
+              shot: job.shot,
+              output_format: 'png',
+            },
+            job.params,
+          ),
+          ...extra.inputs,
+        };
+        const out = await model.predictFiles(`${job.id}-w${w.index}-${attempt}`, input);
+        stats.modelBusyMs += Date.now() - began;
+        return {
+          frames: await framesOf(out, length),
+          attempt,
+          ...(out.predictTime !== undefined && { predictTimePerFrame: out.predictTime / length }),
+        };
+      } catch (err) {
+        stats.modelBusyMs += Date.now() - began;
+        const error = err instanceof Error ? err.message : String(err);
+        const retryable = !(err instanceof ModelError && !err.retryable);
+        logger.warn('window attempt failed', { jobId: job.id, window: w.index, attempt, error });
+        if (!retryable || attempt >= settings.maxAttempts) return { failed: error, attempt };
+        await sleep(settings.retryBaseMs * 2 ** (attempt - 1));
+      }
+    }
+  }
+
+  /**
+   * One more attempt on each of the window's own frames not yet finished; the attempt is the highest
+   * count among them (equal unless a worker died part-way through taking them). Undefined when there
+   * was none to take.
+   */
+  private async startOwn(p: Planned): Promise<number | undefined | 'job-ended'> {
+    let attempt: number | undefined;
+    let ended = false;
+    await eachLimit(framesIn(p.own), STORE_CONCURRENCY, async (f) => {
+      if (ended) return;
+      const start = await this.store.startFrame(p.job, f, this.seedOf(p.job, f));
+      if (start.started) attempt = Math.max(attempt ?? 0, start.attempts);
+      else if (start.reason === 'job-ended') ended = true;
+    });
+    return ended ? 'job-ended' : attempt;
+  }
+
+  private stamp(
+    p: Planned,
+    frame: number,
+    png: Uint8Array,
+    origin: FrameOrigin,
+    extra: PredictionInputs,
+  ): Buffer {
+    return withProvenance(
+      png,
+      this.host.provenance(p.job, frame, this.seedOf(p.job, frame), {
+        ...origin,
+        inputs: extra.hashes?.get(frame),
+      }),
+    );
+  }
+
+  /** Chained mode: the window's own frames, each stamped and recorded; the overlap it was given is not kept. */
+  private async storeChained(
+    p: Planned,
+    made: Made,
+    records: ReadonlyMap<number, FrameRecord>,
+    context: Context | undefined,
+    extra: PredictionInputs,
+  ): Promise<void> {
+    const { job, w } = p;
+    await eachLimit(framesIn(p.own), STORE_CONCURRENCY, async (f) => {
+      const png = made.frames[f - w.start]!;
+      // Released as soon as it is stamped: the window is held at most twice (as made, and as stored).
+      made.frames[f - w.start] = undefined;
+      if (isFinished(records.get(f))) return;
+      const origin = frameOrigin(job, p.windows, f, context?.sha256Of);
+      await this.host.recordSuccess(
+        job,
+        f,
+        this.seedOf(job, f),
+        made.attempt,
+        this.stamp(p, f, png, origin, extra),
+        made.predictTimePerFrame,
+      );
+    });
+  }
+
+  /**
+   * Parallel mode: the frames only this window makes are recorded as they are; its versions of the frames
+   * it shares are staged first, then each shared frame whose other version is staged too is cross-faded
+   * and recorded. Writing before looking means that of two neighbours finishing together, at least the
+   * later one finds both versions.
+   */
+  private async storeParallel(
+    p: Planned,
+    made: Made,
+    records: ReadonlyMap<number, FrameRecord>,
+    extra: PredictionInputs,
+  ): Promise<void> {
+    const { job, w, windows } = p;
+    const previous = windows[w.index - 1];
+    const next = windows[w.index + 1];
+    const before = previous ? { start: w.start, end: previous.end } : undefined;
+    const after = next ? { start: next.start, end: Math.min(w.end, job.frames.end) } : undefined;
+    const alone = { start: before ? before.end + 1 : w.start, end: after ? after.start - 1 : p.kept.end };
+
+    const shared = [...(before ? framesIn(before) : []), ...(after ? framesIn(after) : [])];
+    await eachLimit(shared, STORE_CONCURRENCY, (f) =>
+      this.files.putFile(stagedKey(job, w.index, f), made.frames[f - w.start]!, 'image/png'),
+    );
+    await eachLimit(framesIn(alone), STORE_CONCURRENCY, async (f) => {
+      const png = made.frames[f - w.start]!;
+      made.frames[f - w.start] = undefined;
+      if (isFinished(records.get(f))) return;
+      await this.host.recordSuccess(
+        job,
+        f,
+        this.seedOf(job, f),
+        made.attempt,
+        this.stamp(p, f, png, frameOrigin(job, windows, f), extra),
+        made.predictTimePerFrame,
+      );
+    });
+    if (previous && before) await this.crossFadeWith(p, previous, before, made, extra);
+    if (next && after) await this.crossFadeWith(p, next, after, made, extra);
+  }
+
+  /** The shared frames `range` with window `other`: cross-faded where its version is staged. */
+  private async crossFadeWith(
+    p: Planned,
+    other: Window,
+    range: FrameRange,
+    made: Made,
+    extra: PredictionInputs,
+  ): Promise<void> {
+    const { job, w, windows } = p;
+    const otherFailed = await this.files.getFile(failedKey(job, other.index));
+    await eachLimit(framesIn(range), STORE_CONCURRENCY, async (f) => {
+      const record = await this.store.getFrame(job.id, f);
+      // Not started: only the frame's owner, the earlier window, starts it, and it stages before it looks.
+      if (!record || isFinished(record)) return;
+      const seed = this.seedOf(job, f);
+      if (otherFailed) {
+        await this.host.recordFailure(job, f, seed, record.attempts, `window ${other.index} failed`);
+        return;
+      }
+      const theirs = await this.files.getFile(stagedKey(job, other.index, f));
+      if (!theirs) return; // the other window records it when it finishes
+      const mine = made.frames[f - w.start]!;
+      const [earlier, later] = other.index < w.index ? [theirs, mine] : [mine, theirs];
+      const a = decodeRgb(earlier);
+      const b = decodeRgb(later);
+      if (a.width !== b.width || a.height !== b.height) {
+        throw new ModelError(
+          `windows ${Math.min(w.index, other.index)} and ${Math.max(w.index, other.index)} made frame ${f} in different sizes`,
+        );
+      }
+      const laterWindow = other.index < w.index ? w : other;
+      const png = encodePng(
+        crossFade(a.rgb, b.rgb, crossFadeWeight(laterWindow, windows, f)),
+        a.width,
+        a.height,
+      );
+      await this.host.recordSuccess(
+        job,
+        f,
+        seed,
+        record.attempts,
+        this.stamp(p, f, png, frameOrigin(job, windows, f), extra),
+        made.predictTimePerFrame,
+      );
+    });
+  }
+
+  /**
+   * A window that failed after its attempts fails its frames: its own in chained mode, and all of its
+   * frames in parallel mode (a shared frame lacks one of its two versions). In chained mode the frames of
+   * the windows after it are never made and count as canceled; the job records which window failed.
+   */
+  private async failWindow(p: Planned, error: string): Promise<void> {
+    const { job, w } = p;
+    const chained = job.window.mode === 'chained';
+    if (!chained) {
+      await this.files.putFile(
+        failedKey(job, w.index),
+        Buffer.from(JSON.stringify({ window: w.index, error })),
+        'application/json',
+      );
+    }
+    const failing = chained ? p.own : p.kept;
+    const records = await this.recordsOf(job.id, failing);
+    await eachLimit(framesIn(failing), STORE_CONCURRENCY, async (f) => {
+      const record = records.get(f);
+      if (record?.status !== 'running') return;
+      await this.host.recordFailure(job, f, this.seedOf(job, f), record.attempts, error);
+    });
+    this.host.stats.windowsFailed++;
+    await this.recordWindowFailure(p, error);
+    await this.host.afterWork(job.id);
+  }
+
+  /**
+   * The job's record of the failed window, once, unless the window's frames all succeeded after all (a
+   * duplicate delivery made them while this one failed).
+   */
+  private async recordWindowFailure(p: Planned, error: string): Promise<void> {
+    const { job, w } = p;
+    const own = await this.recordsOf(job.id, p.own);
+    if (![...own.values()].some((r) => r.status === 'failed')) return;
+    const later = job.window.mode === 'chained' ? job.frames.end - p.own.end : 0;
+    await this.store.windowFailed(
+      job.id,
+      { index: w.index, start: p.kept.start, end: p.kept.end, error: error.slice(0, 1000) },
+      later,
+    );
+  }
+
+  /**
+   * A window whose frames are all finished. In chained mode the next window is sent now, and only then is
+   * this message deleted: a worker dying in between leaves this message, whose next delivery finds its
+   * frames done and sends the next window again (harmless: its frames are recorded once). A failed
+   * window instead makes sure the job records its failure.
+   */
+  private async afterWindow(p: Planned): Promise<'done'> {
+    const { job } = p;
+    if (job.window.mode === 'chained') {
+      const own = await this.recordsOf(job.id, p.own);
+      const failed = [...own.values()].find((r) => r.status === 'failed');
+      if (failed) await this.recordWindowFailure(p, failed.error ?? 'failed');
+      else await this.sendNext(p);
+    }
+    await this.host.afterWork(job.id);
+    return 'done';
+  }
+
+  private async sendNext(p: Planned): Promise<void> {
+    const next = p.windows[p.w.index + 1];
+    if (!next) return;
+    const job = await this.store.getJob(p.job.id);
+    // Canceled or ended: the chain stops.
+    if (job?.status !== 'running') return;
+    // Already under way (a redelivery of this window after the next was sent and taken): its own message
+    // is in flight until it has sent the one after it.
+    if (await this.store.getFrame(job.id, chainedFrames(next, p.windows, job.frames).start)) return;
+    await this.host.deps.queue.send(encodeWindow({ jobId: job.id, tenant: job.tenant, window: next.index }));
+  }
+}
+
+/**
+ * The frames of a window from the model's output: one PNG per frame, or one video of the window decoded
+ * into PNGs. Any other count fails the attempt.
+ */
+async function framesOf(out: FilesPrediction, length: number): Promise<Uint8Array[]> {
+  let frames: Uint8Array[] = out.files;
+  if (out.files.length === 1 && !isPng(out.files[0]!)) {
+    const video = out.files[0]!;
+    out.files.length = 0;
+    frames = await decodeVideo(video, { maxFrames: length });
+  }
+  if (frames.length !== length) {
+    throw new ModelError(
+      `the model made ${frames.length} frame(s) for a window of ${length}; a model with windows must declare start_frame and num_frames and make num_frames frames`,
+    );
+  }
+  if (!frames.every(isPng)) {
+    throw new ModelError(
+      'a frame of the window is not a PNG; frames are stored as PNG with their provenance',
+      false,
+    );
+  }
+  return frames;
+}
