@@ -17,6 +17,9 @@ import { type EmulatedResources, startEmulators } from './emulators.ts';
 import { pollQueue } from './event-source.ts';
 import { startGateway } from './gateway.ts';
 
+/** The models local mode runs when FRAMECAST_MODELS does not say: the reference model, per frame and in windows. */
+export const LOCAL_MODELS = ['reference', 'reference-window'] as const;
+
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
 export interface LocalStackOptions {
@@ -80,8 +83,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (model) cleanup.push(() => model.close());
     const modelUrl = options.modelUrl ?? model!.url;
 
+    // Local mode serves the reference model both ways, frame by frame and in windows (a video model), from
+    // its one server; a setting of FRAMECAST_MODELS says otherwise.
+    const models = options.env?.[ENV.models] ?? process.env[ENV.models] ?? LOCAL_MODELS.join(',');
     // The handlers read their configuration from the environment, as in Lambda.
     const env: Record<string, string> = {
+      [ENV.models]: models,
       ...emulators.env,
       [ENV.modelUrl]: modelUrl,
       // Provenance names the image that made a frame; here that is whatever serves the URL.
@@ -95,7 +102,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // One model server in local mode: every configured model's frames go to the one frame queue.
       [ENV.frameQueueUrls]: JSON.stringify(
         Object.fromEntries(
-          loadConfig(['models'], { ...process.env, ...options.env }).models.map((m) => [
+          loadConfig(['models'], { [ENV.models]: models }).models.map((m) => [
             m,
             emulators.resources.queues.frame.url,
           ]),
