@@ -5,13 +5,15 @@ import type { InputOf, InputTable, ValidationIssue } from '../cog/inputs.ts';
 import type { OutputFile, Predictor } from '../cog/predictor.ts';
 import type { ImageLimits } from './images.ts';
 import { type RenderThreads, startRenderThreads } from './render-thread.ts';
+import { startVideo, VIDEO_FILE } from './video.ts';
 import { renderWindow, type WindowRequest } from './window.ts';
 
 /**
  * The `reference` predictor: the procedural renderer (`render.ts`) behind the inputs the worker sends. A
  * prediction is a window of frames (`window.ts`; a single frame is a window of one), each rendered on a
  * render thread (`render-thread.ts`), graded and laid over its plate (`composite.ts`), and returned as a
- * list of PNGs carrying their provenance. `server.ts` serves it over the Cog HTTP contract.
+ * list of PNGs carrying their provenance, or as one lossless video (`video.ts`). `server.ts` serves it over
+ * the Cog HTTP contract.
  */
 
 export const REFERENCE_DESCRIPTION =
@@ -151,6 +153,12 @@ export interface ReferencePredictorOptions {
   renderDelayMs?: number;
   /** Fault injection for tests: predictions of a window with any of these frames always fail. */
   failFrames?: number[];
+  /**
+   * `images` (default): a list of PNGs, one per frame (Cog `list[Path]`). `video`: one lossless video of
+   * the window (Cog `Path`), as a video model would answer. A Cog model's output type is fixed, so this is
+   * chosen per server, not per prediction.
+   */
+  output?: 'images' | 'video';
   /** Gives up on an image input after this long. Default 60 s. */
   imageTimeoutMs?: number;
   /** The largest image input accepted. Default 256 MiB. */
@@ -159,6 +167,8 @@ export interface ReferencePredictorOptions {
 
 /** A list of files, one per frame: Cog's `list[Path]`. */
 const IMAGES_OUTPUT = { type: 'array', title: 'Output', items: URIS } as const;
+/** One file: Cog's `Path`. */
+const VIDEO_OUTPUT = { type: 'string', title: 'Output', format: 'uri' } as const;
 
 /** A reference predictor; its render threads start in `setup`, one per prediction slot. */
 export function referencePredictor(
@@ -166,6 +176,7 @@ export function referencePredictor(
 ): Predictor<typeof REFERENCE_INPUTS> {
   const renderDelayMs = options.renderDelayMs ?? 0;
   const failFrames = new Set(options.failFrames ?? []);
+  const output = options.output ?? 'images';
   const limits: ImageLimits = {
     timeoutMs: options.imageTimeoutMs ?? 60_000,
     maxBytes: options.maxImageBytes ?? 256 * 1024 * 1024,
@@ -177,7 +188,7 @@ export function referencePredictor(
     description: REFERENCE_DESCRIPTION,
     version: REFERENCE_VERSION,
     inputs: REFERENCE_INPUTS,
-    output: IMAGES_OUTPUT,
+    output: output === 'video' ? VIDEO_OUTPUT : IMAGES_OUTPUT,
     check: checkReferenceInput,
 
     async setup({ concurrency, defunct }) {
@@ -215,6 +226,29 @@ export function referencePredictor(
         width: input.width,
         height: input.height,
       });
+
+      if (output === 'video') {
+        const video = await startVideo({
+          width: input.width,
+          height: input.height,
+          frames: window.numFrames,
+          // The window's provenance: frame is its first frame; the others follow in order.
+          metadata: {
+            comment: JSON.stringify({ ...provenance(window.startFrame), numFrames: window.numFrames }),
+            description: input.prompt,
+          },
+          signal,
+        });
+        try {
+          await renderWindow(window, deps, { frame: (index, rgb) => video.frame(index, rgb) });
+          const bytes = await video.finish();
+          log(`encoded ${window.numFrames} frame(s) as FFV1 in Matroska, ${bytes.length} bytes`);
+          return { ...VIDEO_FILE, bytes };
+        } catch (err) {
+          await video.abort();
+          throw err;
+        }
+      }
 
       const files: OutputFile[] = [];
       await renderWindow(window, deps, {

@@ -34,9 +34,9 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** Starts the reference model server; resolves once it listens (it reports STARTING until setup is done). */
 export function startReferenceModel(options: ReferenceModelOptions = {}): Promise<ReferenceModel> {
-  const { renderDelayMs, failFrames, imageTimeoutMs, maxImageBytes, ...server } = options;
-  return startCogServer(referencePredictor({ renderDelayMs, failFrames, imageTimeoutMs, maxImageBytes }), {
-    maxBodyBytes: MAX_BODY_BYTES,
-    ...server,
-  });
+  const { renderDelayMs, failFrames, output, imageTimeoutMs, maxImageBytes, ...server } = options;
+  return startCogServer(
+    referencePredictor({ renderDelayMs, failFrames, output, imageTimeoutMs, maxImageBytes }),
+    { maxBodyBytes: MAX_BODY_BYTES, ...server },
+  );
 }

@@ -1,5 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePng, provenanceText, readProvenance } from '../../../../functions/core/png.ts';
 import { composeFrame, gradeForSeed } from '../../../../functions/model/reference/composite.ts';
@@ -363,6 +367,58 @@ describe('canceling a window', () => {
     } finally {
       stalling.closeAllConnections();
       await new Promise((resolve) => stalling.close(resolve));
+    }
+  });
+});
+
+describe('a window as one video file', () => {
+  let video: ReferenceModel;
+  beforeAll(async () => {
+    video = await startReferenceModel({ port: 0, concurrency: 2, output: 'video' });
+    await ready(video);
+  });
+  afterAll(() => video.close());
+
+  it('declares one file as its output and decodes to the very pixels of the list of PNGs', async () => {
+    const { body: document } = await call(`${video.url}/openapi.json`, 'GET');
+    expect((document.components as { schemas: Json }).schemas).toMatchObject({
+      Output: { type: 'string', title: 'Output', format: 'uri' },
+    });
+    const window = {
+      start_frame: START,
+      num_frames: 6,
+      image: plateUrls(START, 6),
+      mask: [uniformMask(180)],
+    };
+    const { body } = await put(video, 'video-1', { input: input(window) });
+    expect(body.status).toBe('succeeded');
+    const output = body.output as string;
+    expect(output).toMatch(/^data:video\/x-matroska;base64,/);
+
+    const dir = mkdtempSync(join(tmpdir(), 'framecast-video-test-'));
+    try {
+      const file = join(dir, 'window.mkv');
+      writeFileSync(file, Buffer.from(output.slice(output.indexOf(',') + 1), 'base64'));
+      const ffmpeg = (await import('@ffmpeg-installer/ffmpeg')).default.path;
+      const probe = execFileSync(ffmpeg, ['-hide_banner', '-i', file, '-f', 'null', '-'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+      });
+      expect(probe).toBe('');
+      const decoded = execFileSync(
+        ffmpeg,
+        ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'],
+        {
+          maxBuffer: 64 << 20,
+        },
+      );
+      const images = await frames(window);
+      expect(decoded.length).toBe(6 * W * H * 3);
+      images.pixels.forEach((frame, i) => {
+        expect(same(decoded.subarray(i * W * H * 3, (i + 1) * W * H * 3), frame)).toBe(true);
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
