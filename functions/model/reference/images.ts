@@ -1,10 +1,9 @@
-import sharp from 'sharp';
-
 /**
  * Image inputs of the reference model (plates, masks, context frames), read the way a Cog model reads its
  * `Path` inputs: a data URL is decoded, an http(s) URL is fetched (the worker sends presigned S3 GET URLs).
  * Only PNG and JPEG, and only of the prediction's own size: a plate is never resized, since a plate of
- * another size is a mistake upstream that a resize would hide.
+ * another size is a mistake upstream that a resize would hide. Pixels are taken as stored: an embedded
+ * colour profile is not applied, so 8-bit sRGB frames pass through unchanged.
  */
 
 export interface ImageLimits {
@@ -37,6 +36,7 @@ export async function readImage(uri: string, request: ImageRequest): Promise<Uin
   const bytes = /^data:/i.test(uri) ? decodeDataUrl(uri, request) : await download(uri, request);
   const format = isPng(bytes) ? 'png' : isJpeg(bytes) ? 'jpeg' : undefined;
   if (!format) throw new ImageInputError(`${name} (${shown(uri)}) is neither a PNG nor a JPEG`);
+  const sharp = await loadSharp();
   const unreadable = (err: unknown) =>
     new ImageInputError(`${name} (${shown(uri)}) is not a readable ${format}: ${(err as Error).message}`);
   const info = await sharp(bytes)
@@ -62,6 +62,19 @@ export async function readImage(uri: string, request: ImageRequest): Promise<Uin
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   } catch (err) {
     throw unreadable(err);
+  }
+}
+
+/**
+ * sharp, loaded on the first image input: it is a native module, and a build of the model that cannot load
+ * it (a bundle without its binaries) still renders frames without plates, and says why it cannot read one.
+ */
+async function loadSharp() {
+  try {
+    return (await import('sharp')).default;
+  } catch (err) {
+    const reason = (err as Error).message.split('\n')[0];
+    throw new Error(`image inputs need sharp, which this build cannot load: ${reason}`);
   }
 }
 
