@@ -37,8 +37,12 @@ export interface VideoWriter {
 // Frames are numbers in a sequence, not a time base: 24 fps is what the file says, and what players show.
 const FPS = 24;
 
-/** The ffmpeg that comes with `@ffmpeg-installer/ffmpeg`. */
+/**
+ * The ffmpeg to run: FRAMECAST_FFMPEG when set (the container image installs Debian's ffmpeg there), else
+ * the one that comes with `@ffmpeg-installer/ffmpeg`, so `npm ci` alone is enough on a developer's machine.
+ */
 export async function ffmpegPath(): Promise<string> {
+  if (process.env.FRAMECAST_FFMPEG) return process.env.FRAMECAST_FFMPEG;
   try {
     return (await import('@ffmpeg-installer/ffmpeg')).default.path;
   } catch (err) {
