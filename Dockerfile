@@ -14,19 +14,30 @@ COPY package.json package-lock.json ./
 # Scripts stay off: the only one (patch-package) patches a local-mode emulator the image never runs.
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
-COPY lib/definitions.ts lib/
 COPY functions functions
 RUN npx esbuild worker=functions/worker/main.ts model=functions/model/reference/main.ts \
       --bundle --platform=node --format=esm --target=node22 --main-fields=module,main \
       --minify --sourcemap --sources-content=false \
+      --external:sharp --external:@ffmpeg-installer/ffmpeg \
       --outdir=dist --out-extension:.js=.mjs \
       "--banner:js=import { createRequire as __framecastCreateRequire } from 'node:module'; const require = __framecastCreateRequire(import.meta.url);"
 
-# Two self-contained bundles need no node_modules: the runtime stage is Node and the bundles only.
-FROM node:24-alpine AS runtime
+# Two bundles and the two native pieces they load when a job needs them: sharp (plates, masks), with its
+# prebuilt libvips from npm, and Debian's ffmpeg (window videos), named by FRAMECAST_FFMPEG.
+FROM node:24-bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg \
+ && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--enable-source-maps
+    NODE_OPTIONS=--enable-source-maps \
+    FRAMECAST_FFMPEG=/usr/bin/ffmpeg
 WORKDIR /app
+# sharp alone, at the version the lock file pins (the lock is read, not installed: the bundles need nothing else).
+COPY package-lock.json /tmp/framecast-lock.json
+RUN --mount=type=cache,target=/root/.npm \
+    npm install --no-save --no-package-lock --no-audit --no-fund --omit=dev \
+      "sharp@$(node -p "require('/tmp/framecast-lock.json').packages['node_modules/sharp'].version")" \
+ && rm /tmp/framecast-lock.json
 # Owned by root and read-only to the process: the program cannot rewrite itself.
 COPY --from=build /src/dist/ ./
 USER node

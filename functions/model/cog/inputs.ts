@@ -16,6 +16,8 @@ interface Declared {
 
 export interface StringInput extends Declared {
   readonly type: 'string';
+  /** `uri` is Cog's `Path` input: a file the model downloads, sent as a data URL or an http(s) URL. */
+  readonly format?: 'uri';
   readonly default?: string;
   readonly minLength?: number;
   readonly maxLength?: number;
@@ -37,8 +39,16 @@ export interface BooleanInput extends Declared {
   readonly default?: boolean;
 }
 
+/** A list input; Cog's `list[Path]` is an array of `uri` strings, a file per item. */
+export interface ArrayInput extends Declared {
+  readonly type: 'array';
+  readonly items: { readonly type: 'string'; readonly format?: 'uri' };
+  readonly minItems?: number;
+  readonly maxItems?: number;
+}
+
 /** One input, in the words of the OpenAPI property it becomes (keys in the order they are written). */
-export type InputDeclaration = StringInput | NumberInput | BooleanInput;
+export type InputDeclaration = StringInput | NumberInput | BooleanInput | ArrayInput;
 
 /** A predictor's inputs by name, in the order Cog's `x-order` gives them. */
 export type InputTable = Readonly<Record<string, InputDeclaration>>;
@@ -49,7 +59,9 @@ type ValueOf<D> = D extends { readonly enum: readonly (infer E)[] }
     ? string
     : D extends { readonly type: 'boolean' }
       ? boolean
-      : number;
+      : D extends { readonly type: 'array' }
+        ? string[]
+        : number;
 
 /** Always there after validation: required, or filled in from its default. */
 type Present<D> = D extends { readonly required: true }
@@ -120,17 +132,22 @@ export function validateInput<T extends InputTable>(
     }
     if (value === undefined || value === null) continue;
     const problem = problemOf(declared, value);
-    if (problem) issues.push({ loc, ...problem });
-    else values[name] = value;
+    if (problem) {
+      const { item, ...issue } = problem;
+      issues.push({ loc: item === undefined ? loc : [...loc, item], ...issue });
+    } else values[name] = value;
   }
   for (const [name, declared] of Object.entries(table)) {
-    if (values[name] === undefined && declared.default !== undefined) values[name] = declared.default;
+    if (values[name] === undefined && 'default' in declared && declared.default !== undefined) {
+      values[name] = declared.default;
+    }
   }
   if (issues.length > 0) return { issues };
   return { value: values as InputOf<T> };
 }
 
-type Problem = Omit<ValidationIssue, 'loc'>;
+/** What is wrong with a value; `item` is the index of the list item at fault, located under the input. */
+type Problem = Omit<ValidationIssue, 'loc'> & { item?: number };
 
 function problemOf(declared: InputDeclaration, value: unknown): Problem | undefined {
   switch (declared.type) {
@@ -140,13 +157,49 @@ function problemOf(declared: InputDeclaration, value: unknown): Problem | undefi
       return typeof value === 'boolean'
         ? undefined
         : { msg: 'Input should be a valid boolean', type: 'bool_type' };
+    case 'array':
+      return arrayProblem(declared, value);
     default:
       return numberProblem(declared, value);
   }
 }
 
-function stringProblem(declared: StringInput, value: unknown): Problem | undefined {
+function arrayProblem(declared: ArrayInput, value: unknown): Problem | undefined {
+  if (!Array.isArray(value)) return { msg: 'Input should be a valid list', type: 'list_type' };
+  const { minItems, maxItems } = declared;
+  if (minItems !== undefined && value.length < minItems) {
+    return {
+      msg: `List should have at least ${items(minItems)} after validation, not ${value.length}`,
+      type: 'too_short',
+    };
+  }
+  if (maxItems !== undefined && value.length > maxItems) {
+    return {
+      msg: `List should have at most ${items(maxItems)} after validation, not ${value.length}`,
+      type: 'too_long',
+    };
+  }
+  for (const [item, element] of value.entries()) {
+    const problem = stringProblem(declared.items, element);
+    if (problem) return { ...problem, item };
+  }
+  return undefined;
+}
+
+const items = (n: number) => `${n} item${n === 1 ? '' : 's'}`;
+
+/** The schemes of a Cog `Path` input: the model fetches http(s) URLs and decodes data URLs. */
+const URI_SCHEMES = ['data:', 'http:', 'https:'];
+
+function stringProblem(
+  declared: Pick<StringInput, 'format' | 'minLength' | 'maxLength' | 'enum'>,
+  value: unknown,
+): Problem | undefined {
   if (typeof value !== 'string') return { msg: 'Input should be a valid string', type: 'string_type' };
+  if (declared.format === 'uri') {
+    const problem = uriProblem(value);
+    if (problem) return problem;
+  }
   const { minLength, maxLength } = declared;
   if (minLength !== undefined && value.length < minLength) {
     return { msg: `String should have at least ${characters(minLength)}`, type: 'string_too_short' };
@@ -155,6 +208,18 @@ function stringProblem(declared: StringInput, value: unknown): Problem | undefin
     return { msg: `String should have at most ${characters(maxLength)}`, type: 'string_too_long' };
   }
   return choiceProblem(declared.enum, value);
+}
+
+function uriProblem(value: string): Problem | undefined {
+  // A data URL can be megabytes: its scheme is enough here, its payload is read when the file is.
+  if (/^data:/i.test(value)) return undefined;
+  if (!URL.canParse(value)) {
+    return { msg: 'Input should be a valid URL, relative URL without a base', type: 'url_parsing' };
+  }
+  if (!URI_SCHEMES.includes(new URL(value).protocol)) {
+    return { msg: "URL scheme should be 'data', 'http' or 'https'", type: 'url_scheme' };
+  }
+  return undefined;
 }
 
 const characters = (n: number) => `${n} character${n === 1 ? '' : 's'}`;

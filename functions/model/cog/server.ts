@@ -64,7 +64,8 @@ interface Prediction {
   id: string;
   input: Record<string, unknown>;
   status: Status;
-  output: string | null;
+  /** A URL per file: one string for a single file, a list for a list of files. */
+  output: string | string[] | null;
   error: string | null;
   logs: string;
   createdAt: Date;
@@ -74,7 +75,8 @@ interface Prediction {
   webhookEvents: readonly WebhookEvent[];
   /** Where an http-mode output is served: the Host the prediction was requested through. */
   baseUrl: string;
-  file?: OutputFile;
+  /** What the predictor returned, kept for `/outputs/` and counted against the retained bytes. */
+  files?: OutputFile | readonly OutputFile[];
   /** Aborted on cancel: tells the predictor to stop waiting. */
   abort: AbortController;
   /** Resolves when the prediction reaches a terminal status. */
@@ -162,7 +164,7 @@ export async function startCogServer<T extends InputTable>(
   // ---- predictions ----
 
   function forget(id: string): void {
-    retainedBytes -= finished.get(id)?.file?.bytes.length ?? 0;
+    retainedBytes -= bytesOf(finished.get(id)?.files);
     finished.delete(id);
   }
 
@@ -170,7 +172,7 @@ export async function startCogServer<T extends InputTable>(
     running.delete(p.id);
     forget(p.id);
     finished.set(p.id, p);
-    retainedBytes += p.file?.bytes.length ?? 0;
+    retainedBytes += bytesOf(p.files);
     for (const id of finished.keys()) {
       if (finished.size <= retainPredictions && retainedBytes <= retainBytes) break;
       forget(id);
@@ -194,7 +196,7 @@ export async function startCogServer<T extends InputTable>(
       sendWebhook(p, 'start'); // Cog sends it while the status is still `starting`
       p.status = 'processing';
       p.startedAt = new Date();
-      const file = await predictor.predict(input, {
+      const files = await predictor.predict(input, {
         signal: p.abort.signal,
         // A canceled prediction's record is final: a predictor finishing late adds nothing to it.
         log: (line) => {
@@ -202,11 +204,12 @@ export async function startCogServer<T extends InputTable>(
         },
       });
       if (p.completedAt) return; // canceled while predicting
-      p.file = file;
-      p.output =
+      p.files = files;
+      const urlOf = (file: OutputFile, index?: number) =>
         outputMode === 'http'
-          ? `${p.baseUrl}/outputs/${encodeURIComponent(p.id)}.${file.extension}`
+          ? `${p.baseUrl}/outputs/${encodeURIComponent(p.id)}${index === undefined ? '' : `/${index}`}.${file.extension}`
           : `data:${file.contentType};base64,${file.bytes.toString('base64')}`;
+      p.output = isList(files) ? files.map((file, index) => urlOf(file, index)) : urlOf(files);
       complete(p, 'succeeded');
     } catch (err) {
       complete(p, 'failed', (err as Error).message);
@@ -234,6 +237,8 @@ export async function startCogServer<T extends InputTable>(
     }
     const checked = validateInput(predictor.inputs, body.input ?? {});
     if ('issues' in checked) throw new HttpError(422, { detail: checked.issues });
+    const between = predictor.check?.(checked.value) ?? [];
+    if (between.length > 0) throw new HttpError(422, { detail: between });
     const webhook = typeof body.webhook === 'string' ? body.webhook : undefined;
     const filter: readonly WebhookEvent[] = Array.isArray(body.webhook_events_filter)
       ? WEBHOOK_EVENTS.filter((e) => (body.webhook_events_filter as unknown[]).includes(e))
@@ -332,11 +337,13 @@ export async function startCogServer<T extends InputTable>(
       if (method !== 'GET') return methodNotAllowed(res);
       return send(res, 200, document);
     }
-    const output = /^\/outputs\/([^/]+)\.([^/.]+)$/.exec(path);
+    // One file at /outputs/<id>.<ext>, the files of a list at /outputs/<id>/<index>.<ext>.
+    const output = /^\/outputs\/([^/]+?)(?:\/(\d+))?\.([^/.]+)$/.exec(path);
     if (output) {
       if (method !== 'GET') return methodNotAllowed(res);
-      const file = finished.get(pathId(output[1]!))?.file;
-      if (!file || file.extension !== output[2] || outputMode !== 'http') {
+      const [, id, index, extension] = output;
+      const file = servedFile(finished.get(pathId(id!))?.files, index);
+      if (!file || file.extension !== extension || outputMode !== 'http') {
         return send(res, 404, { detail: 'Not Found' });
       }
       res.writeHead(200, { 'content-type': file.contentType, 'content-length': file.bytes.length });
@@ -436,6 +443,22 @@ export async function startCogServer<T extends InputTable>(
     },
   };
 }
+
+const isList = (files: OutputFile | readonly OutputFile[] | undefined): files is readonly OutputFile[] =>
+  Array.isArray(files);
+
+/** The file an `/outputs/` path names: a list's files only by index, a single file only without one. */
+function servedFile(files: OutputFile | readonly OutputFile[] | undefined, index: string | undefined) {
+  if (!isList(files)) return index === undefined ? files : undefined;
+  return index === undefined ? undefined : files[Number(index)];
+}
+
+const bytesOf = (files: OutputFile | readonly OutputFile[] | undefined): number =>
+  files === undefined
+    ? 0
+    : isList(files)
+      ? files.reduce((sum, file) => sum + file.bytes.length, 0)
+      : files.bytes.length;
 
 function view(p: Prediction): Record<string, unknown> {
   return {

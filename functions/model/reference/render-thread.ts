@@ -1,30 +1,59 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { encodePng } from '../../core/png.ts';
+import { composeFrame, type Grade, gradeEvidence, type Underlay } from './composite.ts';
 import { type FrameRequest, renderFrame } from './render.ts';
 
 /**
  * Render threads, one per prediction slot: rendering is CPU-bound and synchronous, so it runs off the event
- * loop, health checks answer BUSY instead of hanging, and slots really run in parallel. A thread runs this
- * very module, which imports only the renderer and the PNG encoder.
+ * loop, health checks answer BUSY instead of hanging, and slots really run in parallel. A window's frames
+ * are spread over every thread that is free, so a window renders faster while other slots are idle; a
+ * render waits its turn for a thread, first come first served, so no prediction waits for a whole window.
+ * A thread runs this very module, which imports only the renderer, the compositing and the PNG encoder.
  *
  * No parameter properties here or in anything a render thread imports: Node 22+ loads these files with type
  * stripping alone, which only erases syntax (checked with tsc --erasableSyntaxOnly).
  */
 
+/** One frame: rendered, graded, laid over its plate, and encoded as a PNG when `text` is given. */
+export interface FrameJob {
+  readonly request: FrameRequest;
+  readonly grade?: Grade;
+  readonly underlay?: Underlay;
+  /** The PNG's text chunks (provenance); absent, the frame comes back as raw RGB (for a video). */
+  readonly text?: Record<string, string>;
+}
+
 export interface RenderedFrame {
-  png: Uint8Array;
+  /** The PNG, when the job gave `text`; otherwise the raw 8-bit RGB. */
+  bytes: Uint8Array;
   renderMs: number;
   encodeMs: number;
 }
 
+/** A context frame to measure: the frame rendered without a grade, against what the context shows. */
+export interface MeasureJob {
+  readonly request: FrameRequest;
+  /** 8-bit RGB of the context frame. */
+  readonly context: Uint8Array;
+  readonly underlay?: Underlay;
+}
+
 export interface RenderThreads {
-  /** Renders and encodes one frame on an idle thread; `text` goes into the PNG's text chunks. */
-  render(request: FrameRequest, text: Record<string, string>): Promise<RenderedFrame>;
-  /** Stops every thread; a render under way is abandoned. */
+  /** How many frames render at once. */
+  readonly size: number;
+  /** Renders one frame on the next free thread. */
+  render(job: FrameJob): Promise<RenderedFrame>;
+  /** The grade evidence of one context frame (`gradeEvidence`), on the next free thread. */
+  measure(job: MeasureJob): Promise<Float64Array>;
+  /** Stops every thread; a render under way is abandoned, one waiting for a thread fails. */
   close(): Promise<void>;
 }
 
-type RenderReply = ({ id: number } & RenderedFrame) | { id: number; error: string };
+type ThreadMessage = { id: number } & (({ kind: 'frame' } & FrameJob) | ({ kind: 'measure' } & MeasureJob));
+type RenderReply =
+  | ({ id: number } & RenderedFrame)
+  | { id: number; evidence: Float64Array }
+  | { id: number; error: string };
 
 interface Thread {
   worker: Worker;
@@ -43,11 +72,17 @@ export async function startRenderThreads(
 ): Promise<RenderThreads> {
   const idle: Thread[] = [];
   const all: Thread[] = [];
+  /** Renders waiting for a thread, first come first served. */
+  const waiting: { take: (t: Thread) => void; fail: (e: Error) => void }[] = [];
   let closing = false;
   let lost: Error | undefined;
   let nextId = 0;
+  const failWaiting = (error: Error) => {
+    for (const w of waiting.splice(0)) w.fail(error);
+  };
   const stopAll = async () => {
     closing = true;
+    failWaiting(new Error('render threads stopped'));
     await Promise.all(all.map((t) => t.worker.terminate()));
   };
 
@@ -57,6 +92,7 @@ export async function startRenderThreads(
     onLost(error);
     thread.pending?.reject(error);
     thread.pending = undefined;
+    failWaiting(error);
   }
 
   async function startThread(): Promise<Thread> {
@@ -101,18 +137,41 @@ export async function startRenderThreads(
     throw err;
   }
 
+  function acquire(): Promise<Thread> {
+    if (lost) return Promise.reject(lost);
+    if (closing) return Promise.reject(new Error('render threads stopped'));
+    const thread = idle.pop();
+    if (thread) return Promise.resolve(thread);
+    return new Promise((take, fail) => waiting.push({ take, fail }));
+  }
+
+  function release(thread: Thread): void {
+    const next = waiting.shift();
+    if (next) next.take(thread);
+    else idle.push(thread);
+  }
+
+  async function run(message: ThreadMessage): Promise<RenderReply> {
+    const thread = await acquire();
+    const reply = await new Promise<RenderReply>((resolve, reject) => {
+      thread.pending = { resolve, reject };
+      thread.worker.postMessage(message);
+    }).finally(() => release(thread));
+    if ('error' in reply) throw new Error(reply.error);
+    return reply;
+  }
+
   return {
-    async render(request, text) {
-      if (lost) throw lost;
-      // The server runs at most `count` predictions at once, each holding at most one thread.
-      const thread = idle.pop();
-      if (!thread) throw new Error('no idle render thread');
-      const reply = await new Promise<RenderReply>((resolve, reject) => {
-        thread.pending = { resolve, reject };
-        thread.worker.postMessage({ id: nextId++, request, text });
-      }).finally(() => idle.push(thread));
-      if ('error' in reply) throw new Error(reply.error);
+    size: count,
+    async render(job) {
+      const reply = await run({ id: nextId++, kind: 'frame', ...job });
+      if (!('bytes' in reply)) throw new Error('render thread answered a frame with no frame');
       return reply;
+    },
+    async measure(job) {
+      const reply = await run({ id: nextId++, kind: 'measure', ...job });
+      if (!('evidence' in reply)) throw new Error('render thread answered a measure with no evidence');
+      return reply.evidence;
     },
     close: stopAll,
   };
@@ -134,14 +193,20 @@ function spawnRenderWorker(): Worker {
 function serveRenders(port: NonNullable<typeof parentPort>): void {
   // Warm the JIT on a small frame so the first prediction is not the slow one.
   renderFrame({ prompt: 'warm-up', seed: 0, frame: 0, width: 64, height: 64 });
-  port.on('message', (m: { id: number; request: FrameRequest; text: Record<string, string> }) => {
+  port.on('message', (m: ThreadMessage) => {
     try {
       const t0 = performance.now();
       const rgb = renderFrame(m.request);
+      if (m.kind === 'measure') {
+        const evidence = gradeEvidence(rgb, m.context, m.underlay ?? { strength: 1 });
+        port.postMessage({ id: m.id, evidence } satisfies RenderReply);
+        return;
+      }
+      composeFrame(rgb, m.grade, m.underlay ?? { strength: 1 });
       const t1 = performance.now();
-      const png = encodePng(rgb, m.request.width, m.request.height, m.text);
+      const bytes = m.text ? encodePng(rgb, m.request.width, m.request.height, m.text) : rgb;
       const t2 = performance.now();
-      port.postMessage({ id: m.id, png, renderMs: t1 - t0, encodeMs: t2 - t1 } satisfies RenderReply);
+      port.postMessage({ id: m.id, bytes, renderMs: t1 - t0, encodeMs: t2 - t1 } satisfies RenderReply);
     } catch (err) {
       port.postMessage({ id: m.id, error: (err as Error).message } satisfies RenderReply);
     }

@@ -491,6 +491,9 @@ const mixRgb = (a: RGB, b: RGB, k: number): RGB => [
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
+/** A deterministic stream of numbers in [0, 1) named by `key`, the same on every engine. */
+export const seededRandom = (key: string): (() => number) => prng(digest(key));
+
 /** sfc32: a small, fast PRNG with integer state, seeded from 128 bits of a hash. */
 function prng(key: Buffer): () => number {
   let a = key.readUInt32LE(0);

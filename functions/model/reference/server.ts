@@ -18,7 +18,7 @@ export { REFERENCE_DESCRIPTION, REFERENCE_VERSION };
 /** The server's options a local stack or a test sets, and the predictor's (delays and injected faults). */
 export type ReferenceModelOptions = Pick<
   CogServerOptions,
-  'port' | 'host' | 'concurrency' | 'setupDelayMs' | 'outputMode' | 'retainPredictions'
+  'port' | 'host' | 'concurrency' | 'setupDelayMs' | 'outputMode' | 'retainPredictions' | 'maxBodyBytes'
 > &
   ReferencePredictorOptions;
 
@@ -29,8 +29,14 @@ export type ReferenceModel = CogServer;
 /** The document the reference model serves at GET /openapi.json. */
 export const OPENAPI_DOCUMENT = openApiDocument(referencePredictor());
 
+// Plates may come as data URLs (tests, direct callers): room for a window of them. The worker sends URLs.
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
 /** Starts the reference model server; resolves once it listens (it reports STARTING until setup is done). */
 export function startReferenceModel(options: ReferenceModelOptions = {}): Promise<ReferenceModel> {
-  const { renderDelayMs, failFrames, ...server } = options;
-  return startCogServer(referencePredictor({ renderDelayMs, failFrames }), server);
+  const { renderDelayMs, failFrames, output, imageTimeoutMs, maxImageBytes, ...server } = options;
+  return startCogServer(
+    referencePredictor({ renderDelayMs, failFrames, output, imageTimeoutMs, maxImageBytes }),
+    { maxBodyBytes: MAX_BODY_BYTES, ...server },
+  );
 }

@@ -123,3 +123,93 @@ describe('validating an input against its table', () => {
     );
   });
 });
+
+describe('file inputs, as Cog declares Path and list[Path]', () => {
+  const FILES = {
+    image: { type: 'string', format: 'uri', description: 'A still.' },
+    frames: { type: 'array', items: { type: 'string', format: 'uri' }, minItems: 1, maxItems: 3 },
+  } as const satisfies InputTable;
+  const PNG_URL = 'data:image/png;base64,iVBORw0KGgo=';
+
+  it('writes a file as a uri string and a list of files as an array of them', () => {
+    const schema = inputSchema(FILES) as { properties: Record<string, object> };
+    expect(JSON.stringify(schema.properties.image)).toBe(
+      JSON.stringify({
+        type: 'string',
+        title: 'Image',
+        format: 'uri',
+        description: 'A still.',
+        'x-order': 0,
+      }),
+    );
+    expect(JSON.stringify(schema.properties.frames)).toBe(
+      JSON.stringify({
+        type: 'array',
+        title: 'Frames',
+        items: { type: 'string', format: 'uri' },
+        minItems: 1,
+        maxItems: 3,
+        'x-order': 1,
+      }),
+    );
+  });
+
+  it('takes data, http and https URLs, in order, and types the list as strings', () => {
+    const checked = validateInput(FILES, {
+      image: 'https://bucket.s3.amazonaws.com/plate.0001.png?X-Amz-Signature=abc',
+      frames: [PNG_URL, 'http://127.0.0.1:9000/plate.0002.png'],
+    });
+    expect(checked).toEqual({
+      value: {
+        image: 'https://bucket.s3.amazonaws.com/plate.0001.png?X-Amz-Signature=abc',
+        frames: [PNG_URL, 'http://127.0.0.1:9000/plate.0002.png'],
+      },
+    });
+    if ('value' in checked) {
+      const frames: string[] | undefined = checked.value.frames;
+      expect(frames?.length).toBe(2);
+    }
+  });
+
+  it('refuses what is not a URL, another scheme, a list that is not one, and a list of the wrong length', () => {
+    const at = (input: unknown) => {
+      const checked = validateInput(FILES, input);
+      return 'issues' in checked ? checked.issues : [];
+    };
+    expect(at({ image: 'plate.png' })).toEqual([
+      {
+        loc: ['body', 'input', 'image'],
+        msg: 'Input should be a valid URL, relative URL without a base',
+        type: 'url_parsing',
+      },
+    ]);
+    expect(at({ image: 'file:///etc/passwd' })).toEqual([
+      {
+        loc: ['body', 'input', 'image'],
+        msg: "URL scheme should be 'data', 'http' or 'https'",
+        type: 'url_scheme',
+      },
+    ]);
+    expect(at({ frames: PNG_URL })).toEqual([
+      { loc: ['body', 'input', 'frames'], msg: 'Input should be a valid list', type: 'list_type' },
+    ]);
+    expect(at({ frames: [] })).toEqual([
+      {
+        loc: ['body', 'input', 'frames'],
+        msg: 'List should have at least 1 item after validation, not 0',
+        type: 'too_short',
+      },
+    ]);
+    expect(at({ frames: [PNG_URL, PNG_URL, PNG_URL, PNG_URL] })).toEqual([
+      {
+        loc: ['body', 'input', 'frames'],
+        msg: 'List should have at most 3 items after validation, not 4',
+        type: 'too_long',
+      },
+    ]);
+    // An item at fault is located by its index, as pydantic locates it.
+    expect(at({ frames: [PNG_URL, 7] })).toEqual([
+      { loc: ['body', 'input', 'frames', 1], msg: 'Input should be a valid string', type: 'string_type' },
+    ]);
+  });
+});

@@ -234,6 +234,93 @@ describe('inputs', () => {
   });
 });
 
+describe('list outputs and checks between inputs', () => {
+  const COUNTED = {
+    ...ECHO_INPUTS,
+    count: { type: 'integer', default: 1, minimum: 1, maximum: 4 },
+    names: { type: 'array', items: { type: 'string' } },
+  } as const satisfies InputTable;
+
+  /** Returns `count` files, one per frame from `frame` (Cog's `-> list[Path]`), each naming its frame. */
+  function listPredictor(): Predictor<typeof COUNTED> {
+    return {
+      ...echoPredictor(COUNTED),
+      output: { type: 'array', title: 'Output', items: { type: 'string', format: 'uri' } },
+      check: (input) =>
+        input.names && input.names.length !== input.count
+          ? [
+              {
+                loc: ['body', 'input', 'names'],
+                msg: `Value error, names has ${input.names.length} items, count is ${input.count}`,
+                type: 'value_error',
+              },
+            ]
+          : [],
+      async predict(input) {
+        return Array.from({ length: input.count }, (_, i) => ({
+          contentType: 'application/json',
+          extension: 'json',
+          bytes: Buffer.from(JSON.stringify({ frame: input.frame + i, name: input.names?.[i] })),
+        }));
+      },
+    };
+  }
+
+  it('sends a list of files as a list of data URLs, in order', async () => {
+    const model = await start(listPredictor());
+    await ready(model);
+    const { body } = await put(model, 'three', { input: input({ count: 3 }) });
+    expect(body.status).toBe('succeeded');
+    expect((body.output as unknown[]).map(echoed)).toEqual([
+      { frame: 1001 },
+      { frame: 1002 },
+      { frame: 1003 },
+    ]);
+    const document = await call(`${model.url}/openapi.json`, 'GET');
+    expect((document.body.components as { schemas: Json }).schemas).toMatchObject({
+      Output: { type: 'array', items: { type: 'string', format: 'uri' } },
+    });
+  });
+
+  it('serves each file of a list over http at its index, and only there', async () => {
+    const model = await start(listPredictor(), { outputMode: 'http' });
+    await ready(model);
+    const { body } = await put(model, 'job:2', { input: input({ count: 2 }) });
+    expect(body.output).toEqual([
+      `${model.url}/outputs/job%3A2/0.json`,
+      `${model.url}/outputs/job%3A2/1.json`,
+    ]);
+    expect(await (await fetch(`${model.url}/outputs/job%3A2/1.json`)).json()).toEqual({ frame: 1002 });
+    for (const missing of ['job%3A2.json', 'job%3A2/2.json', 'job%3A2/0.png']) {
+      expect((await fetch(`${model.url}/outputs/${missing}`)).status).toBe(404);
+    }
+  });
+
+  it('answers 422 with the issues the predictor finds between inputs, before anything starts', async () => {
+    const model = await start(listPredictor());
+    await ready(model);
+    const res = await put(model, 'mismatch', { input: input({ count: 2, names: ['a', 'b', 'c'] }) });
+    expect(res).toEqual({
+      status: 422,
+      body: {
+        detail: [
+          {
+            loc: ['body', 'input', 'names'],
+            msg: 'Value error, names has 3 items, count is 2',
+            type: 'value_error',
+          },
+        ],
+      },
+    });
+    expect(model.stats().predictions).toBe(0);
+    const fine = await put(model, 'matching', { input: input({ count: 2, names: ['a', 'b'] }) });
+    expect((fine.body.output as unknown[]).map(echoed)).toEqual([
+      { frame: 1001, name: 'a' },
+      { frame: 1002, name: 'b' },
+    ]);
+  });
+});
+
 describe('slots and idempotency', () => {
   it('answers 409 for a new prediction while every slot is busy, and reports BUSY meanwhile', async () => {
     const model = await start(echoPredictor(ECHO_INPUTS, { delayMs: 500 }));

@@ -69,6 +69,32 @@ describe('the reference model container entry point', () => {
     expect(model.output().stdout).toMatch(/"stopping".*"signal":"SIGTERM"/);
   });
 
+  it('answers each prediction with one video when FRAMECAST_REFERENCE_OUTPUT is video', async () => {
+    const model = run({ PORT: '0', HOST: '127.0.0.1', FRAMECAST_REFERENCE_OUTPUT: 'video' });
+    const { url } = await model.listening;
+    const document = (await (await fetch(`${url}/openapi.json`)).json()) as {
+      components: { schemas: object };
+    };
+    expect(document.components.schemas).toMatchObject({ Output: { type: 'string', format: 'uri' } });
+    while ((await healthOf(url)).status !== 'READY') await new Promise((resolve) => setTimeout(resolve, 20));
+    const res = await fetch(`${url}/predictions/window`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: { prompt: 'a window', seed: 1, width: 64, height: 64, num_frames: 3 } }),
+    });
+    expect(((await res.json()) as { output: string }).output).toMatch(/^data:video\/x-matroska;base64,/);
+    model.child.kill('SIGTERM');
+    expect(await model.exited).toBe(0);
+  });
+
+  it('refuses to start with an output it does not make, naming the variable', async () => {
+    const model = run({ PORT: '0', FRAMECAST_REFERENCE_OUTPUT: 'gif' });
+    expect(await model.exited).toBe(1);
+    expect(model.output().stderr).toMatch(
+      /FRAMECAST_REFERENCE_OUTPUT must be one of images, video, not "gif"/,
+    );
+  });
+
   it('refuses to start with a setting that is not a number, naming the variable', async () => {
     const model = run({ PORT: '0', COG_MAX_CONCURRENCY: 'lots' });
     expect(await model.exited).toBe(1);
