@@ -2,12 +2,13 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ffmpegPath } from '../adapters/ffmpeg.ts';
 import { ModelError } from './cog.ts';
 
 /**
  * A window a model answered as one video file (a Cog `Path` output), decoded into its frames as PNGs by
- * the ffmpeg that ships inside its npm package (`@ffmpeg-installer/ffmpeg`, loaded only when a video
- * arrives). The file and the frames go through a temp dir, not the worker's memory: the worker holds the
+ * ffmpeg (adapters/ffmpeg.ts: the image's own, or the one inside its npm package; loaded only when a
+ * video arrives). The file and the frames go through a temp dir, not the worker's memory: the worker holds the
  * video until ffmpeg has it, then the frames, never a raw copy of the whole window.
  *
  * A lossless video (FFV1, PNG-in-MKV) gives back the model's pixels bit for bit; a lossy one gives what it
@@ -21,15 +22,12 @@ export interface DecodeOptions {
   readonly signal?: AbortSignal;
 }
 
-async function ffmpegPath(): Promise<string> {
+/** ffmpeg, or a model error saying why a video cannot be decoded here. */
+async function ffmpeg(): Promise<string> {
   try {
-    return (await import('@ffmpeg-installer/ffmpeg')).default.path;
+    return await ffmpegPath();
   } catch (err) {
-    // The package throws a string when it has no binary for this platform.
-    throw new ModelError(
-      `the model answered a video, and ffmpeg is not available to decode it: ${err instanceof Error ? err.message : String(err)}`,
-      false,
-    );
+    throw new ModelError(`the model answered a video, and ${(err as Error).message}`, false);
   }
 }
 
@@ -40,7 +38,7 @@ export async function decodeVideo(video: Uint8Array, options: DecodeOptions): Pr
     const input = join(dir, 'window.video');
     await writeFile(input, video);
     await run(
-      await ffmpegPath(),
+      await ffmpeg(),
       [
         ...['-hide_banner', '-loglevel', 'error', '-nostdin'],
         ...['-i', input, '-map', '0:v:0'],

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ffmpegPath } from '../../adapters/ffmpeg.ts';
 
 /**
  * A window as one video file, for clients of models whose Cog output is a video: FFV1 (lossless, every
@@ -36,20 +37,6 @@ export interface VideoWriter {
 
 // Frames are numbers in a sequence, not a time base: 24 fps is what the file says, and what players show.
 const FPS = 24;
-
-/**
- * The ffmpeg to run: FRAMECAST_FFMPEG when set (the container image installs Debian's ffmpeg there), else
- * the one that comes with `@ffmpeg-installer/ffmpeg`, so `npm ci` alone is enough on a developer's machine.
- */
-export async function ffmpegPath(): Promise<string> {
-  if (process.env.FRAMECAST_FFMPEG) return process.env.FRAMECAST_FFMPEG;
-  try {
-    return (await import('@ffmpeg-installer/ffmpeg')).default.path;
-  } catch (err) {
-    // The package throws a string when it finds no binary for this platform.
-    throw new Error(`ffmpeg is not available: ${err instanceof Error ? err.message : String(err)}`);
-  }
-}
 
 export async function startVideo(options: VideoOptions): Promise<VideoWriter> {
   const { width, height, frames, metadata, signal } = options;
