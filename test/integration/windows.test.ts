@@ -1,0 +1,499 @@
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { frameKey } from '../../functions/core/frames.ts';
+import { encodeWindow } from '../../functions/core/messages.ts';
+import { decodeRgb, readProvenance } from '../../functions/core/png.ts';
+import type { JobResponse } from '../../functions/core/schemas.ts';
+import {
+  crossFade,
+  crossFadeWeight,
+  planWindows,
+  type WindowSpec,
+  windowSeed,
+} from '../../functions/core/windows.ts';
+import { type ReferenceModel, startReferenceModel } from '../../functions/model/reference/server.ts';
+import { CogClient } from '../../functions/worker/cog.ts';
+import { createWorker } from '../../functions/worker/create.ts';
+import { Worker, type WorkerSettings } from '../../functions/worker/worker.ts';
+import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { client, eventually, isFinished } from '../support/client.ts';
+
+/**
+ * Windows on the local stack with the real reference model (docs/architecture.md, "Windows"): a 200-frame
+ * shot on `reference-window` (window 49, overlap 8, lengths 4n+1) made chained and in parallel, from a
+ * model answering a list of PNGs and one answering a video, and the queue's guarantees again for windows:
+ * duplicates, a killed worker, cancel, and a window that fails for good.
+ *
+ * The stack runs no worker of its own: each test runs workers against the model it needs.
+ */
+
+let stack: LocalStack;
+let api: ReturnType<typeof client>;
+const models: ReferenceModel[] = [];
+
+beforeAll(async () => {
+  stack = await startLocalStack({ withoutWorker: true });
+  api = client(stack.url, stack.apiKey);
+});
+afterAll(async () => {
+  await Promise.all(models.map((m) => m.close()));
+  await stack?.stop();
+});
+
+const VIDEO: WindowSpec = { window: 49, overlap: 8, lengths: { multiple: 4, offset: 1 } };
+const SHOT = { start: 1, end: 200 };
+const W = 64;
+const H = 64;
+
+/** Another reference model server: video output, a slower one, one with injected failures. */
+async function model(options: Parameters<typeof startReferenceModel>[0]): Promise<ReferenceModel> {
+  const m = await startReferenceModel({ port: 0, concurrency: 2, ...options });
+  models.push(m);
+  return m;
+}
+
+/** Runs a worker on `modelUrl` (the stack's model by default) while `during` runs. */
+async function withWorker<T>(
+  during: (worker: Worker) => Promise<T>,
+  modelUrl = stack.modelUrl,
+  settings: Partial<WorkerSettings> = {},
+): Promise<T> {
+  const worker = createWorker(
+    stack.app,
+    { ...process.env, FRAMECAST_MODEL_URL: modelUrl },
+    { waitSeconds: 1, retryBaseMs: 10, ...settings },
+  );
+  const running = worker.run();
+  try {
+    return await during(worker);
+  } finally {
+    worker.stop();
+    await running;
+  }
+}
+
+const windowedShot = (shot: string, extra: Record<string, unknown> = {}) => ({
+  shot,
+  prompt: 'a building collapses in slow motion, dust and debris at dusk',
+  model: 'reference-window',
+  frames: SHOT,
+  seed: 1234,
+  width: W,
+  height: H,
+  ...extra,
+});
+
+async function makeShot(body: Record<string, unknown>, modelUrl?: string): Promise<JobResponse> {
+  const created = await api.createJob(body);
+  expect(created.status).toBe(202);
+  return withWorker(() => api.waitForJob(created.body.id, isFinished, 120_000), modelUrl);
+}
+
+/** Every stored frame of a job: its PNG bytes, pixels (RGB) and provenance, by frame number. */
+async function storedFrames(id: string) {
+  const out = new Map<number, { png: Buffer; rgb: Uint8Array; sha256: string; attempts: number }>();
+  for (const f of await api.allFrames(id)) {
+    if (f.status !== 'succeeded') continue;
+    const png = Buffer.from(await (await fetch(f.url!)).arrayBuffer());
+    out.set(f.frame, { png, rgb: decodeRgb(png).rgb, sha256: f.sha256!, attempts: f.attempts });
+  }
+  return out;
+}
+
+/** The keys under a job's prefix in the bucket. */
+async function objectsOf(job: JobResponse): Promise<string[]> {
+  const prefix = job.outputPrefix.replace(/^s3:\/\/[^/]+\//, '');
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await stack.app.frameStore.s3.send(
+      new ListObjectsV2Command({
+        Bucket: stack.env.FRAMECAST_BUCKET,
+        Prefix: prefix,
+        ContinuationToken: token,
+      }),
+    );
+    keys.push(...(page.Contents ?? []).map((o) => o.Key!));
+    token = page.NextContinuationToken;
+  } while (token);
+  return keys;
+}
+
+/** Mean absolute difference of two frames, out of 255. */
+const mad = (a: Uint8Array, b: Uint8Array) => {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
+  return sum / a.length;
+};
+
+async function frameEvents(jobId: string) {
+  const events = await stack.app.events.listEvents(jobId);
+  return {
+    succeeded: events
+      .filter((e) => e.type === 'frame.succeeded')
+      .map((e) => (e.data.frame as { frame: number }).frame),
+    types: events.map((e) => e.type),
+    events,
+  };
+}
+
+const range = (start: number, end: number) => Array.from({ length: end - start + 1 }, (_, i) => start + i);
+
+describe('a 200-frame shot on a model with windows (49, overlap 8), chained', () => {
+  let job: JobResponse;
+  let frames: Awaited<ReturnType<typeof storedFrames>>;
+
+  beforeAll(async () => {
+    // One seed for every window: the reference model adds film grain from the window's seed, which with
+    // per-frame seeds changes at each seam (about 0.9 of 255) where it never changes inside a window.
+    // With one seed the grain holds, and the seam shows what the context does for the picture itself.
+    job = await makeShot(windowedShot('WIN_CHAIN', { seedMode: 'fixed' }));
+    frames = await storedFrames(job.id);
+  }, 150_000);
+
+  it('succeeds with 200 frames, each stored and counted once', async () => {
+    expect(job.status).toBe('succeeded');
+    expect(job.windowMode).toBe('chained');
+    expect(job.window).toEqual({ size: 49, overlap: 8, count: 5 });
+    expect(job.frames).toEqual({ start: 1, end: 200, total: 200, succeeded: 200, failed: 0, canceled: 0 });
+    const keys = await objectsOf(job);
+    expect(keys).toHaveLength(201);
+    expect(keys.filter((k) => k.endsWith('.png')).sort()).toEqual(
+      range(1, 200)
+        .map((f) => frameKey('dev', 'WIN_CHAIN', job.id, f))
+        .sort(),
+    );
+    const { succeeded, types } = await frameEvents(job.id);
+    expect(succeeded.sort((a, b) => a - b)).toEqual(range(1, 200));
+    expect(types.filter((t) => t === 'job.succeeded')).toHaveLength(1);
+    expect([...frames.values()].every((f) => f.attempts === 1)).toBe(true);
+  });
+
+  it("was made of the windows the design plans, each after the first given its predecessor's last 8 frames", () => {
+    const planned = [
+      [0, 1, 49],
+      [1, 42, 90],
+      [2, 83, 131],
+      [3, 124, 172],
+      [4, 165, 201],
+    ];
+    // The frames each window keeps: from the frame after its predecessor's end.
+    const kept = [1, 50, 91, 132, 173];
+    const madeBy = new Map<number, { index: number; start: number; end: number }>();
+    for (const [frame, f] of frames) {
+      const p = readProvenance(f.png)!;
+      expect(p).toMatchObject({ model: 'reference-window', frame, jobId: job.id, seed: 1234 });
+      madeBy.set(frame, p.window!);
+      const index = kept.findLastIndex((first) => frame >= first);
+      const [, start, end] = planned[index]!;
+      expect(p.window).toMatchObject({ index, start, end, seed: 1234 });
+      if (index === 0) {
+        expect(p.window!.context).toBeUndefined();
+      } else {
+        // The context: frames start..previous end, as stored (their sha256 is the stored file's).
+        const previousEnd = planned[index - 1]![2]!;
+        expect(p.window!.context).toEqual(
+          range(start!, previousEnd).map((c) => ({ frame: c, sha256: frames.get(c)!.sha256 })),
+        );
+      }
+    }
+    expect(new Set([...madeBy.values()].map((w) => `${w.index}:${w.start}-${w.end}`))).toEqual(
+      new Set(planned.map(([i, s, e]) => `${i}:${s}-${e}`)),
+    );
+  });
+
+  it('does not jump at a seam more than between any two frames inside a window', () => {
+    const seams = [49, 90, 131, 172]; // the last frame of each window but the last
+    const inside: number[] = [];
+    const atSeams: number[] = [];
+    for (let f = 1; f < 200; f++) {
+      const jump = mad(frames.get(f)!.rgb, frames.get(f + 1)!.rgb);
+      (seams.includes(f) ? atSeams : inside).push(jump);
+    }
+    const largestInside = Math.max(...inside);
+    console.log(
+      `chained seams: ${atSeams.map((j) => j.toFixed(3)).join(', ')}; largest jump inside a window ${largestInside.toFixed(3)} (mean absolute difference, of 255)`,
+    );
+    for (const jump of atSeams) expect(jump).toBeLessThanOrEqual(largestInside);
+  });
+
+  it("writes a manifest that names each frame's window, seed and context", async () => {
+    const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+    const obj = await stack.app.frameStore.s3.send(
+      new GetObjectCommand({
+        Bucket: stack.env.FRAMECAST_BUCKET,
+        Key: `dev/WIN_CHAIN/${job.id}/manifest.json`,
+      }),
+    );
+    const manifest = JSON.parse(await obj.Body!.transformToString()) as {
+      request: { windowMode: string; window: unknown };
+      frames: { frame: number; window: unknown }[];
+    };
+    expect(manifest.request).toMatchObject({ windowMode: 'chained', window: { size: 49, overlap: 8 } });
+    for (const entry of manifest.frames) {
+      expect(entry.window).toEqual(readProvenance(frames.get(entry.frame)!.png)!.window);
+    }
+  });
+
+  it('gives the same stored frames when the model answers one video per window instead of a list of PNGs', async () => {
+    const video = await model({ output: 'video' });
+    const again = await makeShot(windowedShot('WIN_VIDEO', { seedMode: 'fixed' }), video.url);
+    expect(again.frames).toMatchObject({ total: 200, succeeded: 200 });
+    expect(video.stats().succeeded).toBe(5);
+    const fromVideo = await storedFrames(again.id);
+    expect(fromVideo.size).toBe(200);
+    for (const [frame, f] of frames) {
+      expect(Buffer.from(fromVideo.get(frame)!.rgb).equals(Buffer.from(f.rgb))).toBe(true);
+      expect(readProvenance(fromVideo.get(frame)!.png)!.window).toMatchObject({
+        index: readProvenance(f.png)!.window!.index,
+      });
+    }
+    expect(await objectsOf(again)).toHaveLength(201);
+  }, 120_000);
+});
+
+describe('the same shot in parallel mode', () => {
+  let job: JobResponse;
+  let frames: Awaited<ReturnType<typeof storedFrames>>;
+
+  beforeAll(async () => {
+    job = await makeShot(windowedShot('WIN_PARALLEL', { windowMode: 'parallel' }));
+    frames = await storedFrames(job.id);
+  }, 150_000);
+
+  it('succeeds with 200 frames stored once, and leaves no staged window frames behind', async () => {
+    expect(job.status).toBe('succeeded');
+    expect(job.windowMode).toBe('parallel');
+    expect(job.frames).toMatchObject({ total: 200, succeeded: 200, failed: 0, canceled: 0 });
+    const keys = await objectsOf(job);
+    expect(keys).toHaveLength(201);
+    expect(keys.some((k) => k.includes('.windows/'))).toBe(false);
+    expect((await frameEvents(job.id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 200));
+  });
+
+  it("cross-fades the frames two windows share, each between the two windows' versions", async () => {
+    // The versions the windows made, asked of the model again as the worker asked for them.
+    const cog = new CogClient({ url: stack.modelUrl });
+    await cog.waitUntilReady(10_000);
+    const windows = planWindows(SHOT, VIDEO);
+    const versions = new Map<number, Uint8Array[]>();
+    for (const w of windows) {
+      const out = await cog.predictFiles(
+        `test-${job.id}-w${w.index}`,
+        cog.inputFor({
+          prompt: job.prompt,
+          seed: windowSeed(1234, 'per-frame', w, SHOT),
+          shot_seed: 1234,
+          width: W,
+          height: H,
+          frame: w.start,
+          start_frame: w.start,
+          num_frames: w.end - w.start + 1,
+          job_id: job.id,
+          shot: job.shot,
+        }),
+      );
+      versions.set(
+        w.index,
+        out.files.map((png) => decodeRgb(png).rgb),
+      );
+    }
+    let faded = 0;
+    let spread = 0;
+    for (let f = 1; f <= 200; f++) {
+      const stored = frames.get(f)!;
+      const p = readProvenance(stored.png)!;
+      const owners = windows.filter((w) => f >= w.start && f <= w.end);
+      const [a, b] = owners.map((w) => versions.get(w.index)![f - w.start]!);
+      if (owners.length === 1) {
+        // A frame one window makes alone is that window's version.
+        expect(p.crossFade).toBeUndefined();
+        expect(Buffer.from(stored.rgb).equals(Buffer.from(a!))).toBe(true);
+        continue;
+      }
+      // Windows overlap in time: frames 42-49, 83-90, 124-131, 165-172.
+      const [first, second] = owners;
+      const t = crossFadeWeight(second!, windows, f);
+      expect(p.window).toMatchObject({ index: first!.index });
+      expect(p.crossFade).toMatchObject({ window: { index: second!.index }, weight: t });
+      expect(Buffer.from(stored.rgb).equals(Buffer.from(crossFade(a!, b!, t)))).toBe(true);
+      for (let i = 0; i < stored.rgb.length; i++) {
+        const v = stored.rgb[i]!;
+        if (v < Math.min(a![i]!, b![i]!) || v > Math.max(a![i]!, b![i]!))
+          throw new Error(`frame ${f} byte ${i}`);
+      }
+      faded++;
+      spread = Math.max(spread, mad(a!, b!));
+    }
+    expect(faded).toBe(32);
+    // Without context the windows' own grades differ: the overlap has something to fade.
+    expect(spread).toBeGreaterThan(1);
+    console.log(
+      `parallel: ${faded} cross-faded frames, the two versions differing by up to ${spread.toFixed(2)} of 255`,
+    );
+  }, 60_000);
+});
+
+describe("the queue's guarantees for windows", () => {
+  it('stores nothing twice when a window message is duplicated, or redelivered after its successor was sent', async () => {
+    const created = await api.createJob(windowedShot('WIN_DUP', { frames: { start: 1, end: 100 } }));
+    const id = created.body.id;
+    const windowMessage = (window: number) => encodeWindow({ jobId: id, tenant: 'dev', window });
+    // The fan-out's window 0 and a duplicate of it, taken at once by the worker's two slots.
+    await stack.app.frameQueue.send(windowMessage(0));
+    const done = await withWorker(async (worker) => {
+      const job = await api.waitForJob(id, isFinished, 60_000);
+      // Late redeliveries (a worker died after sending the next window, before deleting its own): they
+      // find their frames done, and send on nothing already under way.
+      const before = worker.stats.received;
+      await stack.app.frameQueue.sendAll([windowMessage(0), windowMessage(1)]);
+      await eventually(async () => {
+        const { visible, inFlight } = await stack.app.frameQueue.depth();
+        return visible + inFlight === 0 && worker.stats.received >= before + 2 ? true : undefined;
+      }, 'the redeliveries to be handled');
+      return job;
+    });
+    expect(done.status).toBe('succeeded');
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    expect(await objectsOf(done)).toHaveLength(101);
+    const { succeeded, types } = await frameEvents(id);
+    expect(succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
+    expect(types.filter((t) => t === 'job.succeeded')).toHaveLength(1);
+  });
+
+  it("loses nothing when a worker is killed between a window's prediction and storing it", async () => {
+    const created = await api.createJob(windowedShot('WIN_KILL', { frames: { start: 1, end: 100 } }));
+    const id = created.body.id;
+
+    // The doomed worker: once the model has made window 1, every call it makes fails, as after a kill.
+    let dead = false;
+    const guard = <T extends object>(target: T): T =>
+      new Proxy(target, {
+        get(t, key) {
+          const value = Reflect.get(t, key, t) as unknown;
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            if (dead) return Promise.reject(new Error('killed'));
+            return (value as (...a: unknown[]) => unknown).apply(t, args);
+          };
+        },
+      });
+    const model = new CogClient({ url: stack.modelUrl });
+    const predictFiles = model.predictFiles.bind(model);
+    model.predictFiles = async (predictionId, input, signal) => {
+      const out = await predictFiles(predictionId, input, signal);
+      if (predictionId === `${id}-w1-1`) dead = true;
+      return out;
+    };
+    const doomed = new Worker({
+      store: guard(stack.app.store),
+      events: guard(stack.app.events),
+      frames: guard(stack.app.frameStore),
+      queue: guard(stack.app.frameQueue),
+      model,
+      publishEvents: (events) =>
+        dead ? Promise.reject(new Error('killed')) : stack.app.publishEvents(events),
+      settings: {
+        concurrency: 1,
+        maxAttempts: 3,
+        visibilitySeconds: 2,
+        heartbeatSeconds: 0.5,
+        waitSeconds: 1,
+        retryBaseMs: 10,
+        modelImage: 'framecast/reference-model',
+      },
+    });
+    const running = doomed.run();
+    await eventually(async () => (dead ? true : undefined), 'the doomed worker to make window 1');
+    doomed.stop();
+    await running;
+    const partial = (await api.getJob(id)).body;
+    expect(partial.frames.succeeded).toBe(49);
+
+    // Window 1's message comes back after its visibility timeout; another worker makes it again.
+    const done = await withWorker(() => api.waitForJob(id, isFinished, 60_000));
+    expect(done.status).toBe('succeeded');
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    const attempts = new Map((await api.allFrames(id)).map((f) => [f.frame, f.attempts]));
+    for (const f of range(1, 100)) expect(attempts.get(f)).toBe(f >= 50 && f <= 90 ? 2 : 1);
+    expect(await objectsOf(done)).toHaveLength(101);
+    expect((await frameEvents(id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
+  });
+
+  it('stops the chain when the job is canceled: no window after it is made', async () => {
+    const slow = await model({ renderDelayMs: 1000 });
+    const created = await api.createJob(windowedShot('WIN_CANCEL'));
+    const id = created.body.id;
+    const canceled = await withWorker(async (worker) => {
+      await api.waitForJob(id, (j) => j.frames.succeeded >= 49, 60_000);
+      const answer = await api.cancel(id);
+      expect(answer.status).toBe(200);
+      // The window under way when the job was canceled, and nothing after it.
+      await eventually(async () => {
+        const { visible, inFlight } = await stack.app.frameQueue.depth();
+        return visible + inFlight === 0 && slow.stats().running === 0 ? true : undefined;
+      }, 'the frame queue to drain');
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(worker.stats.windowsSucceeded).toBeLessThanOrEqual(2);
+      return (await api.getJob(id)).body;
+    }, slow.url);
+    expect(canceled.status).toBe('canceled');
+    const { succeeded, failed, canceled: n, total } = canceled.frames;
+    expect(succeeded + failed + n).toBe(total);
+    expect(slow.stats().predictions).toBeLessThanOrEqual(2);
+    const recorded = (await stack.app.store.listFrames(id, 1, 200)).map((f) => f.frame);
+    expect(Math.max(...recorded)).toBeLessThanOrEqual(90);
+    expect((await objectsOf(canceled)).length).toBe(succeeded);
+  });
+
+  it('fails the frames of a window that always fails, cancels the later ones, and says which window', async () => {
+    const failing = await model({ failFrames: [100] });
+    const job = await makeShot(windowedShot('WIN_FAIL'), failing.url);
+    expect(job.status).toBe('failed');
+    expect(job.failedWindow).toEqual({
+      index: 2,
+      start: 91,
+      end: 131,
+      error: expect.stringMatching(/injected failure: frame 100/),
+    });
+    expect(job.failedFrames).toEqual(range(91, 131));
+    expect(job.frames).toEqual({ start: 1, end: 200, total: 200, succeeded: 90, failed: 41, canceled: 69 });
+    const listed = await api.allFrames(job.id);
+    expect(listed.filter((f) => f.status === 'succeeded').map((f) => f.frame)).toEqual(range(1, 90));
+    expect(listed.filter((f) => f.status === 'failed').every((f) => f.attempts === 3)).toBe(true);
+    expect(listed.filter((f) => f.status === 'canceled').map((f) => f.frame)).toEqual(range(132, 200));
+    // Three attempts at window 2, none at the windows after it.
+    expect(failing.stats().predictions).toBe(2 + 3);
+    const { events } = await frameEvents(job.id);
+    const end = events.find((e) => e.type === 'job.failed')!;
+    expect(end.data).toMatchObject({ failedWindow: { index: 2, start: 91, end: 131 } });
+  });
+});
+
+describe('asking for windows', () => {
+  it('takes a smaller window and another overlap, and refuses what the model cannot do, naming the field', async () => {
+    const smaller = await api.createJob(windowedShot('WIN_ASK', { window: { size: 25, overlap: 4 } }));
+    expect(smaller.status).toBe(202);
+    expect(smaller.body).toMatchObject({
+      windowMode: 'chained',
+      window: { size: 25, overlap: 4, count: planWindows(SHOT, { ...VIDEO, window: 25, overlap: 4 }).length },
+    });
+    await stack.app.store.cancelJob(smaller.body.id);
+
+    const refusals: [Record<string, unknown>, string][] = [
+      [{ model: 'reference', windowMode: 'parallel' }, 'body.windowMode'],
+      [{ model: 'reference', window: { size: 9 } }, 'body.window'],
+      [{ window: { size: 30 } }, 'body.window.size'],
+      [{ window: { size: 53 } }, 'body.window.size'],
+      [{ window: { overlap: 30 } }, 'body.window.overlap'],
+      [{ windowMode: 'sideways' }, 'body.windowMode'],
+    ];
+    for (const [extra, field] of refusals) {
+      const res = await api.createJob(windowedShot('WIN_ASK', extra));
+      expect(res.status, JSON.stringify(extra)).toBe(400);
+      expect((res.body as unknown as { error: { details: { field: string } } }).error.details.field).toBe(
+        field,
+      );
+    }
+  });
+});
