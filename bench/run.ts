@@ -9,7 +9,9 @@ import { startLocalStack } from '../local/stack.ts';
  *  2. Fan-out: time until every chunk of a 10,000-frame shot is on the frame queue.
  *  3. Worker throughput with the reference model at 1024x576: frames per second, and how busy the
  *     model was (model time / wall time / slots), the figure a GPU fleet is sized on.
- *  4. Peak resident memory of the process (API, fan-out, worker and model share it in local mode).
+ *  4. Windows: a 200-frame shot of 256x144 on `reference-window` (49 frames a prediction, overlap 8),
+ *     chained and in parallel: frames and windows per second, and how busy the model was.
+ *  5. Peak resident memory of the process (API, fan-out, worker and model share it in local mode).
  */
 
 const quantile = (xs: number[], q: number) => {
@@ -111,6 +113,42 @@ try {
   console.log(
     `  model busy ${((worker.stats.modelBusyMs / wall / slots) * 100).toFixed(0)}% of ${slots} worker slot(s) (waits on a busy model count as busy)`,
   );
+
+  // Windows: one prediction makes 49 frames; chained windows wait for each other, parallel ones do not.
+  for (const windowMode of ['chained', 'parallel'] as const) {
+    const shotFrames = 200;
+    const windowed = createWorker(stack.app, process.env, { waitSeconds: 1, retryBaseMs: 10 });
+    const run = windowed.run();
+    const t = performance.now();
+    const created = await fetch(`${stack.url}/v1/jobs`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        shot: `WINDOWS_${windowMode.toUpperCase()}`,
+        prompt: 'a building collapses, dust, dusk',
+        model: 'reference-window',
+        windowMode,
+        width: 256,
+        height: 144,
+        frames: { start: 1001, end: 1000 + shotFrames },
+      }),
+    });
+    const job = (await created.json()) as { id: string; window: { count: number } };
+    for (;;) {
+      const got = await stack.app.store.getJob(job.id);
+      if (got && ['succeeded', 'failed'].includes(got.status)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const took = performance.now() - t;
+    windowed.stop();
+    await run;
+    console.log(
+      `windows, ${windowMode}: ${shotFrames} frames of 256x144 in ${job.window.count} windows of 49 (overlap 8) in ${ms(took)} = ${(shotFrames / (took / 1000)).toFixed(1)} frames/s, ${(job.window.count / (took / 1000)).toFixed(2)} windows/s`,
+    );
+    console.log(
+      `  model busy ${((windowed.stats.modelBusyMs / took / slots) * 100).toFixed(0)}% of ${slots} worker slot(s)${windowMode === 'chained' ? ' (a chain keeps one slot busy at a time)' : ''}`,
+    );
+  }
   console.log(
     `peak RSS of the whole local system: ${(peakRss / 1024 / 1024).toFixed(0)} MB (DynamoDB Local's JVM not included)`,
   );

@@ -17,6 +17,7 @@ import { createWorker } from '../../functions/worker/create.ts';
 import { Worker, type WorkerSettings } from '../../functions/worker/worker.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, eventually, isFinished } from '../support/client.ts';
+import { responseValidator } from '../support/openapi.ts';
 
 /**
  * Windows on the local stack with the real reference model (docs/architecture.md, "Windows"): a 200-frame
@@ -467,6 +468,13 @@ describe("the queue's guarantees for windows", () => {
     const { events } = await frameEvents(job.id);
     const end = events.find((e) => e.type === 'job.failed')!;
     expect(end.data).toMatchObject({ failedWindow: { index: 2, start: 91, end: 131 } });
+    // As the OpenAPI document says a job is.
+    const doc = await client(stack.url).call<Parameters<typeof responseValidator>[0]>(
+      'GET',
+      '/v1/openapi.json',
+    );
+    const got = await api.getJob(job.id);
+    expect(responseValidator(doc.body)('GET', '/v1/jobs/{id}', got.status, got.body)).toEqual([]);
   });
 });
 
