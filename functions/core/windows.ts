@@ -193,6 +193,8 @@ export function frameOrigin(
   frame: number,
   sha256Of: (frame: number) => string | undefined = () => undefined,
 ): FrameOrigin {
+  if (frame < shot.frames.start || frame > shot.frames.end)
+    throw new RangeError(`frame ${frame} is outside the shot`);
   const describe = (w: Window, withContext: boolean): WindowProvenance => {
     const context = withContext ? contextFrames(w, windows) : undefined;
     const frames: { frame: number; sha256: string }[] = [];
@@ -213,14 +215,12 @@ export function frameOrigin(
       const kept = chainedFrames(c, windows, shot.frames);
       return frame >= kept.start && frame <= kept.end;
     });
-    if (!w) throw new RangeError(`frame ${frame} is outside the shot`);
-    return { window: describe(w, true) };
+    return { window: describe(w!, true) };
   }
   const [first, second] = windowsOf(frame, windows);
-  if (!first) throw new RangeError(`frame ${frame} is outside the shot`);
-  if (!second) return { window: describe(first, false) };
+  if (!second) return { window: describe(first!, false) };
   return {
-    window: describe(first, false),
+    window: describe(first!, false),
     crossFade: { window: describe(second, false), weight: crossFadeWeight(second, windows, frame) },
   };
 }

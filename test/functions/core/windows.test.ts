@@ -6,6 +6,7 @@ import {
   crossFade,
   crossFadeWeight,
   fitLength,
+  frameOrigin,
   jobWindowSpec,
   planWindows,
   type WindowSpec,
@@ -205,5 +206,49 @@ describe('the windows a job asks for', () => {
         },
       ),
     );
+  });
+});
+
+describe('the origin of a stored frame', () => {
+  const shot = (mode: 'chained' | 'parallel') => ({
+    frames: { start: 1, end: 200 },
+    seed: 100,
+    seedMode: 'per-frame' as const,
+    window: { ...VIDEO, mode },
+  });
+  const windows = planWindows({ start: 1, end: 200 }, VIDEO);
+  const sha = (f: number) => `sha-${f}`;
+
+  it('in chained mode names the window that kept it, its seed, and the context it was given', () => {
+    expect(frameOrigin(shot('chained'), windows, 49, sha)).toEqual({
+      window: { index: 0, start: 1, end: 49, seed: 100 },
+    });
+    expect(frameOrigin(shot('chained'), windows, 50, sha)).toEqual({
+      window: {
+        index: 1,
+        start: 42,
+        end: 90,
+        seed: 141,
+        context: Array.from({ length: 8 }, (_, i) => ({ frame: 42 + i, sha256: `sha-${42 + i}` })),
+      },
+    });
+    expect(frameOrigin(shot('chained'), windows, 200).window).toEqual({
+      index: 4,
+      start: 165,
+      end: 201,
+      seed: 264,
+    });
+  });
+
+  it("in parallel mode names the one window, or the two cross-faded with the later one's weight", () => {
+    expect(frameOrigin(shot('parallel'), windows, 41)).toEqual({
+      window: { index: 0, start: 1, end: 49, seed: 100 },
+    });
+    expect(frameOrigin(shot('parallel'), windows, 42)).toEqual({
+      window: { index: 0, start: 1, end: 49, seed: 100 },
+      crossFade: { window: { index: 1, start: 42, end: 90, seed: 141 }, weight: 1 / 9 },
+    });
+    expect(frameOrigin(shot('parallel'), windows, 49).crossFade?.weight).toBeCloseTo(8 / 9, 12);
+    expect(() => frameOrigin(shot('parallel'), windows, 201)).toThrow(RangeError);
   });
 });
