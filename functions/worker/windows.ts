@@ -518,7 +518,7 @@ export class WindowMaker {
  * The frames of a window from the model's output: one PNG per frame, or one video of the window decoded
  * into PNGs. Any other count fails the attempt.
  */
-async function framesOf(out: FilesPrediction, length: number): Promise<Uint8Array[]> {
+export async function framesOf(out: FilesPrediction, length: number): Promise<Uint8Array[]> {
   let frames: Uint8Array[] = out.files;
   if (out.files.length === 1 && !isPng(out.files[0]!)) {
     const video = out.files[0]!;

@@ -118,6 +118,24 @@ describe('the Cog client', () => {
     const cog = new CogClient({ url: 'http://127.0.0.1:9' });
     await expect(cog.waitUntilReady(600)).rejects.toThrow(/not ready/);
   });
+
+  it('reads every file of a window, from data URLs or http URLs, and one file as a single output', async () => {
+    for (const outputMode of ['data-url', 'http'] as const) {
+      const model = await start({ outputMode });
+      const cog = new CogClient({ url: model.url });
+      await cog.waitUntilReady(10_000);
+      const window = { ...input(10), start_frame: 10, num_frames: 3 };
+      const out = await cog.predictFiles(`job_T-w0-1-${outputMode}`, cog.inputFor(window));
+      expect(out.single).toBe(false);
+      expect(out.files.map((png) => readProvenance(png)?.frame)).toEqual([10, 11, 12]);
+    }
+    const video = await start({ output: 'video' });
+    const cog = new CogClient({ url: video.url });
+    await cog.waitUntilReady(10_000);
+    const out = await cog.predictFiles('job_T-w0-1-video', { ...input(10), start_frame: 10, num_frames: 3 });
+    expect(out.single).toBe(true);
+    expect(out.files).toHaveLength(1);
+  });
 });
 
 function readPngFixture(): Buffer {
