@@ -58,11 +58,16 @@ export function bindTable(bindable: Bindable, table: ITable, access: TableAccess
  * - `nameOnly`: nothing; it knows the bucket to name output prefixes (`s3://bucket/...`) in job responses.
  * - `read`: GetObject, for presigned downloads (the URL carries the signer's right, and nothing more).
  * - `write`: put frames and manifests (multipart above 5 MB), and delete a frame whose record lost the race.
+ * - `readWrite`: both; the worker reads back what it stored: a chained window's context frames (presigned
+ *   for the model) and the versions parallel windows stage for the cross-fade.
  */
+const READ = ['s3:GetObject'] as const;
+const WRITE = ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'] as const;
 export const BUCKET_ACCESS = {
   nameOnly: [],
-  read: ['s3:GetObject'],
-  write: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'],
+  read: READ,
+  write: WRITE,
+  readWrite: [...READ, ...WRITE],
 } as const satisfies Record<string, readonly string[]>;
 
 export type BucketAccess = keyof typeof BUCKET_ACCESS;

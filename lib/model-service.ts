@@ -154,8 +154,10 @@ export class ModelService extends Construct {
       logging: LogDrivers.awsLogs({ logGroup: props.logGroup, streamPrefix: `${model.name}/worker` }),
     });
     bindTable(this.worker, props.table, 'readWrite');
-    bindBucket(this.worker, props.bucket, 'write');
-    bindQueue(this.worker, frameQueue, 'consume', ENV.frameQueueUrl);
+    // Read too: a chained window's context frames and parallel windows' staged versions are read back.
+    bindBucket(this.worker, props.bucket, 'readWrite');
+    // Send too: a chained window sends the next window of its job to the same queue.
+    bindQueue(this.worker, frameQueue, 'consumeAndSend', ENV.frameQueueUrl);
     bindQueue(this.worker, props.eventQueue, 'send', ENV.eventQueueUrl);
     // After the bindings: the variables keep the order of deployed task definitions, so this adds no revision.
     const modelSettings = {

@@ -3,7 +3,6 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
-  ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -71,24 +70,23 @@ export class FrameStore {
     await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 
-  /** Deletes every object under `prefix`, a thousand per request. */
-  async deletePrefix(prefix: string): Promise<number> {
-    let deleted = 0;
-    let token: string | undefined;
-    do {
-      const page = await this.s3.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+  /**
+   * Deletes the objects named, a thousand per request; a key with no object is no error. By key rather
+   * than by prefix, so the worker needs no right to list the bucket.
+   */
+  async deleteAll(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const objects = keys.slice(i, i + 1000).map((Key) => ({ Key }));
+      const out = await this.s3.send(
+        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: objects, Quiet: true } }),
       );
-      const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
-      if (keys.length > 0) {
-        await this.s3.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }),
+      const failed = out.Errors ?? [];
+      if (failed.length > 0) {
+        throw new Error(
+          `S3 kept ${failed.length} object(s): ${failed[0]?.Code ?? 'unknown'} on ${failed[0]?.Key}`,
         );
-        deleted += keys.length;
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return deleted;
+    }
   }
 
   /** A GET URL for one object, expiring after `expiresIn` seconds, never later than the configured bound. */

@@ -52,11 +52,27 @@ const framesIn = (r: FrameRange): number[] =>
   r.end < r.start ? [] : Array.from({ length: r.end - r.start + 1 }, (_, i) => r.start + i);
 
 /** Where a parallel job's windows stage their raw versions of shared frames; removed when the job ends. */
-export const stagingPrefix = (job: Pick<JobRecord, 'prefix'>): string => `${job.prefix}.windows/`;
-const stagedKey = (job: JobRecord, window: number, frame: number) =>
+const stagingPrefix = (job: Pick<JobRecord, 'prefix'>): string => `${job.prefix}.windows/`;
+const stagedKey = (job: Pick<JobRecord, 'prefix'>, window: number, frame: number) =>
   `${stagingPrefix(job)}${window}/${frame}.png`;
 /** Written by a parallel window that failed for good: its neighbours stop waiting for its versions. */
-const failedKey = (job: JobRecord, window: number) => `${stagingPrefix(job)}${window}/failed.json`;
+const failedKey = (job: Pick<JobRecord, 'prefix'>, window: number) =>
+  `${stagingPrefix(job)}${window}/failed.json`;
+
+/** Every work file a parallel job's windows may have staged: both versions of each shared frame. */
+export function stagedKeys(job: Pick<JobRecord, 'prefix' | 'frames' | 'window'>): string[] {
+  if (job.window?.mode !== 'parallel') return [];
+  const windows = planWindows(job.frames, job.window);
+  const keys: string[] = [];
+  for (const w of windows) {
+    keys.push(failedKey(job, w.index));
+    const next = windows[w.index + 1];
+    for (let f = next?.start ?? w.end + 1; next && f <= Math.min(w.end, job.frames.end); f++) {
+      keys.push(stagedKey(job, w.index, f), stagedKey(job, next.index, f));
+    }
+  }
+  return keys;
+}
 
 /** What the window logic uses of the worker: its dependencies, its slots, and its frame records. */
 export interface WindowHost {

@@ -15,7 +15,7 @@ import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
 import { type InputsFor, noInputs } from './inputs.ts';
-import { stagingPrefix, WindowMaker } from './windows.ts';
+import { stagedKeys, WindowMaker } from './windows.ts';
 
 export interface WorkerSettings {
   /** Frames generated at once: the model's slots. */
@@ -462,8 +462,9 @@ export class Worker {
    * go. Best effort: a file staged by a late duplicate after this stays until the bucket's lifecycle.
    */
   async cleanUp(job: JobRecord): Promise<void> {
-    if (job.window?.mode !== 'parallel') return;
-    await this.deps.frames.deletePrefix(stagingPrefix(job)).catch((err: unknown) => {
+    const keys = stagedKeys(job);
+    if (keys.length === 0) return;
+    await this.deps.frames.deleteAll(keys).catch((err: unknown) => {
       logger.warn('could not remove the staged window frames', { jobId: job.id, error: err as Error });
     });
   }

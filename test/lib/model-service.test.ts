@@ -146,11 +146,16 @@ describe('ModelService', () => {
     expect(env(container('Reference', 'worker'))[ENV.modelImage]).toBe('framecast/runtime:test');
   });
 
-  it('lets a worker consume its own frame queue only, publish events, write frames and use the table', () => {
+  it('lets a worker consume (and send windows to) its own frame queue only, publish events, read and write frames and use the table', () => {
     const statements = roleStatements(s.template, idAt(s.stack, 'Sdxl/TaskRole'));
     const on = (path: string) => actionsOf(statements.filter((st) => mentions(st, idAt(s.stack, path))));
     expect(on('Queues/Frames-sdxl/Queue')).toEqual(
-      expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage']),
+      expect.arrayContaining([
+        'sqs:ReceiveMessage',
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:SendMessage',
+      ]),
     );
     expect(on('Queues/Frames-reference/Queue')).toEqual([]);
     expect(on('Queues/Plan/Queue')).toEqual([]);
@@ -160,7 +165,7 @@ describe('ModelService', () => {
       actionsOf(statements)
         .filter((a) => a.startsWith('s3:'))
         .sort(),
-    ).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:PutObject']);
+    ).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:PutObject']);
     // Transactions need the rights of the writes they contain: there is no TransactWriteItems action.
     expect(on('Storage/Table')).toEqual(
       expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:ConditionCheckItem']),
