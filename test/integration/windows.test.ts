@@ -335,6 +335,66 @@ describe('the same shot in parallel mode', () => {
   }, 60_000);
 });
 
+/**
+ * A worker that dies at a chosen point: from then on every call it makes fails, as after a kill (nothing
+ * more is written; its messages come back after their 2 s visibility timeout).
+ */
+function doomedWorker(killAt: {
+  afterPrediction?: (predictionId: string) => boolean;
+  afterSend?: (body: string) => boolean;
+}) {
+  const state = { dead: false };
+  const guard = <T extends object>(target: T, after?: (name: string, args: unknown[]) => void): T =>
+    new Proxy(target, {
+      get(t, key) {
+        const value = Reflect.get(t, key, t) as unknown;
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          if (state.dead) throw new Error('killed');
+          const out = await (value as (...a: unknown[]) => Promise<unknown>).apply(t, args);
+          after?.(String(key), args);
+          return out;
+        };
+      },
+    });
+  const model = new CogClient({ url: stack.modelUrl });
+  const predictFiles = model.predictFiles.bind(model);
+  model.predictFiles = async (predictionId, input, signal) => {
+    if (state.dead) throw new Error('killed');
+    const out = await predictFiles(predictionId, input, signal);
+    if (killAt.afterPrediction?.(predictionId)) state.dead = true;
+    return out;
+  };
+  const worker = new Worker({
+    store: guard(stack.app.store),
+    events: guard(stack.app.events),
+    frames: guard(stack.app.frameStore),
+    queue: guard(stack.app.frameQueue, (name, args) => {
+      if (name === 'send' && killAt.afterSend?.(String(args[0]))) state.dead = true;
+    }),
+    model,
+    publishEvents: async (events) => {
+      if (state.dead) throw new Error('killed');
+      await stack.app.publishEvents(events);
+    },
+    settings: {
+      concurrency: 1,
+      maxAttempts: 3,
+      visibilitySeconds: 2,
+      heartbeatSeconds: 0.5,
+      waitSeconds: 1,
+      retryBaseMs: 10,
+      modelImage: 'framecast/reference-model',
+    },
+  });
+  return {
+    worker,
+    get dead() {
+      return state.dead;
+    },
+  };
+}
+
 describe("the queue's guarantees for windows", () => {
   it('stores nothing twice when a window message is duplicated, or redelivered after its successor was sent', async () => {
     const created = await api.createJob(windowedShot('WIN_DUP', { frames: { start: 1, end: 100 } }));
@@ -367,46 +427,10 @@ describe("the queue's guarantees for windows", () => {
     const id = created.body.id;
 
     // The doomed worker: once the model has made window 1, every call it makes fails, as after a kill.
-    let dead = false;
-    const guard = <T extends object>(target: T): T =>
-      new Proxy(target, {
-        get(t, key) {
-          const value = Reflect.get(t, key, t) as unknown;
-          if (typeof value !== 'function') return value;
-          return (...args: unknown[]) => {
-            if (dead) return Promise.reject(new Error('killed'));
-            return (value as (...a: unknown[]) => unknown).apply(t, args);
-          };
-        },
-      });
-    const model = new CogClient({ url: stack.modelUrl });
-    const predictFiles = model.predictFiles.bind(model);
-    model.predictFiles = async (predictionId, input, signal) => {
-      const out = await predictFiles(predictionId, input, signal);
-      if (predictionId === `${id}-w1-1`) dead = true;
-      return out;
-    };
-    const doomed = new Worker({
-      store: guard(stack.app.store),
-      events: guard(stack.app.events),
-      frames: guard(stack.app.frameStore),
-      queue: guard(stack.app.frameQueue),
-      model,
-      publishEvents: (events) =>
-        dead ? Promise.reject(new Error('killed')) : stack.app.publishEvents(events),
-      settings: {
-        concurrency: 1,
-        maxAttempts: 3,
-        visibilitySeconds: 2,
-        heartbeatSeconds: 0.5,
-        waitSeconds: 1,
-        retryBaseMs: 10,
-        modelImage: 'framecast/reference-model',
-      },
-    });
-    const running = doomed.run();
-    await eventually(async () => (dead ? true : undefined), 'the doomed worker to make window 1');
-    doomed.stop();
+    const doomed = doomedWorker({ afterPrediction: (predictionId) => predictionId === `${id}-w1-1` });
+    const running = doomed.worker.run();
+    await eventually(async () => (doomed.dead ? true : undefined), 'the doomed worker to make window 1');
+    doomed.worker.stop();
     await running;
     const partial = (await api.getJob(id)).body;
     expect(partial.frames.succeeded).toBe(49);
@@ -419,6 +443,36 @@ describe("the queue's guarantees for windows", () => {
     for (const f of range(1, 100)) expect(attempts.get(f)).toBe(f >= 50 && f <= 90 ? 2 : 1);
     expect(await objectsOf(done)).toHaveLength(101);
     expect((await frameEvents(id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
+  });
+
+  it('sends the next window again, harmlessly, when a worker dies after sending it and before deleting its own', async () => {
+    const created = await api.createJob(windowedShot('WIN_RESEND', { frames: { start: 1, end: 100 } }));
+    const id = created.body.id;
+    // Dies right after sending window 1, before deleting window 0's message, which therefore comes back.
+    const doomed = doomedWorker({ afterSend: (body) => body.includes(id) && body.includes('"window":1') });
+    const running = doomed.worker.run();
+    await eventually(async () => (doomed.dead ? true : undefined), 'the doomed worker to send window 1');
+    doomed.worker.stop();
+    await running;
+    expect((await api.getJob(id)).body.frames.succeeded).toBe(49);
+
+    const done = await withWorker(async (worker) => {
+      const job = await api.waitForJob(id, isFinished, 60_000);
+      // Window 0's message, redelivered, is taken too: it finds its frames done.
+      await eventually(async () => {
+        const { visible, inFlight } = await stack.app.frameQueue.depth();
+        return visible + inFlight === 0 ? true : undefined;
+      }, 'the redelivered window 0 to be handled');
+      expect(worker.stats.duplicates).toBeGreaterThanOrEqual(49);
+      return job;
+    });
+    expect(done.status).toBe('succeeded');
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
+    expect(await objectsOf(done)).toHaveLength(101);
+    const { succeeded, types } = await frameEvents(id);
+    expect(succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
+    expect(types.filter((t) => t === 'job.succeeded')).toHaveLength(1);
   });
 
   it('stops the chain when the job is canceled: no window after it is made', async () => {
