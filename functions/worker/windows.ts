@@ -120,6 +120,8 @@ interface Made {
   readonly attempt: number;
   /** The model's time for the window, shared out over its frames. */
   readonly predictTimePerFrame?: number;
+  /** Chained mode: the context the window was made from. */
+  readonly context?: Context;
 }
 
 interface Context {
@@ -186,8 +188,7 @@ export class WindowMaker {
       return this.afterWindow(p);
     }
 
-    // Context and inputs before the model's slot is taken, so the model never waits on them.
-    const context = await this.contextOf(p);
+    // Inputs before the model's slot is taken, so the model never waits on them.
     const extra = await (this.host.deps.inputsFor ?? noInputs)(job, framesIn(w));
 
     await this.host.slots.acquire();
@@ -197,7 +198,7 @@ export class WindowMaker {
     }
     let made: Made | { failed: string; attempt: number } | 'job-ended';
     try {
-      made = await this.generate(p, records, context, extra);
+      made = await this.generate(p, records, extra);
     } finally {
       this.host.slots.release();
     }
@@ -210,7 +211,7 @@ export class WindowMaker {
       await this.failWindow(p, made.failed);
       return 'done';
     }
-    if (p.job.window.mode === 'chained') await this.storeChained(p, made, records, context, extra);
+    if (p.job.window.mode === 'chained') await this.storeChained(p, made, records, extra);
     else await this.storeParallel(p, made, records, extra);
     stats.windowsSucceeded++;
     return this.afterWindow(p);
@@ -253,7 +254,6 @@ export class WindowMaker {
   private async generate(
     p: Planned,
     records: ReadonlyMap<number, FrameRecord>,
-    context: Context | undefined,
     extra: PredictionInputs,
   ): Promise<Made | { failed: string; attempt: number } | 'job-ended'> {
     const { deps, stats } = this.host;
@@ -269,6 +269,9 @@ export class WindowMaker {
       if (attempt > settings.maxAttempts) {
         return { failed: 'gave up: the worker stopped during every attempt', attempt: attempt - 1 };
       }
+      // Presigned for each attempt: a URL must outlive the prediction, not the wait for a slot. Not an
+      // attempt's failure when it cannot be read: the message is delivered again.
+      const context = await this.contextOf(p);
       const began = Date.now();
       try {
         const input = {
@@ -297,6 +300,7 @@ export class WindowMaker {
         return {
           frames: await framesOf(out, length),
           attempt,
+          ...(context && { context }),
           ...(out.predictTime !== undefined && { predictTimePerFrame: out.predictTime / length }),
         };
       } catch (err) {
@@ -348,10 +352,10 @@ export class WindowMaker {
     p: Planned,
     made: Made,
     records: ReadonlyMap<number, FrameRecord>,
-    context: Context | undefined,
     extra: PredictionInputs,
   ): Promise<void> {
     const { job, w } = p;
+    const { context } = made;
     await eachLimit(framesIn(p.own), STORE_CONCURRENCY, async (f) => {
       const png = made.frames[f - w.start]!;
       // Released as soon as it is stamped: the window is held at most twice (as made, and as stored).
