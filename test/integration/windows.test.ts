@@ -145,10 +145,8 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
   let frames: Awaited<ReturnType<typeof storedFrames>>;
 
   beforeAll(async () => {
-    // One seed for every window: the reference model adds film grain from the window's seed, which with
-    // per-frame seeds changes at each seam (about 0.9 of 255) where it never changes inside a window.
-    // With one seed the grain holds, and the seam shows what the context does for the picture itself.
-    job = await makeShot(windowedShot('WIN_CHAIN', { seedMode: 'fixed' }));
+    // The default per-frame seeds: frame k of a window has the grain of its frame seed, so windows agree.
+    job = await makeShot(windowedShot('WIN_CHAIN'));
     frames = await storedFrames(job.id);
   }, 150_000);
 
@@ -183,11 +181,12 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
     const madeBy = new Map<number, { index: number; start: number; end: number }>();
     for (const [frame, f] of frames) {
       const p = readProvenance(f.png)!;
-      expect(p).toMatchObject({ model: 'reference-window', frame, jobId: job.id, seed: 1234 });
+      // Per-frame seeds: the frame's own seed, and its window's seed is that of the window's first frame.
+      expect(p).toMatchObject({ model: 'reference-window', frame, jobId: job.id, seed: 1234 + frame - 1 });
       madeBy.set(frame, p.window!);
       const index = kept.findLastIndex((first) => frame >= first);
       const [, start, end] = planned[index]!;
-      expect(p.window).toMatchObject({ index, start, end, seed: 1234 });
+      expect(p.window).toMatchObject({ index, start, end, seed: 1234 + start! - 1 });
       if (index === 0) {
         expect(p.window!.context).toBeUndefined();
       } else {
@@ -238,7 +237,7 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
 
   it('gives the same stored frames when the model answers one video per window instead of a list of PNGs', async () => {
     const video = await model({ output: 'video' });
-    const again = await makeShot(windowedShot('WIN_VIDEO', { seedMode: 'fixed' }), video.url);
+    const again = await makeShot(windowedShot('WIN_VIDEO'), video.url);
     expect(again.frames).toMatchObject({ total: 200, succeeded: 200 });
     expect(video.stats().succeeded).toBe(5);
     const fromVideo = await storedFrames(again.id);

@@ -55,7 +55,10 @@ export async function renderWindow(w: WindowRequest, deps: WindowDeps, sink: Fra
   const request = (index: number): FrameRequest => ({
     prompt: w.prompt,
     negativePrompt: w.negativePrompt,
-    seed: w.seed,
+    // With a shot seed holding the scene, frame k of a window takes the grain of seed + k: the frame seed a
+    // per-frame shot gives it, so neighbouring windows agree on the grain of the frames they share and a
+    // chained seam shows no more change than the frames inside a window.
+    seed: w.shotSeed !== undefined ? (w.seed + index) % 2 ** 32 : w.seed,
     ...(w.shotSeed !== undefined && { shotSeed: w.shotSeed }),
     frame: frameAt(index),
     width: w.width,
