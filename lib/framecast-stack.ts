@@ -45,6 +45,7 @@ export class FramecastStack extends Stack {
     const environment: Record<string, string> = {
       [ENV.production]: config.production,
       [ENV.frameLimit]: String(config.frameLimit),
+      [ENV.assetMaxFileBytes]: String(config.assetMaxFileBytes),
       [ENV.models]: models.join(','),
       [ENV.urlExpirySeconds]: String(config.presignedUrlExpirySeconds),
       [ENV.chunkSize]: String(config.chunkSize),
@@ -59,6 +60,7 @@ export class FramecastStack extends Stack {
       routes: ROUTES,
       table: storage.table,
       bucket: storage.bucket,
+      assetBucket: storage.assets,
       queues,
       environment,
       throttle: config.api,
@@ -116,6 +118,11 @@ export class FramecastStack extends Stack {
       'DynamoDB table: set FRAMECAST_TABLE to it for bin/admin.ts',
     );
     output('BucketName', storage.bucket.bucketName, 'S3 bucket of the frames and manifests');
+    output(
+      'AssetBucketName',
+      storage.assets.bucketName,
+      'S3 bucket of the assets (plates, masks, references)',
+    );
     output('PlanQueueUrl', queues.plan.queue.queueUrl, 'Plan queue');
     output('EventQueueUrl', queues.event.queue.queueUrl, 'Event (webhook) queue');
     output('FrameQueueUrls', queues.frameQueueUrlsJson(), 'Frame queue of each model, as JSON');

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { FramecastError } from './errors.ts';
 import { frameCount } from './frames.ts';
-import { DEFAULT_FRAME_LIMIT, FrameNumber, FrameRange } from './schemas.ts';
+import { FrameNumber, FrameRange } from './schemas.ts';
 
 /**
  * Assets: plates, masks, control passes and reference stills that a tenant uploads (the design's "Shots
@@ -20,10 +20,6 @@ export type StoredAssetStatus = AssetStatus | 'deleting';
 
 /** Files per request: 1000 entries are about 100 KB of JSON, well under the API's 256 KB body limit. */
 export const MAX_FILES_PER_REQUEST = 1000;
-/** The default per-file limit; a production sets its own (FRAMECAST_ASSET_MAX_FILE_BYTES). */
-export const DEFAULT_ASSET_MAX_FILE_BYTES = 512 * 1024 * 1024;
-/** S3 takes at most 5 GiB in one PUT, and an upload URL is one PUT. */
-export const MAX_ASSET_FILE_BYTES = 5 * 1024 * 1024 * 1024;
 
 // ---- records ------------------------------------------------------------------------------------------
 
@@ -110,18 +106,14 @@ const fileList = (maxFileBytes: number) =>
       `must list at most ${MAX_FILES_PER_REQUEST} files; announce more with POST /v1/assets/{id}/files`,
     );
 
+/** The production's limits (FRAMECAST_FRAME_LIMIT, FRAMECAST_ASSET_MAX_FILE_BYTES). */
 export interface AssetLimits {
   readonly frameLimit: number;
   readonly maxFileBytes: number;
 }
 
-const DEFAULT_LIMITS: AssetLimits = {
-  frameLimit: DEFAULT_FRAME_LIMIT,
-  maxFileBytes: DEFAULT_ASSET_MAX_FILE_BYTES,
-};
-
 /** `POST /v1/assets`. Strict: unknown fields are refused. */
-export const assetRequestSchema = (limits: AssetLimits = DEFAULT_LIMITS) =>
+export const assetRequestSchema = (limits: AssetLimits) =>
   z
     .strictObject({
       name: AssetName,
@@ -140,7 +132,7 @@ export const assetRequestSchema = (limits: AssetLimits = DEFAULT_LIMITS) =>
 export type AssetRequest = z.output<ReturnType<typeof assetRequestSchema>>;
 
 /** `POST /v1/assets/{id}/files`: more files of a sequence, or the same files again for fresh upload URLs. */
-export const assetFilesSchema = (limits: AssetLimits = DEFAULT_LIMITS) =>
+export const assetFilesSchema = (limits: Pick<AssetLimits, 'maxFileBytes'>) =>
   z.strictObject({ files: fileList(limits.maxFileBytes) }).meta({ id: 'AssetFilesRequest' });
 
 /**
@@ -196,7 +188,7 @@ export type AssetResponse = z.output<typeof AssetResponse>;
 
 export const AssetUpload = z
   .object({
-    frame: z.int().optional().meta({ description: 'The first frame of this content; absent for a still' }),
+    frame: z.int().optional().meta({ description: 'A frame with this content; absent for a still' }),
     sha256: z.string(),
     size: z.int(),
     url: z.url(),

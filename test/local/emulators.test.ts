@@ -111,6 +111,7 @@ describe('the local AWS emulators', () => {
       AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
       FRAMECAST_TABLE: resources.table,
       FRAMECAST_BUCKET: resources.bucket,
+      FRAMECAST_ASSET_BUCKET: resources.assetBucket,
       FRAMECAST_PLAN_QUEUE_URL: resources.queues.plan.url,
       FRAMECAST_FRAME_QUEUE_URL: resources.queues.frame.url,
       FRAMECAST_EVENT_QUEUE_URL: resources.queues.event.url,
@@ -219,7 +220,7 @@ describe('the local AWS emulators', () => {
     // s3rver 3.7 predates S3's checksums; patches/s3rver+3.7.1.patch adds them (docs/upstream-defects.md).
     const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('base64');
     const putWithChecksum = (Key: string, body: Buffer, checksum: string) =>
-      fetch(`${emulators.env.AWS_ENDPOINT_URL_S3}/${emulators.resources.bucket}/${Key}`, {
+      fetch(`${emulators.env.AWS_ENDPOINT_URL_S3}/${emulators.resources.assetBucket}/${Key}`, {
         method: 'PUT',
         headers: { 'x-amz-checksum-sha256': checksum, 'content-length': String(body.byteLength) },
         body,
@@ -237,7 +238,7 @@ describe('the local AWS emulators', () => {
       const malformed = await putWithChecksum(Key, corrupt, 'not-a-checksum');
       expect(malformed.status).toBe(400);
       expect(await malformed.text()).toContain('<Code>InvalidRequest</Code>');
-      const kept = await aws.s3.send(new GetObjectCommand({ Bucket: emulators.resources.bucket, Key }));
+      const kept = await aws.s3.send(new GetObjectCommand({ Bucket: emulators.resources.assetBucket, Key }));
       expect(Buffer.from(await kept.Body!.transformToByteArray())).toEqual(good);
     });
 
@@ -245,7 +246,7 @@ describe('the local AWS emulators', () => {
       const Key = 'tenant/sha256/checksum-kept';
       const body = randomBytes(1024);
       await putWithChecksum(Key, body, sha256(body));
-      const Bucket = emulators.resources.bucket;
+      const Bucket = emulators.resources.assetBucket;
       const asked = await aws.s3.send(new HeadObjectCommand({ Bucket, Key, ChecksumMode: 'ENABLED' }));
       expect(asked.ChecksumSHA256).toBe(sha256(body));
       expect((await aws.s3.send(new HeadObjectCommand({ Bucket, Key }))).ChecksumSHA256).toBeUndefined();
