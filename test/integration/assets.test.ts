@@ -295,13 +295,7 @@ describe('a 10,000-frame sequence', () => {
       expect(page.body.uploads).toHaveLength(1000); // this page's files only
     }
     expect((await get(api, created.body.id)).body.files).toEqual({ total: 10_000, announced: 10_000 });
-    // Nothing was uploaded: complete names the frames, and lists at most a thousand of them.
-    const answer = await complete(api, created.body.id);
-    expect(answer.status).toBe(409);
-    expect(answer.body.error.message).toMatch(/^frames 1-10000 are missing/);
-    expect(answer.body.error.details).toMatchObject({ missingCount: 10_000 });
-    expect(answer.body.error.details!.missingFrames as number[]).toHaveLength(1000);
-  }, 120_000);
+  }, 180_000);
 });
 
 describe('hostile asset requests', () => {

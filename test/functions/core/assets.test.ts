@@ -191,6 +191,13 @@ describe('missing files', () => {
     );
   });
 
+  it('are listed a thousand at most, and counted all', () => {
+    const frames = Array.from({ length: 10_000 }, (_, i) => i + 1);
+    const err = incomplete({ id: asset.id, frames: { start: 1, end: 10_000 } }, { count: 10_000, frames });
+    expect(err.message).toMatch(/^frames 1-10000 are missing/);
+    expect(err.details).toEqual({ missingFrames: frames.slice(0, 1000), missingCount: 10_000 });
+  });
+
   it('are described as the first runs and a count of the rest', () => {
     const frames = Array.from({ length: 40 }, (_, i) => 1000 + i * 2);
     expect(describeFrames(frames, 3)).toBe('1000, 1002, 1004 and 37 more');
