@@ -39,6 +39,8 @@ export interface AssetRecord {
   readonly error?: string;
   readonly createdAt: string;
   readonly completedAt?: string;
+  /** Set by the first attempt at deleting it: the token of that delete's removal claims. */
+  readonly deleteToken?: string;
 }
 
 /** One announced file of an asset: a frame of a sequence, or the still. */

@@ -285,10 +285,11 @@ export class AssetService {
   async delete(tenant: string, id: string): Promise<void> {
     const { store, files } = this.deps;
     const asset = isAssetId(id) ? await store.getAsset(id) : undefined;
-    if (!asset || asset.tenant !== tenant || !(await store.markDeleting(id))) throw notFound('asset');
+    const token = asset?.tenant === tenant ? await store.markDeleting(id) : undefined;
+    if (!token) throw notFound('asset');
     const recorded = await store.listFiles(id);
     const contents = [...new Set(recorded.map((f) => f.sha256))];
-    const { token, claimed } = await store.releaseContents(tenant, id, contents);
+    const claimed = await store.releaseContents(tenant, id, contents, token);
     try {
       await files.deleteMany(tenant, claimed);
     } catch (err) {

@@ -432,8 +432,8 @@ describe('shared content', () => {
     const store = stack.app.assetStore;
 
     // A delete of the last holder, stopped after its claim and before it removes the object.
-    expect(await store.markDeleting(first.body.id)).toBe(true);
-    const { claimed } = await store.releaseContents('racing', first.body.id, [sha]);
+    const token = await store.markDeleting(first.body.id);
+    const claimed = await store.releaseContents('racing', first.body.id, [sha], token!);
     expect(claimed).toEqual([sha]);
     const started = Date.now();
     const announcing = create(api, { name: 'second', format: 'png', files: [entry(undefined, png)] });
@@ -451,6 +451,27 @@ describe('shared content', () => {
     expect((await api.call('DELETE', `/v1/assets/${first.body.id}`)).status).toBe(204);
     expect(await storedKeys('racing')).toEqual([`racing/sha256/${sha}`]);
     expect((await complete(api, second.body.id)).body.status).toBe('ready');
+  });
+});
+
+describe('a delete cut short', () => {
+  it('is finished by repeating it, at once: the repeat takes up the claims of the first attempt', async () => {
+    const api = await tenantOf('interrupted');
+    const { files, bySha } = await plate(3, 1, 8);
+    const asset = await create(api, { name: 'shot', format: 'png', frames: { start: 1, end: 3 }, files });
+    await uploadAll(asset.body.uploads, bySha);
+    // The first attempt dies after claiming the contents, before deleting anything from S3.
+    const store = stack.app.assetStore;
+    const token = await store.markDeleting(asset.body.id);
+    expect(await store.releaseContents('interrupted', asset.body.id, [...bySha.keys()], token!)).toHaveLength(
+      3,
+    );
+    expect((await get(api, asset.body.id)).status).toBe(404);
+    expect(await storedKeys('interrupted')).toHaveLength(3);
+
+    expect((await api.call('DELETE', `/v1/assets/${asset.body.id}`)).status).toBe(204);
+    expect(await storedKeys('interrupted')).toEqual([]);
+    expect((await api.call('DELETE', `/v1/assets/${asset.body.id}`)).status).toBe(404);
   });
 });
 

@@ -174,22 +174,27 @@ export class AssetStore {
     }
   }
 
-  /** Marks the asset `deleting` (from any status): no file can be added to it from now on. */
-  async markDeleting(id: string): Promise<boolean> {
+  /**
+   * Marks the asset `deleting` (from any status): no file can be added to it from now on. Answers the
+   * delete's claim token, the same for every attempt at deleting this asset, so a delete that is cut
+   * short and repeated takes up its own claims; undefined when the asset does not exist.
+   */
+  async markDeleting(id: string): Promise<string | undefined> {
     try {
-      await this.db.send(
+      const { Attributes } = await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: assetKey(id),
-          UpdateExpression: 'SET #status = :deleting',
+          UpdateExpression: 'SET #status = :deleting, deleteToken = if_not_exists(deleteToken, :token)',
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':deleting': 'deleting' },
+          ExpressionAttributeValues: { ':deleting': 'deleting', ':token': randomUUID() },
+          ReturnValues: 'ALL_NEW',
         }),
       );
-      return true;
+      return String(Attributes?.deleteToken);
     } catch (err) {
-      if (isConditionFailure(err)) return false;
+      if (isConditionFailure(err)) return undefined;
       throw err;
     }
   }
@@ -313,14 +318,15 @@ export class AssetStore {
    * Takes the asset out of the holders of these contents, and claims for removal, in the same update,
    * each content it was the last holder of (or that nobody holds, when a delete cut short is repeated).
    * The claim is taken only while no other asset holds the content, and a new holder is added only while
-   * no live claim is on it, so the two exclude each other. Answers the contents claimed and the token.
+   * no live claim is on it, so the two exclude each other. Answers the contents claimed.
    */
   async releaseContents(
     tenant: string,
     assetId: string,
     sha256s: readonly string[],
-  ): Promise<{ token: string; claimed: string[] }> {
-    const token = randomUUID();
+    /** The delete's token (`markDeleting`): a claim of an earlier attempt with it is taken up again. */
+    token: string,
+  ): Promise<string[]> {
     const asset = new Set([assetId]);
     const claimed: string[] = [];
     await mapLimit(sha256s, PARALLEL, async (sha256) => {
@@ -333,7 +339,7 @@ export class AssetStore {
             UpdateExpression: 'DELETE holders :asset SET claimedAt = :now, #token = :token',
             ConditionExpression:
               'attribute_exists(pk) AND (attribute_not_exists(holders) OR holders = :asset) AND ' +
-              '(attribute_not_exists(claimedAt) OR claimedAt < :stale)',
+              '(attribute_not_exists(claimedAt) OR claimedAt < :stale OR #token = :token)',
             ExpressionAttributeNames: { '#token': 'token' },
             ExpressionAttributeValues: {
               ':asset': asset,
@@ -363,7 +369,7 @@ export class AssetStore {
         if (!isConditionFailure(err)) throw err;
       }
     });
-    return { token, claimed };
+    return claimed;
   }
 
   /**
