@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
+import { ASSET_FILE_BYTES } from './shared/resources.ts';
 
 /**
  * Runtime configuration, read once from the environment at cold start.
@@ -28,6 +29,10 @@ const intFrom = (fallback: number, min: number, max: number) =>
 export const SETTINGS = {
   table: z.string().min(1),
   bucket: z.string().min(1),
+  /** Plates and other assets: a bucket of their own, since frames expire and assets must not. */
+  assetBucket: z.string().min(1),
+  /** The largest file an asset may have. */
+  assetMaxFileBytes: intFrom(ASSET_FILE_BYTES.default, 1, ASSET_FILE_BYTES.max),
   planQueueUrl: z.url(),
   frameQueueUrl: z.url(),
   /** The fan-out's routing: each model's frame queue, as JSON `{"model": "https://sqs..."}`. */

@@ -8,7 +8,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
 import type { RouteDefinition } from '../functions/shared/routes.ts';
-import { bindBucket, bindQueue, bindQueues, bindTable } from './bindings.ts';
+import { bindAssetBucket, bindBucket, bindQueue, bindQueues, bindTable } from './bindings.ts';
 import { FramecastFunction, handlerId, type LogSettings } from './lambda.ts';
 import type { Queues } from './queues.ts';
 
@@ -16,6 +16,8 @@ export interface ApiProps {
   readonly routes: readonly RouteDefinition[];
   readonly table: ITable;
   readonly bucket: IBucket;
+  /** Asset content: granted to the asset routes only, as their access rows say. */
+  readonly assetBucket: IBucket;
   readonly queues: Queues;
   /** Settings every process reads (production, limits); each route's bindings add the resources it names. */
   readonly environment: Readonly<Record<string, string>>;
@@ -85,7 +87,8 @@ export class Api extends Construct {
         entry: route.entry,
         description: `Framecast API: ${route.method} ${route.path}`,
         // API Gateway gives up on an integration after 30 s; a handler must answer, even with an error, before.
-        timeout: Duration.seconds(15),
+        timeout: Duration.seconds(Math.min(route.timeoutSeconds ?? 15, 29)),
+        ...(route.memoryMiB !== undefined && { memorySize: route.memoryMiB }),
         environment: props.environment,
         logs: props.logs,
       });
@@ -123,12 +126,13 @@ export class Api extends Construct {
 function bindRoute(
   handler: FramecastFunction,
   access: RouteDefinition['access'],
-  resources: Pick<ApiProps, 'table' | 'bucket' | 'queues'>,
+  resources: Pick<ApiProps, 'table' | 'bucket' | 'assetBucket' | 'queues'>,
 ): void {
-  const { table, bucket, queues } = resources;
+  const { table, bucket, assetBucket, queues } = resources;
   if (access.table) bindTable(handler, table, access.table);
   // Job responses name their output prefix (s3://bucket/...) even where the handler reads no frame.
   if (access.table || access.bucket) bindBucket(handler, bucket, access.bucket ?? 'nameOnly');
+  if (access.assets) bindAssetBucket(handler, assetBucket, access.assets);
   for (const name of access.queues ?? []) {
     if (name === 'plan') bindQueue(handler, queues.plan.queue, 'send', ENV.planQueueUrl);
     if (name === 'event') bindQueue(handler, queues.event.queue, 'send', ENV.eventQueueUrl);

@@ -90,6 +90,39 @@ export function bindBucket(bindable: Bindable, bucket: IBucket, access: BucketAc
   target.addEnvironment(ENV.bucket, bucket.bucketName);
 }
 
+/**
+ * What a process may do with asset content (the asset bucket, `<tenant>/sha256/<hex>`).
+ * - `upload`: PutObject, which the presigned upload URLs carry; and HEAD to learn what is held already.
+ * - `verify`: HEAD and ranged GETs of the content, to check its checksum, format and size.
+ * - `remove`: DeleteObject, for content no asset holds any more.
+ * HEAD needs ListBucket on the bucket, or S3 answers a missing key with 403 instead of 404.
+ */
+export const ASSET_ACCESS = {
+  upload: { objects: ['s3:PutObject', 's3:GetObject'], bucket: ['s3:ListBucket'] },
+  verify: { objects: ['s3:GetObject'], bucket: ['s3:ListBucket'] },
+  remove: { objects: ['s3:DeleteObject'], bucket: [] },
+} as const satisfies Record<string, { objects: readonly string[]; bucket: readonly string[] }>;
+
+export type AssetAccess = keyof typeof ASSET_ACCESS;
+
+/** Grants the access's actions on the asset bucket and its objects, and sets FRAMECAST_ASSET_BUCKET. */
+export function bindAssetBucket(bindable: Bindable, bucket: IBucket, access: AssetAccess): void {
+  const target = targetOf(bindable);
+  const { objects, bucket: onBucket } = ASSET_ACCESS[access];
+  Grant.addToPrincipal({
+    grantee: target.role,
+    actions: [...objects],
+    resourceArns: [bucket.arnForObjects('*')],
+  });
+  if (onBucket.length > 0)
+    Grant.addToPrincipal({ grantee: target.role, actions: [...onBucket], resourceArns: [bucket.bucketArn] });
+  Validations.of(target.role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${arnToken(bucket)}/*]`,
+    reason: `Asset content is keyed by tenant and SHA-256 (<tenant>/sha256/<hex>), known only at run time; the grant is ${objects.join(', ')} on objects only.`,
+  });
+  target.addEnvironment(ENV.assetBucket, bucket.bucketName);
+}
+
 /** `consumeAndSend`: a consumer that also puts messages back (a job planned in steps, a webhook retry). */
 export type QueueAccess = 'send' | 'consume' | 'consumeAndSend';
 

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { InputKind, WindowSpecSchema } from '../functions/shared/models.ts';
-import { QUEUES } from '../functions/shared/resources.ts';
+import { ASSET_FILE_BYTES, QUEUES } from '../functions/shared/resources.ts';
 
 /**
  * A production's deployment settings: `config/<production>.json`, parsed strictly (an unknown or misspelt
@@ -112,6 +112,8 @@ export const ConfigSchema = z
     /** Models besides `reference`; an entry named `reference` replaces the built-in one's settings. */
     models: z.array(Model).max(10).default([]),
     frameLimit: int(1, 1_000_000).default(10_000),
+    /** The largest file of an asset (a plate frame, a mask), in bytes. */
+    assetMaxFileBytes: int(1, ASSET_FILE_BYTES.max).default(ASSET_FILE_BYTES.default),
     chunkSize: int(1, 100).default(4),
     // Below the frame queue's maxReceiveCount less one: a chunk that keeps killing workers must fail its
     // frames on a last delivery rather than reach the DLQ with frames still marked running.

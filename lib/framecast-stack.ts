@@ -46,6 +46,7 @@ export class FramecastStack extends Stack {
     const environment: Record<string, string> = {
       [ENV.production]: config.production,
       [ENV.frameLimit]: String(config.frameLimit),
+      [ENV.assetMaxFileBytes]: String(config.assetMaxFileBytes),
       [ENV.models]: models.join(','),
       // Only what a production declared; built-in models' declarations live in the runtime.
       [ENV.modelSpecs]: JSON.stringify(modelSpecs(config.models)),
@@ -62,6 +63,7 @@ export class FramecastStack extends Stack {
       routes: ROUTES,
       table: storage.table,
       bucket: storage.bucket,
+      assetBucket: storage.assets,
       queues,
       environment,
       throttle: config.api,
@@ -119,6 +121,11 @@ export class FramecastStack extends Stack {
       'DynamoDB table: set FRAMECAST_TABLE to it for bin/admin.ts',
     );
     output('BucketName', storage.bucket.bucketName, 'S3 bucket of the frames and manifests');
+    output(
+      'AssetBucketName',
+      storage.assets.bucketName,
+      'S3 bucket of the assets (plates, masks, references)',
+    );
     output('PlanQueueUrl', queues.plan.queue.queueUrl, 'Plan queue');
     output('EventQueueUrl', queues.event.queue.queueUrl, 'Event (webhook) queue');
     output('FrameQueueUrls', queues.frameQueueUrlsJson(), 'Frame queue of each model, as JSON');

@@ -11,10 +11,12 @@ export interface StorageProps {
   readonly removalPolicy: RemovalPolicy.RETAIN | RemovalPolicy.DESTROY;
 }
 
-/** Job, frame, event and API key records in DynamoDB; frames and manifests in S3. */
+/** Job, frame, event, asset and API key records in DynamoDB; frames, manifests and assets in S3. */
 export class Storage extends Construct {
   readonly table: Table;
   readonly bucket: Bucket;
+  /** Plates and other assets, content-addressed; kept until no asset holds them, never expired. */
+  readonly assets: Bucket;
   readonly accessLogs: Bucket;
 
   constructor(scope: Construct, id: string, props: StorageProps) {
@@ -59,7 +61,8 @@ export class Storage extends Construct {
     });
     Validations.of(this.accessLogs).acknowledge({
       id: 'AwsSolutions-S1',
-      reason: 'This is the access log bucket of the frames bucket; logging it into itself would loop.',
+      reason:
+        'This is the access log bucket of the frames and asset buckets; logging it into itself would loop.',
     });
 
     this.bucket = new Bucket(this, 'Frames', {
@@ -71,6 +74,15 @@ export class Storage extends Construct {
         // lib-storage uploads large frames in parts; a worker killed mid-upload leaves parts that bill forever.
         { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
+    });
+
+    // Not the frames bucket: its lifecycle expires every object after retentionDays (frame keys share no
+    // prefix a rule could leave out), and a plate must live as long as an asset holds it. Framecast
+    // deletes content when no asset refers to it. Uploads are single presigned PUTs, never multipart.
+    this.assets = new Bucket(this, 'Assets', {
+      ...secure,
+      serverAccessLogsBucket: this.accessLogs,
+      serverAccessLogsPrefix: 'assets/',
     });
   }
 }

@@ -58,6 +58,7 @@ export interface QueueUrls {
 export interface EmulatedResources {
   readonly table: string;
   readonly bucket: string;
+  readonly assetBucket: string;
   readonly queues: Readonly<Record<QueueName, QueueUrls>>;
 }
 
@@ -90,6 +91,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
   const names = {
     table: prefix,
     bucket: `${prefix}-frames`,
+    assetBucket: `${prefix}-assets`,
     queue: (name: QueueName) => `${prefix}-${name}`,
   };
   const { dataDir } = options;
@@ -111,7 +113,10 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
           requestChecksumCalculation: 'WHEN_REQUIRED',
           responseChecksumValidation: 'WHEN_REQUIRED',
         }),
-        (s3) => ensureBucket(s3, names.bucket),
+        async (s3) => {
+          await ensureBucket(s3, names.bucket);
+          await ensureBucket(s3, names.assetBucket);
+        },
       ),
     ),
     provisioned(startSqs(), (endpoint) =>
@@ -144,6 +149,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
   const resources: EmulatedResources = {
     table: names.table,
     bucket: names.bucket,
+    assetBucket: names.assetBucket,
     queues: sqsResult.value.made,
   };
   const env: Record<string, string> = {
@@ -158,6 +164,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
     AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
     [ENV.table]: resources.table,
     [ENV.bucket]: resources.bucket,
+    [ENV.assetBucket]: resources.assetBucket,
     [ENV.planQueueUrl]: resources.queues.plan.url,
     [ENV.frameQueueUrl]: resources.queues.frame.url,
     [ENV.eventQueueUrl]: resources.queues.event.url,

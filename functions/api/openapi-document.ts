@@ -1,5 +1,14 @@
 import * as z from 'zod';
 import {
+  ASSET_STATUSES,
+  AssetList,
+  AssetResponse,
+  AssetUploads,
+  assetFilesSchema,
+  assetRequestSchema,
+} from '../core/assets.ts';
+import {
+  DEFAULT_FRAME_LIMIT,
   ErrorResponse,
   EventList,
   FrameList,
@@ -14,6 +23,7 @@ import {
   WebhookEndpointRequest,
   WebhookSecret,
 } from '../core/schemas.ts';
+import { ASSET_FILE_BYTES } from '../shared/resources.ts';
 import { ROUTES } from '../shared/routes.ts';
 
 /**
@@ -56,7 +66,7 @@ const ERROR_TEXT: Record<number, string> = {
   409: 'Conflict with the resource’s state',
   413: 'Body too large',
   415: 'Body is not JSON',
-  422: 'Idempotency-Key reused with another body',
+  422: 'Unprocessable: an Idempotency-Key reused with another body, or an asset whose files are not what it says',
   429: 'Too many requests',
   503: 'Temporarily unavailable; retry',
 };
@@ -68,8 +78,31 @@ const idParam = {
   schema: { type: 'string', pattern: '^job_[0-9A-Z]{26}$' },
 };
 
-export function openApiDocument(options: { frameLimit?: number; serverUrl?: string } = {}): Json {
+const assetIdParam = {
+  name: 'id',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^ast_[0-9A-Z]{26}$' },
+};
+
+export interface OpenApiOptions {
+  readonly frameLimit?: number;
+  /** The per-file limit of assets, in bytes (FRAMECAST_ASSET_MAX_FILE_BYTES). */
+  readonly assetMaxFileBytes?: number;
+  readonly serverUrl?: string;
+}
+
+export function openApiDocument(options: OpenApiOptions = {}): Json {
   const components: Json = {};
+  const assetLimits = {
+    frameLimit: options.frameLimit ?? DEFAULT_FRAME_LIMIT,
+    maxFileBytes: options.assetMaxFileBytes ?? ASSET_FILE_BYTES.default,
+  };
+  const assetRequest = component(components, 'AssetRequest', assetRequestSchema(assetLimits), 'input');
+  const assetFiles = component(components, 'AssetFilesRequest', assetFilesSchema(assetLimits), 'input');
+  const asset = component(components, 'Asset', AssetResponse, 'output');
+  const assetUploads = component(components, 'AssetUploads', AssetUploads, 'output');
+  const assetList = component(components, 'AssetList', AssetList, 'output');
   const jobRequest = component(components, 'JobRequest', jobRequestSchema(options.frameLimit), 'input');
   const job = component(components, 'Job', JobResponse, 'output');
   const jobList = component(components, 'JobList', JobList, 'output');
@@ -218,6 +251,74 @@ export function openApiDocument(options: { frameLimit?: number; serverUrl?: stri
         operationId: 'rotateWebhookSecret',
         summary: 'A new signing secret; the old one also signs for 24 h',
         responses: { '200': json(secret, 'The new secret'), ...errorResponses(401, 403, 409, 429) },
+      },
+    },
+    '/v1/assets': {
+      post: {
+        operationId: 'createAsset',
+        summary: 'Announce a still or a frame sequence by content; upload URLs for content not held yet',
+        description:
+          'Each file is named by its SHA-256 and size. The answer carries one presigned PUT per content the ' +
+          'production does not hold yet, signed with its checksum and length: send the body with exactly ' +
+          'the headers given, and S3 refuses bytes that are not the announced content. A sequence of more ' +
+          'than 1000 files is announced in pages: the rest with POST /v1/assets/{id}/files.',
+        requestBody: { required: true, content: { 'application/json': { schema: assetRequest } } },
+        responses: {
+          '201': json(assetUploads, 'The asset, uploading, with the upload URLs of this request’s files'),
+          ...errorResponses(400, 401, 403, 413, 415, 429, 503),
+        },
+      },
+      get: {
+        operationId: 'listAssets',
+        summary: 'The tenant’s assets, newest first',
+        parameters: [
+          { name: 'status', in: 'query', schema: { type: 'string', enum: [...ASSET_STATUSES] } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: { '200': json(assetList, 'A page of assets'), ...errorResponses(400, 401, 403, 429) },
+      },
+    },
+    '/v1/assets/{id}': {
+      get: {
+        operationId: 'getAsset',
+        summary: 'An asset: its status, files announced, and width and height once complete',
+        parameters: [assetIdParam],
+        responses: { '200': json(asset, 'The asset'), ...errorResponses(401, 403, 404, 429) },
+      },
+      delete: {
+        operationId: 'deleteAsset',
+        summary: 'Remove an asset; stored content no other asset holds is deleted',
+        parameters: [assetIdParam],
+        responses: { '204': { description: 'Deleted' }, ...errorResponses(401, 403, 404, 429, 503) },
+      },
+    },
+    '/v1/assets/{id}/files': {
+      post: {
+        operationId: 'addAssetFiles',
+        summary: 'More files of an uploading sequence, or files again for fresh upload URLs',
+        parameters: [assetIdParam],
+        requestBody: { required: true, content: { 'application/json': { schema: assetFiles } } },
+        responses: {
+          '200': json(assetUploads, 'The asset, with the upload URLs of this request’s files'),
+          ...errorResponses(400, 401, 403, 404, 409, 413, 415, 429, 503),
+        },
+      },
+    },
+    '/v1/assets/{id}/complete': {
+      post: {
+        operationId: 'completeAsset',
+        summary:
+          'Check every file (presence, checksum, format, size limit, one size) and make the asset ready',
+        description:
+          'Answers 409 asset_incomplete naming the missing frames (details.missingFrames), or 422 ' +
+          'asset_invalid naming the file that is not what the asset says (the asset is then failed). ' +
+          'Repeating it on a ready asset answers the asset.',
+        parameters: [assetIdParam],
+        responses: {
+          '200': json(asset, 'The asset, ready, with its width and height'),
+          ...errorResponses(401, 403, 404, 409, 422, 429),
+        },
       },
     },
     '/v1/openapi.json': {

@@ -2,7 +2,7 @@ import { loadConfig } from '../config.ts';
 import { route } from './http.ts';
 import { openApiDocument } from './openapi-document.ts';
 
-const document = openApiDocument({ frameLimit: loadConfig(['frameLimit']).frameLimit });
+const document = openApiDocument(loadConfig(['frameLimit', 'assetMaxFileBytes']));
 
 /** GET /v1/openapi.json: public, so any client generator or validator can read it. */
 export const handler = route({}, async () => ({

@@ -1,7 +1,7 @@
 import { invalid } from './errors.ts';
 
 /**
- * List cursors. Opaque to clients; inside they hold only a position (a job or event id, or a frame
+ * List cursors. Opaque to clients; inside they hold only a position (a job, event or asset id, or a frame
  * number), never a table key, so a forged cursor cannot reach another tenant's partition.
  */
 export const encodeCursor = (position: string): string => Buffer.from(position, 'utf8').toString('base64url');
@@ -9,7 +9,7 @@ export const encodeCursor = (position: string): string => Buffer.from(position, 
 /** The position in `cursor`, or a 400 naming `cursor` when it is not one this API handed out. */
 export function decodeCursor(cursor: string): string {
   const position = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!/^((job|evt)_[0-9A-Z]{26}|\d{1,10})$/.test(position))
+  if (!/^((job|evt|ast)_[0-9A-Z]{26}|\d{1,10})$/.test(position))
     throw invalid('cursor', 'is not a cursor of this listing');
   return position;
 }

@@ -9,9 +9,11 @@ export type ErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'conflict'
+  | 'asset_incomplete'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'idempotency_mismatch'
+  | 'asset_invalid'
   | 'rate_limited'
   | 'unavailable'
   | 'internal';
@@ -23,9 +25,11 @@ const STATUS: Record<ErrorCode, number> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  asset_incomplete: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_mismatch: 422,
+  asset_invalid: 422,
   rate_limited: 429,
   unavailable: 503,
   internal: 500,

@@ -12,7 +12,7 @@ export interface ApiKeyRecord {
   readonly revokedAt?: string;
 }
 
-export const SCOPES = ['jobs:read', 'jobs:write', 'webhooks:manage'] as const;
+export const SCOPES = ['jobs:read', 'jobs:write', 'webhooks:manage', 'assets:read', 'assets:write'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface JobRecord {

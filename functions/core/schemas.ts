@@ -43,7 +43,7 @@ const Dimension = z
   .max(8192, 'must be at most 8192')
   .multipleOf(8, 'must be a multiple of 8');
 
-const FrameNumber = z.int().min(0, 'must be 0 or more').max(9_999_999, 'must be at most 9999999');
+export const FrameNumber = z.int().min(0, 'must be 0 or more').max(9_999_999, 'must be at most 9999999');
 
 export const FrameRange = z
   .strictObject({ start: FrameNumber, end: FrameNumber })

@@ -1,7 +1,9 @@
+import { AssetFiles } from '../adapters/asset-files.ts';
 import { type AwsClients, clients } from '../adapters/clients.ts';
 import { FrameStore } from '../adapters/frame-store.ts';
 import { Queue } from '../adapters/queues.ts';
 import { ApiKeyStore } from '../adapters/store/api-keys.ts';
+import { AssetStore } from '../adapters/store/assets.ts';
 import { EventStore } from '../adapters/store/events.ts';
 import { JobStore } from '../adapters/store/jobs.ts';
 import { WebhookStore } from '../adapters/webhook-store.ts';
@@ -9,6 +11,7 @@ import { loadConfig } from '../config.ts';
 import { encodeEvent, encodePlan } from '../core/messages.ts';
 import type { EventRecord } from '../core/model.ts';
 import { policyFromSettings } from '../core/webhooks/ssrf.ts';
+import { AssetService } from './assets.ts';
 import { JobService } from './jobs.ts';
 import { WebhookService } from './webhooks.ts';
 
@@ -131,6 +134,38 @@ export class Container {
         publishEvents: this.publishEvents,
         presign: (key) => this.frameStore.presignGet(key),
         checkWebhookUrl: (url) => this.webhooks.checkUrl(url),
+      });
+    });
+  }
+
+  /** Assets and who holds each stored content. */
+  get assetStore(): AssetStore {
+    return this.once('assetStore', () => new AssetStore(this.aws().dynamo, this.table));
+  }
+
+  /** Asset content in the asset bucket: upload URLs, HEADs, ranged reads, deletes. */
+  get assetFiles(): AssetFiles {
+    return this.once('assetFiles', () => {
+      const { assetBucket, urlExpirySeconds } = loadConfig(['assetBucket', 'urlExpirySeconds'], this.env);
+      return new AssetFiles(this.aws().s3, assetBucket, urlExpirySeconds);
+    });
+  }
+
+  get assets(): AssetService {
+    return this.once('assets', () => {
+      const { frameLimit, assetMaxFileBytes } = loadConfig(['frameLimit', 'assetMaxFileBytes'], this.env);
+      // Resolved at first use: reading an asset needs the table alone, not the bucket.
+      const files = () => this.assetFiles;
+      return new AssetService({
+        store: this.assetStore,
+        files: {
+          presignPut: (tenant, content, expiresIn) => files().presignPut(tenant, content, expiresIn),
+          holds: (tenant, content) => files().holds(tenant, content),
+          read: (tenant, sha256, offset, length) => files().read(tenant, sha256, offset, length),
+          deleteMany: (tenant, sha256s) => files().deleteMany(tenant, sha256s),
+        },
+        frameLimit,
+        maxFileBytes: assetMaxFileBytes,
       });
     });
   }

@@ -5,6 +5,8 @@
 export const ENV = {
   table: 'FRAMECAST_TABLE',
   bucket: 'FRAMECAST_BUCKET',
+  assetBucket: 'FRAMECAST_ASSET_BUCKET',
+  assetMaxFileBytes: 'FRAMECAST_ASSET_MAX_FILE_BYTES',
   planQueueUrl: 'FRAMECAST_PLAN_QUEUE_URL',
   frameQueueUrl: 'FRAMECAST_FRAME_QUEUE_URL',
   frameQueueUrls: 'FRAMECAST_FRAME_QUEUE_URLS',

@@ -32,6 +32,12 @@ export const TABLE: TableDefinition = {
   ],
 };
 
+/**
+ * Sizes of one asset file, in bytes: the default per-file limit a production may change, and its bound,
+ * since an upload URL is one PUT and S3 takes at most 5 GiB in one.
+ */
+export const ASSET_FILE_BYTES = { default: 512 * 1024 * 1024, max: 5 * 1024 * 1024 * 1024 } as const;
+
 export type QueueName = 'plan' | 'frame' | 'event';
 
 export interface QueueDefinition {

@@ -12,10 +12,19 @@ export interface RouteDefinition {
   readonly entry: string;
   /** The scope the caller's API key needs; undefined for public routes. */
   readonly scope?: Scope;
+  /**
+   * A handler that does thousands of S3 and DynamoDB requests (a 10,000-frame asset) gets more time, up
+   * to what API Gateway waits (30 s), and more memory, which is more CPU for the SDK's work.
+   * @default 15 s and 512 MiB
+   */
+  readonly timeoutSeconds?: number;
+  readonly memoryMiB?: number;
   /** What the handler may touch, for least-privilege grants. */
   readonly access: {
     readonly table?: 'read' | 'readWrite';
     readonly bucket?: 'read';
+    /** Asset content: sign uploads and see what is held, verify it, or remove it (lib/bindings.ts). */
+    readonly assets?: 'upload' | 'verify' | 'remove';
     readonly queues?: readonly ('plan' | 'frame' | 'event')[];
   };
 }
@@ -105,6 +114,54 @@ export const ROUTES: readonly RouteDefinition[] = [
     entry: 'functions/api/rotate-webhook-secret.ts',
     scope: 'webhooks:manage',
     access: { table: 'readWrite' },
+  },
+  {
+    method: 'POST',
+    path: '/v1/assets',
+    entry: 'functions/api/create-asset.ts',
+    scope: 'assets:write',
+    memoryMiB: 1024,
+    access: { table: 'readWrite', assets: 'upload' },
+  },
+  {
+    method: 'GET',
+    path: '/v1/assets',
+    entry: 'functions/api/list-assets.ts',
+    scope: 'assets:read',
+    access: { table: 'read' },
+  },
+  {
+    method: 'GET',
+    path: '/v1/assets/{id}',
+    entry: 'functions/api/get-asset.ts',
+    scope: 'assets:read',
+    access: { table: 'read' },
+  },
+  {
+    method: 'POST',
+    path: '/v1/assets/{id}/files',
+    entry: 'functions/api/add-asset-files.ts',
+    scope: 'assets:write',
+    memoryMiB: 1024,
+    access: { table: 'readWrite', assets: 'upload' },
+  },
+  {
+    method: 'POST',
+    path: '/v1/assets/{id}/complete',
+    entry: 'functions/api/complete-asset.ts',
+    scope: 'assets:write',
+    timeoutSeconds: 29,
+    memoryMiB: 1769,
+    access: { table: 'readWrite', assets: 'verify' },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/assets/{id}',
+    entry: 'functions/api/delete-asset.ts',
+    scope: 'assets:write',
+    timeoutSeconds: 29,
+    memoryMiB: 1024,
+    access: { table: 'readWrite', assets: 'remove' },
   },
   { method: 'GET', path: '/v1/openapi.json', entry: 'functions/api/openapi.ts', access: {} },
 ];

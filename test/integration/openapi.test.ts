@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AssetUploads } from '../../functions/core/assets.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, isFinished } from '../support/client.ts';
+import { pngFrame, sha256Hex } from '../support/images.ts';
 import { responseValidator } from '../support/openapi.ts';
 import { startReceiver } from '../support/receiver.ts';
 
@@ -79,6 +81,37 @@ describe('every response', () => {
         { shot: 'B', prompt: 'p', frames: { start: 1, end: 1 } },
         { 'idempotency-key': 'k' },
       ); // 422
+      // Assets: announce, a 409 naming what is missing, upload, complete, read, list, delete.
+      const png = await pngFrame(16, 16, 1);
+      const file = { sha256: sha256Hex(png), size: png.length };
+      const asset = await expectValid('POST', '/v1/assets', '/v1/assets', {
+        name: 'oas_still',
+        format: 'png',
+        files: [file],
+      });
+      const assetId = (asset.body as AssetUploads).id;
+      await expectValid('POST', `/v1/assets/${assetId}/complete`, '/v1/assets/{id}/complete'); // 409
+      const again = await expectValid('POST', `/v1/assets/${assetId}/files`, '/v1/assets/{id}/files', {
+        files: [file],
+      });
+      const upload = (again.body as AssetUploads).uploads[0]!;
+      expect((await fetch(upload.url, { method: 'PUT', headers: upload.headers, body: png })).status).toBe(
+        200,
+      );
+      await expectValid('POST', `/v1/assets/${assetId}/complete`, '/v1/assets/{id}/complete');
+      await expectValid('POST', `/v1/assets/${assetId}/files`, '/v1/assets/{id}/files', { files: [file] }); // 409
+      await expectValid('GET', `/v1/assets/${assetId}`, '/v1/assets/{id}');
+      await expectValid('GET', '/v1/assets?limit=5', '/v1/assets');
+      await expectValid('POST', '/v1/assets', '/v1/assets', { name: '../x', format: 'png', files: [file] }); // 400
+      const misnamed = await expectValid('POST', '/v1/assets', '/v1/assets', {
+        name: 'oas_not_a_jpeg',
+        format: 'jpeg',
+        files: [file],
+      });
+      const misnamedId = (misnamed.body as AssetUploads).id;
+      await expectValid('POST', `/v1/assets/${misnamedId}/complete`, '/v1/assets/{id}/complete'); // 422
+      await expectValid('DELETE', `/v1/assets/${assetId}`, '/v1/assets/{id}');
+      await expectValid('GET', `/v1/assets/${assetId}`, '/v1/assets/{id}'); // 404
       // The validator is not vacuous: a body that is not a job fails it.
       expect(check('GET', '/v1/jobs/{id}', 200, { id: 1, status: 'exploded' }).length).toBeGreaterThan(0);
       const anonymous = await client(stack.url).call('GET', '/v1/jobs');
@@ -89,6 +122,17 @@ describe('every response', () => {
           'POST /v1/jobs 400',
           'POST /v1/jobs 422',
           'GET /v1/jobs/{id} 404',
+          'POST /v1/assets 201',
+          'POST /v1/assets 400',
+          'POST /v1/assets/{id}/complete 409',
+          'POST /v1/assets/{id}/complete 200',
+          'POST /v1/assets/{id}/complete 422',
+          'POST /v1/assets/{id}/files 200',
+          'POST /v1/assets/{id}/files 409',
+          'GET /v1/assets 200',
+          'GET /v1/assets/{id} 200',
+          'GET /v1/assets/{id} 404',
+          'DELETE /v1/assets/{id} 204',
         ]),
       );
     } finally {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/shared/env.ts';
 import { ROUTES } from '../../functions/shared/routes.ts';
+import { ASSET_ACCESS } from '../../lib/bindings.ts';
 import {
   actionsOf,
   functionId,
@@ -22,6 +23,7 @@ const routeFunction = (route: (typeof ROUTES)[number]) =>
   functionId(template, `Framecast API: ${route.method} ${route.path}`);
 const table = idAt(stack, 'Storage/Table');
 const bucket = idAt(stack, 'Storage/Frames');
+const assetBucket = idAt(stack, 'Storage/Assets');
 const queue = {
   plan: idAt(stack, 'Queues/Plan/Queue'),
   event: idAt(stack, 'Queues/Event/Queue'),
@@ -97,12 +99,28 @@ describe('Api', () => {
       expect(tableActions).not.toEqual(expect.arrayContaining([expect.toBeOneOf(WRITES)]));
     else expect(tableActions).toEqual(expect.arrayContaining(WRITES));
 
-    const s3 = actionsOf(statements).filter((a) => a.startsWith('s3:'));
+    const s3 = actionsOf(statements.filter((s) => mentions(s, bucket))).filter((a) => a.startsWith('s3:'));
     expect(s3).toEqual(route.access.bucket === 'read' ? ['s3:GetObject'] : []);
     if (route.access.bucket)
       expect(statements.find((s) => mentions(s, bucket))?.Resource).toMatchObject({
         'Fn::Join': ['', [expect.anything(), '/*']],
       });
+
+    // Asset content: only the asset routes touch it, each with the actions of its level and no more.
+    const onAssets = statements.filter((s) => mentions(s, assetBucket));
+    const level = route.access.assets ? ASSET_ACCESS[route.access.assets] : undefined;
+    expect(actionsOf(onAssets).sort()).toEqual(level ? [...level.objects, ...level.bucket].sort() : []);
+    for (const statement of onAssets) {
+      const onBucket = actionsOf([statement]).every((a) => a === 's3:ListBucket');
+      expect(statement.Resource).toEqual(
+        onBucket
+          ? { 'Fn::GetAtt': [assetBucket, 'Arn'] }
+          : { 'Fn::Join': ['', [{ 'Fn::GetAtt': [assetBucket, 'Arn'] }, '/*']] },
+      );
+    }
+    expect(actionsOf(statements).filter((a) => a.startsWith('s3:')).length).toBe(
+      s3.length + actionsOf(onAssets).length,
+    );
 
     for (const [name, id] of Object.entries(queue)) {
       const granted = route.access.queues?.includes(name as keyof typeof queue) ?? false;
@@ -110,6 +128,15 @@ describe('Api', () => {
       expect(on(statements, id)).not.toContain('sqs:ReceiveMessage');
     }
     expect(actionsOf(statements).filter((a) => !/^(dynamodb|s3|sqs|logs):/.test(a))).toEqual([]);
+  });
+
+  it('gives each function the time and memory its route asks for, within what API Gateway waits', () => {
+    for (const route of ROUTES) {
+      const props = propsOf(functions[routeFunction(route)]);
+      expect(props.Timeout, route.path).toBe(route.timeoutSeconds ?? 15);
+      expect(props.Timeout).toBeLessThan(30);
+      expect(props.MemorySize, route.path).toBe(route.memoryMiB ?? 512);
+    }
   });
 
   it('gives get-job read access to the table and nothing in S3', () => {
@@ -142,6 +169,7 @@ describe('Api', () => {
       expect(ENV.planQueueUrl in env).toBe(route.access.queues?.includes('plan') ?? false);
       expect(ENV.eventQueueUrl in env).toBe(route.access.queues?.includes('event') ?? false);
       if (route.access.table) expect(env[ENV.bucket]).toEqual({ Ref: bucket });
+      expect(env[ENV.assetBucket]).toEqual(route.access.assets ? { Ref: assetBucket } : undefined);
     }
   });
 });

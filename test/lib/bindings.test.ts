@@ -159,6 +159,7 @@ describe('bindings', () => {
     const resourceVariables = [
       ENV.table,
       ENV.bucket,
+      ENV.assetBucket,
       ENV.planQueueUrl,
       ENV.eventQueueUrl,
       ENV.eventDlqUrl,

@@ -3,9 +3,9 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { TABLE } from '../../functions/shared/resources.ts';
 import { Storage } from '../../lib/storage.ts';
-import { cliLikeApp, resourcesOf, synthesize } from './synth.ts';
+import { cliLikeApp, idAt, resourcesOf, synthesize } from './synth.ts';
 
-const { template } = synthesize('demo', { retentionDays: 45 });
+const { template, stack } = synthesize('demo', { retentionDays: 45 });
 
 const storageOnly = (removalPolicy: RemovalPolicy.RETAIN | RemovalPolicy.DESTROY) => {
   const stack = new Stack(cliLikeApp(), 'StorageOnly');
@@ -41,7 +41,7 @@ describe('Storage', () => {
 
   it('blocks public access to every bucket and encrypts it', () => {
     const buckets = Object.values(resourcesOf(template, 'AWS::S3::Bucket'));
-    expect(buckets).toHaveLength(2);
+    expect(buckets).toHaveLength(3);
     for (const bucket of buckets) {
       expect(bucket.Properties).toMatchObject({
         PublicAccessBlockConfiguration: {
@@ -59,7 +59,7 @@ describe('Storage', () => {
 
   it('refuses any request without TLS to every bucket', () => {
     const policies = Object.values(resourcesOf(template, 'AWS::S3::BucketPolicy'));
-    expect(policies).toHaveLength(2);
+    expect(policies).toHaveLength(3);
     for (const policy of policies) {
       expect(policy.Properties?.PolicyDocument).toMatchObject({
         Statement: expect.arrayContaining([
@@ -85,6 +85,12 @@ describe('Storage', () => {
     });
   });
 
+  it('keeps assets in a bucket of their own that never expires, and logs access to it', () => {
+    const assets = resourcesOf(template, 'AWS::S3::Bucket')[idAt(stack, 'Storage/Assets')];
+    expect(assets?.Properties).toMatchObject({ LoggingConfiguration: { LogFilePrefix: 'assets/' } });
+    expect(assets?.Properties?.LifecycleConfiguration).toBeUndefined();
+  });
+
   it('retains the table and the buckets when the stack is deleted, by default', () => {
     const retained = { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' };
     for (const type of ['AWS::DynamoDB::Table', 'AWS::S3::Bucket', 'AWS::Logs::LogGroup']) {
@@ -102,7 +108,7 @@ describe('Storage', () => {
         expect(resource).toMatchObject({ DeletionPolicy: 'Delete' });
     }
     disposable.hasResourceProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false });
-    disposable.resourceCountIs('Custom::S3AutoDeleteObjects', 2);
+    disposable.resourceCountIs('Custom::S3AutoDeleteObjects', 3);
     storageOnly(RemovalPolicy.RETAIN).resourceCountIs('Custom::S3AutoDeleteObjects', 0);
   });
 });

@@ -16,6 +16,9 @@ import {
  *   event      pk EVENT#<id>          sk EVENT            gsi1 JOB#<id>#EVENTS / <event id>
  *   api key    pk KEY#<sha256>        sk KEY
  *   idem key   pk IDEM#<t>#<sha256>   sk IDEM             expires after IDEMPOTENCY_TTL_SECONDS
+ *   asset      pk ASSET#<id>          sk ASSET            gsi1 TENANT#<t>#ASSETS / <id>
+ *   asset file pk ASSET#<id>          sk FILE#<10 digits> (FILE#STILL for a still)
+ *   content    pk CONTENT#<t>#<sha256> sk CONTENT        holders: the assets holding it; a removal claim
  *
  * Webhook endpoints, secrets and deliveries live in the same table: see ../webhook-store.ts.
  */
@@ -28,6 +31,17 @@ export const apiKeyKey = (hash: string) => ({ pk: `KEY#${hash}`, sk: 'KEY' });
 export const idempotencyKey = (tenant: string, hash: string) => ({
   pk: `IDEM#${tenant}#${hash}`,
   sk: 'IDEM',
+});
+export const assetKey = (id: string) => ({ pk: `ASSET#${id}`, sk: 'ASSET' });
+export const assetFileSk = (frame: number | undefined) =>
+  frame === undefined ? 'FILE#STILL' : `FILE#${String(frame).padStart(10, '0')}`;
+export const assetFileKey = (id: string, frame: number | undefined) => ({
+  pk: `ASSET#${id}`,
+  sk: assetFileSk(frame),
+});
+export const contentRecordKey = (tenant: string, sha256: string) => ({
+  pk: `CONTENT#${tenant}#${sha256}`,
+  sk: 'CONTENT',
 });
 export const nowIso = (now: Date) => now.toISOString();
 
