@@ -95,12 +95,15 @@ export function bindBucket(bindable: Bindable, bucket: IBucket, access: BucketAc
  * - `upload`: PutObject, which the presigned upload URLs carry; and HEAD to learn what is held already.
  * - `verify`: HEAD and ranged GETs of the content, to check its checksum, format and size.
  * - `remove`: DeleteObject, for content no asset holds any more.
+ * - `read`: GetObject, for the worker's presigned input URLs.
  * HEAD needs ListBucket on the bucket, or S3 answers a missing key with 403 instead of 404.
  */
 export const ASSET_ACCESS = {
   upload: { objects: ['s3:PutObject', 's3:GetObject'], bucket: ['s3:ListBucket'] },
   verify: { objects: ['s3:GetObject'], bucket: ['s3:ListBucket'] },
   remove: { objects: ['s3:DeleteObject'], bucket: [] },
+  /** The worker: GetObject, which the presigned URLs of a job's inputs carry to the model. */
+  read: { objects: ['s3:GetObject'], bucket: [] },
 } as const satisfies Record<string, { objects: readonly string[]; bucket: readonly string[] }>;
 
 export type AssetAccess = keyof typeof ASSET_ACCESS;

@@ -84,6 +84,7 @@ export class FramecastStack extends Stack {
       eventQueue: queues.event,
       table: storage.table,
       bucket: storage.bucket,
+      assetBucket: storage.assets,
       environment,
       logs,
       workerImage: config.workerImage,

@@ -36,7 +36,7 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
-import { bindBucket, bindQueue, bindTable } from './bindings.ts';
+import { bindAssetBucket, bindBucket, bindQueue, bindTable } from './bindings.ts';
 import { BUILTIN_IMAGE, type ModelConfig } from './config.ts';
 import type { GpuHosts } from './gpu-hosts.ts';
 
@@ -69,6 +69,8 @@ export interface ModelServiceProps {
   readonly eventQueue: IQueue;
   readonly table: ITable;
   readonly bucket: IBucket;
+  /** Asset content: the worker signs GET URLs of a job's inputs for the model. */
+  readonly assetBucket: IBucket;
   /** Settings every process reads (production, limits); the bindings add the resources the worker names. */
   readonly environment: Readonly<Record<string, string>>;
   readonly workerImage: ContainerImage;
@@ -156,6 +158,7 @@ export class ModelService extends Construct {
     bindTable(this.worker, props.table, 'readWrite');
     // Read too: a chained window's context frames and parallel windows' staged versions are read back.
     bindBucket(this.worker, props.bucket, 'readWrite');
+    bindAssetBucket(this.worker, props.assetBucket, 'read');
     // Send too: a chained window sends the next window of its job to the same queue.
     bindQueue(this.worker, frameQueue, 'consumeAndSend', ENV.frameQueueUrl);
     bindQueue(this.worker, props.eventQueue, 'send', ENV.eventQueueUrl);

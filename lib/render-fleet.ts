@@ -18,6 +18,7 @@ export interface RenderFleetProps {
   readonly eventQueue: WorkQueue;
   readonly table: ITable;
   readonly bucket: IBucket;
+  readonly assetBucket: IBucket;
   /** Settings every process reads (production, limits); the workers' bindings add the resources. */
   readonly environment: Readonly<Record<string, string>>;
   readonly logs: LogSettings;
@@ -84,6 +85,7 @@ export class RenderFleet extends Construct {
         eventQueue: props.eventQueue.queue,
         table: props.table,
         bucket: props.bucket,
+        assetBucket: props.assetBucket,
         environment: props.environment,
         workerImage,
         ...(model.image === BUILTIN_IMAGE && { modelImage: projectImage() }),

@@ -37,6 +37,18 @@ export class AssetFiles {
    * must calculate request checksums only WHEN_REQUIRED (adapters/clients.ts): otherwise the SDK signs the
    * checksum of an empty body into the URL and every real upload is refused.
    */
+  /** A GET URL for one content: what the worker hands a model for an input file (Cog downloads it). */
+  async presignGet(tenant: string, sha256: string, expiresIn = this.maxUrlExpirySeconds): Promise<string> {
+    const seconds = Math.max(1, Math.min(expiresIn, this.maxUrlExpirySeconds));
+    return getSignedUrl(
+      this.s3,
+      new GetObjectCommand({ Bucket: this.bucket, Key: contentKey(tenant, sha256) }),
+      {
+        expiresIn: seconds,
+      },
+    );
+  }
+
   async presignPut(
     tenant: string,
     content: Content,

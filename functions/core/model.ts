@@ -1,3 +1,4 @@
+import type { InputBinding } from './inputs.ts';
 import type { EventType, FrameStatus, JobRequest, JobStatus, WindowMode } from './schemas.ts';
 import type { WindowSpec } from './windows.ts';
 
@@ -35,6 +36,8 @@ export interface JobRecord {
   readonly failed: number;
   readonly canceled: number;
   readonly failedFrames: readonly number[];
+  /** The assets the model is given, by input name, with the frames each asset covers. */
+  readonly inputs?: Readonly<Record<string, JobInputRecord>>;
   /** For a model with windows: the windows this job is made of (the model's, or the smaller ones it asked for). */
   readonly window?: JobWindows;
   /** The window that failed after every attempt; in chained mode the frames after it count as canceled. */
@@ -49,6 +52,12 @@ export interface JobRecord {
   readonly plannedUpTo?: number;
   /** SHA-256 of the canonical request body, for Idempotency-Key checks. */
   readonly requestHash: string;
+}
+
+/** One input of a job: its asset and binding, and the asset's frames (absent for a still), read at submit. */
+export interface JobInputRecord extends InputBinding {
+  readonly asset: string;
+  readonly frames?: { readonly start: number; readonly end: number };
 }
 
 /** A job's windows: the spec it plans them with, and how they make the shot. */
@@ -76,6 +85,8 @@ export interface FrameRecord {
   readonly error?: string;
   readonly startedAt?: string;
   readonly finishedAt?: string;
+  /** Input name → sha256 of the input file the frame was made from. */
+  readonly inputs?: Readonly<Record<string, string>>;
   /** The model's own time (Cog `metrics.predict_time`), seconds. */
   readonly predictTime?: number;
   /** The event announcing the frame's last outcome, re-published if a worker dies after recording it. */

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { ASSET_ID } from './ids.ts';
 
 /**
  * The schemas of the HTTP API (the design's "HTTP API (v1)"): one per boundary, shared by the handlers,
@@ -85,6 +86,26 @@ const Text = (max: number) =>
     .max(max, `must be at most ${max} characters`)
     .refine((s) => !hasControl(s), 'must not contain control characters');
 
+/** One input of a job: an asset, and which of its frames each output frame takes (core/inputs.ts). */
+const JobInput = z.strictObject({
+  asset: z.string().regex(ASSET_ID, 'must be an asset id (ast_...)'),
+  offset: z.int().min(-1_000_000).max(1_000_000).default(0).meta({
+    description: 'Output frame f takes the asset frame f + offset',
+  }),
+  outside: z.enum(['error', 'hold']).default('error').meta({
+    description:
+      'For output frames the sequence does not cover: `error` refuses the job naming the first one, `hold` gives the nearest frame',
+  }),
+});
+
+const JobInputs = z
+  .record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be an input name of the model'), JobInput)
+  .refine((r) => Object.keys(r).length <= 16, 'must name at most 16 inputs')
+  .meta({
+    description:
+      'Model input name → asset: plates, masks, control passes, references. The model must declare each input',
+  });
+
 export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
   z
     .strictObject({
@@ -110,6 +131,7 @@ export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
         description:
           'For a model with windows: `chained` (default) makes each window from the last frames of the one before; `parallel` makes them at once and cross-fades the overlaps',
       }),
+      inputs: JobInputs.optional(),
       window: z
         .strictObject({
           size: z.int().min(1).max(1024).optional(),
@@ -145,6 +167,13 @@ export const JobResponse = z
       canceled: z.int(),
     }),
     failedFrames: z.array(z.int()).meta({ description: 'Frame numbers that failed after every attempt' }),
+    inputs: z
+      .record(
+        z.string(),
+        z.object({ asset: z.string(), offset: z.int(), outside: z.enum(['error', 'hold']) }),
+      )
+      .optional()
+      .meta({ description: 'The assets the job hands its model, by input name' }),
     windowMode: z.enum(WINDOW_MODES).optional().meta({ description: 'Set for a model with windows' }),
     window: z
       .object({

@@ -24,6 +24,14 @@ export function toJobResponse(job: JobRecord): JobResponse {
       canceled: job.canceled,
     },
     failedFrames: [...job.failedFrames],
+    ...(job.inputs && {
+      inputs: Object.fromEntries(
+        Object.entries(job.inputs).map(([name, i]) => [
+          name,
+          { asset: i.asset, offset: i.offset, outside: i.outside },
+        ]),
+      ),
+    }),
     ...(job.window && {
       windowMode: job.window.mode,
       window: {

@@ -134,6 +134,7 @@ export class Container {
         publishEvents: this.publishEvents,
         presign: (key) => this.frameStore.presignGet(key),
         checkWebhookUrl: (url) => this.webhooks.checkUrl(url),
+        getAsset: (id) => this.assetStore.getAsset(id),
       });
     });
   }

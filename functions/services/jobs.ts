@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { JobStore } from '../adapters/store/jobs.ts';
+import type { AssetRecord } from '../core/assets.ts';
 import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, invalid, notFound } from '../core/errors.ts';
 import { frameSeed, jobPrefix, randomSeed } from '../core/frames.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
+import { firstUncovered } from '../core/inputs.ts';
 import type { PlanMessage } from '../core/messages.ts';
-import type { EventRecord, JobRecord, JobWindows } from '../core/model.ts';
+import type { EventRecord, JobInputRecord, JobRecord, JobWindows } from '../core/model.ts';
 import { type FrameResponse, type JobRequest, type JobStatus, jobRequestSchema } from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
 import { toFrameResponse, toJobResponse } from '../core/views.ts';
@@ -26,6 +28,8 @@ export interface JobServiceDeps {
   readonly sendPlan: (message: Omit<PlanMessage, 'v'>) => Promise<void>;
   readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
   readonly presign?: (key: string) => Promise<{ url: string; expiresAt: Date }>;
+  /** Reads an asset a job names as an input (any tenant's: the service checks the tenant). */
+  readonly getAsset?: (id: string) => Promise<AssetRecord | undefined>;
   /** Checks a job's webhook URL before it is accepted; the webhooks service provides it. */
   readonly checkWebhookUrl?: (url: string) => Promise<string | undefined>;
 }
@@ -80,6 +84,7 @@ export class JobService {
       );
     }
     const window = this.windowsOf(request);
+    const inputs = await this.inputsOf(tenant, request);
     if (request.webhook && this.deps.checkWebhookUrl) {
       const reason = await this.deps.checkWebhookUrl(request.webhook.url);
       if (reason) throw invalid('body.webhook.url', reason);
@@ -105,6 +110,7 @@ export class JobService {
       failed: 0,
       canceled: 0,
       failedFrames: [],
+      ...(inputs && { inputs }),
       ...(window && { window }),
       createdAt: now.toISOString(),
       bucket: this.deps.bucket,
@@ -152,6 +158,54 @@ export class JobService {
     const planned = jobWindowSpec(declared, request.window);
     if (!planned.ok) throw invalid(`body.window.${planned.field}`, planned.message);
     return { ...planned.spec, mode: request.windowMode ?? 'chained' };
+  }
+
+  /**
+   * The job's inputs, each checked against what the model declares and what the asset holds: an input
+   * the model does not take, an asset that is not this tenant's or not ready, a size other than the job's,
+   * or (with `outside: error`) a frame the sequence does not cover is a 400 naming the field, and nothing
+   * is written. Frames a fitted last window makes past the shot hold the sequence's last frame.
+   */
+  private async inputsOf(
+    tenant: string,
+    request: JobRequest,
+  ): Promise<Record<string, JobInputRecord> | undefined> {
+    if (!request.inputs) return undefined;
+    const declared = specOf(this.deps.modelSpecs ?? {}, request.model).inputs;
+    const out: Record<string, JobInputRecord> = {};
+    for (const [name, input] of Object.entries(request.inputs)) {
+      const field = `body.inputs.${name}`;
+      if (!(name in declared)) {
+        const takes = Object.keys(declared);
+        throw invalid(
+          field,
+          `model "${request.model}" does not take an input "${name}"${takes.length > 0 ? `; it takes: ${takes.join(', ')}` : '; it takes none'}`,
+        );
+      }
+      const asset = this.deps.getAsset ? await this.deps.getAsset(input.asset) : undefined;
+      if (!asset || asset.tenant !== tenant || asset.status === 'deleting')
+        throw invalid(`${field}.asset`, `asset ${input.asset} was not found`);
+      if (asset.status !== 'ready')
+        throw invalid(
+          `${field}.asset`,
+          `asset ${input.asset} is ${asset.status}, not ready; complete it first`,
+        );
+      if (asset.width !== request.width || asset.height !== request.height) {
+        throw invalid(
+          `${field}.asset`,
+          `asset ${input.asset} is ${asset.width}x${asset.height}; the job is ${request.width}x${request.height}`,
+        );
+      }
+      const uncovered = firstUncovered(request.frames, input, asset);
+      if (uncovered !== undefined) {
+        throw invalid(
+          field,
+          `frame ${uncovered} is not covered: asset ${input.asset} holds frames ${asset.frames!.start}-${asset.frames!.end} and output frame ${uncovered} takes its frame ${uncovered + input.offset} (set offset, or outside: "hold")`,
+        );
+      }
+      out[name] = { ...input, ...(asset.frames && { frames: asset.frames }) };
+    }
+    return out;
   }
 
   async get(tenant: string, id: string): Promise<JobRecord> {

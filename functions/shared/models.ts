@@ -59,8 +59,8 @@ export const ModelSpecSchema = z.strictObject({
 
 export type ModelSpec = z.output<typeof ModelSpecSchema>;
 
-/** The reference model composites a plate per frame, inside a mask. */
-export const REFERENCE_SPEC: ModelSpec = { inputs: { image: 'image', mask: 'mask' } };
+/** The reference model composites a plate per frame, inside a mask; its Cog schema takes both as lists. */
+export const REFERENCE_SPEC: ModelSpec = { inputs: { image: 'images', mask: 'images' } };
 
 /**
  * The same reference server as a video model: 49 frames a prediction, 8 shared with the next window,
@@ -68,7 +68,7 @@ export const REFERENCE_SPEC: ModelSpec = { inputs: { image: 'image', mask: 'mask
  * `{"name": "reference-window", "image": "builtin", "frames": {...}}`.
  */
 export const REFERENCE_WINDOW_SPEC: ModelSpec = {
-  inputs: { image: 'image', mask: 'mask' },
+  inputs: { image: 'images', mask: 'images' },
   frames: { window: 49, overlap: 8, lengths: { multiple: 4, offset: 1 } },
 };
 

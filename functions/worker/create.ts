@@ -2,6 +2,7 @@ import { loadConfig } from '../config.ts';
 import type { Container } from '../services/container.ts';
 import { QUEUES, WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
 import { CogClient } from './cog.ts';
+import { assetInputs } from './inputs.ts';
 import { Worker, type WorkerSettings } from './worker.ts';
 
 /** A worker wired from the environment: the container's entry point and local mode build it alike. */
@@ -10,7 +11,10 @@ export function createWorker(
   env: Record<string, string | undefined> = process.env,
   overrides: Partial<WorkerSettings> = {},
 ) {
-  const config = loadConfig(['modelUrl', 'modelImage', 'maxAttempts', 'workerConcurrency'], env);
+  const config = loadConfig(
+    ['modelUrl', 'modelImage', 'maxAttempts', 'workerConcurrency', 'modelSpecs'],
+    env,
+  );
   return new Worker({
     store: app.store,
     events: app.events,
@@ -18,6 +22,11 @@ export function createWorker(
     queue: app.frameQueue,
     model: new CogClient({ url: config.modelUrl }),
     publishEvents: app.publishEvents,
+    inputsFor: assetInputs({
+      files: (asset, frames) => app.assetStore.getFiles(asset, frames),
+      presign: (tenant, sha256) => app.assetFiles.presignGet(tenant, sha256),
+      specs: config.modelSpecs,
+    }),
     settings: {
       concurrency: config.workerConcurrency,
       maxAttempts: config.maxAttempts,

@@ -94,6 +94,7 @@ export interface WindowHost {
     attempts: number,
     png: Buffer,
     predictTime?: number,
+    inputs?: Readonly<Record<string, string>>,
   ): Promise<void>;
   recordFailure(job: JobRecord, frame: number, seed: number, attempts: number, error: string): Promise<void>;
   republishFrameEvent(jobId: string, frame: number): Promise<void>;
@@ -369,6 +370,7 @@ export class WindowMaker {
         made.attempt,
         this.stamp(p, f, png, origin, extra),
         made.predictTimePerFrame,
+        extra.hashes?.get(f),
       );
     });
   }
@@ -407,6 +409,7 @@ export class WindowMaker {
         made.attempt,
         this.stamp(p, f, png, frameOrigin(job, windows, f), extra),
         made.predictTimePerFrame,
+        extra.hashes?.get(f),
       );
     });
     if (previous && before) await this.crossFadeWith(p, previous, before, made, extra);
@@ -456,6 +459,7 @@ export class WindowMaker {
         record.attempts,
         this.stamp(p, f, png, frameOrigin(job, windows, f), extra),
         made.predictTimePerFrame,
+        extra.hashes?.get(f),
       );
     });
   }

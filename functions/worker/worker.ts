@@ -14,7 +14,7 @@ import { countMetric, publishMetrics } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
-import { type InputsFor, noInputs } from './inputs.ts';
+import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
 import { stagedKeys, WindowMaker } from './windows.ts';
 
 export interface WorkerSettings {
@@ -234,8 +234,17 @@ export class Worker {
     const storing: Promise<void>[] = [];
     let storeError: unknown;
     let handBack = false;
+    // Every frame's inputs are read and signed now, while earlier frames hold the model: a slot is never
+    // held waiting on the table or the signer. A failure surfaces on the frame it belongs to.
+    const inputsFor = this.deps.inputsFor ?? noInputs;
+    const prepared = chunk.frames.map((frame) => {
+      const extra = inputsFor(job, [frame]);
+      extra.catch(() => undefined);
+      return extra;
+    });
     for (const [index, frame] of chunk.frames.entries()) {
       if (frame < job.frames.start || frame > job.frames.end) continue;
+      const extra = await prepared[index]!;
       await this.slots.acquire();
       if (this.stopping) {
         // Frames already recorded stay recorded; the next delivery skips them and does the rest.
@@ -243,7 +252,7 @@ export class Worker {
         handBack = true;
         break;
       }
-      const outcome = await this.generate(job, frame).finally(() => this.slots.release());
+      const outcome = await this.generate(job, frame, extra).finally(() => this.slots.release());
       if (outcome === 'job-ended') {
         this.stats.framesSkipped += chunk.frames.length - index;
         break;
@@ -270,10 +279,10 @@ export class Worker {
   private async generate(
     job: JobRecord,
     frame: number,
+    extra: PredictionInputs,
   ): Promise<'skipped' | 'job-ended' | (() => Promise<void>)> {
     const { store, model, settings } = this.deps;
     const seed = frameSeed(job.seed, job.seedMode, frame, job.frames.start);
-    const extra = await (this.deps.inputsFor ?? noInputs)(job, [frame]);
     for (;;) {
       const start = await store.startFrame(job, frame, seed);
       if (!start.started) {
@@ -327,7 +336,16 @@ export class Worker {
           prediction.png,
           this.provenance(job, frame, seed, { inputs: extra.hashes?.get(frame) }),
         );
-        return () => this.recordSuccess(job, frame, seed, attempts, png, prediction.predictTime);
+        return () =>
+          this.recordSuccess(
+            job,
+            frame,
+            seed,
+            attempts,
+            png,
+            prediction.predictTime,
+            extra.hashes?.get(frame),
+          );
       } catch (err) {
         this.stats.modelBusyMs += Date.now() - began;
         const error = err instanceof Error ? err.message : String(err);
@@ -375,6 +393,7 @@ export class Worker {
     attempts: number,
     png: Buffer,
     predictTime?: number,
+    inputs?: Readonly<Record<string, string>>,
   ): Promise<void> {
     const key = frameKey(job.tenant, job.shot, job.id, frame);
     const { sha256, size } = await this.deps.frames.putFrame(key, png, {
@@ -390,6 +409,7 @@ export class Worker {
       size,
       key,
       ...(predictTime !== undefined && { predictTime }),
+      ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
     });
     if (outcome === 'recorded') {
       this.stats.framesSucceeded++;
@@ -504,6 +524,8 @@ export class Worker {
         startedAt: f.startedAt,
         finishedAt: f.finishedAt,
         ...(f.error !== undefined && { error: f.error }),
+        // The sha256 of every input file the frame was made from, by input name.
+        ...(f.inputs !== undefined && { inputs: f.inputs }),
         // The window that made the frame, its seed and context, or the two windows cross-faded into it:
         // what the frame's PNG provenance says.
         ...(windowed && windows && frameOrigin(windowed, windows, f.frame, (n) => sha256Of.get(n))),

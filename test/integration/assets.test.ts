@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BODY_BYTES } from '../../functions/api/http.ts';
-import type { AssetResponse, AssetUpload, AssetUploads } from '../../functions/core/assets.ts';
+import type { AssetResponse, AssetUploads } from '../../functions/core/assets.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { entry, plate, put, uploadAll } from '../support/assets.ts';
 import { client } from '../support/client.ts';
 import { exrFile, jpegFrame, pngFrame, sha256Hex } from '../support/images.ts';
 
@@ -27,48 +28,8 @@ interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
 }
 
-/** A studio's uploader: what a script does with the answer of POST /v1/assets. */
 const tenantOf = async (name: string, scopes?: Parameters<LocalStack['createApiKey']>[1]) =>
   client(stack.url, await stack.createApiKey(name, scopes));
-
-const entry = (frame: number | undefined, bytes: Buffer) => ({
-  ...(frame !== undefined && { frame }),
-  sha256: sha256Hex(bytes),
-  size: bytes.length,
-});
-
-/** PUTs `body` to an upload URL with exactly the headers it came with; answers the status and S3's text. */
-async function put(upload: AssetUpload, body: Buffer): Promise<{ status: number; text: string }> {
-  const res = await fetch(upload.url, { method: upload.method, headers: upload.headers, body });
-  return { status: res.status, text: await res.text() };
-}
-
-/** Uploads every URL of an answer, the bytes of the content it names; answers the bytes sent. */
-async function uploadAll(
-  uploads: readonly AssetUpload[],
-  bySha: ReadonlyMap<string, Buffer>,
-): Promise<number> {
-  let sent = 0;
-  for (const upload of uploads) {
-    const bytes = bySha.get(upload.sha256);
-    if (!bytes) throw new Error(`asked for content nobody announced: ${upload.sha256}`);
-    const { status, text } = await put(upload, bytes);
-    expect(status, text).toBe(200);
-    sent += bytes.length;
-  }
-  return sent;
-}
-
-async function plate(frames: number, start = 1001, seed = 0, size: [number, number] = [64, 36]) {
-  const bytes = await Promise.all(
-    Array.from({ length: frames }, (_, i) => pngFrame(size[0], size[1], seed * 1000 + i)),
-  );
-  return {
-    files: bytes.map((b, i) => entry(start + i, b)),
-    bySha: new Map(bytes.map((b) => [sha256Hex(b), b])),
-    bytes,
-  };
-}
 
 /** The keys stored in the asset bucket under a tenant's prefix. */
 async function storedKeys(tenant: string): Promise<string[]> {

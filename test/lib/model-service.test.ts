@@ -48,6 +48,7 @@ function servicesStack() {
     eventQueue: queues.event.queue,
     table: storage.table,
     bucket: storage.bucket,
+    assetBucket: storage.assets,
     environment,
     workerImage: ContainerImage.fromRegistry(WORKER_IMAGE),
     logGroup,
@@ -162,10 +163,12 @@ describe('ModelService', () => {
     expect(on('Queues/Event/Queue')).toEqual(expect.arrayContaining(['sqs:SendMessage']));
     expect(on('Queues/Event/Queue')).not.toContain('sqs:ReceiveMessage');
     expect(
-      actionsOf(statements)
+      actionsOf(statements.filter((st) => mentions(st, idAt(s.stack, 'Storage/Frames'))))
         .filter((a) => a.startsWith('s3:'))
         .sort(),
     ).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:PutObject']);
+    // Asset content: read only, for the presigned URLs of a job's inputs.
+    expect(on('Storage/Assets')).toEqual(['s3:GetObject']);
     // Transactions need the rights of the writes they contain: there is no TransactWriteItems action.
     expect(on('Storage/Table')).toEqual(
       expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:ConditionCheckItem']),
@@ -257,6 +260,7 @@ describe('ModelService', () => {
           eventQueue: queues.event.queue,
           table: storage.table,
           bucket: storage.bucket,
+          assetBucket: storage.assets,
           environment,
           workerImage: ContainerImage.fromRegistry(WORKER_IMAGE),
           logGroup: new LogGroup(stack, 'Logs', logs),

@@ -397,7 +397,10 @@ export class JobStore {
   /** Records a stored frame and counts it, once; its frame.succeeded event is written with it. */
   async frameSucceeded(
     job: JobRecord,
-    result: Pick<FrameRecord, 'frame' | 'seed' | 'attempts' | 'sha256' | 'size' | 'key' | 'predictTime'>,
+    result: Pick<
+      FrameRecord,
+      'frame' | 'seed' | 'attempts' | 'sha256' | 'size' | 'key' | 'predictTime' | 'inputs'
+    >,
     now = new Date(),
   ): Promise<{ outcome: FinishFrameResult; event?: EventRecord }> {
     const frame: FrameRecord = {
