@@ -531,6 +531,33 @@ describe("the queue's guarantees for windows", () => {
   });
 });
 
+describe('several chained shots', () => {
+  it("run side by side on the fleet: one shot's chain does not wait for the other's to end", async () => {
+    const short = { start: 1, end: 100 };
+    const [a, b] = await Promise.all([
+      api.createJob(windowedShot('WIN_SIDE_A', { frames: short })),
+      api.createJob(windowedShot('WIN_SIDE_B', { frames: short, seed: 99 })),
+    ]);
+    const done = await withWorker(() =>
+      Promise.all([a, b].map((c) => api.waitForJob(c.body.id, isFinished, 120_000))),
+    );
+    expect(done.map((j) => j.status)).toEqual(['succeeded', 'succeeded']);
+    // Each chain's windows run one after another, but the two chains overlap in time: each shot started
+    // its last window before the other shot had finished.
+    const span = async (id: string) => {
+      const frames = await stack.app.store.listFrames(id, short.start, short.end, true);
+      const starts = frames.map((f) => Date.parse(f.startedAt!));
+      return {
+        lastWindowStart: Math.max(...starts),
+        end: Math.max(...frames.map((f) => Date.parse(f.finishedAt!))),
+      };
+    };
+    const [sa, sb] = await Promise.all([span(a.body.id), span(b.body.id)]);
+    expect(sa.lastWindowStart).toBeLessThan(sb.end);
+    expect(sb.lastWindowStart).toBeLessThan(sa.end);
+  });
+});
+
 describe('asking for windows', () => {
   it('takes a smaller window and another overlap, and refuses what the model cannot do, naming the field', async () => {
     const smaller = await api.createJob(windowedShot('WIN_ASK', { window: { size: 25, overlap: 4 } }));
