@@ -94,6 +94,14 @@ export class AssetFiles {
     }
   }
 
+  /** The whole of one content: the worker reads input files it encodes into a video. */
+  async get(tenant: string, sha256: string): Promise<Uint8Array> {
+    const out = await this.s3.send(
+      new GetObjectCommand({ Bucket: this.bucket, Key: contentKey(tenant, sha256) }),
+    );
+    return out.Body ? await out.Body.transformToByteArray() : new Uint8Array(0);
+  }
+
   /** `length` bytes of the content from `offset` (fewer at its end): a ranged GET. */
   async read(tenant: string, sha256: string, offset: number, length: number): Promise<Uint8Array> {
     const out = await this.s3.send(

@@ -3,6 +3,7 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -50,8 +51,26 @@ export class FrameStore {
   }
 
   /** Work files beside the frames (a window's raw versions of the frames it shares with a neighbour). */
-  async putFile(key: string, body: Uint8Array, contentType: string): Promise<void> {
-    await this.put(key, body, contentType, {});
+  async putFile(
+    key: string,
+    body: Uint8Array,
+    contentType: string,
+    metadata: Record<string, string> = {},
+  ): Promise<void> {
+    await this.put(key, body, contentType, metadata);
+  }
+
+  /** An object's user metadata, or undefined when there is no object. */
+  async metadataOf(key: string): Promise<Record<string, string> | undefined> {
+    try {
+      const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return out.Metadata ?? {};
+    } catch (err) {
+      const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404)
+        return undefined;
+      throw err;
+    }
   }
 
   /** An object's bytes, or undefined when there is none. */

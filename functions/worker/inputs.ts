@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import type { AssetFileRecord } from '../core/assets.ts';
 import { sourceFrame } from '../core/inputs.ts';
 import type { JobRecord } from '../core/model.ts';
 import { type ModelSpec, specOf } from '../shared/models.ts';
 import { ModelError } from './cog.ts';
+import { encodeInputVideo, INPUT_VIDEO, inputVideoKey } from './video-input.ts';
 
 /**
  * A job's inputs (plates, masks, control passes: the design's "Job inputs"), as one prediction hands them
@@ -35,7 +37,26 @@ export interface AssetInputsDeps {
   readonly presign: (tenant: string, sha256: string) => Promise<string>;
   /** What each model declares: how each input is handed over. */
   readonly specs: Readonly<Record<string, ModelSpec>>;
+  /** For inputs declared as video: where the worker reads input files and stages the videos it makes. */
+  readonly video?: VideoStaging;
 }
+
+/** Reading asset content and staging video inputs in the frames bucket (./video-input.ts). */
+export interface VideoStaging {
+  /** The bytes of one content of the tenant. */
+  read(tenant: string, sha256: string): Promise<Uint8Array>;
+  /** The `frames-sha256` recorded with a staged video, or undefined when there is none at `key`. */
+  staged(key: string): Promise<string | undefined>;
+  put(key: string, video: Uint8Array, contentType: string, framesSha256: string): Promise<void>;
+  /** A GET URL of a staged video, for the model to download. */
+  presign(key: string): Promise<string>;
+}
+
+/** The hash a staged video is known by: of its frames' content hashes, in order. */
+const framesHash = (files: readonly AssetFileRecord[]) =>
+  createHash('sha256')
+    .update(files.map((f) => f.sha256).join('\n'))
+    .digest('hex');
 
 /** Files read per worker and kept: a plate's frames are read once however many windows and attempts use them. */
 const CACHE_ENTRIES = 20_000;
@@ -44,7 +65,11 @@ const CACHE_ENTRIES = 20_000;
  * Inputs from the job's assets. Output frame f takes the asset file `sourceFrame` names (a still for
  * every frame); frames a fitted last window makes past the shot hold the sequence's last frame. By the
  * model's declaration, an input goes over as one URL (`image`, `mask` on a model without windows) or an
- * ordered list, one URL per frame (`images`, or any input of a model with windows).
+ * ordered list, one URL per frame (`images`, or any input of a model with windows). An input declared
+ * `video` goes over as ONE URL of a lossless video of the prediction's frames (./video-input.ts), staged
+ * in the frames bucket under the job's prefix (`<prefix>.inputs/<name>/<first>-<last>.mkv`) and reused by
+ * a retry whose frames hash the same; the job's end removes it (`stagedInputKeys`). A model with windows
+ * gets it as a list of that one URL, as it gets every input as a list.
  */
 export function assetInputs(deps: AssetInputsDeps): InputsFor {
   const cache = new Map<string, AssetFileRecord>();
@@ -66,6 +91,32 @@ export function assetInputs(deps: AssetInputsDeps): InputsFor {
     });
   }
 
+  /** The staged video of these frames' files (made now, or by an earlier attempt), as a GET URL. */
+  async function videoOf(
+    job: JobRecord,
+    name: string,
+    frames: readonly number[],
+    files: readonly AssetFileRecord[],
+  ): Promise<string> {
+    const staging = deps.video;
+    if (!staging) {
+      throw new ModelError(
+        `input "${name}" is declared as video, and this worker cannot stage videos`,
+        false,
+      );
+    }
+    const key = inputVideoKey(job, name, frames);
+    const hash = framesHash(files);
+    if ((await staging.staged(key)) !== hash) {
+      const video = await encodeInputVideo(
+        files.map((file) => ({ sha256: file.sha256, read: () => staging.read(job.tenant, file.sha256) })),
+        name,
+      );
+      await staging.put(key, video, INPUT_VIDEO.contentType, hash);
+    }
+    return staging.presign(key);
+  }
+
   return async (job, frames) => {
     if (!job.inputs || frames.length === 0) return {};
     const declared = specOf(deps.specs, job.model).inputs;
@@ -77,6 +128,15 @@ export function assetInputs(deps: AssetInputsDeps): InputsFor {
         return source === 'still' || source === undefined ? undefined : source;
       });
       const files = await filesOf(binding.asset, sources);
+      files.forEach((file, i) => {
+        hashes.get(frames[i]!)![name] = file.sha256;
+      });
+      const kind = declared[name] ?? 'image';
+      if (kind === 'video') {
+        const url = await videoOf(job, name, frames, files);
+        inputs[name] = job.window ? [url] : url;
+        continue;
+      }
       const urls = new Map<string, Promise<string>>();
       const list = await Promise.all(
         files.map((file) => {
@@ -85,17 +145,7 @@ export function assetInputs(deps: AssetInputsDeps): InputsFor {
           return url;
         }),
       );
-      const kind = declared[name] ?? 'image';
-      if (kind === 'video') {
-        throw new ModelError(
-          `input "${name}" is declared as video, which this worker cannot encode yet`,
-          false,
-        );
-      }
       inputs[name] = kind === 'images' || job.window ? list : list[0];
-      files.forEach((file, i) => {
-        hashes.get(frames[i]!)![name] = file.sha256;
-      });
     }
     return { inputs, hashes };
   };

@@ -41,6 +41,8 @@ export interface WorkerDeps {
   readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
   /** A prediction's extra inputs and their hashes (./inputs.ts); none when absent. */
   readonly inputsFor?: InputsFor;
+  /** Work files a job's inputs may have staged (video inputs, ./video-input.ts), removed when it ends. */
+  readonly inputFiles?: (job: JobRecord) => string[];
   readonly settings: WorkerSettings;
 }
 
@@ -479,10 +481,11 @@ export class Worker {
 
   /**
    * A job that has ended needs no work files: the raw versions parallel windows stage for the cross-fade
-   * go. Best effort: a file staged by a late duplicate after this stays until the bucket's lifecycle.
+   * go, and so do the videos made of its video inputs. Best effort: a file staged by a late duplicate
+   * after this stays until the bucket's lifecycle.
    */
   async cleanUp(job: JobRecord): Promise<void> {
-    const keys = stagedKeys(job);
+    const keys = [...stagedKeys(job), ...(this.deps.inputFiles?.(job) ?? [])];
     if (keys.length === 0) return;
     await this.deps.frames.deleteAll(keys).catch((err: unknown) => {
       logger.warn('could not remove the staged window frames', { jobId: job.id, error: err as Error });

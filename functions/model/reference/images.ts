@@ -32,8 +32,21 @@ export class ImageInputError extends Error {
 
 /** Reads one image input into raw 8-bit pixels, or throws an ImageInputError that names the input and says why. */
 export async function readImage(uri: string, request: ImageRequest): Promise<Uint8Array> {
+  return decodeImage(await readInputFile(uri, request), uri, request);
+}
+
+/** The bytes of one input file: a data URL decoded, an http(s) URL fetched, within the limits. */
+export async function readInputFile(uri: string, request: ImageRequest): Promise<Buffer> {
+  return /^data:/i.test(uri) ? decodeDataUrl(uri, request) : await download(uri, request);
+}
+
+/** An image file read into raw 8-bit pixels of the request's size (see readImage); `uri` names it in errors. */
+export async function decodeImage(
+  bytes: Uint8Array,
+  uri: string,
+  request: ImageRequest,
+): Promise<Uint8Array> {
   const { name, kind, width, height } = request;
-  const bytes = /^data:/i.test(uri) ? decodeDataUrl(uri, request) : await download(uri, request);
   const format = isPng(bytes) ? 'png' : isJpeg(bytes) ? 'jpeg' : undefined;
   if (!format) throw new ImageInputError(`${name} (${shown(uri)}) is neither a PNG nor a JPEG`);
   const sharp = await loadSharp();
@@ -137,3 +150,5 @@ async function download(uri: string, { name, limits, signal }: ImageRequest): Pr
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const isPng = (b: Uint8Array) => PNG_SIGNATURE.every((byte, i) => b[i] === byte);
 const isJpeg = (b: Uint8Array) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
+/** EBML, the header of a Matroska (or WebM) file: a video input. */
+export const isMatroska = (b: Uint8Array) => b[0] === 0x1a && b[1] === 0x45 && b[2] === 0xdf && b[3] === 0xa3;

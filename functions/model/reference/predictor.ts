@@ -76,7 +76,7 @@ export const REFERENCE_INPUTS = {
     type: 'array',
     items: URIS,
     description:
-      'The plate, under the rendered elements: one image per frame of the window, in frame order, or one image for every frame. PNG or JPEG of exactly width x height, as data or http(s) URLs.',
+      'The plate, under the rendered elements: one image per frame of the window, in frame order, or one image for every frame, or one video (Matroska, such as FFV1) whose frame k is frame k of the window. PNG or JPEG (or video frames) of exactly width x height, as data or http(s) URLs.',
     minItems: 1,
     maxItems: MAX_WINDOW,
   },
@@ -84,7 +84,7 @@ export const REFERENCE_INPUTS = {
     type: 'array',
     items: URIS,
     description:
-      'Where the rendered elements may replace the plate: black keeps the plate, white shows the elements, grey blends. One per frame or one for every frame, like image; needs image.',
+      'Where the rendered elements may replace the plate: black keeps the plate, white shows the elements, grey blends. One per frame, one for every frame, or one video, like image; needs image.',
     minItems: 1,
     maxItems: MAX_WINDOW,
   },

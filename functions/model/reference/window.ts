@@ -1,7 +1,17 @@
 import { type Grade, gradeForSeed, gradeFromEvidence, type Underlay } from './composite.ts';
-import { type ImageLimits, readImage } from './images.ts';
+import {
+  decodeImage,
+  ImageInputError,
+  type ImageLimits,
+  type ImageRequest,
+  isMatroska,
+  readImage,
+  readInputFile,
+  shown,
+} from './images.ts';
 import type { FrameRequest } from './render.ts';
 import type { RenderThreads } from './render-thread.ts';
+import { decodeVideoInput } from './video-input.ts';
 
 /**
  * One prediction of the reference model: a window of frames, each rendered on a free render thread, graded
@@ -24,9 +34,9 @@ export interface WindowRequest {
   readonly numFrames: number;
   /** The window takes a grade from its seed; false keeps a single frame asked by `frame` as it always was. */
   readonly graded: boolean;
-  /** Plates: one per frame, or one for every frame. */
+  /** Plates: one per frame, one for every frame, or one video of the window's frames. */
   readonly image?: readonly string[];
-  /** Masks: one per frame, or one for every frame. */
+  /** Masks: one per frame, one for every frame, or one video of the window's frames. */
   readonly mask?: readonly string[];
   readonly strength: number;
   /** Frames already made: `context[k]` is frame `startFrame + k`. */
@@ -65,23 +75,50 @@ export async function renderWindow(w: WindowRequest, deps: WindowDeps, sink: Fra
     height: w.height,
   });
 
-  const stills = new Map<string, Promise<Uint8Array>>();
-  /** The input's image for frame `index`; a list of one is a still, read once for every frame. */
+  const singles = new Map<string, Promise<(index: number) => Promise<Uint8Array>>>();
+  /**
+   * The input's image for frame `index`. A list of one is a still, read once for every frame, or a video
+   * (a Matroska file), whose frame k is the window's frame k.
+   */
   function imageOf(name: string, list: readonly string[] | undefined, kind: 'rgb' | 'grey', index: number) {
     if (!list) return undefined;
-    const read = (uri: string, at: number) =>
-      readImage(uri, {
-        name: `${name}[${at}]`,
-        kind,
-        width: w.width,
-        height: w.height,
-        limits: deps.limits,
-        signal,
-      });
-    if (list.length > 1) return read(list[index]!, index);
-    const still = stills.get(name) ?? read(list[0]!, 0);
-    stills.set(name, still);
-    return still;
+    const asked = (at: number): ImageRequest => ({
+      name: `${name}[${at}]`,
+      kind,
+      width: w.width,
+      height: w.height,
+      limits: deps.limits,
+      signal,
+    });
+    if (list.length > 1) return readImage(list[index]!, asked(index));
+    let single = singles.get(name);
+    if (!single) {
+      single = openSingle(list[0]!, asked(0));
+      singles.set(name, single);
+    }
+    return single.then((frameOf) => frameOf(index));
+  }
+  async function openSingle(uri: string, asked: ImageRequest) {
+    const bytes = await readInputFile(uri, asked);
+    if (!isMatroska(bytes)) {
+      const still = decodeImage(bytes, uri, asked);
+      return () => still;
+    }
+    const pngs = await decodeVideoInput(bytes, uri, asked.name, w.numFrames, signal);
+    if (pngs.length < w.numFrames) {
+      throw new ImageInputError(
+        `${asked.name} (${shown(uri)}) is a video of ${pngs.length} frame(s), the window has ${w.numFrames}: give one frame per frame of the window`,
+      );
+    }
+    const decoded = new Map<number, Promise<Uint8Array>>();
+    return (index: number) => {
+      let frame = decoded.get(index);
+      if (!frame) {
+        frame = decodeImage(pngs[index]!, uri, { ...asked, name: `${asked.name} frame ${index}` });
+        decoded.set(index, frame);
+      }
+      return frame;
+    };
   }
   async function underlayOf(index: number): Promise<Underlay | undefined> {
     const [plate, mask] = await Promise.all([

@@ -13,6 +13,7 @@ import {
   type ReferenceModel,
   startReferenceModel,
 } from '../../../../functions/model/reference/server.ts';
+import { encodeInputVideo } from '../../../../functions/worker/video-input.ts';
 import { call, health, type Json, put, ready } from '../cog/client.ts';
 import { dataUrl, maskPng, meanAbsDiff, meanColour, pixelsOf, plateRgb } from './frames.ts';
 
@@ -526,6 +527,59 @@ describe('inputs that cannot make a window', () => {
     );
     expect(await failure({ image: [plateUrl(START)], context: ['data:text/plain,not%20a%20frame'] })).toBe(
       'context[0] (a data URL) is neither a PNG nor a JPEG',
+    );
+  });
+});
+
+describe('a plate or mask given as one video', () => {
+  const video = async (pngs: Uint8Array[]) => {
+    const bytes = await encodeInputVideo(
+      pngs.map((png, i) => ({ sha256: String(i), read: async () => png })),
+      'image',
+    );
+    return `data:video/x-matroska;base64,${bytes.toString('base64')}`;
+  };
+  const platePngs = (count: number) =>
+    Array.from({ length: count }, (_, i) => encodePng(plate(START + i), W, H));
+  const masks = (count: number) =>
+    Array.from({ length: count }, (_, i) => maskPng(W, H, (x) => (x < W / 2 ? 40 * i : 255 - 40 * i)));
+
+  it('takes frame k of the video for frame k of the window: the same frames as the list of PNGs', async () => {
+    const window = { start_frame: START, num_frames: 5, strength: 0.6 };
+    const asList = await frames({
+      ...window,
+      image: platePngs(5).map((p) => dataUrl(p)),
+      mask: masks(5).map((m) => dataUrl(m)),
+    });
+    const asVideo = await frames({
+      ...window,
+      image: [await video(platePngs(5))],
+      mask: [await video(masks(5))],
+    });
+    expect(asVideo.pixels.map((frame, i) => same(frame, asList.pixels[i]!))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    const passed = await frames({ ...window, strength: 0, image: [await video(platePngs(5))] });
+    expect(passed.pixels.map((frame, i) => same(frame, plate(START + i)))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+  });
+
+  it('fails a prediction whose video is shorter than the window, or of another size', async () => {
+    expect(await failure({ start_frame: START, num_frames: 5, image: [await video(platePngs(3))] })).toBe(
+      'image[0] (a data URL) is a video of 3 frame(s), the window has 5: give one frame per frame of the window',
+    );
+    const big = await video([encodePng(plateRgb(W * 2, H, START), W * 2, H)]);
+    expect(await failure({ start_frame: START, num_frames: 1, image: [big] })).toMatch(
+      /^image\[0\] frame 0 \(a data URL\) is 256x72, the prediction is 128x72/,
     );
   });
 });
