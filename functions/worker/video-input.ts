@@ -1,9 +1,4 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ffmpegPath } from '../adapters/ffmpeg.ts';
+import { FFV1_VIDEO, type Ffv1Encoder, startFfv1 } from '../adapters/ffmpeg.ts';
 import type { JobRecord } from '../core/model.ts';
 import { planWindows } from '../core/windows.ts';
 import { type ModelSpec, specOf } from '../shared/models.ts';
@@ -18,10 +13,7 @@ import { ModelError } from './cog.ts';
  * through a temp file.
  */
 
-export const INPUT_VIDEO = { contentType: 'video/x-matroska', extension: 'mkv' } as const;
-
-// Frames are numbers in a sequence, not a time base: 24 fps, as the reference model's video output says.
-const FPS = 24;
+export const INPUT_VIDEO = FFV1_VIDEO;
 
 /** One frame's file: its content hash (a held frame repeats it) and how to read its bytes. */
 export interface InputFrame {
@@ -55,55 +47,22 @@ async function rgbOf(bytes: Uint8Array): Promise<{ data: Buffer; width: number; 
  */
 export async function encodeInputVideo(frames: readonly InputFrame[], name = 'input'): Promise<Buffer> {
   if (frames.length === 0) throw new ModelError(`input "${name}" has no frames to encode`, false);
-  let ffmpegBin: string;
+  const first = await rgbOf(await frames[0]!.read());
+  const { width, height } = first;
+  let encoder: Ffv1Encoder;
   try {
-    ffmpegBin = await ffmpegPath();
+    encoder = await startFfv1({
+      width,
+      height,
+      failure: (stderr) =>
+        new ModelError(`input "${name}" could not be encoded: ffmpeg: ${stderr || 'no message'}`),
+    });
   } catch (err) {
     throw new ModelError(`input "${name}" is a video, and ${(err as Error).message}`, false);
   }
-  const first = await rgbOf(await frames[0]!.read());
-  const { width, height } = first;
-  const dir = await mkdtemp(join(tmpdir(), 'framecast-input-'));
-  const file = join(dir, `${name}.${INPUT_VIDEO.extension}`);
-  const ffmpeg = spawn(
-    ffmpegBin,
-    [
-      ...['-hide_banner', '-loglevel', 'error', '-nostdin'],
-      ...['-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s:v', `${width}x${height}`, '-framerate', String(FPS)],
-      ...['-i', 'pipe:0'],
-      ...['-c:v', 'ffv1', '-level', '3', '-g', '1', '-slicecrc', '1'],
-      ...['-f', 'matroska', '-y', file],
-    ],
-    { stdio: ['pipe', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  ffmpeg.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr = (stderr + d).slice(-2000);
-  });
-  let ended = false;
-  const exited = new Promise<number | null>((resolve) => {
-    ffmpeg.once('exit', (code) => resolve(code));
-    ffmpeg.once('error', (err) => {
-      stderr ||= err.message;
-      resolve(null);
-    });
-  }).finally(() => {
-    ended = true;
-  });
-  const failure = () =>
-    new ModelError(`input "${name}" could not be encoded: ffmpeg: ${stderr.trim() || 'no message'}`);
-  // A write to an ffmpeg that has died fails with EPIPE; its own message says why.
-  ffmpeg.stdin.on('error', () => undefined);
-  const write = async (rgb: Uint8Array) => {
-    if (ended) throw failure();
-    if (!ffmpeg.stdin.write(rgb)) {
-      await Promise.race([once(ffmpeg.stdin, 'drain'), exited.then(() => Promise.reject(failure()))]);
-    }
-  };
-
   try {
     let last = { sha256: frames[0]!.sha256, rgb: first.data };
-    await write(last.rgb);
+    await encoder.write(last.rgb);
     for (let i = 1; i < frames.length; i++) {
       const frame = frames[i]!;
       if (frame.sha256 !== last.sha256) {
@@ -116,18 +75,13 @@ export async function encodeInputVideo(frames: readonly InputFrame[], name = 'in
         }
         last = { sha256: frame.sha256, rgb: next.data };
       }
-      await write(last.rgb);
+      await encoder.write(last.rgb);
     }
-    ffmpeg.stdin.end();
-    if ((await exited) !== 0) throw failure();
-    return await readFile(file);
   } catch (err) {
-    if (!ended) ffmpeg.kill('SIGKILL');
-    await exited;
+    await encoder.abort();
     throw err;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
+  return encoder.finish();
 }
 
 /** Where a prediction's video input is staged in the frames bucket: by job, input and the frames it covers. */

@@ -1,9 +1,4 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ffmpegPath } from '../../adapters/ffmpeg.ts';
+import { FFV1_VIDEO, startFfv1 } from '../../adapters/ffmpeg.ts';
 
 /**
  * A window as one video file, for clients of models whose Cog output is a video: FFV1 (lossless, every
@@ -13,7 +8,7 @@ import { ffmpegPath } from '../../adapters/ffmpeg.ts';
  * video is made.
  */
 
-export const VIDEO_FILE = { contentType: 'video/x-matroska', extension: 'mkv' } as const;
+export const VIDEO_FILE = FFV1_VIDEO;
 
 export interface VideoOptions {
   readonly width: number;
@@ -35,54 +30,12 @@ export interface VideoWriter {
   abort(): Promise<void>;
 }
 
-// Frames are numbers in a sequence, not a time base: 24 fps is what the file says, and what players show.
-const FPS = 24;
-
 export async function startVideo(options: VideoOptions): Promise<VideoWriter> {
   const { width, height, frames, metadata, signal } = options;
-  const dir = await mkdtemp(join(tmpdir(), 'framecast-window-'));
-  const file = join(dir, 'window.mkv');
-  const ffmpeg = spawn(
-    await ffmpegPath(),
-    [
-      ...['-hide_banner', '-loglevel', 'error', '-nostdin'],
-      ...['-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s:v', `${width}x${height}`, '-framerate', String(FPS)],
-      ...['-i', 'pipe:0'],
-      ...['-c:v', 'ffv1', '-level', '3', '-g', '1', '-slicecrc', '1'],
-      ...Object.entries(metadata).flatMap(([key, value]) => ['-metadata', `${key}=${value}`]),
-      ...['-f', 'matroska', '-y', file],
-    ],
-    { stdio: ['pipe', 'ignore', 'pipe'], signal },
-  );
-  let stderr = '';
-  ffmpeg.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr = (stderr + d).slice(-2000);
-  });
-  let ended = false;
-  const exited = new Promise<number | null>((resolve) => {
-    ffmpeg.once('exit', (code) => resolve(code));
-    // Not started, or stopped by the signal: there will be no exit code to wait for.
-    ffmpeg.once('error', (err) => {
-      stderr ||= err.message;
-      resolve(null);
-    });
-  }).finally(() => {
-    ended = true;
-  });
-  const failure = () => new Error(`ffmpeg failed: ${stderr.trim() || 'no message'}`);
-  // A write to an ffmpeg that has died fails with EPIPE; its own message says why, so that is the one kept.
-  ffmpeg.stdin.on('error', () => undefined);
-
+  const encoder = await startFfv1({ width, height, metadata, signal });
   const waiting = new Map<number, Uint8Array>();
   let next = 0;
   let writing = Promise.resolve();
-
-  async function write(rgb: Uint8Array): Promise<void> {
-    if (ended) throw failure();
-    if (!ffmpeg.stdin.write(rgb)) {
-      await Promise.race([once(ffmpeg.stdin, 'drain'), exited.then(() => Promise.reject(failure()))]);
-    }
-  }
 
   return {
     frame(index, rgb) {
@@ -91,7 +44,7 @@ export async function startVideo(options: VideoOptions): Promise<VideoWriter> {
       writing = writing.then(async () => {
         for (let frame = waiting.get(next); frame; frame = waiting.get(next)) {
           waiting.delete(next++);
-          await write(frame);
+          await encoder.write(frame);
         }
       });
       return writing;
@@ -99,20 +52,11 @@ export async function startVideo(options: VideoOptions): Promise<VideoWriter> {
     async finish() {
       await writing;
       if (next !== frames) throw new Error(`video has ${next} of ${frames} frames`);
-      ffmpeg.stdin.end();
-      const code = await exited;
-      try {
-        if (code !== 0) throw failure();
-        return await readFile(file);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+      return encoder.finish();
     },
     async abort() {
       waiting.clear();
-      if (!ended) ffmpeg.kill('SIGKILL');
-      await exited;
-      await rm(dir, { recursive: true, force: true });
+      await encoder.abort();
     },
   };
 }
