@@ -14,7 +14,7 @@ export interface AwsClients {
   readonly sqs: SQSClient;
 }
 
-/** One request a client is about to make: its service, its operation and the command's input. */
+/** One request a client sends: its service, its operation and the command's input. */
 export interface AwsRequest {
   /** The SDK's client name: `DynamoDBClient`, `S3Client`, `SQSClient`. */
   readonly service: string;
