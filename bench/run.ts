@@ -1,47 +1,110 @@
+import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
+import { createClients } from '../functions/adapters/clients.ts';
+import { startReferenceModel } from '../functions/model/reference/server.ts';
+import { Container } from '../functions/services/container.ts';
+import { ENV } from '../functions/shared/env.ts';
 import { createWorker } from '../functions/worker/create.ts';
+import type { Worker } from '../functions/worker/worker.ts';
 import { startLocalStack } from '../local/stack.ts';
+import { runBaseline } from './baseline.ts';
+import { bundles } from './bundles.ts';
+import { PRICES } from './prices.ts';
+import { type Counted, RequestCounter } from './requests.ts';
 
 /**
- * `npm run bench`: figures of the local system on this machine, printed for the record.
+ * `npm run bench [-- --json FILE]`: figures of the local system on this machine, each beside its target
+ * where it has one (docs/performance.md says how each is measured and what bounds it).
  *
- *  1. POST /v1/jobs latency for a 1-frame and a 10,000-frame shot (the API never fans out inline).
+ *  1. POST /v1/jobs latency for a 1-frame and a 10,000-frame shot, 100 each (the API never fans out inline).
  *  2. Fan-out: time until every chunk of a 10,000-frame shot is on the frame queue.
- *  3. Worker throughput with the reference model at 1024x576: frames per second, and how busy the
- *     model was (model time / wall time / slots), the figure a GPU fleet is sized on.
- *  4. Windows: a 200-frame shot of 256x144 on `reference-window` (49 frames a prediction, overlap 8),
- *     chained and in parallel: frames and windows per second, and how busy the model was.
- *  5. Peak resident memory of the process (API, fan-out, worker and model share it in local mode).
+ *  3. Pipeline efficiency: a 300-frame shot of 64x64 on one worker slot against a one-slot reference model
+ *     taking 100 ms a prediction (`renderDelayMs`): the model's own time over the makespan, for the real
+ *     worker and for a naive sequential one (./baseline.ts). The real worker's run is also the cost shot:
+ *     every AWS request of it is counted by operation and priced (./prices.ts).
+ *  4. First-frame overhead: submit to first frame recorded, minus the model's time, on the same setup.
+ *  5. Windows: a 200-frame shot of 256x144 on `reference-window` (49 frames a prediction, overlap 8),
+ *     chained and in parallel, on the same one-slot model: frames and windows per second, efficiency.
+ *  6. Worker throughput with the reference model at 1024x576 (2 slots), and the process's peak RSS.
+ *  7. Bundle size of each Lambda handler (esbuild, as the CDK bundles them) and its import time.
  */
+
+const jsonIndex = process.argv.indexOf('--json');
+const jsonFile = jsonIndex >= 0 ? process.argv[jsonIndex + 1] : undefined;
+if (jsonIndex >= 0 && !jsonFile) throw new Error('--json needs a file name');
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? Number.NaN;
 };
 const ms = (n: number) => `${n.toFixed(1)} ms`;
+const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 let peakRss = 0;
 const sampler = setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
 }, 50);
 
-const stack = await startLocalStack({ withoutWorker: true, withoutWebhooks: true });
+const counter = new RequestCounter();
+const stack = await startLocalStack({
+  withoutWorker: true,
+  withoutWebhooks: true,
+  onAwsRequest: counter.observe,
+});
+// The bench's own reads (polling for a job's end, cleaning up) go through clients that are not counted.
+const observer = new Container(process.env, () => createClients());
 const headers = { authorization: `Bearer ${stack.apiKey}`, 'content-type': 'application/json' };
-const post = async (frames: number, shot: string) => {
+const submit = async (body: Record<string, unknown>) => {
   const t = performance.now();
-  const res = await fetch(`${stack.url}/v1/jobs`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ shot, prompt: 'bench', frames: { start: 1, end: frames } }),
-  });
+  const res = await fetch(`${stack.url}/v1/jobs`, { method: 'POST', headers, body: JSON.stringify(body) });
   const elapsed = performance.now() - t;
-  if (res.status !== 202) throw new Error(`POST answered ${res.status}`);
-  return { elapsed, id: ((await res.json()) as { id: string }).id };
+  if (res.status !== 202) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
+  return { elapsed, ...((await res.json()) as { id: string; window?: { count: number } }) };
+};
+const post = (frames: number, shot: string) =>
+  submit({ shot, prompt: 'bench', frames: { start: 1, end: frames } });
+const ended = async (id: string, every = 20) => {
+  for (;;) {
+    const job = await observer.store.getJob(id);
+    if (job && ['succeeded', 'failed', 'canceled'].includes(job.status)) return job;
+    await sleep(every);
+  }
+};
+const planned = async (id: string, upTo: number) => {
+  for (;;) {
+    if ((await observer.store.getJob(id))?.plannedUpTo === upTo) return;
+    await sleep(10);
+  }
+};
+const drain = async () => {
+  for (;;) {
+    const { visible, inFlight } = await observer.frameQueue.depth();
+    if (visible + inFlight === 0) return;
+    const got = await observer.frameQueue.receive({ max: 10, waitSeconds: 0 });
+    await Promise.all(got.map((m) => observer.frameQueue.delete(m.receiptHandle)));
+  }
+};
+
+/** A figure of the table and, under its key, of the JSON. */
+interface Figure {
+  key?: string;
+  label: string;
+  value: number | undefined;
+  unit?: string;
+  target?: string;
+  met?: boolean;
+  note?: string;
+}
+const figures: Figure[] = [];
+const json: Record<string, unknown> = {};
+const record = (f: Figure) => {
+  figures.push(f);
+  if (f.key && f.value !== undefined) json[f.key] = Number(f.value.toFixed(6));
 };
 
 try {
-  // Warm the handlers (first call pays module and client set-up, as a Lambda cold start would).
-  await stack.app.store.cancelJob((await post(1, 'WARM')).id);
-  const rounds = 30;
+  // 1. Accept latency. Warm the handlers first (module and client set-up, as a Lambda cold start).
+  await observer.store.cancelJob((await post(1, 'WARM')).id);
+  const rounds = 100;
   const one: number[] = [];
   const many: number[] = [];
   for (let i = 0; i < rounds; i++) {
@@ -51,108 +114,322 @@ try {
     ] as const) {
       const { elapsed, id } = await post(frames, `LAT_${frames}`);
       into.push(elapsed);
-      await stack.app.store.cancelJob(id);
+      await observer.store.cancelJob(id);
     }
   }
   console.log('POST /v1/jobs latency (local, sequential, %d each)', rounds);
-  console.log(`  1 frame        p50 ${ms(quantile(one, 0.5))}  p95 ${ms(quantile(one, 0.95))}`);
-  console.log(`  10,000 frames  p50 ${ms(quantile(many, 0.5))}  p95 ${ms(quantile(many, 0.95))}`);
+  console.log(
+    `  1 frame        p50 ${ms(quantile(one, 0.5))}  p95 ${ms(quantile(one, 0.95))}  p99 ${ms(quantile(one, 0.99))}`,
+  );
+  console.log(
+    `  10,000 frames  p50 ${ms(quantile(many, 0.5))}  p95 ${ms(quantile(many, 0.95))}  p99 ${ms(quantile(many, 0.99))}`,
+  );
+  const p99One = quantile(one, 0.99);
+  const p99Many = quantile(many, 0.99);
+  record({ key: 'submitP99Ms1', label: 'submit p99, 1 frame', value: p99One, unit: 'ms' });
+  record({
+    key: 'submitP99Ms10000',
+    label: 'submit p99, 10,000 frames',
+    value: p99Many,
+    unit: 'ms',
+    target: '<= 2x the 1-frame p99',
+    met: p99Many <= 2 * p99One,
+  });
 
-  // Fan-out of a 10,000-frame shot into chunk messages.
-  const drain = async () => {
-    for (;;) {
-      const { visible, inFlight } = await stack.app.frameQueue.depth();
-      if (visible + inFlight === 0) return;
-      const got = await stack.app.frameQueue.receive({ max: 10, waitSeconds: 0 });
-      await Promise.all(got.map((m) => stack.app.frameQueue.delete(m.receiptHandle)));
-    }
-  };
+  // 2. Fan-out of a 10,000-frame shot into chunk messages.
   await drain();
   const t0 = performance.now();
   const big = await post(10_000, 'FANOUT');
-  for (;;) {
-    const job = await stack.app.store.getJob(big.id);
-    if (job?.plannedUpTo === 10_001) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await planned(big.id, 10_001);
   const fanout = performance.now() - t0;
-  const { visible } = await stack.app.frameQueue.depth();
+  const { visible } = await observer.frameQueue.depth();
+  const fanoutRate = 10_000 / (fanout / 1000);
   console.log(
-    `fan-out of 10,000 frames: ${ms(fanout)} (${visible} chunk messages, ${(10_000 / (fanout / 1000)).toFixed(0)} frames/s)`,
+    `fan-out of 10,000 frames: ${ms(fanout)} (${visible} chunk messages, ${fanoutRate.toFixed(0)} frames/s)`,
   );
-  await stack.app.store.cancelJob(big.id);
+  record({ key: 'fanoutFramesPerSec', label: 'fan-out, 10,000 frames', value: fanoutRate, unit: 'frames/s' });
+  await observer.store.cancelJob(big.id);
   await drain();
 
-  // Worker throughput on the reference model (CPU), at the default 1024x576.
-  const frames = 48;
-  const worker = createWorker(stack.app, process.env, { waitSeconds: 1, retryBaseMs: 10 });
-  const running = worker.run();
-  const t1 = performance.now();
-  const res = await fetch(`${stack.url}/v1/jobs`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({
+  // 3. Pipeline efficiency: one worker slot against a one-slot model at a fixed 100 ms a prediction.
+  const model = await startReferenceModel({ port: 0, concurrency: 1, renderDelayMs: 100 });
+  const onModel = { ...process.env, [ENV.modelUrl]: model.url };
+  const slotWorker = () =>
+    createWorker(stack.app, onModel, { concurrency: 1, waitSeconds: 1, retryBaseMs: 10 });
+  const shotFrames = 300;
+  /** Submits a shot, waits until it is all on the frame queue, then times the worker from its start. */
+  const efficiencyRun = async (shot: string, run: (w: Worker, done: () => boolean) => Promise<unknown>) => {
+    await drain();
+    counter.reset();
+    const { id } = await submit({
+      shot,
+      prompt: 'bench',
+      width: 64,
+      height: 64,
+      frames: { start: 1001, end: 1000 + shotFrames },
+    });
+    await planned(id, 1001 + shotFrames);
+    const worker = slotWorker();
+    let done = false;
+    const t = performance.now();
+    const running = run(worker, () => done);
+    // A worker that fails ends the bench rather than leaving it waiting for the job.
+    const job = await Promise.race([ended(id, 10), running.then(() => new Promise<never>(() => undefined))]);
+    const makespan = performance.now() - t;
+    done = true;
+    worker.stop();
+    await running;
+    const counted = counter.reset();
+    const frames = await observer.store.listFrames(id, 1001, 1000 + shotFrames, true);
+    const modelMs = frames.reduce((n, f) => n + (f.predictTime ?? 0) * 1000, 0);
+    if (job.succeeded !== shotFrames) throw new Error(`${shot}: ${job.succeeded} of ${shotFrames} frames`);
+    return { makespan, modelMs, efficiency: modelMs / makespan, counted };
+  };
+  const baseline = await efficiencyRun('BASELINE', (w, done) => runBaseline(w, done));
+  const real = await efficiencyRun('PIPELINE', (w) => w.run());
+  for (const [name, r] of [
+    ['naive sequential worker', baseline],
+    ['worker', real],
+  ] as const) {
+    console.log(
+      `${name}: ${shotFrames} frames of 64x64, 1 slot, model 100 ms: model ${ms(r.modelMs)} of ${ms(r.makespan)} = ${(r.efficiency * 100).toFixed(1)}% busy, ${r.counted.total} AWS requests`,
+    );
+  }
+  record({
+    key: 'pipelineEfficiency',
+    label: 'pipeline efficiency (300 frames, 1 slot, 100 ms)',
+    value: real.efficiency,
+    target: '>= 0.97 and > baseline',
+    met: real.efficiency >= 0.97 && real.efficiency > baseline.efficiency,
+  });
+  record({
+    key: 'baselineEfficiency',
+    label: 'naive sequential worker, same run',
+    value: baseline.efficiency,
+  });
+
+  // The cost shot: every request of the real worker's run, from the POST to the job's end.
+  const counted: Counted = real.counted;
+  const planMessages = messagesTo(counted, stack.queues.plan.url);
+  const eventMessages = messagesTo(counted, stack.queues.event.url);
+  const lambda = {
+    // The POST, one fan-out invocation per plan message, one webhook invocation per event message (an
+    // upper bound: the event source batches up to 10).
+    invocations: 1 + planMessages + eventMessages,
+    assumedMsEach: 100,
+    memoryMb: 1024,
+  };
+  const cost = counted.cost(lambda);
+  const perFrame = counted.total / shotFrames;
+  const per1000 = (cost.total / shotFrames) * 1000;
+  record({
+    key: 'requestsPerFrame',
+    label: 'AWS requests per frame (300-frame shot)',
+    value: perFrame,
+    target: '<= 3',
+    met: perFrame <= 3,
+  });
+  record({
+    key: 'costPer1000Frames',
+    label: `non-GPU AWS cost of 1,000 frames (${PRICES.region}, prices of ${PRICES.checked})`,
+    value: per1000,
+    unit: '$',
+    target: '<= 0.01',
+    met: per1000 <= 0.01,
+  });
+  json.requestsByOperation = counted.byOperation();
+  json.costPer1000FramesByService = Object.fromEntries(
+    Object.entries(cost).map(([k, v]) => [k, Number(((v / shotFrames) * 1000).toFixed(6))]),
+  );
+  console.log(`requests of the ${shotFrames}-frame shot, by operation (per frame):`);
+  for (const [op, n] of Object.entries(counted.byOperation())) {
+    console.log(`  ${op.padEnd(32)} ${String(n).padStart(6)}  ${(n / shotFrames).toFixed(3)}`);
+  }
+  console.log(
+    `  cost of 1,000 frames: ${Object.entries(cost)
+      .map(([k, v]) => `${k} $${((v / shotFrames) * 1000).toFixed(5)}`)
+      .join(
+        ', ',
+      )} (Lambda: ${lambda.invocations} invocations, ${lambda.assumedMsEach} ms at ${lambda.memoryMb} MB assumed)`,
+  );
+
+  // 4. First-frame overhead: submit to first frame recorded, minus the model's own time.
+  {
+    const worker = slotWorker();
+    const running = worker.run();
+    await sleep(200);
+    const overheads: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const submitted = Date.now();
+      const { id } = await submit({
+        shot: 'FIRST',
+        prompt: 'bench',
+        width: 64,
+        height: 64,
+        frames: { start: 1, end: 1 },
+      });
+      await ended(id, 10);
+      const [frame] = await observer.store.listFrames(id, 1, 1, true);
+      if (!frame?.finishedAt) throw new Error('the first frame has no record');
+      overheads.push(Date.parse(frame.finishedAt) - submitted - (frame.predictTime ?? 0) * 1000);
+    }
+    worker.stop();
+    await running;
+    const median = quantile(overheads, 0.5);
+    console.log(
+      `first frame: submit to recorded minus model time, 5 runs: median ${ms(median)}, max ${ms(Math.max(...overheads))}`,
+    );
+    record({
+      key: 'firstFrameOverheadMs',
+      label: 'first-frame overhead (median of 5)',
+      value: median,
+      unit: 'ms',
+      target: '<= 100',
+      met: median <= 100,
+    });
+  }
+
+  // 5. Windows: one prediction makes 49 frames; chained windows wait for each other, parallel ones do not.
+  const windowed: Record<string, number> = {};
+  for (const windowMode of ['chained', 'parallel'] as const) {
+    const frames = 200;
+    await drain();
+    const worker = slotWorker();
+    const run = worker.run();
+    const t = performance.now();
+    const job = await submit({
+      shot: `WINDOWS_${windowMode.toUpperCase()}`,
+      prompt: 'a building collapses, dust, dusk',
+      model: 'reference-window',
+      windowMode,
+      width: 256,
+      height: 144,
+      frames: { start: 1001, end: 1000 + frames },
+    });
+    await ended(job.id);
+    const took = performance.now() - t;
+    worker.stop();
+    await run;
+    const count = job.window?.count ?? 0;
+    windowed[windowMode] = worker.stats.modelBusyMs / took;
+    console.log(
+      `windows, ${windowMode}: ${frames} frames of 256x144 in ${count} windows of 49 (overlap 8) in ${ms(took)} = ${(frames / (took / 1000)).toFixed(1)} frames/s, ${(count / (took / 1000)).toFixed(2)} windows/s`,
+    );
+    console.log(`  model busy ${(windowed[windowMode] * 100).toFixed(0)}% of 1 slot (100 ms a prediction)`);
+  }
+  json.windowedEfficiency = {
+    chained: Number(windowed.chained!.toFixed(4)),
+    parallel: Number(windowed.parallel!.toFixed(4)),
+  };
+  figures.push(
+    {
+      label: 'windowed efficiency, chained (200 frames, 1 slot)',
+      value: windowed.chained,
+      target: '>= 0.97',
+      met: windowed.chained! >= 0.97,
+    },
+    {
+      label: 'windowed efficiency, parallel',
+      value: windowed.parallel,
+      target: '>= 0.97',
+      met: windowed.parallel! >= 0.97,
+    },
+  );
+  await model.close();
+
+  // 6. Worker throughput on the reference model (CPU), at the default 1024x576.
+  {
+    const frames = 48;
+    await drain();
+    const rssBefore = peakRss;
+    peakRss = 0;
+    const worker = createWorker(stack.app, process.env, { waitSeconds: 1, retryBaseMs: 10 });
+    const running = worker.run();
+    const t1 = performance.now();
+    const { id } = await submit({
       shot: 'THROUGHPUT',
       prompt: 'a building collapses, dust, dusk',
       frames: { start: 1001, end: 1000 + frames },
-    }),
-  });
-  const { id } = (await res.json()) as { id: string };
-  for (;;) {
-    const job = await stack.app.store.getJob(id);
-    if (job && ['succeeded', 'failed'].includes(job.status)) break;
-    await new Promise((r) => setTimeout(r, 50));
+    });
+    await ended(id, 50);
+    const wall = performance.now() - t1;
+    worker.stop();
+    await running;
+    const slots = Number(process.env.FRAMECAST_WORKER_CONCURRENCY ?? 2);
+    console.log(
+      `worker: ${frames} frames of 1024x576 in ${ms(wall)} = ${(frames / (wall / 1000)).toFixed(2)} frames/s`,
+    );
+    console.log(
+      `  model busy ${((worker.stats.modelBusyMs / wall / slots) * 100).toFixed(0)}% of ${slots} worker slot(s) (waits on a busy model count as busy)`,
+    );
+    const rss = peakRss / 1024 / 1024;
+    peakRss = Math.max(peakRss, rssBefore);
+    figures.push({
+      label: `peak RSS over ${frames} frames of 1024x576, whole local process`,
+      value: rss,
+      unit: 'MB',
+      target: 'workerPeakRssMb: 1,000 frames, worker alone',
+      note: 'not measured as asked: key omitted',
+    });
   }
-  const wall = performance.now() - t1;
-  worker.stop();
-  await running;
-  const slots = Number(process.env.FRAMECAST_WORKER_CONCURRENCY ?? 2);
-  console.log(
-    `worker: ${frames} frames of 1024x576 in ${ms(wall)} = ${(frames / (wall / 1000)).toFixed(2)} frames/s`,
-  );
-  console.log(
-    `  model busy ${((worker.stats.modelBusyMs / wall / slots) * 100).toFixed(0)}% of ${slots} worker slot(s) (waits on a busy model count as busy)`,
+
+  // 7. Bundle sizes of the Lambda handlers, and the time to import each in a fresh process.
+  const built = await bundles(process.env);
+  const entries = Object.entries(built);
+  json.bundleKb = Object.fromEntries(entries.map(([k, b]) => [k, Number(b.kb.toFixed(1))]));
+  json.coldImportMs = Object.fromEntries(entries.map(([k, b]) => [k, Number(b.importMs.toFixed(1))]));
+  console.log('Lambda bundles (esbuild, minified ESM, AWS SDK bundled), and import time in a new process:');
+  for (const [entry, b] of entries) {
+    console.log(`  ${entry.padEnd(40)} ${b.kb.toFixed(0).padStart(5)} KB  ${ms(b.importMs)}`);
+  }
+  figures.push(
+    {
+      label: 'largest handler bundle (bundleKb)',
+      value: Math.max(...entries.map(([, b]) => b.kb)),
+      unit: 'KB',
+    },
+    {
+      label: 'slowest handler import, new process (coldImportMs)',
+      value: Math.max(...entries.map(([, b]) => b.importMs)),
+      unit: 'ms',
+    },
   );
 
-  // Windows: one prediction makes 49 frames; chained windows wait for each other, parallel ones do not.
-  for (const windowMode of ['chained', 'parallel'] as const) {
-    const shotFrames = 200;
-    const windowed = createWorker(stack.app, process.env, { waitSeconds: 1, retryBaseMs: 10 });
-    const run = windowed.run();
-    const t = performance.now();
-    const created = await fetch(`${stack.url}/v1/jobs`, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({
-        shot: `WINDOWS_${windowMode.toUpperCase()}`,
-        prompt: 'a building collapses, dust, dusk',
-        model: 'reference-window',
-        windowMode,
-        width: 256,
-        height: 144,
-        frames: { start: 1001, end: 1000 + shotFrames },
-      }),
-    });
-    const job = (await created.json()) as { id: string; window: { count: number } };
-    for (;;) {
-      const got = await stack.app.store.getJob(job.id);
-      if (got && ['succeeded', 'failed'].includes(got.status)) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const took = performance.now() - t;
-    windowed.stop();
-    await run;
-    console.log(
-      `windows, ${windowMode}: ${shotFrames} frames of 256x144 in ${job.window.count} windows of 49 (overlap 8) in ${ms(took)} = ${(shotFrames / (took / 1000)).toFixed(1)} frames/s, ${(job.window.count / (took / 1000)).toFixed(2)} windows/s`,
-    );
-    console.log(
-      `  model busy ${((windowed.stats.modelBusyMs / took / slots) * 100).toFixed(0)}% of ${slots} worker slot(s)${windowMode === 'chained' ? ' (a chain keeps one slot busy at a time)' : ''}`,
-    );
-  }
   console.log(
     `peak RSS of the whole local system: ${(peakRss / 1024 / 1024).toFixed(0)} MB (DynamoDB Local's JVM not included)`,
   );
+
+  console.log('\nfigure | value | target | met?');
+  console.log('---|---|---|---');
+  for (const f of figures) {
+    const value =
+      f.value === undefined
+        ? '-'
+        : `${f.unit === '$' ? '$' : ''}${f.value.toFixed(f.unit === '$' ? 5 : f.value < 10 ? 3 : 1)}${f.unit && f.unit !== '$' ? ` ${f.unit}` : ''}`;
+    const met = f.met === undefined ? (f.note ?? '') : f.met ? 'yes' : 'NO';
+    console.log(`${f.label}${f.key ? ` (${f.key})` : ''} | ${value} | ${f.target ?? ''} | ${met}`);
+  }
+  if (jsonFile) {
+    await writeFile(
+      jsonFile,
+      `${JSON.stringify({ measuredAt: new Date().toISOString(), ...json }, null, 2)}\n`,
+    );
+    console.log(`\nwrote ${jsonFile}`);
+  }
 } finally {
   clearInterval(sampler);
   await stack.stop();
+}
+
+/** Messages sent to one queue (each SendMessage, each entry of a SendMessageBatch). */
+function messagesTo(counted: Counted, queueUrl: string): number {
+  let n = 0;
+  for (const r of counted.requests) {
+    if (r.service !== 'SQS') continue;
+    const input = r.input as { QueueUrl?: string; Entries?: unknown[] };
+    if (input.QueueUrl !== queueUrl) continue;
+    if (r.operation === 'SendMessage') n++;
+    else if (r.operation === 'SendMessageBatch') n += input.Entries?.length ?? 0;
+  }
+  return n;
 }

@@ -1,5 +1,5 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { createClients } from '../functions/adapters/clients.ts';
+import { type AwsRequest, createClients } from '../functions/adapters/clients.ts';
 import { clearKeyCache } from '../functions/api/http.ts';
 import { loadConfig } from '../functions/config.ts';
 import { frameCount } from '../functions/core/frames.ts';
@@ -41,6 +41,8 @@ export interface LocalStackOptions {
   readonly withoutWebhooks?: boolean;
   /** Extra FRAMECAST_* settings, by variable name. */
   readonly env?: Record<string, string>;
+  /** Told of every AWS request the stack's clients make (API, fan-out, worker): the benchmark counts them. */
+  readonly onAwsRequest?: (request: AwsRequest) => void;
 }
 
 export interface LocalStack {
@@ -113,7 +115,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     Object.assign(process.env, env);
     clearKeyCache();
     // Clients made now, on this run's endpoints, and shared with the handlers the gateway loads.
-    const aws = createClients();
+    const aws = createClients(options.onAwsRequest ? { onRequest: options.onAwsRequest } : {});
     const app = new Container(process.env, () => aws);
     useContainer(app);
 

@@ -14,10 +14,53 @@ export interface AwsClients {
   readonly sqs: SQSClient;
 }
 
-export function createClients(): AwsClients {
-  const dynamo = DynamoDBDocumentClient.from(new DynamoDBClient({ maxAttempts: 5 }), {
-    marshallOptions: { removeUndefinedValues: true },
+/** One request a client sends: its service, its operation and the command's input. */
+export interface AwsRequest {
+  /** The SDK's client name: `DynamoDBClient`, `S3Client`, `SQSClient`. */
+  readonly service: string;
+  /** The command's name without `Command`: `TransactWriteItems`, `PutObject`, `ReceiveMessage`. */
+  readonly operation: string;
+  /** The command's input as sent (marshalled, for DynamoDB). */
+  readonly input: unknown;
+}
+
+export interface ClientOptions {
+  /**
+   * Called for each HTTP request a client signs and sends: once per attempt, as AWS bills them, and never
+   * for a presigned URL (presigning stops before signing).
+   */
+  readonly onRequest?: (request: AwsRequest) => void;
+}
+
+type Middlewared = Pick<DynamoDBClient | S3Client | SQSClient, 'middlewareStack'>;
+
+/** Adds the `onRequest` observer to a client's middleware stack, right after the request is signed. */
+export function observeRequests(client: Middlewared, onRequest: (request: AwsRequest) => void): void {
+  const stack = client.middlewareStack as DynamoDBClient['middlewareStack'];
+  type Args = { readonly input: unknown };
+  const observer =
+    (
+      next: (args: Args) => Promise<unknown>,
+      context: { readonly clientName?: string; readonly commandName?: string },
+    ) =>
+    async (args: Args) => {
+      onRequest({
+        service: String(context.clientName ?? 'unknown').replace(/Client$/, ''),
+        operation: String(context.commandName ?? 'unknown').replace(/Command$/, ''),
+        input: args.input,
+      });
+      return next(args);
+    };
+  stack.addRelativeTo(observer as unknown as Parameters<typeof stack.addRelativeTo>[0], {
+    relation: 'after',
+    toMiddleware: 'awsAuthMiddleware',
+    name: 'framecastRequestObserver',
+    override: true,
   });
+}
+
+export function createClients(options: ClientOptions = {}): AwsClients {
+  const base = new DynamoDBClient({ maxAttempts: 5 });
   // WHEN_REQUIRED: a presigned URL must not carry the checksum of an empty body, or real S3 refuses
   // uploads to it; and a streamed PutObject must not use aws-chunked framing that emulators store raw.
   const s3 = new S3Client({
@@ -25,6 +68,13 @@ export function createClients(): AwsClients {
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
   const sqs = new SQSClient({ maxAttempts: 5 });
+  if (options.onRequest) {
+    // On the base DynamoDB client: the document client sends through it, marshalled.
+    for (const client of [base, s3, sqs]) observeRequests(client, options.onRequest);
+  }
+  const dynamo = DynamoDBDocumentClient.from(base, {
+    marshallOptions: { removeUndefinedValues: true },
+  });
   return { dynamo, s3, sqs };
 }
 
