@@ -16,7 +16,7 @@ import { downloadJob, type Progress, uploadSequence } from './cli/transfer.ts';
 /**
  * `framecast`: the studio's and the vendor's command line over the typed client (client/index.ts).
  * Exit codes: 0 ok; 1 the job failed or was canceled, or the API (or the network) refused; 2 usage.
- * `--json` prints one JSON document on stdout and nothing else; progress bars go to stderr.
+ * `--json` prints one JSON document on stdout and nothing else; progress bars go to stderr (a terminal only).
  */
 
 const EVENT_TYPES = [
@@ -77,7 +77,7 @@ function print(value: unknown, human: () => string) {
 
 /** A progress bar on stderr when it is a terminal and --json is off. */
 function bar(label: string): Progress {
-  if (json() || !process.stderr.isTTY) return { start() {}, tick() {}, stop() {} };
+  if (!process.stderr.isTTY) return { start() {}, tick() {}, stop() {} };
   const b = new SingleBar({
     stream: process.stderr,
     format: `${label} [{bar}] {value}/{total} | {percentage}% | ETA {eta_formatted}`,
@@ -261,7 +261,7 @@ function summary(job: Job): string {
 
 /** Polls the job with a live bar (frames done and failed, rate, ETA) until it has finished. */
 async function waitWithBar(api: FramecastClient, job: Job): Promise<Job> {
-  const show = !json() && process.stderr.isTTY;
+  const show = process.stderr.isTTY === true;
   const b = show
     ? new SingleBar({
         stream: process.stderr,
