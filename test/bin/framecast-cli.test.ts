@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -130,6 +130,40 @@ describe('framecast submit --wait and download', () => {
     ]);
     expect(human.code).toBe(1);
     expect(human.stdout).toContain('failed frames: 3');
+  });
+});
+
+describe('framecast download, interrupted', () => {
+  it('resumes after the process is killed mid-way, fetching only the frames not yet verified', async () => {
+    const job = await api.createJob({
+      shot: 'CLI_KILL',
+      prompt: 'p',
+      frames: { start: 1001, end: 1096 },
+      width: 256,
+      height: 144,
+    });
+    expect((await api.waitForJob(job.id, { intervalMs: 100 })).status).toBe('succeeded');
+    const dir = join(work, 'out', 'CLI_KILL');
+    await mkdir(dir, { recursive: true });
+    const child = spawn(process.execPath, [BIN, 'download', job.id, '--out', dir, '--concurrency', '1'], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: work,
+        FRAMECAST_API_URL: stack.url,
+        FRAMECAST_API_KEY: stack.apiKey,
+      },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((ok) => child.on('exit', ok));
+    const complete = async () => (await readdir(dir)).filter((n) => n.endsWith('.png')).length;
+    while ((await complete()) < 3) await new Promise((ok) => setTimeout(ok, 2));
+    child.kill('SIGKILL');
+    await exited;
+    const kept = await complete();
+    expect(kept).toBeLessThan(96);
+    const resumed = await runJson(['download', job.id, '--out', dir]);
+    expect(resumed).toMatchObject({ frames: 96, downloaded: 96 - kept, skipped: kept });
+    expect(await verifyDir(dir, await api.getJob(job.id))).toBe(96);
   });
 });
 
