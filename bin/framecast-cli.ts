@@ -11,6 +11,7 @@ import {
   type JobRequest,
 } from '../client/index.ts';
 import { resolveConnection } from './cli/connection.ts';
+import { SequenceError } from './cli/sequence.ts';
 import { downloadJob, type Progress, uploadSequence } from './cli/transfer.ts';
 
 /**
@@ -428,9 +429,6 @@ program
       ...(o.name && { name: o.name }),
       concurrency: o.concurrency,
       progress: bar('upload'),
-    }).catch((err: Error) => {
-      if (err instanceof FramecastApiError) throw err;
-      throw new UsageError(err.message);
     });
     print(
       r,
@@ -541,7 +539,7 @@ try {
       process.exit(0);
     process.exit(2);
   }
-  if (err instanceof UsageError) {
+  if (err instanceof UsageError || err instanceof SequenceError) {
     process.stderr.write('usage: framecast <command> [options]; framecast --help for the commands\n');
     fail(err.message, 2);
   }

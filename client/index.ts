@@ -124,6 +124,12 @@ export interface RequestOptions {
 }
 
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+/**
+ * Creates whose Idempotency-Key the API honours (same key and body: the first answer), so a create whose
+ * answer was lost may be sent again. The others get a key too, for when the API honours it, but no retry:
+ * a second webhook endpoint or asset would be made.
+ */
+const KEYED_CREATES: ReadonlySet<RouteName> = new Set(['createJob']);
 const sleepFor = (ms: number) => new Promise<void>((ok) => setTimeout(ok, ms));
 
 /** Retry-After in milliseconds: delta seconds or an HTTP date; undefined when absent or unreadable. */
@@ -271,11 +277,25 @@ export class FramecastClient {
   async upload(upload: AssetUpload, body: Uint8Array | Blob): Promise<void> {
     // Browsers set content-length themselves and refuse it as a header; Node's fetch sets it from the body.
     const { 'content-length': _length, ...headers } = upload.headers;
-    const res = await this.#fetch(upload.url, {
-      method: upload.method,
-      headers,
-      body: body as NonNullable<RequestInit['body']>,
-    });
+    // A PUT of the same bytes to the same key is idempotent: S3's 500, 503 (SlowDown) and network errors are retried.
+    let res: Response;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        res = await this.#fetch(upload.url, {
+          method: upload.method,
+          headers,
+          body: body as NonNullable<RequestInit['body']>,
+        });
+        if (![500, 503].includes(res.status) || attempt >= this.#attempts) break;
+        await res.body?.cancel().catch(() => undefined);
+      } catch (err) {
+        if (attempt >= this.#attempts)
+          throw new FramecastNetworkError(`PUT upload of ${upload.sha256}: ${(err as Error).message}`, {
+            cause: err,
+          });
+      }
+      await this.#sleep(this.#backoff(attempt));
+    }
     if (!res.ok) {
       const text = await res.text();
       const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? 'upload_failed';
@@ -313,8 +333,12 @@ export class FramecastClient {
     const idempotencyKey =
       options.idempotencyKey ?? (options.create && this.#idempotencyKeys ? randomKey() : undefined);
     if (idempotencyKey) headers['idempotency-key'] = idempotencyKey;
-    // A POST is repeated only when the API can tell a repeat from a new request, or it changes nothing new.
-    const retryable = method !== 'POST' || idempotencyKey !== undefined || options.retrySafe === true;
+    // A POST is repeated only when the API can tell a repeat from a new request by its Idempotency-Key, or
+    // when repeating it changes nothing. Creates the API does not deduplicate yet carry a key, unretried.
+    const retryable =
+      method !== 'POST' ||
+      options.retrySafe === true ||
+      (idempotencyKey !== undefined && KEYED_CREATES.has(name));
 
     for (let attempt = 1; ; attempt++) {
       const last = !retryable || attempt >= this.#attempts;

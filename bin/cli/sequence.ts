@@ -8,6 +8,9 @@ import { basename, dirname, extname, join } from 'node:path';
  * `plate.%04d.png` (printf) and `plate.[1001-1048].png` (an explicit range). A name without any of them
  * is one file: a still.
  */
+/** A pattern that names no usable sequence: a usage error of the CLI. */
+export class SequenceError extends Error {}
+
 export interface SequencePattern {
   readonly dir: string;
   readonly prefix: string;
@@ -28,7 +31,7 @@ export function parsePattern(pattern: string): SequencePattern | undefined {
   const range = /^(.*?)\[(\d+)-(\d+)\](.*)$/.exec(name);
   if (range) {
     const [start, end] = [Number(range[2]), Number(range[3])];
-    if (end < start) throw new Error(`${pattern}: the range ends before it starts`);
+    if (end < start) throw new SequenceError(`${pattern}: the range ends before it starts`);
     return { dir, prefix: range[1]!, padding: range[2]!.length, suffix: range[4]!, range: { start, end } };
   }
   return undefined;
@@ -50,7 +53,7 @@ export async function findSequence(pattern: string): Promise<SequenceFile[]> {
   const p = parsePattern(pattern);
   if (!p) return [{ path: pattern }];
   const names = await readdir(p.dir).catch(() => {
-    throw new Error(`${pattern}: no folder ${p.dir}`);
+    throw new SequenceError(`${pattern}: no folder ${p.dir}`);
   });
   const digits = p.padding > 0 ? `\\d{${p.padding},}` : '\\d+';
   const re = new RegExp(`^${literal(p.prefix)}(${digits})${literal(p.suffix)}$`);
@@ -66,11 +69,11 @@ export async function findSequence(pattern: string): Promise<SequenceFile[]> {
     const missing: number[] = [];
     for (let f = p.range.start; f <= p.range.end; f++) if (!found.has(f)) missing.push(f);
     if (missing.length > 0)
-      throw new Error(
+      throw new SequenceError(
         `${pattern}: missing frame${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}`,
       );
   }
-  if (found.size === 0) throw new Error(`${pattern}: no file matches`);
+  if (found.size === 0) throw new SequenceError(`${pattern}: no file matches`);
   return [...found.entries()].sort(([a], [b]) => a - b).map(([frame, path]) => ({ path, frame }));
 }
 
@@ -80,7 +83,7 @@ export function formatOf(path: string): 'png' | 'jpeg' | 'exr' {
   if (ext === '.png') return 'png';
   if (ext === '.jpg' || ext === '.jpeg') return 'jpeg';
   if (ext === '.exr') return 'exr';
-  throw new Error(`${path}: unknown format ${ext || '(no extension)'}; png, jpeg and exr are known`);
+  throw new SequenceError(`${path}: unknown format ${ext || '(no extension)'}; png, jpeg and exr are known`);
 }
 
 /** A default asset name from a pattern: the name without its frame part and extension. */

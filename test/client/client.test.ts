@@ -94,6 +94,13 @@ describe('FramecastClient', () => {
     const { api, seen } = scripted([json(503, { error: { code: 'unavailable', message: 'x' } })]);
     await expect(api.cancelJob('job_1')).rejects.toMatchObject({ status: 503 });
     expect(seen).toHaveLength(1);
+    // A create the API does not deduplicate carries a key but is not repeated either.
+    const hook = scripted([json(503, { error: { code: 'unavailable', message: 'x' } })]);
+    await expect(hook.api.createWebhook({ url: 'https://example.com/h' })).rejects.toMatchObject({
+      status: 503,
+    });
+    expect(hook.seen).toHaveLength(1);
+    expect(hook.seen[0]!.headers['idempotency-key']).toBeDefined();
     const net = scripted([new TypeError('fetch failed')]);
     await expect(net.api.redeliverEvent('evt_1')).rejects.toBeInstanceOf(FramecastNetworkError);
     expect(net.seen).toHaveLength(1);
