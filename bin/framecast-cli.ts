@@ -9,7 +9,9 @@ import {
   FramecastNetworkError,
   type Job,
   type JobRequest,
+  type WebhookEndpointInput,
 } from '../client/index.ts';
+import { EVENT_TYPES } from '../functions/core/schemas.ts';
 import { resolveConnection } from './cli/connection.ts';
 import { SequenceError } from './cli/sequence.ts';
 import { downloadJob, type Progress, uploadSequence } from './cli/transfer.ts';
@@ -19,16 +21,6 @@ import { downloadJob, type Progress, uploadSequence } from './cli/transfer.ts';
  * Exit codes: 0 ok; 1 the job failed or was canceled, or the API (or the network) refused; 2 usage.
  * `--json` prints one JSON document on stdout and nothing else; progress bars go to stderr (a terminal only).
  */
-
-const EVENT_TYPES = [
-  'job.started',
-  'job.progress',
-  'frame.succeeded',
-  'frame.failed',
-  'job.succeeded',
-  'job.failed',
-  'job.canceled',
-];
 
 class UsageError extends Error {}
 /** An outcome that is not an error of the CLI but still exits 1 (a job that failed or was canceled). */
@@ -467,12 +459,12 @@ webhooks
   .option('--events <types...>', `only these event types (${EVENT_TYPES.join(', ')})`)
   .action(async (url: string, o: { events?: string[] }) => {
     const events = o.events?.flatMap((e) => e.split(',')).filter(Boolean);
-    const unknown = events?.filter((e) => !EVENT_TYPES.includes(e)) ?? [];
+    const unknown = events?.filter((e) => !(EVENT_TYPES as readonly string[]).includes(e)) ?? [];
     if (unknown.length > 0)
       throw new UsageError(`--events: unknown ${unknown.join(', ')}; known: ${EVENT_TYPES.join(', ')}`);
     const endpoint = await (await connect()).createWebhook({
       url,
-      ...(events?.length && { events: events as (typeof EVENT_TYPES)[number][] as never }),
+      ...(events?.length && { events: events as WebhookEndpointInput['events'] }),
     });
     print(endpoint, () => `${endpoint.id} ${endpoint.url} ${endpoint.events?.join(',') ?? 'every event'}`);
   });
