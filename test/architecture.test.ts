@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
  */
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SOURCE_DIRS = ['functions', 'lib', 'local', 'bin', 'bench'];
+const SOURCE_DIRS = ['functions', 'lib', 'local', 'bin', 'bench', 'client'];
 
 interface Rule {
   /** Files the rule is about: a folder prefix relative to the project root. */
@@ -33,6 +33,12 @@ const HANDLER_FOLDERS = [
 const CLOUD_PACKAGES = ['@aws-sdk/', '@middy/', '@aws-lambda-powertools/', 'aws-cdk-lib', 'constructs'];
 
 const RULES: readonly Rule[] = [
+  {
+    from: 'client/',
+    why: 'the typed client runs in Node and in browsers: fetch only, types from the core, no AWS SDK',
+    refuse: CLOUD_PACKAGES,
+    only: ['client/', 'functions/core/'],
+  },
   {
     from: 'functions/core/',
     why: 'the domain core is pure: no AWS SDK, no middy, nothing outside core/',
@@ -127,6 +133,29 @@ describe('the import rules', () => {
     expect(violations('functions/core/x.ts', ['@middy/core'])).toHaveLength(1);
     expect(violations('functions/core/x.ts', ['functions/adapters/queues.ts'])).toHaveLength(1);
     expect(violations('functions/core/x.ts', ['zod', 'node:crypto', 'functions/core/ids.ts'])).toEqual([]);
+  });
+
+  it('let the client import the core and zod as types only, so its bundle carries neither', () => {
+    const broken = files
+      .filter((f) => f.startsWith('client/'))
+      .flatMap((file) =>
+        ts
+          .createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.Latest)
+          .statements.filter(
+            (s) =>
+              (ts.isImportDeclaration(s) || ts.isExportDeclaration(s)) &&
+              s.moduleSpecifier &&
+              ts.isStringLiteral(s.moduleSpecifier) &&
+              /^(zod$|[./]+functions\/)/.test(s.moduleSpecifier.text) &&
+              !(ts.isImportDeclaration(s) ? s.importClause?.isTypeOnly : s.isTypeOnly),
+          )
+          .map((s) => `${file}: ${((s as ts.ImportDeclaration).moduleSpecifier as ts.StringLiteral).text}`),
+      );
+    expect(files).toContain('client/index.ts');
+    expect(broken).toEqual([]);
+    expect(
+      violations('client/index.ts', ['@aws-sdk/client-s3', 'functions/adapters/queues.ts']),
+    ).toHaveLength(2);
   });
 
   it('refuse adapters that reach up into services, handlers or the worker', () => {
