@@ -2,7 +2,7 @@ import type { ReceivedMessage } from '../functions/adapters/queues.ts';
 import { frameSeed } from '../functions/core/frames.ts';
 import { parseFrameQueueMessage } from '../functions/core/messages.ts';
 import { withProvenance } from '../functions/core/png.ts';
-import type { Worker } from '../functions/worker/worker.ts';
+import { frameInput, type Worker } from '../functions/worker/worker.ts';
 
 /**
  * The naive sequential worker the benchmark measures the real one against (bench-only, never shipped):
@@ -37,21 +37,7 @@ export async function runBaseline(worker: Worker, until: () => boolean): Promise
       const began = performance.now();
       const prediction = await model.predict(
         `${job.id}-${frame}-${start.attempts}`,
-        model.inputFor(
-          {
-            prompt: job.prompt,
-            seed,
-            shot_seed: job.seed,
-            width: job.width,
-            height: job.height,
-            frame,
-            job_id: job.id,
-            shot: job.shot,
-            output_format: 'png',
-            num_outputs: 1,
-          },
-          job.params,
-        ),
+        model.inputFor(frameInput(job, frame, seed), job.params),
       );
       busy += performance.now() - began;
       const png = withProvenance(prediction.png, w.provenance(job, frame, seed));

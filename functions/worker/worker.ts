@@ -62,6 +62,23 @@ export interface WorkerStats {
   windowsFailed: number;
 }
 
+/** What every model is asked for one frame of a job (it receives the inputs it declares of these). */
+export function frameInput(job: JobRecord, frame: number, seed: number) {
+  return {
+    prompt: job.prompt,
+    ...(job.negativePrompt !== undefined && { negative_prompt: job.negativePrompt }),
+    seed,
+    shot_seed: job.seed,
+    width: job.width,
+    height: job.height,
+    frame,
+    job_id: job.id,
+    shot: job.shot,
+    output_format: 'png' as const,
+    num_outputs: 1 as const,
+  };
+}
+
 /**
  * The GPU worker: long-polls the frame queue, generates each chunk's frames on the model, stores them,
  * records them exactly once and announces them.
@@ -308,22 +325,7 @@ export class Worker {
       const began = Date.now();
       try {
         const input = {
-          ...model.inputFor(
-            {
-              prompt: job.prompt,
-              ...(job.negativePrompt !== undefined && { negative_prompt: job.negativePrompt }),
-              seed,
-              shot_seed: job.seed,
-              width: job.width,
-              height: job.height,
-              frame,
-              job_id: job.id,
-              shot: job.shot,
-              output_format: 'png',
-              num_outputs: 1,
-            },
-            job.params,
-          ),
+          ...model.inputFor(frameInput(job, frame, seed), job.params),
           ...extra.inputs,
         };
         const prediction = await model.predict(`${job.id}-${frame}-${attempts}`, input);
