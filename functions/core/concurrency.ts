@@ -1,29 +1,34 @@
+import pLimit from 'p-limit';
+
 /** Bounded concurrency for work that waits on the network: a page of HEADs, a batch of transactions. */
 
-/** Runs at most `limit` of the functions given to it at once, in the order given. */
-export function limiter(limit: number) {
-  let running = 0;
-  const waiting: (() => void)[] = [];
-  return async <R>(fn: () => Promise<R>): Promise<R> => {
-    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-    running++;
-    try {
-      return await fn();
-    } finally {
-      running--;
-      waiting.shift()?.();
-    }
-  };
-}
+/** Runs at most `limit` of the functions given to it at once, in the order given (p-limit). */
+export const limiter = (limit: number) => pLimit(limit);
 
-/** Maps `items` through `fn`, at most `limit` at a time, keeping their order. */
+/** Maps `items` through `fn`, at most `limit` at a time, keeping their order; fails with the first failure. */
 export function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
   fn: (item: T) => Promise<R>,
 ): Promise<R[]> {
-  const run = limiter(limit);
+  const run = pLimit(limit);
   return Promise.all(items.map((item) => run(() => fn(item))));
+}
+
+/**
+ * Runs `work` for every item, at most `limit` at a time, in order of start. Every item is worked on even
+ * when one fails (a frame that cannot be stored does not stop the others being recorded); the first
+ * failure is thrown once all have settled.
+ */
+export async function eachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  const run = pLimit(limit);
+  const settled = await Promise.allSettled(items.map((item) => run(() => work(item))));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** `items` in slices of `size`. */

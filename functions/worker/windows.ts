@@ -1,5 +1,6 @@
 import type { FrameStore } from '../adapters/frame-store.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
+import { eachLimit } from '../core/concurrency.ts';
 import { type FrameRange, frameSeed } from '../core/frames.ts';
 import { encodeWindow, type WindowMessage } from '../core/messages.ts';
 import type { FrameRecord, JobRecord, JobWindows } from '../core/model.ts';
@@ -19,7 +20,7 @@ import {
 } from '../core/windows.ts';
 import { logger } from '../logger.ts';
 import { type FilesPrediction, ModelError } from './cog.ts';
-import { eachLimit, type Slots, sleep } from './concurrency.ts';
+import { type Slots, sleep } from './concurrency.ts';
 import { noInputs, type PredictionInputs } from './inputs.ts';
 import { decodeVideo } from './video.ts';
 import type { WorkerDeps, WorkerStats } from './worker.ts';
