@@ -5,8 +5,8 @@ import type { AssetResponse } from '../../functions/core/assets.ts';
 import { readProvenance } from '../../functions/core/png.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { plate, uploadSequence } from '../support/assets.ts';
-import { client, eventually, isFinished } from '../support/client.ts';
+import { plate, plateShot, uploadSequence } from '../support/assets.ts';
+import { client, isFinished } from '../support/client.ts';
 import { sha256Hex } from '../support/images.ts';
 
 /**
@@ -35,16 +35,7 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-async function finished(id: string): Promise<JobResponse> {
-  return eventually(
-    async () => {
-      const job = (await api.getJob(id)).body;
-      return isFinished(job) ? job : undefined;
-    },
-    `job ${id} to finish`,
-    60_000,
-  );
-}
+const finished = (id: string) => api.waitForJob(id, isFinished);
 
 async function storedFrames(job: JobResponse): Promise<Map<number, Buffer>> {
   const { s3, bucket } = stack.app.frameStore;
@@ -103,17 +94,7 @@ async function expectEachFrameUsedItsPlate(job: JobResponse) {
   for (const f of body.frames) expect(f.inputs).toEqual({ image: plateSha[f.frame - FRAMES.start] });
 }
 
-const shot = (extra: Record<string, unknown> = {}) => ({
-  shot: 'EP101_SH040',
-  prompt: 'a building collapses over the street, dust at dusk',
-  width: W,
-  height: H,
-  frames: FRAMES,
-  seed: 7,
-  params: { strength: 0.5 },
-  inputs: { image: { asset: asset.id } },
-  ...extra,
-});
+const shot = (extra: Record<string, unknown> = {}) => plateShot(asset.id, extra);
 
 describe('a job with a plate', () => {
   it('makes every output frame from its own plate frame, and its provenance names that file', async () => {

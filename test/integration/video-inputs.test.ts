@@ -1,10 +1,9 @@
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { readProvenance } from '../../functions/core/png.ts';
-import type { JobResponse } from '../../functions/core/schemas.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { pixelsOf } from '../functions/model/reference/frames.ts';
-import { plate, uploadSequence } from '../support/assets.ts';
+import { plate, plateShot, uploadSequence } from '../support/assets.ts';
 import { client, eventually, isFinished } from '../support/client.ts';
 import { sha256Hex } from '../support/images.ts';
 
@@ -45,26 +44,9 @@ async function runShot(kind: 'video' | 'images', plateSha: string[]): Promise<Sh
     const asset = await uploadSequence(api, 'EP101_SH040_PL01', seq);
     const { frameStore } = stack.app;
     const put = vi.spyOn(frameStore, 'putFile');
-    const created = await api.createJob({
-      shot: 'EP101_SH040',
-      model: 'reference-window',
-      prompt: 'a building collapses over the street, dust at dusk',
-      width: W,
-      height: H,
-      frames: FRAMES,
-      seed: 7,
-      params: { strength: 0.5 },
-      inputs: { image: { asset: asset.id } },
-    });
+    const created = await api.createJob(plateShot(asset.id, { model: 'reference-window' }));
     expect(created.status, JSON.stringify(created.body)).toBe(202);
-    const job = await eventually(
-      async () => {
-        const j = (await api.getJob(created.body.id)).body as JobResponse;
-        return isFinished(j) ? j : undefined;
-      },
-      `job ${created.body.id} to finish`,
-      60_000,
-    );
+    const job = await api.waitForJob(created.body.id, isFinished);
     expect(job.status).toBe('succeeded');
     const staged = put.mock.calls.filter((c) => c[2] === 'video/x-matroska').map((c) => c[0]);
     put.mockRestore();

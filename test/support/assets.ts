@@ -66,3 +66,16 @@ export async function uploadSequence(
   expect(done.status, JSON.stringify(done.body)).toBe(200);
   return done.body;
 }
+
+/** The plate-driven shot both input tests submit: frames 1001-1024 of a 64x64 plate, at strength 0.5. */
+export const plateShot = (asset: string, extra: Record<string, unknown> = {}) => ({
+  shot: 'EP101_SH040',
+  prompt: 'a building collapses over the street, dust at dusk',
+  width: 64,
+  height: 64,
+  frames: { start: 1001, end: 1024 },
+  seed: 7,
+  params: { strength: 0.5 },
+  inputs: { image: { asset } },
+  ...extra,
+});
