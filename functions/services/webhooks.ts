@@ -7,8 +7,13 @@ import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, notFound } from '../core/errors.ts';
 import { isEndpointId, isEventId, newEndpointId } from '../core/ids.ts';
 import { type EventMessage, encodeEvent } from '../core/messages.ts';
-import type { EventRecord } from '../core/model.ts';
-import { type EventView, type WebhookEndpoint, WebhookEndpointRequest } from '../core/schemas.ts';
+import type { EventRecord, JobRecord } from '../core/model.ts';
+import {
+  type EventType,
+  type EventView,
+  type WebhookEndpoint,
+  WebhookEndpointRequest,
+} from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
 import { nextAttemptDelay } from '../core/webhooks/schedule.ts';
 import { generateSecret, sign } from '../core/webhooks/signing.ts';
@@ -56,6 +61,9 @@ const endpointView = (e: EndpointRecord): WebhookEndpoint => ({
   ...(e.disabledAt && { disabledAt: e.disabledAt }),
   ...(e.disabledReason && { disabledReason: e.disabledReason }),
 });
+
+/** How long the worker trusts its read of a tenant's endpoints (wantsAny). */
+export const LISTENERS_TTL_MS = 10_000;
 
 const subscribed = (events: readonly string[] | undefined, type: string) => !events || events.includes(type);
 
@@ -196,6 +204,26 @@ export class WebhookService {
       );
     }
     return { event: event.id, targets: targets.map((t) => t.id) };
+  }
+
+  private readonly listeners = new Map<string, { at: number; endpoints: Promise<EndpointRecord[]> }>();
+
+  /**
+   * Whether the job's own webhook or any enabled endpoint of its tenant takes one of `types`. Asked by
+   * the worker for every chunk, so the tenant's endpoints are read at most once per LISTENERS_TTL_MS:
+   * an endpoint added while a job runs hears its frame events from at most that much later.
+   */
+  async wantsAny(job: JobRecord, types: readonly EventType[], now = Date.now()): Promise<boolean> {
+    if (job.webhook && types.some((t) => subscribed(job.webhook?.events, t))) return true;
+    let cached = this.listeners.get(job.tenant);
+    if (!cached || now - cached.at > LISTENERS_TTL_MS) {
+      const endpoints = this.deps.hooks.listEndpoints(job.tenant);
+      endpoints.catch(() => this.listeners.delete(job.tenant));
+      cached = { at: now, endpoints };
+      this.listeners.set(job.tenant, cached);
+    }
+    const endpoints = await cached.endpoints;
+    return endpoints.some((e) => !e.disabledAt && types.some((t) => subscribed(e.events, t)));
   }
 
   // ---- delivery ---------------------------------------------------------------------------------------

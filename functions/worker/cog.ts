@@ -34,6 +34,11 @@ export interface CogClientOptions {
   readonly predictionTimeoutMs?: number;
   /** Largest output accepted, so a broken model cannot exhaust the worker's memory. */
   readonly maxOutputBytes?: number;
+  /**
+   * Called when the model answers 409 (every slot busy), before asking again; by default a short wait.
+   * The worker waits for one of its own predictions to end instead (worker.ts).
+   */
+  readonly onBusy?: () => Promise<void>;
   readonly fetch?: typeof fetch;
 }
 
@@ -112,6 +117,17 @@ export class CogClient {
       await sleep(500, signal);
     }
     throw new ModelError(`model at ${this.url} not ready within ${timeoutMs} ms (last state: ${last})`);
+  }
+
+  /** The model's state as `GET /health-check` gives it (READY, BUSY, STARTING, ...), or 'unreachable'. */
+  async health(): Promise<string> {
+    try {
+      const res = await this.fetch(`${this.url}/health-check`, { signal: AbortSignal.timeout(2000) });
+      const body = (await res.json()) as { status?: string };
+      return body.status ?? 'unknown';
+    } catch {
+      return 'unreachable';
+    }
   }
 
   /** The model's declared inputs, from its OpenAPI schema; unknown means "send everything". */
@@ -201,8 +217,10 @@ export class CogClient {
       }
       if (res.status === 409) {
         await res.body?.cancel();
-        await sleep(wait, signal);
-        wait = Math.min(wait * 2, 2000);
+        if (this.options.onBusy) await this.options.onBusy();
+        else await sleep(wait, signal);
+        // Short: a slot frees when a prediction ends, and a prediction is not much shorter than this.
+        wait = Math.min(wait * 2, 250);
         continue;
       }
       if (res.status === 422 || res.status === 400) {

@@ -16,13 +16,14 @@ export function createWorker(
     ['modelUrl', 'modelImage', 'maxAttempts', 'workerConcurrency', 'modelSpecs'],
     env,
   );
-  return new Worker({
+  const worker: Worker = new Worker({
     store: app.store,
     events: app.events,
     frames: app.frameStore,
     queue: app.frameQueue,
-    model: new CogClient({ url: config.modelUrl }),
+    model: new CogClient({ url: config.modelUrl, onBusy: () => worker.modelBusy() }),
     publishEvents: app.publishEvents,
+    frameEventsWanted: (job) => app.webhooks.wantsAny(job, ['frame.succeeded', 'frame.failed']),
     inputsFor: assetInputs({
       files: (asset, frames) => app.assetStore.getFiles(asset, frames),
       presign: (tenant, sha256) => app.assetFiles.presignGet(tenant, sha256),
@@ -47,4 +48,5 @@ export function createWorker(
       ...overrides,
     },
   });
+  return worker;
 }

@@ -1,6 +1,6 @@
 import type { FrameStore } from '../adapters/frame-store.ts';
-import type { JobStore } from '../adapters/store/jobs.ts';
-import { eachLimit } from '../core/concurrency.ts';
+import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
+import { eachLimit, mapLimit } from '../core/concurrency.ts';
 import { type FrameRange, frameSeed } from '../core/frames.ts';
 import { encodeWindow, type WindowMessage } from '../core/messages.ts';
 import type { FrameRecord, JobRecord, JobWindows } from '../core/model.ts';
@@ -23,7 +23,7 @@ import { type FilesPrediction, ModelError } from './cog.ts';
 import { type Slots, sleep } from './concurrency.ts';
 import { noInputs, type PredictionInputs } from './inputs.ts';
 import { decodeVideo } from './video.ts';
-import type { WorkerDeps, WorkerStats } from './worker.ts';
+import type { StoredFrameInput, WorkerDeps, WorkerStats } from './worker.ts';
 
 /**
  * Windows on the worker (docs/architecture.md, "Windows"): one window message is one prediction of a
@@ -98,6 +98,9 @@ export interface WindowHost {
     inputs?: Readonly<Record<string, string>>,
   ): Promise<void>;
   recordFailure(job: JobRecord, frame: number, seed: number, attempts: number, error: string): Promise<void>;
+  storeFrame(job: JobRecord, made: StoredFrameInput): Promise<FinishedFrame>;
+  recordFrames(job: JobRecord, results: readonly FinishedFrame[], events: boolean): Promise<unknown>;
+  frameEventsWanted(job: JobRecord): Promise<boolean>;
   republishFrameEvent(jobId: string, frame: number): Promise<void>;
   afterWork(jobId: string): Promise<void>;
 }
@@ -264,10 +267,9 @@ export class WindowMaker {
     const length = w.end - w.start + 1;
     const recorded = Math.max(0, ...[...records.values()].map((r) => r.attempts));
     for (let tries = 1; ; tries++) {
-      const started = await this.startOwn(p);
-      if (started === 'job-ended') return 'job-ended';
-      // Own frames all finished (a parallel window still owing its version of a shared frame): count here.
-      const attempt = started ?? recorded + tries;
+      if ((await this.startOwn(p)) === 'job-ended') return 'job-ended';
+      // The own frames' attempts as read before, plus this delivery's tries (each took them once more).
+      const attempt = recorded + tries;
       if (attempt > settings.maxAttempts) {
         return { failed: 'gave up: the worker stopped during every attempt', attempt: attempt - 1 };
       }
@@ -316,21 +318,13 @@ export class WindowMaker {
     }
   }
 
-  /**
-   * One more attempt on each of the window's own frames not yet finished; the attempt is the highest
-   * count among them (equal unless a worker died part-way through taking them). Undefined when there
-   * was none to take.
-   */
-  private async startOwn(p: Planned): Promise<number | undefined | 'job-ended'> {
-    let attempt: number | undefined;
-    let ended = false;
-    await eachLimit(framesIn(p.own), STORE_CONCURRENCY, async (f) => {
-      if (ended) return;
-      const start = await this.store.startFrame(p.job, f, this.seedOf(p.job, f));
-      if (start.started) attempt = Math.max(attempt ?? 0, start.attempts);
-      else if (start.reason === 'job-ended') ended = true;
-    });
-    return ended ? 'job-ended' : attempt;
+  /** One more attempt on each of the window's own frames not yet finished, in one transaction. */
+  private async startOwn(p: Planned): Promise<'started' | 'job-ended'> {
+    const started = await this.store.startFrames(
+      p.job,
+      framesIn(p.own).map((frame) => ({ frame, seed: this.seedOf(p.job, frame) })),
+    );
+    return started.ok ? 'started' : 'job-ended';
   }
 
   private stamp(
@@ -358,21 +352,30 @@ export class WindowMaker {
   ): Promise<void> {
     const { job, w } = p;
     const { context } = made;
-    await eachLimit(framesIn(p.own), STORE_CONCURRENCY, async (f) => {
-      const png = made.frames[f - w.start]!;
-      // Released as soon as it is stamped: the window is held at most twice (as made, and as stored).
-      made.frames[f - w.start] = undefined;
-      if (isFinished(records.get(f))) return;
-      const origin = frameOrigin(job, p.windows, f, context?.sha256Of);
-      await this.host.recordSuccess(
-        job,
-        f,
-        this.seedOf(job, f),
-        made.attempt,
-        this.stamp(p, f, png, origin, extra),
-        made.predictTimePerFrame,
-        extra.hashes?.get(f),
-      );
+    const events = this.host.frameEventsWanted(job);
+    const stored = await mapLimit(
+      framesIn(p.own).filter((f) => !isFinished(records.get(f))),
+      STORE_CONCURRENCY,
+      (f) => {
+        const png = made.frames[f - w.start]!;
+        // Released as soon as it is stamped: the window is held at most twice (as made, and as stored).
+        made.frames[f - w.start] = undefined;
+        const origin = frameOrigin(job, p.windows, f, context?.sha256Of);
+        return this.store1(p, f, this.stamp(p, f, png, origin, extra), made, extra);
+      },
+    );
+    await this.host.recordFrames(job, stored, await events);
+  }
+
+  /** One frame of a made window, stored under its sequence name, ready to be recorded. */
+  private store1(p: Planned, f: number, png: Buffer, made: Made, extra: PredictionInputs) {
+    const inputs = extra.hashes?.get(f);
+    return this.host.storeFrame(p.job, {
+      frame: f,
+      seed: this.seedOf(p.job, f),
+      png,
+      ...(made.predictTimePerFrame !== undefined && { predictTime: made.predictTimePerFrame }),
+      ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
     });
   }
 
@@ -399,20 +402,17 @@ export class WindowMaker {
     await eachLimit(shared, STORE_CONCURRENCY, (f) =>
       this.files.putFile(stagedKey(job, w.index, f), made.frames[f - w.start]!, 'image/png'),
     );
-    await eachLimit(framesIn(alone), STORE_CONCURRENCY, async (f) => {
-      const png = made.frames[f - w.start]!;
-      made.frames[f - w.start] = undefined;
-      if (isFinished(records.get(f))) return;
-      await this.host.recordSuccess(
-        job,
-        f,
-        this.seedOf(job, f),
-        made.attempt,
-        this.stamp(p, f, png, frameOrigin(job, windows, f), extra),
-        made.predictTimePerFrame,
-        extra.hashes?.get(f),
-      );
-    });
+    const events = this.host.frameEventsWanted(job);
+    const stored = await mapLimit(
+      framesIn(alone).filter((f) => !isFinished(records.get(f))),
+      STORE_CONCURRENCY,
+      (f) => {
+        const png = made.frames[f - w.start]!;
+        made.frames[f - w.start] = undefined;
+        return this.store1(p, f, this.stamp(p, f, png, frameOrigin(job, windows, f), extra), made, extra);
+      },
+    );
+    await this.host.recordFrames(job, stored, await events);
     if (previous && before) await this.crossFadeWith(p, previous, before, made, extra);
     if (next && after) await this.crossFadeWith(p, next, after, made, extra);
   }

@@ -1,7 +1,8 @@
 import type { FrameStore } from '../adapters/frame-store.ts';
 import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
 import type { EventStore } from '../adapters/store/events.ts';
-import type { JobStore } from '../adapters/store/jobs.ts';
+import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
+import { eachLimit, limiter } from '../core/concurrency.ts';
 import { frameCount, frameKey, frameSeed, manifestKey } from '../core/frames.ts';
 import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
@@ -18,8 +19,12 @@ import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
 import { stagedKeys, WindowMaker } from './windows.ts';
 
 export interface WorkerSettings {
-  /** Frames generated at once: the model's slots. */
+  /** Frames generated at once: the model's prediction slots (one for most models on one GPU). */
   readonly concurrency: number;
+  /** Chunks or windows in hand per slot, so the next prediction is ready when a slot frees. */
+  readonly prefetchPerSlot?: number;
+  /** Frames stored to S3 at once, beside generation. */
+  readonly uploadConcurrency?: number;
   /** Tries per frame before it is marked failed. */
   readonly maxAttempts: number;
   /** The frame queue's visibility timeout, renewed by the heartbeat. */
@@ -41,6 +46,8 @@ export interface WorkerDeps {
   readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
   /** A prediction's extra inputs and their hashes (./inputs.ts); none when absent. */
   readonly inputsFor?: InputsFor;
+  /** Whether any webhook wants the job's frame events; when absent, they are always written and sent. */
+  readonly frameEventsWanted?: (job: JobRecord) => Promise<boolean>;
   /** Work files a job's inputs may have staged (video inputs, ./video-input.ts), removed when it ends. */
   readonly inputFiles?: (job: JobRecord) => string[];
   readonly settings: WorkerSettings;
@@ -56,10 +63,26 @@ export interface WorkerStats {
   /** Receives of messages that are not chunks or windows this code reads, each left for SQS to dead-letter. */
   malformed: number;
   modelBusyMs: number;
+  /** Predictions the model refused with 409 (every slot busy): rare once the worker knows its slots. */
+  modelRefusals: number;
   /** Windows whose prediction succeeded and whose frames were stored. */
   windowsSucceeded: number;
   /** Windows that failed after every attempt. */
   windowsFailed: number;
+}
+
+/** A frame made and stamped with its provenance, to be stored. */
+export interface StoredFrameInput {
+  readonly frame: number;
+  readonly seed: number;
+  readonly png: Buffer;
+  readonly predictTime?: number;
+  readonly inputs?: Readonly<Record<string, string>>;
+}
+
+/** A frame the model made for a chunk. */
+interface MadeFrame extends StoredFrameInput {
+  readonly status: 'made';
 }
 
 /** What every model is asked for one frame of a job (it receives the inputs it declares of these). */
@@ -98,6 +121,7 @@ export class Worker {
     handedBack: 0,
     malformed: 0,
     modelBusyMs: 0,
+    modelRefusals: 0,
     windowsSucceeded: 0,
     windowsFailed: 0,
   };
@@ -107,9 +131,14 @@ export class Worker {
   /** The model's slots: held by one frame, or one window, while the model makes it. */
   readonly slots: Slots;
   private readonly windows: WindowMaker;
+  /** Bounds the frames being stored at once. */
+  readonly uploads: ReturnType<typeof limiter>;
+  /** A new job's start, made once however many of its chunks arrive together. */
+  private readonly starting = new Map<string, Promise<JobRecord | undefined>>();
 
   constructor(readonly deps: WorkerDeps) {
     this.slots = new Slots(deps.settings.concurrency);
+    this.uploads = limiter(deps.settings.uploadConcurrency ?? 4);
     this.windows = new WindowMaker(this);
   }
 
@@ -118,7 +147,7 @@ export class Worker {
     const { queue, settings } = this.deps;
     await this.deps.model.waitUntilReady(15 * 60_000, this.stopController.signal);
     // Enough chunks in hand that a slot never waits on a receive; no more, so others can take the rest.
-    const prefetch = settings.concurrency * 2;
+    const prefetch = settings.concurrency * (settings.prefetchPerSlot ?? 2);
     let errorBackoff = 500;
     while (!this.stopping) {
       if (this.inFlight.size >= prefetch) {
@@ -188,6 +217,24 @@ export class Worker {
     });
   }
 
+  /**
+   * The model answered 409: every one of its slots is busy, so it has fewer than this worker was set
+   * for. If its health check says BUSY, the slots held by this worker's other predictions are all it
+   * has: from now on no more are handed out, and this prediction waits for one of them to end.
+   */
+  async modelBusy(): Promise<void> {
+    this.stats.modelRefusals++;
+    const others = this.slots.inUse - 1;
+    if (others >= 1 && others < this.slots.capacity && (await this.deps.model.health()) === 'BUSY') {
+      logger.warn('the model has fewer prediction slots than configured; using what it has', {
+        configured: this.deps.settings.concurrency,
+        slots: others,
+      });
+      this.slots.resize(others);
+    }
+    await this.slots.nextRelease(this.slots.inUse > this.slots.capacity ? 60_000 : 250);
+  }
+
   /** Stops polling; chunks not yet started go back to the queue at once. */
   stop(): void {
     this.stopping = true;
@@ -213,7 +260,9 @@ export class Worker {
     }, settings.heartbeatSeconds * 1000);
     try {
       const outcome =
-        work.kind === 'window' ? await this.windows.process(work) : await this.processChunk(work);
+        work.kind === 'window'
+          ? await this.windows.process(work)
+          : await this.processChunk(work, message.receiveCount);
       if (outcome === 'handed-back') {
         await this.handBack(message);
       } else {
@@ -234,101 +283,150 @@ export class Worker {
 
   /** The job a message names, moved to running by the first message of it that arrives. */
   async jobOf(jobId: string, tenant: string): Promise<JobRecord | undefined> {
-    const { store } = this.deps;
-    const job = await store.getJob(jobId);
+    const job = await this.deps.store.getJob(jobId);
     if (!job || job.tenant !== tenant) return undefined;
     if (job.status !== 'queued') return job;
-    const started = await store.markStarted(job);
-    if (started) await this.deps.publishEvents([started]);
-    return (await store.getJob(jobId)) ?? job;
+    let starting = this.starting.get(jobId);
+    if (!starting) {
+      starting = this.start(job).finally(() => this.starting.delete(jobId));
+      this.starting.set(jobId, starting);
+    }
+    return starting;
   }
 
-  private async processChunk(chunk: ChunkMessage): Promise<'done' | 'handed-back'> {
+  /**
+   * queued -> running. If another worker moved it first, it is running too, or was canceled meanwhile:
+   * the chunk's own start transaction checks the job is live, so no read is needed to tell.
+   */
+  private async start(job: JobRecord): Promise<JobRecord> {
+    const started = await this.deps.store.markStarted(job);
+    if (started) await this.deps.publishEvents([started]);
+    return { ...job, status: 'running' };
+  }
+
+  private async processChunk(chunk: ChunkMessage, delivery: number): Promise<'done' | 'handed-back'> {
+    const { store, settings } = this.deps;
     const job = await this.jobOf(chunk.jobId, chunk.tenant);
     if (!job) return 'done';
     if (job.status !== 'running') {
       this.stats.framesSkipped += chunk.frames.length;
       return 'done';
     }
-    const storing: Promise<void>[] = [];
-    let storeError: unknown;
-    let handBack = false;
+    const seedOf = (frame: number) => frameSeed(job.seed, job.seedMode, frame, job.frames.start);
+    const inRange = chunk.frames.filter((f) => f >= job.frames.start && f <= job.frames.end);
+    // Whether anyone listens to frame events, asked while the frames are taken.
+    const events = this.frameEventsWanted(job);
+    // The chunk's frames are taken in one transaction, before the model is asked for the first of them.
+    const start = await store.startFrames(
+      job,
+      inRange.map((frame) => ({ frame, seed: seedOf(frame) })),
+    );
+    if (!start.ok) {
+      this.stats.framesSkipped += chunk.frames.length;
+      return 'done';
+    }
+    if (start.done.length > 0) {
+      this.stats.duplicates += start.done.length;
+      if (await events) await eachLimit(start.done, 4, (f) => this.republishFrameEvent(job.id, f));
+    }
+    const results: FinishedFrame[] = [];
+    let todo = start.started;
+    if (delivery > settings.maxAttempts && todo.length > 0) {
+      // Earlier deliveries of this chunk died mid-frame (a killed worker): do not try forever.
+      const gaveUp = await this.givenUp(job, todo);
+      for (const frame of gaveUp) {
+        results.push({
+          status: 'failed',
+          frame,
+          seed: seedOf(frame),
+          error: 'gave up: the worker stopped during every attempt',
+        });
+      }
+      todo = todo.filter((f) => !gaveUp.has(f));
+    }
     // Every frame's inputs are read and signed now, while earlier frames hold the model: a slot is never
     // held waiting on the table or the signer. A failure surfaces on the frame it belongs to.
     const inputsFor = this.deps.inputsFor ?? noInputs;
-    const prepared = chunk.frames.map((frame) => {
+    const prepared = todo.map((frame) => {
       const extra = inputsFor(job, [frame]);
       extra.catch(() => undefined);
       return extra;
     });
-    for (const [index, frame] of chunk.frames.entries()) {
-      if (frame < job.frames.start || frame > job.frames.end) continue;
-      const extra = await prepared[index]!;
-      await this.slots.acquire();
-      if (this.stopping) {
-        // Frames already recorded stay recorded; the next delivery skips them and does the rest.
-        this.slots.release();
-        handBack = true;
-        break;
-      }
-      const outcome = await this.generate(job, frame, extra).finally(() => this.slots.release());
-      if (outcome === 'job-ended') {
-        this.stats.framesSkipped += chunk.frames.length - index;
-        break;
-      }
-      if (outcome !== 'skipped') {
+    const storing: Promise<void>[] = [];
+    let storeError: unknown;
+    let handBack = false;
+    // The chunk holds one slot from its first frame to its last, so its frames go to the model back to
+    // back and the chunk is recorded as early as it can be; another chunk in hand waits its turn.
+    if (todo.length > 0) await this.slots.acquire();
+    try {
+      for (const [index, frame] of todo.entries()) {
+        if (this.stopping) {
+          // Frames made so far are recorded below; the next delivery does the rest.
+          handBack = true;
+          break;
+        }
+        const made = await this.generate(job, frame, seedOf(frame), await prepared[index]!, delivery);
+        if (made.status === 'failed') {
+          results.push(made);
+          continue;
+        }
+        // Stored beside the next frame's generation; recorded with the chunk's others.
         storing.push(
-          outcome().catch((err: unknown) => {
-            storeError ??= err;
-          }),
+          this.uploads(() => this.storeFrame(job, made)).then(
+            (stored) => {
+              results.push(stored);
+            },
+            (err: unknown) => {
+              storeError ??= err;
+            },
+          ),
         );
       }
+    } finally {
+      if (todo.length > 0) this.slots.release();
     }
     await Promise.all(storing);
     if (storeError) throw storeError;
+    const recorded = await this.recordFrames(job, results, await events);
     if (handBack) return 'handed-back';
-    await this.afterWork(job.id);
+    if (recorded.last || start.done.length > 0) await this.afterWork(job.id);
+    else await this.maybeProgress(job, recorded.counts);
     return 'done';
   }
 
+  /** Of `frames`, those whose attempts ran out over earlier deliveries (each of which died mid-frame). */
+  private async givenUp(job: JobRecord, frames: readonly number[]): Promise<Set<number>> {
+    const records = await this.deps.store.listFrames(job.id, Math.min(...frames), Math.max(...frames), true);
+    return new Set(
+      records
+        .filter((r) => frames.includes(r.frame) && r.attempts > this.deps.settings.maxAttempts)
+        .map((r) => r.frame),
+    );
+  }
+
   /**
-   * Generates one frame, trying again with back-off until it succeeds or runs out of attempts.
-   * Returns the step that stores and records it, so storing overlaps the next frame's generation.
+   * Generates one frame, trying again with back-off until it succeeds or its tries in this delivery run
+   * out (the deliveries before it count against `maxAttempts` too).
    */
   private async generate(
     job: JobRecord,
     frame: number,
+    seed: number,
     extra: PredictionInputs,
-  ): Promise<'skipped' | 'job-ended' | (() => Promise<void>)> {
+    delivery: number,
+  ): Promise<MadeFrame | (FinishedFrame & { status: 'failed' })> {
     const { store, model, settings } = this.deps;
-    const seed = frameSeed(job.seed, job.seedMode, frame, job.frames.start);
-    for (;;) {
-      const start = await store.startFrame(job, frame, seed);
-      if (!start.started) {
-        if (start.reason === 'job-ended') return 'job-ended';
-        this.stats.duplicates++;
-        await this.republishFrameEvent(job.id, frame);
-        return 'skipped';
-      }
-      const attempts = start.attempts;
-      if (attempts > settings.maxAttempts) {
-        // Earlier deliveries of this chunk died mid-frame (a killed worker): do not try forever.
-        return () =>
-          this.recordFailure(
-            job,
-            frame,
-            seed,
-            attempts - 1,
-            'gave up: the worker stopped during every attempt',
-          );
-      }
+    const tries = Math.max(1, settings.maxAttempts - (delivery - 1));
+    for (let attempt = 1; ; attempt++) {
+      if (attempt > 1) await store.countAttempt(job.id, frame);
       const began = Date.now();
       try {
         const input = {
           ...model.inputFor(frameInput(job, frame, seed), job.params),
           ...extra.inputs,
         };
-        const prediction = await model.predict(`${job.id}-${frame}-${attempts}`, input);
+        // The id is the same for the same delivery and try: a retried request joins its prediction.
+        const prediction = await model.predict(`${job.id}-${frame}-${delivery}-${attempt}`, input);
         this.stats.modelBusyMs += Date.now() - began;
         if (!isPng(prediction.png)) {
           throw new ModelError(
@@ -336,31 +434,95 @@ export class Worker {
             false,
           );
         }
-        const png = withProvenance(
-          prediction.png,
-          this.provenance(job, frame, seed, { inputs: extra.hashes?.get(frame) }),
-        );
-        return () =>
-          this.recordSuccess(
-            job,
-            frame,
-            seed,
-            attempts,
-            png,
-            prediction.predictTime,
-            extra.hashes?.get(frame),
-          );
+        const inputs = extra.hashes?.get(frame);
+        return {
+          status: 'made',
+          frame,
+          seed,
+          png: withProvenance(prediction.png, this.provenance(job, frame, seed, { inputs })),
+          ...(prediction.predictTime !== undefined && { predictTime: prediction.predictTime }),
+          ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
+        };
       } catch (err) {
         this.stats.modelBusyMs += Date.now() - began;
         const error = err instanceof Error ? err.message : String(err);
         const retryable = !(err instanceof ModelError && !err.retryable);
-        logger.warn('frame attempt failed', { jobId: job.id, frame, attempts, error });
-        if (!retryable || attempts >= settings.maxAttempts) {
-          return () => this.recordFailure(job, frame, seed, attempts, error);
-        }
-        await sleep(settings.retryBaseMs * 2 ** (attempts - 1));
+        logger.warn('frame attempt failed', { jobId: job.id, frame, attempt, delivery, error });
+        if (!retryable || attempt >= tries) return { status: 'failed', frame, seed, error };
+        await sleep(settings.retryBaseMs * 2 ** (attempt - 1));
       }
     }
+  }
+
+  /** Stores a made frame's PNG under its sequence name: what recording it needs. */
+  async storeFrame(job: JobRecord, made: StoredFrameInput): Promise<FinishedFrame> {
+    const key = frameKey(job.tenant, job.shot, job.id, made.frame);
+    const { sha256, size } = await this.deps.frames.putFrame(key, made.png, {
+      job: job.id,
+      frame: String(made.frame),
+      seed: String(made.seed),
+    });
+    return {
+      status: 'succeeded',
+      frame: made.frame,
+      seed: made.seed,
+      sha256,
+      size,
+      key,
+      ...(made.predictTime !== undefined && { predictTime: made.predictTime }),
+      ...(made.inputs && { inputs: made.inputs }),
+    };
+  }
+
+  /**
+   * Records stored (or failed) frames, each once, in one transaction where DynamoDB's limits allow, and
+   * sends their events for delivery when anyone listens (`publish`). `last` says the job may have finished: read it (afterWork).
+   * `counts` are the frames this call recorded, for the progress the caller may announce.
+   */
+  async recordFrames(
+    job: JobRecord,
+    results: readonly FinishedFrame[],
+    publish: boolean,
+  ): Promise<{ last: boolean; counts: { succeeded: number; failed: number } }> {
+    const counts = { succeeded: 0, failed: 0 };
+    if (results.length === 0) return { last: false, counts };
+    const out = await this.deps.store.finishFrames(job, results);
+    if (out.jobEnded) {
+      // Canceled while it was generated: the frames count as canceled, their files go.
+      const keys = results.flatMap((r) => (r.status === 'succeeded' && r.key ? [r.key] : []));
+      if (keys.length > 0) await this.deps.frames.deleteAll(keys);
+      return { last: true, counts };
+    }
+    for (const r of out.recorded) {
+      if (r.status === 'succeeded') counts.succeeded++;
+      else counts.failed++;
+    }
+    this.stats.framesSucceeded += counts.succeeded;
+    this.stats.framesFailed += counts.failed;
+    this.stats.duplicates += out.duplicates.length;
+    if (counts.succeeded > 0) countMetric(APP_METRICS.framesSucceeded, counts.succeeded);
+    if (counts.failed > 0) countMetric(APP_METRICS.framesFailed, counts.failed);
+    publishMetrics();
+    if (publish && out.events.length > 0) await this.deps.publishEvents(out.events);
+    return { last: out.last, counts };
+  }
+
+  /**
+   * Whether any webhook wants this job's frame events: without one, they are recorded but not sent,
+   * which saves about half of the AWS requests a frame would otherwise cost (docs/performance.md).
+   */
+  frameEventsWanted(job: JobRecord): Promise<boolean> {
+    return this.deps.frameEventsWanted?.(job) ?? Promise.resolve(true);
+  }
+
+  /** A job.progress event, when due for the job as read at the chunk's start plus what it recorded. */
+  private async maybeProgress(job: JobRecord, counts: { succeeded: number; failed: number }) {
+    const progress = await this.deps.store.maybeProgress({
+      ...job,
+      succeeded: job.succeeded + counts.succeeded,
+      failed: job.failed + counts.failed,
+    });
+    if (progress) await this.deps.publishEvents([progress]);
   }
 
   /** A frame's provenance: how it was made, enough to make it again (core/png.ts). */

@@ -8,6 +8,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { FramecastError } from '../../core/errors.ts';
+import { frameCount } from '../../core/frames.ts';
 import type { EventRecord, FailedWindow, FrameRecord, JobRecord } from '../../core/model.ts';
 import { jobEnd, type ProgressMarks, progressDue, unfinishedFrames } from '../../core/progress.ts';
 import type { EventType, FrameStatus, JobStatus } from '../../core/schemas.ts';
@@ -29,6 +30,7 @@ import {
   nowIso,
   statusIn,
   strip,
+  type TransactItem,
   transact,
 } from './table.ts';
 
@@ -46,7 +48,9 @@ const [BY_TENANT, BY_SHOT] = TABLE.indexes;
 const toFrame = (item: Record<string, unknown>): FrameRecord => strip<FrameRecord>(item);
 
 function toJob(item: Record<string, unknown>): JobRecord {
-  const job = strip<JobRecord & { failedFrames?: Set<number> | number[] }>(item);
+  const { unfinished: _unfinished, ...job } = strip<
+    JobRecord & { failedFrames?: Set<number> | number[]; unfinished?: number }
+  >(item);
   const failed = job.failedFrames instanceof Set ? [...job.failedFrames] : (job.failedFrames ?? []);
   return { ...job, failedFrames: failed.sort((a, b) => a - b) };
 }
@@ -56,6 +60,43 @@ export type StartFrameResult =
   | { started: true; attempts: number }
   | { started: false; reason: 'done' | 'job-ended' };
 export type FinishFrameResult = 'recorded' | 'duplicate' | 'job-ended';
+export type StartFramesResult =
+  | { ok: true; started: number[]; done: number[] }
+  | { ok: false; reason: 'job-ended' };
+
+/** A frame a worker made, or gave up on, ready to be recorded. */
+export type FinishedFrame =
+  | ({ status: 'succeeded' } & Pick<FrameRecord, 'frame' | 'seed' | 'sha256' | 'size' | 'key'> &
+      Partial<Pick<FrameRecord, 'predictTime' | 'inputs'>>)
+  | ({ status: 'failed' } & Pick<FrameRecord, 'frame' | 'seed' | 'error'>);
+
+export interface FinishFramesResult {
+  readonly recorded: FinishedFrame[];
+  readonly duplicates: number[];
+  /** The frame events written, to be published when anyone listens. */
+  readonly events: EventRecord[];
+  /** This write may have finished the job: read it (the worker's afterWork). */
+  readonly last: boolean;
+  /** The job ended (canceled) before the frames were recorded: they count as canceled. */
+  readonly jobEnded: boolean;
+}
+
+/** Tries of a transaction that met a concurrent one on the same items, before the error is thrown. */
+const CONFLICT_ROUNDS = 5;
+const backOff = (round: number) =>
+  new Promise((resolve) => setTimeout(resolve, 20 * 2 ** round + Math.random() * 20));
+
+function toFinishedRecord(job: JobRecord, r: FinishedFrame, now: Date): FrameRecord {
+  const { status, ...rest } = r;
+  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+  return {
+    jobId: job.id,
+    status,
+    ...defined,
+    ...(r.status === 'failed' && { error: r.error?.slice(0, 1000) }),
+    finishedAt: nowIso(now),
+  } as FrameRecord;
+}
 
 export interface ListJobsQuery {
   readonly shot?: string;
@@ -86,6 +127,9 @@ export class JobStore {
       gsi2sk: job.id,
       ...job,
       failedFrames: undefined,
+      // Frames not yet finished (succeeded, failed, or canceled by a failed window): the recording of a
+      // chunk is conditional on more remaining than it finishes, so only the last one reads the job.
+      unfinished: frameCount(job.frames) - job.succeeded - job.failed - job.canceled,
     };
     if (!idempotencyKeyHash) {
       await this.db.send(
@@ -304,10 +348,15 @@ export class JobStore {
         new UpdateCommand({
           TableName: this.table,
           Key: jobKey(jobId),
-          UpdateExpression: 'SET failedWindow = :failed, canceled = canceled + :n',
+          UpdateExpression: 'SET failedWindow = :failed, canceled = canceled + :n ADD unfinished :minus',
           ConditionExpression: `attribute_not_exists(failedWindow) AND ${live.condition}`,
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':failed': failed, ':n': canceled, ...live.values },
+          ExpressionAttributeValues: {
+            ':failed': failed,
+            ':n': canceled,
+            ':minus': -canceled,
+            ...live.values,
+          },
         }),
       );
       return true;
@@ -394,6 +443,206 @@ export class JobStore {
     return { started: true, attempts: record?.attempts ?? 1 };
   }
 
+  /**
+   * A worker takes a chunk's frames in one transaction: one more attempt on each, unless the job has
+   * ended. Frames already finished (a duplicate delivery) are left out and named in `done`; the rest
+   * are taken together. Conflicts with concurrent writers are tried again with back-off.
+   */
+  async startFrames(
+    job: JobRecord,
+    frames: readonly { frame: number; seed: number }[],
+    now = new Date(),
+  ): Promise<StartFramesResult> {
+    const to: FrameStatus = 'running';
+    const live = statusIn(liveJobStatuses());
+    const from = statusIn(frameStatusesBefore(to));
+    const done: number[] = [];
+    let pending = [...frames];
+    for (let round = 0; pending.length > 0; round++) {
+      const items: Record<string, TransactItem> = {
+        job: {
+          ConditionCheck: {
+            TableName: this.table,
+            Key: jobKey(job.id),
+            ConditionExpression: live.condition,
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: live.values,
+          },
+        },
+      };
+      for (const { frame, seed } of pending) {
+        items[`f${frame}`] = {
+          Update: {
+            TableName: this.table,
+            Key: frameKey(job.id, frame),
+            UpdateExpression:
+              'SET #status = :to, jobId = :job, #frame = :frame, seed = :seed, startedAt = :now ADD attempts :one',
+            // A pending frame has no record yet.
+            ConditionExpression: `attribute_not_exists(pk) OR ${from.condition}`,
+            ExpressionAttributeNames: { '#status': 'status', '#frame': 'frame' },
+            ExpressionAttributeValues: {
+              ':to': to,
+              ':job': job.id,
+              ':frame': frame,
+              ':seed': seed,
+              ':now': nowIso(now),
+              ':one': 1,
+              ...from.values,
+            },
+          },
+        };
+      }
+      const written = await transact(this.db, items);
+      if (written.ok) return { ok: true, started: pending.map((p) => p.frame), done };
+      if (written.failedAll.includes('job')) return { ok: false, reason: 'job-ended' };
+      if (written.failedAll.length > 0) {
+        const finished = new Set(written.failedAll);
+        done.push(...pending.filter((p) => finished.has(`f${p.frame}`)).map((p) => p.frame));
+        pending = pending.filter((p) => !finished.has(`f${p.frame}`));
+        continue;
+      }
+      if (round >= CONFLICT_ROUNDS) throw written.error;
+      await backOff(round);
+    }
+    return { ok: true, started: [], done };
+  }
+
+  /** One more attempt on a running frame, when the worker tries it again within one delivery. */
+  async countAttempt(jobId: string, frame: number): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: frameKey(jobId, frame),
+          UpdateExpression: 'ADD attempts :one',
+          ConditionExpression: '#status = :running',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':one': 1, ':running': 'running' satisfies FrameStatus },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  /**
+   * Records finished frames (a chunk's, or a window's), each once, with the job's counts and their frame
+   * events, in as few transactions as DynamoDB's item limit allows. The events are recorded whether or
+   * not anyone listens (the job's event listing shows them; they cost no request of their own here):
+   * the worker decides whether to send them.
+   *
+   * Each transaction also asks that more frames remain unfinished than it finishes. When that holds
+   * (every chunk but the job's last), `last` is false and the caller need not read the job; when it
+   * does not, the frames are recorded without it and `last` is true: this write may have finished
+   * the job. Frames finished already (a duplicate delivery) are left out and named in `duplicates`;
+   * if the job ended meanwhile (canceled), the frames count as canceled and `jobEnded` says so.
+   */
+  async finishFrames(
+    job: JobRecord,
+    results: readonly FinishedFrame[],
+    now = new Date(),
+  ): Promise<FinishFramesResult> {
+    const out: { recorded: FinishedFrame[]; duplicates: number[]; events: EventRecord[] } = {
+      recorded: [],
+      duplicates: [],
+      events: [],
+    };
+    let last = false;
+    // 100 items a transaction: the job, and each frame with its event.
+    const perTransaction = 49;
+    for (let i = 0; i < results.length; i += perTransaction) {
+      const group = results.slice(i, i + perTransaction);
+      const written = await this.finishGroup(job, group, now);
+      if (written === 'job-ended') {
+        await Promise.all(results.slice(i).map((r) => this.markFrameCanceled(job.id, r.frame)));
+        return { ...out, last: true, jobEnded: true };
+      }
+      out.recorded.push(...written.recorded);
+      out.duplicates.push(...written.duplicates);
+      out.events.push(...written.events);
+      last ||= written.last;
+    }
+    return { ...out, last: last || out.duplicates.length > 0, jobEnded: false };
+  }
+
+  private async finishGroup(
+    job: JobRecord,
+    results: readonly FinishedFrame[],
+    now: Date,
+  ): Promise<
+    { recorded: FinishedFrame[]; duplicates: number[]; events: EventRecord[]; last: boolean } | 'job-ended'
+  > {
+    const live = statusIn(liveJobStatuses());
+    const duplicates: number[] = [];
+    let pending = [...results];
+    let expectMore = true;
+    for (let round = 0; ; round++) {
+      if (pending.length === 0) return { recorded: [], duplicates, events: [], last: true };
+      const items: Record<string, TransactItem> = {};
+      const made: EventRecord[] = [];
+      for (const r of pending) {
+        const { frame, jobId: _jobId, ...record } = toFinishedRecord(job, r, now);
+        const event = newEvent(job, `frame.${r.status}`, now, { ...record, frame, jobId: job.id });
+        const attributes = { ...record, eventId: event.id };
+        const from = statusIn(frameStatusesBefore(r.status), '#a_status');
+        const names: Record<string, string> = { '#a_status': 'status' };
+        const values: Record<string, unknown> = { ...from.values };
+        const sets = Object.entries(attributes).map(([k, v], n) => {
+          names[`#a${n}`] = k;
+          values[`:a${n}`] = v;
+          return `#a${n} = :a${n}`;
+        });
+        items[`f${frame}`] = {
+          Update: {
+            TableName: this.table,
+            Key: frameKey(job.id, frame),
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            ConditionExpression: from.condition,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+          },
+        };
+        items[`e${frame}`] = putEvent(this.table, event);
+        made.push(event);
+      }
+      const failed = pending.filter((r) => r.status === 'failed').map((r) => r.frame);
+      const succeeded = pending.length - failed.length;
+      items.job = {
+        Update: {
+          TableName: this.table,
+          Key: jobKey(job.id),
+          UpdateExpression: `SET succeeded = succeeded + :s, failed = failed + :f ADD unfinished :minus${failed.length > 0 ? ', failedFrames :frameSet' : ''}`,
+          ConditionExpression: expectMore ? `${live.condition} AND unfinished > :n` : live.condition,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':s': succeeded,
+            ':f': failed.length,
+            ':minus': -pending.length,
+            ...(expectMore && { ':n': pending.length }),
+            ...(failed.length > 0 && { ':frameSet': new Set(failed) }),
+            ...live.values,
+          },
+        },
+      };
+      const written = await transact(this.db, items);
+      if (written.ok) return { recorded: pending, duplicates, events: made, last: !expectMore };
+      const frames = new Set(written.failedAll.filter((n) => n.startsWith('f')));
+      if (frames.size > 0) {
+        duplicates.push(...pending.filter((r) => frames.has(`f${r.frame}`)).map((r) => r.frame));
+        pending = pending.filter((r) => !frames.has(`f${r.frame}`));
+        continue;
+      }
+      if (written.failedAll.includes('job')) {
+        // Not live, or this may be the job's last write: once more without asking for more to come.
+        if (!expectMore) return 'job-ended';
+        expectMore = false;
+        continue;
+      }
+      if (round >= CONFLICT_ROUNDS) throw written.error;
+      await backOff(round);
+    }
+  }
+
   /** Records a stored frame and counts it, once; its frame.succeeded event is written with it. */
   async frameSucceeded(
     job: JobRecord,
@@ -409,7 +658,13 @@ export class JobStore {
       ...result,
       finishedAt: nowIso(now),
     };
-    return this.finishFrame(job, frame, 'frame.succeeded', 'SET succeeded = succeeded + :one', now);
+    return this.finishFrame(
+      job,
+      frame,
+      'frame.succeeded',
+      'SET succeeded = succeeded + :one ADD unfinished :minusOne',
+      now,
+    );
   }
 
   /** Records a frame that failed every attempt, once, and lists it on the job. */
@@ -423,7 +678,7 @@ export class JobStore {
       job,
       frame,
       'frame.failed',
-      'SET failed = failed + :one ADD failedFrames :frameSet',
+      'SET failed = failed + :one ADD failedFrames :frameSet, unfinished :minusOne',
       now,
       new Set([result.frame]),
     );
@@ -468,6 +723,7 @@ export class JobStore {
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
             ':one': 1,
+            ':minusOne': -1,
             ...live.values,
             ...(frameSet ? { ':frameSet': frameSet } : {}),
           },

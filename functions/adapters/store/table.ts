@@ -80,6 +80,8 @@ export type Transacted<Name extends string> =
       readonly ok: false;
       /** The first item whose condition failed, by the name it was given; none when only a conflict. */
       readonly failed: Name | undefined;
+      /** Every item whose condition failed, in the order given. */
+      readonly failedAll: readonly Name[];
       /** A concurrent transaction touched the same items: the same write may succeed if tried again. */
       readonly conflict: boolean;
       /** The error as DynamoDB gave it, for the writer to throw when the failure is not one it expects. */
@@ -105,7 +107,8 @@ export async function transact<Name extends string>(
     const failedAt = codes.indexOf('ConditionalCheckFailed');
     const conflict = codes.includes('TransactionConflict');
     if (failedAt < 0 && !conflict) throw error;
-    return { ok: false, failed: failedAt < 0 ? undefined : names[failedAt], conflict, error };
+    const failedAll = names.filter((_, i) => codes[i] === 'ConditionalCheckFailed');
+    return { ok: false, failed: failedAt < 0 ? undefined : names[failedAt], failedAll, conflict, error };
   }
 }
 

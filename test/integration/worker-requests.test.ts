@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FramecastClient } from '../../client/index.ts';
+import { type AwsRequest, createClients } from '../../functions/adapters/clients.ts';
+import { Container } from '../../functions/services/container.ts';
+import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+
+// What one shot costs in AWS requests, counted as the bench counts them (docs/performance.md): the
+// batched frame state (one transaction to take a chunk, one to record it), one job read per chunk, and no
+// frame event sent when nobody listens. Counts, not timings: only the pollers' receives vary with time,
+// so they are left out of the bounds.
+let stack: LocalStack;
+let api: FramecastClient;
+let seen: AwsRequest[] = [];
+// The test's own polling goes through clients that are not counted.
+let observer: Container;
+
+beforeAll(async () => {
+  stack = await startLocalStack({
+    onAwsRequest: (r) => seen.push(r),
+    worker: { concurrency: 1, retryBaseMs: 5 },
+  });
+  api = new FramecastClient({ baseUrl: stack.url, apiKey: stack.apiKey });
+  observer = new Container(process.env, () => createClients());
+});
+
+async function ended(id: string) {
+  for (;;) {
+    const job = await observer.store.getJob(id);
+    if (job && ['succeeded', 'failed', 'canceled'].includes(job.status)) return job;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+afterAll(() => stack?.stop());
+
+const FRAMES = 48;
+const CHUNKS = FRAMES / 4;
+
+async function shot(name: string, extra: Record<string, unknown> = {}) {
+  seen = [];
+  const job = await api.createJob({
+    shot: name,
+    prompt: 'a chimney falls in one piece',
+    frames: { start: 1001, end: 1000 + FRAMES },
+    width: 64,
+    height: 64,
+    ...extra,
+  });
+  const done = await ended(job.id);
+  const requests = [...seen];
+  expect(done.status).toBe('succeeded');
+  expect(done.succeeded).toBe(FRAMES);
+  const count = (op: string) => requests.filter((r) => `${r.service}.${r.operation}` === op).length;
+  const toEvents = requests
+    .filter((r) => r.service === 'SQS' && r.operation.startsWith('SendMessage'))
+    .filter((r) => (r.input as { QueueUrl?: string }).QueueUrl === stack.queues.event.url)
+    .reduce((n, r) => n + ((r.input as { Entries?: unknown[] }).Entries?.length ?? 1), 0);
+  return { job: done, requests, count, toEvents };
+}
+
+describe('the AWS requests of a 48-frame shot (12 chunks of 4)', () => {
+  it('take and record each chunk in one transaction each, read the job once per chunk, and put each frame once', async () => {
+    const { count, requests } = await shot('REQ_SH010');
+    // Per chunk: the start and the record transactions; per job: its start, its progress steps and end.
+    expect(count('DynamoDB.TransactWriteItems')).toBeLessThanOrEqual(2 * CHUNKS + 12);
+    expect(count('DynamoDB.TransactWriteItems')).toBeGreaterThanOrEqual(2 * CHUNKS);
+    // Per chunk the job's read; the last chunk's read of the job's end, the API's own reads.
+    expect(count('DynamoDB.GetItem')).toBeLessThanOrEqual(CHUNKS + 8);
+    // Each frame once, and the manifest.
+    expect(count('S3.PutObject')).toBe(FRAMES + 1);
+    const notPolling = requests.filter((r) => r.operation !== 'ReceiveMessage').length;
+    expect(notPolling / FRAMES).toBeLessThanOrEqual(3);
+  });
+
+  it('sends no frame event when no endpoint or job webhook wants one, yet records them for the job', async () => {
+    const { job, toEvents } = await shot('REQ_SH020');
+    // Only the job's own events go to the event queue: started, progress steps, succeeded.
+    expect(toEvents).toBeLessThanOrEqual(11);
+    const events = await api.allEvents(job.id);
+    expect(events.filter((e) => e.type === 'frame.succeeded')).toHaveLength(FRAMES);
+  });
+
+  it('sends every frame event when the job webhook asks for them', async () => {
+    const { toEvents } = await shot('REQ_SH030', {
+      webhook: { url: 'http://127.0.0.1:9/hook', events: ['frame.succeeded'] },
+    });
+    expect(toEvents).toBeGreaterThanOrEqual(FRAMES);
+  });
+});
