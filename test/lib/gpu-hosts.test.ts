@@ -1,9 +1,10 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
-import { GpuHosts, type GpuHostsProps } from '../../lib/gpu-hosts.ts';
-import { cliLikeApp, idAt, propsOf, resourcesOf, templateOf } from './synth.ts';
+import { GpuHosts, type GpuHostsProps, WARM_UP_HOOK } from '../../lib/gpu-hosts.ts';
+import { actionsOf, cliLikeApp, idAt, propsOf, resourcesOf, roleStatements, templateOf } from './synth.ts';
 
 const logs = { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.RETAIN };
 
@@ -21,6 +22,39 @@ const onDemand = hostsStack('OnDemand', {
   volumeSizeGiB: 100,
   logs,
 });
+// A warm pool of two stopped hosts that pull a model image of this account's ECR and a public one.
+const warm = (() => {
+  const stack = new Stack(cliLikeApp(), 'Warm');
+  const hosts = new GpuHosts(stack, 'Hosts', {
+    instanceTypes: ['g6.xlarge'],
+    maxInstances: 4,
+    volumeSizeGiB: 200,
+    logs,
+    warmPool: { size: 2 },
+  });
+  hosts.prePull('123456789012.dkr.ecr.us-east-1.amazonaws.com/cog-sdxl@sha256:' + 'a'.repeat(64));
+  hosts.prePull('r8.im/studio/flux:1.2');
+  hosts.prePull('r8.im/studio/flux:1.2');
+  return { stack, template: templateOf(stack) };
+})();
+const running = hostsStack('Running', {
+  instanceTypes: ['g5.xlarge'],
+  maxInstances: 2,
+  volumeSizeGiB: 100,
+  logs,
+  warmPool: { size: 1, state: 'Running' },
+});
+
+/** The user data of the one launch template, with CloudFormation's functions shown as JSON. */
+function userDataOf(template: ReturnType<typeof templateOf>): string {
+  const [lt] = Object.values(resourcesOf(template, 'AWS::EC2::LaunchTemplate'));
+  const data = (propsOf(lt).LaunchTemplateData as { UserData: { 'Fn::Base64': unknown } }).UserData[
+    'Fn::Base64'
+  ];
+  const join = (data as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
+  return join ? join[1].map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join('') : String(data);
+}
+
 const spot = hostsStack('Spot', {
   instanceTypes: ['g6.2xlarge', 'g5.2xlarge'],
   maxInstances: 6,
@@ -128,8 +162,137 @@ describe('GpuHosts', () => {
     onDemand.template.resourceCountIs('AWS::ECS::TaskDefinition', 0);
   });
 
+  it('adds no warm pool, lifecycle hook or warm-pool agent setting unless asked', () => {
+    for (const { template } of [onDemand, spot]) {
+      template.resourceCountIs('AWS::AutoScaling::WarmPool', 0);
+      template.resourceCountIs('AWS::AutoScaling::LifecycleHook', 0);
+      expect(userDataOf(template)).not.toContain('ECS_WARM_POOLS_CHECK');
+    }
+    // prePull without a pool changes nothing: a fresh host's tasks pull their own images.
+    const stack = new Stack(cliLikeApp(), 'NoPool');
+    const hosts = new GpuHosts(stack, 'Hosts', {
+      instanceTypes: ['g6.xlarge'],
+      maxInstances: 1,
+      volumeSizeGiB: 100,
+      logs,
+    });
+    hosts.prePull('123456789012.dkr.ecr.us-east-1.amazonaws.com/cog-sdxl:1');
+    expect(JSON.stringify(templateOf(stack).toJSON())).not.toContain('cog-sdxl');
+  });
+
+  it('keeps a warm pool of a fixed size, stopped by default, with no reuse on scale-in (ECS refuses it)', () => {
+    warm.template.hasResourceProperties('AWS::AutoScaling::WarmPool', {
+      AutoScalingGroupName: { Ref: idAt(warm.stack, 'Hosts/GpuHosts') },
+      MinSize: 2,
+      MaxGroupPreparedCapacity: 2,
+      PoolState: 'Stopped',
+      InstanceReusePolicy: Match.absent(),
+    });
+    running.template.hasResourceProperties('AWS::AutoScaling::WarmPool', {
+      MinSize: 1,
+      MaxGroupPreparedCapacity: 1,
+      PoolState: 'Running',
+    });
+  });
+
+  it('launches a warm pool group from its template alone, one on-demand type, still from 0 hosts and protected', () => {
+    warm.template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
+      MinSize: '0',
+      MaxSize: '4',
+      NewInstancesProtectedFromScaleIn: true,
+      CapacityRebalance: false,
+      MixedInstancesPolicy: Match.absent(),
+      LaunchTemplate: { LaunchTemplateId: { Ref: idAt(warm.stack, 'Hosts/HostTemplate') } },
+    });
+    warm.template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: {
+        InstanceType: 'g6.xlarge',
+        BlockDeviceMappings: [{ Ebs: { VolumeSize: 200, VolumeType: 'gp3', Encrypted: true } }],
+      },
+    });
+    warm.template.hasResourceProperties('AWS::ECS::CapacityProvider', {
+      AutoScalingGroupProvider: {
+        ManagedScaling: { Status: 'ENABLED', TargetCapacity: 100 },
+        ManagedTerminationProtection: 'ENABLED',
+      },
+    });
+  });
+
+  it('holds a host launching into the pool until its boot script says CONTINUE, and never for ever', () => {
+    warm.template.hasResourceProperties('AWS::AutoScaling::LifecycleHook', {
+      AutoScalingGroupName: { Ref: idAt(warm.stack, 'Hosts/GpuHosts') },
+      LifecycleHookName: WARM_UP_HOOK,
+      LifecycleTransition: 'autoscaling:EC2_INSTANCE_LAUNCHING',
+      DefaultResult: 'CONTINUE',
+      HeartbeatTimeout: 1800,
+    });
+    // The pool launches its first hosts when it is created: the hook and the host's grant come first.
+    const [pool] = Object.values(resourcesOf(warm.template, 'AWS::AutoScaling::WarmPool'));
+    expect(pool?.DependsOn).toEqual(
+      expect.arrayContaining([
+        idAt(warm.stack, 'Hosts/GpuHosts/LifecycleHookWarmUp'),
+        idAt(warm.stack, 'Hosts/HostLifecyclePolicy'),
+      ]),
+    );
+  });
+
+  it('keeps the agent of a host in the pool unregistered and pulls the model images while the host warms up', () => {
+    const userData = userDataOf(warm.template);
+    expect(userData).toContain('echo ECS_WARM_POOLS_CHECK=true >> /etc/ecs/ecs.config');
+    // Every boot runs the script (cloud-init per-boot): warming up in the pool, and later leaving it.
+    expect(userData).toContain('cat > /var/lib/cloud/scripts/per-boot/framecast-lifecycle.sh');
+    expect(userData).toContain('imds autoscaling/target-lifecycle-state');
+    expect(userData).toMatch(/case "\$state" in\n {2}Warmed:\*\)\n {4}systemctl start docker/);
+    // Each image once, in the order given.
+    expect(userData).toContain(
+      `    set -- '123456789012.dkr.ecr.us-east-1.amazonaws.com/cog-sdxl@sha256:${'a'.repeat(64)}' 'r8.im/studio/flux:1.2'\n`,
+    );
+    expect(userData).toContain('docker pull "$image"');
+    expect(userData).toContain('docker login --username AWS --password-stdin "$registry"');
+    expect(userData).toContain(
+      `complete-lifecycle-action --region "$region" --auto-scaling-group-name "$group" --lifecycle-hook-name ${WARM_UP_HOOK}`,
+    );
+    expect(userDataOf(running.template)).toContain(
+      'until [ "$(imds autoscaling/target-lifecycle-state)" = InService ]',
+    );
+  });
+
+  it('lets the hosts pull the ECR images they pre-pull and complete the lifecycle action of their own group only', () => {
+    const hostRole = idAt(warm.stack, 'Hosts/HostRole');
+    const statements = roleStatements(warm.template, hostRole);
+    const pull = statements.find((s) => actionsOf([s]).includes('ecr:BatchGetImage'));
+    expect(actionsOf(pull ? [pull] : [])).toEqual(
+      expect.arrayContaining(['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer']),
+    );
+    expect(JSON.stringify(pull?.Resource)).toContain(':ecr:us-east-1:123456789012:repository/cog-sdxl');
+    const complete = statements.find((s) => actionsOf([s]).includes('autoscaling:CompleteLifecycleAction'));
+    expect(complete?.Resource).toEqual({
+      'Fn::Join': [
+        '',
+        expect.arrayContaining([
+          ':autoScalingGroup:*:autoScalingGroupName/',
+          { Ref: idAt(warm.stack, 'Hosts/GpuHosts') },
+        ]),
+      ],
+    });
+  });
+
+  it('refuses a warm pool on Spot or several instance types, which AWS refuses', () => {
+    const make = (props: Partial<GpuHostsProps>) => () =>
+      new GpuHosts(new Stack(cliLikeApp(), 'Bad'), 'Hosts', {
+        instanceTypes: ['g6.xlarge'],
+        maxInstances: 2,
+        volumeSizeGiB: 100,
+        logs,
+        warmPool: { size: 1 },
+        ...props,
+      });
+    expect(make({ spot: true })).toThrow(/on-demand hosts of exactly one instance type/);
+    expect(make({ instanceTypes: ['g6.xlarge', 'g5.xlarge'] })).toThrow(/mixed instances policy/);
+  });
+
   it('carries its own cdk-nag acknowledgements: nothing unacknowledged on a stack of its own', () => {
-    for (const { stack } of [onDemand, spot]) {
+    for (const { stack } of [onDemand, spot, warm, running]) {
       const report = new AwsSolutionsChecks().validateScope(stack);
       expect(
         report.violations.map(
