@@ -97,7 +97,7 @@ export class GpuHosts extends Construct {
   readonly cluster: Cluster;
   readonly autoScalingGroup: AutoScalingGroup;
   readonly capacityProvider: AsgCapacityProvider;
-  /** Images a host pulls while it warms up in the pool, with the repositories it is granted pulls from. */
+  /** Images a host pulls while it warms up in the pool, in the order given. */
   private readonly prePulled = new Set<string>();
   private readonly hostRole: Role;
   private readonly warmPool: boolean;
@@ -202,6 +202,7 @@ export class GpuHosts extends Construct {
       groupMetrics: [GroupMetrics.all()],
     });
     if (pool) this.addWarmPool(pool);
+
     this.capacityProvider = new AsgCapacityProvider(this, 'GpuCapacity', {
       autoScalingGroup: this.autoScalingGroup,
       enableManagedScaling: true,
