@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -53,6 +57,53 @@ function userDataOf(template: ReturnType<typeof templateOf>): string {
   ];
   const join = (data as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
   return join ? join[1].map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join('') : String(data);
+}
+
+/**
+ * Runs the hosts' boot script (the heredoc in the user data) with stand-ins for IMDS (`curl`), the AWS
+ * CLI, docker and systemctl, for a host whose target lifecycle state is `state`; `sleep` moves the target
+ * state on to InService, as Auto Scaling does when the group takes a host. Returns the commands run.
+ */
+function runBootScript(template: ReturnType<typeof templateOf>, state: string): string[] {
+  const userData = userDataOf(template);
+  const opening = "<<'FRAMECAST_LIFECYCLE'\n";
+  const script = userData.slice(
+    userData.indexOf(opening) + opening.length,
+    userData.indexOf('\nFRAMECAST_LIFECYCLE\n'),
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'framecast-boot-'));
+  try {
+    const stub = (name: string, body: string) => {
+      writeFileSync(join(dir, name), `#!/bin/bash\n${body}\n`);
+      chmodSync(join(dir, name), 0o755);
+    };
+    writeFileSync(join(dir, 'state'), state);
+    const log = `echo "$(basename "$0") $*" >> "${dir}/calls"`;
+    stub(
+      'curl',
+      'for a in "$@"; do case "$a" in http*) url=$a ;; esac; done\n' +
+        `case "$url" in\n  */api/token) echo token ;;\n  */autoscaling/target-lifecycle-state) cat "${dir}/state" ;;\n` +
+        '  */placement/region) echo us-east-1 ;;\n  */instance-id) echo i-0123456789abcdef0 ;;\n  *) exit 22 ;;\nesac',
+    );
+    stub(
+      'aws',
+      `${log}\ncase "$2" in describe-auto-scaling-instances) echo the-group ;; get-login-password) echo secret ;; esac`,
+    );
+    stub('docker', `${log}\ncat > /dev/null`);
+    stub('systemctl', log);
+    stub('sleep', `echo InService > "${dir}/state"`);
+    const file = join(dir, 'boot.sh');
+    writeFileSync(file, script.replace('/var/log/framecast-lifecycle.log', join(dir, 'log')));
+    const run = spawnSync('bash', [file], {
+      env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.status, readFileSync(join(dir, 'log'), 'utf8')).toBe(0);
+    return readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const spot = hostsStack('Spot', {
@@ -255,6 +306,40 @@ describe('GpuHosts', () => {
     expect(userDataOf(running.template)).toContain(
       'until [ "$(imds autoscaling/target-lifecycle-state)" = InService ]',
     );
+  });
+
+  it.each([
+    ['warming up in a stopped pool', warm, 'Warmed:Stopped', true],
+    ['leaving the pool, or launched straight into service', warm, 'InService', false],
+  ])(
+    'runs a boot script that, %s, pulls only when warming and then lets the host go on',
+    (_, hosts, state, pulls) => {
+      const calls = runBootScript(hosts.template, state);
+      const pullsAndLogins = calls.filter((c) => c.startsWith('docker'));
+      const ecrImage = `123456789012.dkr.ecr.us-east-1.amazonaws.com/cog-sdxl@sha256:${'a'.repeat(64)}`;
+      expect(pullsAndLogins).toEqual(
+        pulls
+          ? [
+              'docker login --username AWS --password-stdin 123456789012.dkr.ecr.us-east-1.amazonaws.com',
+              `docker pull ${ecrImage}`,
+              'docker pull r8.im/studio/flux:1.2',
+            ]
+          : [],
+      );
+      const completions = calls.filter((c) => c.includes('complete-lifecycle-action'));
+      expect(completions).toEqual([
+        'aws autoscaling complete-lifecycle-action --region us-east-1 --auto-scaling-group-name the-group ' +
+          `--lifecycle-hook-name ${WARM_UP_HOOK} --instance-id i-0123456789abcdef0 --lifecycle-action-result CONTINUE`,
+      ]);
+      // Pulls first: completing the action is what lets Auto Scaling stop the host.
+      expect(calls.indexOf(completions[0]!)).toBeGreaterThan(calls.lastIndexOf(pullsAndLogins.at(-1) ?? ''));
+    },
+  );
+
+  it('runs a boot script that, in a running pool, completes the action again when the host goes into service', () => {
+    const calls = runBootScript(running.template, 'Warmed:Running');
+    expect(calls.filter((c) => c.includes('complete-lifecycle-action'))).toHaveLength(2);
+    expect(calls.filter((c) => c.startsWith('docker pull'))).toEqual([]);
   });
 
   it('lets the hosts pull the ECR images they pre-pull and complete the lifecycle action of their own group only', () => {
