@@ -80,6 +80,28 @@ const InstanceType = z
   // The worker image and Cog images are x86_64 with CUDA: Graviton (g5g) and AMD (g4ad) hosts cannot run them.
   .refine((t) => !/^(g\d+g|g4ad)\./.test(t), 'needs x86_64 with NVIDIA GPUs (not g5g or g4ad)');
 
+/**
+ * The warm pool of the GPU hosts. What depends on the other gpu settings is checked by `warmPoolIssues`.
+ * Hibernated is refused: hibernation keeps host memory, not GPU memory, and AWS does not hibernate
+ * instances used by ECS.
+ */
+const WarmPool = z.strictObject({
+  /** Hosts kept in the pool, refilled as the group takes them; each pays its EBS volume while it waits. */
+  size: int(1, 100),
+  /** `Stopped`: the volume is all a host pays while it waits; `Running`: the instance hour as well. */
+  state: z
+    .enum(['Stopped', 'Running'], {
+      error: (issue) =>
+        issue.input === 'Hibernated'
+          ? 'Hibernated is not offered: hibernation keeps host memory, not the GPU, and AWS does not hibernate ' +
+            'instances used by ECS; use Stopped (pays the volume only) or Running'
+          : 'must be Stopped or Running',
+    })
+    .default('Stopped'),
+  /** Refused when true (ECS does not allow it); the field exists to say so rather than "unknown field". */
+  reuseOnScaleIn: z.boolean().default(false),
+});
+
 export const ConfigSchema = z
   .strictObject({
     /** Free text for the humans who read the file. */
@@ -101,6 +123,11 @@ export const ConfigSchema = z
         volumeSizeGiB: int(30, 16_000).default(100),
         /** Chunks waiting or in progress per running task that the scaling policy aims for. */
         targetBacklogPerTask: int(1, 1000).default(4),
+        /**
+         * Hosts kept booted once, with the model images pulled, beside the group (an EC2 Auto Scaling warm
+         * pool). Absent: none, and a scale-out from zero boots a fresh host. See docs/operations.md.
+         */
+        warmPool: WarmPool.optional(),
       })
       .prefault({}),
     network: z
@@ -153,6 +180,9 @@ export const ConfigSchema = z
     workerImage: z.string().min(1).max(255).optional(),
   })
   .superRefine((config, ctx) => {
+    for (const { path, message } of warmPoolIssues(config.gpu)) {
+      ctx.addIssue({ code: 'custom', path: ['gpu', 'warmPool', ...path], message });
+    }
     const seen = new Set<string>();
     config.models.forEach((model, i) => {
       if (seen.has(model.name)) {
@@ -172,6 +202,54 @@ export const ConfigSchema = z
       }
     });
   });
+
+/**
+ * What AWS refuses, or what could never help, in a warm pool of these GPU hosts, each with its reason:
+ * - Auto Scaling refuses a warm pool on a group with a mixed instances policy or Spot Instances
+ *   (PutWarmPool), so the group must launch one on-demand instance type from a plain launch template;
+ * - ECS refuses `ReuseOnScaleIn` on a capacity provider's group (ECS guide, "Configuring pre-initialized
+ *   instances for your Amazon ECS Auto Scaling group");
+ * - a pool larger than the group's maximum holds hosts the group can never take.
+ */
+function warmPoolIssues(gpu: {
+  readonly warmPool?: z.output<typeof WarmPool> | undefined;
+  readonly spot: boolean;
+  readonly instanceTypes: readonly string[];
+  readonly maxInstances: number;
+}): { path: string[]; message: string }[] {
+  const pool = gpu.warmPool;
+  if (!pool) return [];
+  const issues: { path: string[]; message: string }[] = [];
+  if (gpu.spot) {
+    issues.push({
+      path: [],
+      message:
+        'needs on-demand hosts (gpu.spot: false): AWS refuses a warm pool on a group that launches Spot Instances',
+    });
+  }
+  if (gpu.instanceTypes.length !== 1) {
+    issues.push({
+      path: [],
+      message:
+        `needs exactly one instance type in gpu.instanceTypes (now ${gpu.instanceTypes.length}): AWS refuses a ` +
+        'warm pool on a group with a mixed instances policy; for example "instanceTypes": ["g6.xlarge"]',
+    });
+  }
+  if (pool.size > gpu.maxInstances) {
+    issues.push({
+      path: ['size'],
+      message: `at most gpu.maxInstances (${gpu.maxInstances}): the group never takes more hosts than that`,
+    });
+  }
+  if (pool.reuseOnScaleIn) {
+    issues.push({
+      path: ['reuseOnScaleIn'],
+      message:
+        'must be false: ECS does not allow hosts of a capacity provider to return to the warm pool on scale-in',
+    });
+  }
+  return issues;
+}
 
 type ModelInput = z.output<typeof Model>;
 type OptionalModelField = 'healthCheckCommand' | 'registryCredentialsSecretArn' | 'inputs' | 'frames';

@@ -344,7 +344,7 @@ const NODE_PROBE = [
   "fetch('http://127.0.0.1:5000/health-check',{signal:AbortSignal.timeout(4000)}).then(r=>r.text()).then(b=>process.exit(/SETUP_FAILED|DEFUNCT/.test(b)?1:0),()=>process.exit(1))",
 ];
 
-const ECR_URI =
+export const ECR_URI =
   /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([a-z0-9._/-]+?)(?::([\w.-]+))?(?:@(sha256:[a-f0-9]{64}))?$/;
 
 /**

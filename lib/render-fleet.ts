@@ -51,6 +51,7 @@ export class RenderFleet extends Construct {
       spot: gpu.spot,
       natGateways: props.natGateways,
       logs: props.logs,
+      ...(gpu.warmPool && { warmPool: { size: gpu.warmPool.size, state: gpu.warmPool.state } }),
     });
 
     this.logGroup = new LogGroup(this, 'Logs', {
@@ -68,14 +69,20 @@ export class RenderFleet extends Construct {
         // GPU hosts are x86_64 whatever machine runs the deploy.
         platform: Platform.LINUX_AMD64,
       });
+      // A host warming up in the pool pulls it too (nothing without a warm pool).
+      this.hosts.prePull(asset.imageUri, asset.repository);
       return { image: ContainerImage.fromDockerImageAsset(asset), name: asset.imageUri };
     };
     const workerImage = props.workerImage
       ? registryImage(this, 'WorkerImage', props.workerImage)
       : projectImage().image;
+    if (props.workerImage) this.hosts.prePull(props.workerImage);
 
     const services = new Map<string, ModelService>();
     for (const model of props.models) {
+      // A private registry's credentials are the task's, not the host's: such an image is pulled at task start.
+      if (model.image !== BUILTIN_IMAGE && !model.registryCredentialsSecretArn)
+        this.hosts.prePull(model.image);
       const frameQueue = props.frameQueues.get(model.name);
       if (!frameQueue) throw new Error(`no frame queue for model ${model.name}`);
       const service = new ModelService(this, `Model-${model.name}`, {

@@ -165,6 +165,61 @@ describe('production config', () => {
     );
   });
 
+  it('adds no warm pool unless the config asks for one, and then keeps its hosts stopped by default', () => {
+    expect(parseConfig('demo', {}).gpu.warmPool).toBeUndefined();
+    const config = parseConfig('demo', { gpu: { instanceTypes: ['g6.xlarge'], warmPool: { size: 2 } } });
+    expect(config.gpu.warmPool).toEqual({ size: 2, state: 'Stopped', reuseOnScaleIn: false });
+    expect(
+      parseConfig('demo', { gpu: { instanceTypes: ['g5.xlarge'], warmPool: { size: 1, state: 'Running' } } })
+        .gpu.warmPool?.state,
+    ).toBe('Running');
+  });
+
+  it.each([
+    [
+      'two instance types (the default list)',
+      { warmPool: { size: 1 } },
+      /gpu\.warmPool: needs exactly one instance type in gpu\.instanceTypes \(now 2\): AWS refuses a warm pool on a group with a mixed instances policy/,
+    ],
+    [
+      'Spot hosts',
+      { instanceTypes: ['g6.xlarge'], spot: true, warmPool: { size: 1 } },
+      /gpu\.warmPool: needs on-demand hosts \(gpu\.spot: false\): AWS refuses a warm pool on a group that launches Spot Instances/,
+    ],
+    [
+      'a pool larger than the group',
+      { instanceTypes: ['g6.xlarge'], maxInstances: 2, warmPool: { size: 3 } },
+      /gpu\.warmPool\.size: at most gpu\.maxInstances \(2\)/,
+    ],
+    [
+      'hibernated hosts',
+      { instanceTypes: ['g6.xlarge'], warmPool: { size: 1, state: 'Hibernated' } },
+      /gpu\.warmPool\.state: Hibernated is not offered: hibernation keeps host memory, not the GPU/,
+    ],
+    [
+      'a state AWS does not know',
+      { instanceTypes: ['g6.xlarge'], warmPool: { size: 1, state: 'stopped' } },
+      /gpu\.warmPool\.state: must be Stopped or Running/,
+    ],
+    [
+      'hosts returned to the pool on scale-in',
+      { instanceTypes: ['g6.xlarge'], warmPool: { size: 1, reuseOnScaleIn: true } },
+      /gpu\.warmPool\.reuseOnScaleIn: must be false: ECS does not allow hosts of a capacity provider to return to the warm pool/,
+    ],
+    [
+      'an empty pool',
+      { instanceTypes: ['g6.xlarge'], warmPool: { size: 0 } },
+      /gpu\.warmPool\.size: Too small/,
+    ],
+    [
+      'a misspelt field',
+      { instanceTypes: ['g6.xlarge'], warmPool: { size: 1, poolState: 'Stopped' } },
+      /gpu\.warmPool\.poolState: unknown field/,
+    ],
+  ])('refuses a warm pool with %s, saying why', (_, gpu, message) => {
+    expect(() => parseConfig('demo', { gpu })).toThrow(message);
+  });
+
   it('accepts only the log retention periods CloudWatch Logs knows', () => {
     expect(() => parseConfig('demo', { logRetentionDays: 31 })).toThrow(
       /logRetentionDays: must be one of 1, 3, 5/,

@@ -27,6 +27,11 @@ const everything = synthesize('everything', {
   webhookAllowedHosts: ['.vendor.example'],
 });
 
+const warmPool = synthesize('warm', {
+  gpu: { instanceTypes: ['g6.xlarge'], maxInstances: 4, warmPool: { size: 2 } },
+  models: [{ name: 'sdxl', image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/cog-sdxl:v3' }],
+});
+
 /** Every acknowledgement recorded under a construct: rule id and reason. */
 function acknowledgements(root: IConstruct): { id: string; reason: unknown; path: string }[] {
   return root.node.findAll().flatMap((c) =>
@@ -61,8 +66,21 @@ describe('cdk-nag AwsSolutions', () => {
     ).toEqual([]);
   });
 
+  it('finds nothing unacknowledged with a warm pool of GPU hosts', () => {
+    const report = new AwsSolutionsChecks().validateScope(warmPool.stack);
+    expect(
+      report.violations.map(
+        (v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`,
+      ),
+    ).toEqual([]);
+  });
+
   it('gives every acknowledgement a reason', () => {
-    const all = [...acknowledgements(defaults.stack), ...acknowledgements(everything.stack)];
+    const all = [
+      ...acknowledgements(defaults.stack),
+      ...acknowledgements(everything.stack),
+      ...acknowledgements(warmPool.stack),
+    ];
     expect(all.length).toBeGreaterThan(0);
     for (const { id, reason, path } of all) {
       expect(typeof reason === 'string' && reason.trim().length > 20, `${id} at ${path}`).toBe(true);

@@ -72,3 +72,37 @@ describe('RenderFleet', () => {
     expect(idAt(spot.stack, 'RenderFleet/Model-sdxl/Service')).toBe('RenderFleetModelsdxlService212B0ECF');
   });
 });
+
+describe('RenderFleet with a warm pool', () => {
+  const warm = synthesize('warm', {
+    gpu: { instanceTypes: ['g6.xlarge'], maxInstances: 3, warmPool: { size: 1 } },
+    models: [
+      { name: 'sdxl', image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/cog-sdxl:v3' },
+      { name: 'flux', image: 'r8.im/studio/flux:1.2' },
+      {
+        name: 'private',
+        image: 'registry.example.com/studio/private:1',
+        registryCredentialsSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:registry-AbCdEf',
+      },
+    ],
+  });
+  const [launchTemplate] = Object.values(resourcesOf(warm.template, 'AWS::EC2::LaunchTemplate'));
+  const userData = JSON.stringify(propsOf(launchTemplate).LaunchTemplateData);
+
+  it('puts the configured pool beside the hosts', () => {
+    warm.template.hasResourceProperties('AWS::AutoScaling::WarmPool', {
+      AutoScalingGroupName: { Ref: idAt(warm.stack, 'RenderFleet/Default/GpuHosts') },
+      MinSize: 1,
+      MaxGroupPreparedCapacity: 1,
+      PoolState: 'Stopped',
+    });
+  });
+
+  it('has a warming host pull every image its tasks run, except those behind a private registry login', () => {
+    expect(userData).toContain("'123456789012.dkr.ecr.us-east-1.amazonaws.com/cog-sdxl:v3'");
+    expect(userData).toContain("'r8.im/studio/flux:1.2'");
+    // The project image (worker and reference model), from the CDK assets repository.
+    expect(userData).toContain('cdk-hnb659fds-container-assets-');
+    expect(userData).not.toContain('registry.example.com');
+  });
+});
