@@ -24,6 +24,18 @@ export class RequestCounter {
   }
 }
 
+/**
+ * The empty receives a run of `seconds` would make on AWS: each consumer long-polls for 20 s (the
+ * longest SQS allows), the Lambda event source mappings with five pollers each at low traffic (AWS Lambda
+ * developer guide, "Configuring scaling behavior for SQS event source mappings"), the worker with one.
+ * Local mode polls every second instead (its SQS emulator ends a long poll early only when a receive is
+ * full), so its empty receives are counted apart and replaced by this figure.
+ */
+export function awsPolling(seconds: number, consumers = { lambdaMappings: 2, workers: 1 }): number {
+  const polls = Math.ceil(seconds / 20);
+  return polls * (consumers.lambdaMappings * 5 + consumers.workers);
+}
+
 /** Lambda invocations are not SDK requests here (local mode calls the handlers): the bench says how many. */
 export interface LambdaUse {
   readonly invocations: number;
@@ -99,18 +111,38 @@ export class Counted {
     return this.requests.length;
   }
 
+  /** Receives that brought no message: polling, whose count follows time and long-poll settings. */
+  get emptyReceives(): number {
+    return this.requests.filter((r) => r.operation === 'ReceiveMessage' && r.received === 0).length;
+  }
+
+  /** The same requests without the empty receives. */
+  withoutPolling(): Counted {
+    const requests = this.requests.filter((r) => !(r.operation === 'ReceiveMessage' && r.received === 0));
+    const counts = new Map<string, number>();
+    for (const r of requests) {
+      const key = `${r.service}.${r.operation}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    return new Counted(counts, requests);
+  }
+
   /** Counts by `Service.Operation`, most first. */
   byOperation(): Record<string, number> {
     return Object.fromEntries([...this.counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
   }
 
   /** The list-price cost in dollars of these requests, by service, and of the Lambda use given. */
-  cost(lambda?: LambdaUse): Record<'dynamodb' | 's3' | 'sqs' | 'lambda' | 'total', number> {
+  cost(
+    lambda?: LambdaUse,
+    /** SQS requests to add: the long polls the same run would make on AWS (estimated by the caller). */
+    extraSqs = 0,
+  ): Record<'dynamodb' | 's3' | 'sqs' | 'lambda' | 'total', number> {
     let wru = 0;
     let rru = 0;
     let s3Put = 0;
     let s3Get = 0;
-    let sqs = 0;
+    let sqs = extraSqs;
     for (const r of this.requests) {
       if (r.service === 'DynamoDB') {
         const units = dynamoUnits(r.operation, r.input);

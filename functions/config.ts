@@ -56,7 +56,7 @@ export const SETTINGS = {
   /** What each model declares (inputs, windows), as JSON `{"model": {...}}`; built-in models need none. */
   modelSpecs: z.string().default('{}').pipe(json).pipe(ModelSpecsSchema),
   urlExpirySeconds: intFrom(3600, 60, 7 * 24 * 3600),
-  chunkSize: intFrom(4, 1, 100),
+  chunkSize: intFrom(8, 1, 100),
   // Below the frame queue's maxReceiveCount less one, so a chunk that keeps killing workers fails its
   // frames on a last delivery instead of sitting in the DLQ with frames marked running.
   maxAttempts: intFrom(3, 1, 4),

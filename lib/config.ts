@@ -141,7 +141,7 @@ export const ConfigSchema = z
     frameLimit: int(1, 1_000_000).default(10_000),
     /** The largest file of an asset (a plate frame, a mask), in bytes. */
     assetMaxFileBytes: int(1, ASSET_FILE_BYTES.max).default(ASSET_FILE_BYTES.default),
-    chunkSize: int(1, 100).default(4),
+    chunkSize: int(1, 100).default(8),
     // Below the frame queue's maxReceiveCount less one: a chunk that keeps killing workers must fail its
     // frames on a last delivery rather than reach the DLQ with frames still marked running.
     maxAttempts: int(1, QUEUES.frame.maxReceiveCount - 2).default(3),

@@ -22,6 +22,11 @@ export interface AwsRequest {
   readonly operation: string;
   /** The command's input as sent (marshalled, for DynamoDB). */
   readonly input: unknown;
+  /**
+   * For a ReceiveMessage, the messages it brought, set once it is answered: an empty receive is polling,
+   * whose count depends on time and long-poll settings rather than on the work done.
+   */
+  received?: number;
 }
 
 export interface ClientOptions {
@@ -38,23 +43,36 @@ type Middlewared = Pick<DynamoDBClient | S3Client | SQSClient, 'middlewareStack'
 export function observeRequests(client: Middlewared, onRequest: (request: AwsRequest) => void): void {
   const stack = client.middlewareStack as DynamoDBClient['middlewareStack'];
   type Args = { readonly input: unknown };
-  const observer =
-    (
-      next: (args: Args) => Promise<unknown>,
-      context: { readonly clientName?: string; readonly commandName?: string },
-    ) =>
-    async (args: Args) => {
-      onRequest({
-        service: String(context.clientName ?? 'unknown').replace(/Client$/, ''),
-        operation: String(context.commandName ?? 'unknown').replace(/Command$/, ''),
-        input: args.input,
-      });
-      return next(args);
+  type Context = { readonly clientName?: string; readonly commandName?: string; attempts?: AwsRequest[] };
+  const observer = (next: (args: Args) => Promise<unknown>, context: Context) => async (args: Args) => {
+    const request: AwsRequest = {
+      service: String(context.clientName ?? 'unknown').replace(/Client$/, ''),
+      operation: String(context.commandName ?? 'unknown').replace(/Command$/, ''),
+      input: args.input,
     };
+    context.attempts ??= [];
+    context.attempts.push(request);
+    onRequest(request);
+    return next(args);
+  };
   stack.addRelativeTo(observer as unknown as Parameters<typeof stack.addRelativeTo>[0], {
     relation: 'after',
     toMiddleware: 'awsAuthMiddleware',
     name: 'framecastRequestObserver',
+    override: true,
+  });
+  // Once the command is answered, a receive's last attempt learns how many messages it brought.
+  const received =
+    (next: (args: Args) => Promise<{ output?: { Messages?: unknown[] } }>, context: Context) =>
+    async (args: Args) => {
+      const out = await next(args);
+      const last = context.attempts?.at(-1);
+      if (last?.operation === 'ReceiveMessage') last.received = out.output?.Messages?.length ?? 0;
+      return out;
+    };
+  (stack.add as (m: unknown, o: { step: string; name: string; override: boolean }) => void)(received, {
+    step: 'initialize',
+    name: 'framecastReceiveObserver',
     override: true,
   });
 }

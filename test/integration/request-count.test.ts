@@ -1,5 +1,5 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AwsRequest, createClients } from '../../functions/adapters/clients.ts';
@@ -33,5 +33,20 @@ describe('counting requests on the emulators', () => {
       'SQS.SendMessage',
     ]);
     expect((seen[2]!.input as { QueueUrl: string }).QueueUrl).toBe(queues.plan.url);
+  });
+});
+
+describe('receives, counted', () => {
+  it('know how many messages they brought once answered: an empty one is polling', async () => {
+    const seen: AwsRequest[] = [];
+    const aws = createClients({ onRequest: (r) => seen.push(r) });
+    const { queues } = emulators.resources;
+    await aws.sqs.send(new ReceiveMessageCommand({ QueueUrl: queues.event.url, WaitTimeSeconds: 0 }));
+    await aws.sqs.send(new SendMessageCommand({ QueueUrl: queues.event.url, MessageBody: '{}' }));
+    await aws.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queues.event.url, WaitTimeSeconds: 0, MaxNumberOfMessages: 10 }),
+    );
+    const receives = seen.filter((r) => r.operation === 'ReceiveMessage');
+    expect(receives.map((r) => r.received)).toEqual([0, 1]);
   });
 });

@@ -36,8 +36,8 @@ describe('a worker told to stop (scale-in, Spot interruption)', () => {
       height: 64,
     });
     await eventually(
-      async () => ((await queued()) === 4 ? true : undefined),
-      'the fan-out to queue 4 chunks',
+      async () => ((await queued()) === 2 ? true : undefined),
+      'the fan-out to queue 2 chunks of 8',
     );
 
     const first = worker();

@@ -33,7 +33,7 @@ async function ended(id: string) {
 afterAll(() => stack?.stop());
 
 const FRAMES = 48;
-const CHUNKS = FRAMES / 4;
+const CHUNKS = FRAMES / 8;
 
 async function shot(name: string, extra: Record<string, unknown> = {}) {
   seen = [];
@@ -57,7 +57,7 @@ async function shot(name: string, extra: Record<string, unknown> = {}) {
   return { job: done, requests, count, toEvents };
 }
 
-describe('the AWS requests of a 48-frame shot (12 chunks of 4)', () => {
+describe('the AWS requests of a 48-frame shot (6 chunks of 8)', () => {
   it('take and record each chunk in one transaction each, read the job once per chunk, and put each frame once', async () => {
     const { count, requests } = await shot('REQ_SH010');
     // Per chunk: the start and the record transactions; per job: its start, its progress steps and end.

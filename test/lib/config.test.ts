@@ -36,7 +36,7 @@ describe('production config', () => {
       },
       network: { natGateways: 0 },
       frameLimit: 10_000,
-      chunkSize: 4,
+      chunkSize: 8,
       maxAttempts: 3,
       retentionDays: 30,
       presignedUrlExpirySeconds: 3600,

@@ -129,7 +129,7 @@ describe('FanOut', () => {
       reference: `url-of:${queueId('Frames-reference')}`,
       sdxl: `url-of:${queueId('Frames-sdxl')}`,
     });
-    expect(env).toMatchObject({ [ENV.planQueueUrl]: { Ref: queueId('Plan') }, [ENV.chunkSize]: '4' });
+    expect(env).toMatchObject({ [ENV.planQueueUrl]: { Ref: queueId('Plan') }, [ENV.chunkSize]: '8' });
     expect(env).not.toHaveProperty(ENV.frameQueueUrl);
   });
 

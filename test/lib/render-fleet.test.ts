@@ -50,7 +50,7 @@ describe('RenderFleet', () => {
       [ENV.modelName]: 'sdxl',
       [ENV.modelImage]: '123456789012.dkr.ecr.us-east-1.amazonaws.com/cog-sdxl:v3',
       [ENV.maxAttempts]: '3',
-      [ENV.chunkSize]: '4',
+      [ENV.chunkSize]: '8',
       [ENV.workerConcurrency]: '1',
       [ENV.production]: 'spotty',
       AWS_REGION: { Ref: 'AWS::Region' },
