@@ -220,7 +220,8 @@ export class Worker {
   /**
    * The model answered 409: every one of its slots is busy, so it has fewer than this worker was set
    * for. If its health check says BUSY, the slots held by this worker's other predictions are all it
-   * has: from now on no more are handed out, and this prediction waits for one of them to end.
+   * has: from now on no more are handed out. This prediction asks again when one of ours ends, or
+   * after a quarter of a second.
    */
   async modelBusy(): Promise<void> {
     this.stats.modelRefusals++;
@@ -232,7 +233,8 @@ export class Worker {
       });
       this.slots.resize(others);
     }
-    await this.slots.nextRelease(this.slots.inUse > this.slots.capacity ? 60_000 : 250);
+    // A short wait in any case: the slots may be held by another worker sharing the model (local mode).
+    await this.slots.nextRelease(250);
   }
 
   /** Stops polling; chunks not yet started go back to the queue at once. */
@@ -638,7 +640,7 @@ export class Worker {
       manifestKey(job.tenant, job.shot, job.id),
       this.manifest({ ...job, status: to }, frames),
     );
-    const done = await store.finalizeIfDone(jobId);
+    const done = await store.finalizeIfDone(jobId, new Date(), job);
     if (done?.event) await this.deps.publishEvents([done.event]);
     if (done && isTerminalJob(done.job.status)) await this.cleanUp(done.job);
   }

@@ -108,14 +108,14 @@ describe('a worker killed in mid-frame', () => {
 
 describe('a chunk that takes longer than its visibility timeout', () => {
   it('stays hidden by the heartbeat, so no other delivery starts its frames again', async () => {
-    // A slower model of its own: 500 ms a frame, one slot. The second chunk waits ~2 s for the slot and
-    // takes ~2 s more, twice its 2 s visibility; only the heartbeat keeps it from being delivered again.
+    // A slower model of its own: 500 ms a frame, one slot. The second chunk (of 8) waits ~4 s for the slot
+    // and takes ~4 s more, past its 2 s visibility; only the heartbeat keeps it from being delivered again.
     const slow = await startReferenceModel({ port: 0, renderDelayMs: 500, concurrency: 1 });
     try {
       const created = await api.createJob({
         shot: 'BEAT_SH',
         prompt: 'embers drift upward',
-        frames: { start: 1, end: 8 },
+        frames: { start: 1, end: 16 },
         width: 64,
         height: 64,
       });

@@ -59,12 +59,13 @@ async function shot(name: string, extra: Record<string, unknown> = {}) {
 
 describe('the AWS requests of a 48-frame shot (6 chunks of 8)', () => {
   it('take and record each chunk in one transaction each, read the job once per chunk, and put each frame once', async () => {
-    const { count, requests } = await shot('REQ_SH010');
+    const { count, requests, toEvents } = await shot('REQ_SH010');
     // Per chunk: the start and the record transactions; per job: its start, its progress steps and end.
     expect(count('DynamoDB.TransactWriteItems')).toBeLessThanOrEqual(2 * CHUNKS + 12);
     expect(count('DynamoDB.TransactWriteItems')).toBeGreaterThanOrEqual(2 * CHUNKS);
-    // Per chunk the job's read; the last chunk's read of the job's end, the API's own reads.
-    expect(count('DynamoDB.GetItem')).toBeLessThanOrEqual(CHUNKS + 8);
+    // Per chunk the job's read; per job event the webhook consumer's reads of the event and the job; once
+    // a job, the API key, the fan-out's reads of the job and the last chunk's read of the job's end.
+    expect(count('DynamoDB.GetItem')).toBeLessThanOrEqual(CHUNKS + 2 * toEvents + 5);
     // Each frame once, and the manifest.
     expect(count('S3.PutObject')).toBe(FRAMES + 1);
     const notPolling = requests.filter((r) => r.operation !== 'ReceiveMessage').length;

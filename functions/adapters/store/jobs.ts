@@ -767,8 +767,10 @@ export class JobStore {
   async finalizeIfDone(
     jobId: string,
     now = new Date(),
+    /** The job as just read (consistently) by the caller, to save reading it again. */
+    read?: JobRecord,
   ): Promise<{ job: JobRecord; event?: EventRecord } | undefined> {
-    const job = await this.getJob(jobId);
+    const job = read ?? (await this.getJob(jobId));
     if (!job) return undefined;
     const end = jobEnd(job);
     if (!end) return { job };
