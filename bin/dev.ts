@@ -15,6 +15,8 @@ let stack: Awaited<ReturnType<typeof startLocalStack>>;
 try {
   stack = await startLocalStack({
     dataDir: resolve('.framecast'),
+    // Where `framecast keys` finds this stack's table (bin/cli/keys.ts).
+    connectionFile: resolve('.framecast', 'local.json'),
     port,
     ...(process.env.FRAMECAST_DEV_API_KEY && { devApiKey: process.env.FRAMECAST_DEV_API_KEY }),
     ...(process.env.FRAMECAST_MODEL_URL && { modelUrl: process.env.FRAMECAST_MODEL_URL }),

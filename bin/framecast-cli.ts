@@ -507,6 +507,97 @@ webhooks
     );
   });
 
+// ---- keys (ops: straight to the table, not through the API) --------------------------------------------
+
+interface TableFlags {
+  table?: string;
+  region?: string;
+  local?: string;
+}
+const withTable = (cmd: Command) =>
+  cmd
+    .option('--table <name>', "a deployed stack's table (its TableName output; or FRAMECAST_TABLE)")
+    .option('--region <region>', 'AWS region of --table (default: AWS_REGION, the AWS profile)')
+    .option('--local <dir>', "the local stack's data folder, when no table is given", '.framecast');
+
+/** The keys module loads the AWS SDK: only the keys commands pay for it. */
+async function keyTable(flags: TableFlags) {
+  const keys = await import('./cli/keys.ts');
+  const target = await keys.keyTable(flags).catch((err: Error) => {
+    throw err instanceof keys.KeysUsageError ? new UsageError(err.message) : err;
+  });
+  return { keys, ...target };
+}
+
+/** A refusal of the keys module that is the caller's to fix (exit 2), else the error as it is. */
+async function usageOf<T>(work: () => Promise<T>): Promise<T> {
+  const { KeysUsageError } = await import('./cli/keys.ts');
+  return Promise.resolve()
+    .then(work)
+    .catch((err: Error) => {
+      throw err instanceof KeysUsageError ? new UsageError(err.message) : err;
+    });
+}
+
+const keys = program
+  .command('keys')
+  .description("API keys, in the production's table with AWS credentials, or in the running local stack");
+withTable(
+  keys
+    .command('create')
+    .description('make a key for a tenant; it is printed once, only its SHA-256 is stored')
+    .requiredOption('--tenant <tenant>', 'the tenant the key acts for (lowercase letters, digits, -)')
+    .option('--scopes <a,b>', 'comma-separated scopes (default: every scope)')
+    .option('--name <name>', 'a label for the key, e.g. "comp team"'),
+).action(async (o: TableFlags & { tenant: string; scopes?: string; name?: string }) => {
+  const { keys: k, store, where } = await keyTable(o);
+  const created = await usageOf(() =>
+    k.createKey(store, {
+      tenant: o.tenant,
+      scopes: k.parseScopes(o.scopes),
+      ...(o.name !== undefined && { name: o.name }),
+    }),
+  );
+  print(created, () => created.key);
+  if (!json())
+    process.stderr.write(
+      `key ${created.id} for tenant "${created.tenant}" (${created.scopes.join(', ')}) in ${where}.\nIt is shown once: only its hash is stored.\n`,
+    );
+});
+withTable(
+  keys
+    .command('list')
+    .description('the keys (their ids, never the keys), of one tenant or all')
+    .option('--tenant <tenant>', 'only this tenant'),
+).action(async (o: TableFlags & { tenant?: string }) => {
+  const { keys: k, store } = await keyTable(o);
+  const list = (await store.listApiKeys(o.tenant)).map(k.keyView);
+  print(
+    { keys: list },
+    () =>
+      list
+        .map(
+          (key) =>
+            `${key.id}  ${key.tenant}  ${key.scopes.join(',')}  ${key.name}  ${key.createdAt}${key.revokedAt ? `  revoked ${key.revokedAt}` : ''}`,
+        )
+        .join('\n') || '(no keys)',
+  );
+});
+withTable(
+  keys
+    .command('revoke')
+    .description('revoke a key by its id (keys list) or by the key itself; it then answers 401')
+    .argument('<id>', 'the key id (12 hex digits) or the key (fc_...)'),
+).action(async (id: string, o: TableFlags) => {
+  const { keys: k, store } = await keyTable(o);
+  const revoked = k.keyView(await usageOf(() => k.revokeKey(store, id)));
+  print(
+    revoked,
+    () =>
+      `${revoked.id} revoked at ${revoked.revokedAt}: the API refuses it with 401 within ${k.KEY_CACHE_MS / 1000} s (each API process trusts a key it has looked up that long)`,
+  );
+});
+
 // ---- run ------------------------------------------------------------------------------------------------
 
 function fail(message: string, code: number): never {
