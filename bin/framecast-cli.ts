@@ -14,7 +14,7 @@ import {
 import { EVENT_TYPES } from '../functions/core/schemas.ts';
 import { resolveConnection } from './cli/connection.ts';
 import { SequenceError } from './cli/sequence.ts';
-import { downloadJob, type Progress, uploadSequence } from './cli/transfer.ts';
+import { type DownloadResult, downloadJob, type Progress, syncJob, uploadSequence } from './cli/transfer.ts';
 
 /**
  * `framecast`: the studio's and the vendor's command line over the typed client (client/index.ts).
@@ -385,10 +385,20 @@ program
     print(r, () => `${r.event} redelivered to ${r.targets.join(', ') || '(no target)'}`);
   });
 
+/** The human lines of a download or a sync. */
+const transferLines = (r: DownloadResult) =>
+  [
+    `${r.frames} frames in ${r.dir}: ${r.downloaded} downloaded (${r.bytes} bytes), ${r.skipped} already there; ` +
+      `each file checked against the ${r.verifiedAgainst === 'manifest' ? "job's manifest.json" : 'frames listing'}`,
+    ...(r.notStored.length > 0
+      ? [`not stored (failed, canceled or not done): ${r.notStored.join(', ')}`]
+      : []),
+  ].join('\n');
+
 program
   .command('download')
   .description(
-    "a job's frames under their sequence names, verified by SHA-256; a rerun fetches only what is missing or wrong",
+    "a job's frames under their sequence names, each verified by SHA-256 (against the job's manifest once it has ended); a rerun fetches only what is missing or wrong",
   )
   .argument('<job>', 'job id')
   .requiredOption('--out <dir>', 'folder to write to')
@@ -398,14 +408,27 @@ program
       concurrency: o.concurrency,
       progress: bar('download'),
     });
-    print(r, () =>
-      [
-        `${r.frames} frames in ${r.dir}: ${r.downloaded} downloaded (${r.bytes} bytes), ${r.skipped} already there`,
-        ...(r.notStored.length > 0
-          ? [`not stored (failed, canceled or not done): ${r.notStored.join(', ')}`]
-          : []),
-      ].join('\n'),
-    );
+    print(r, () => transferLines(r));
+  });
+
+program
+  .command('sync')
+  .description(
+    'keep a folder up to date while the job runs: new frames as they land, verified; ends when the job does (exit 1 if it failed or was canceled)',
+  )
+  .argument('<job>', 'job id')
+  .requiredOption('--out <dir>', 'folder to write to')
+  .option('--concurrency <n>', 'downloads at once', int('--concurrency'), 8)
+  .option('--interval <ms>', 'time between polls, in milliseconds', int('--interval'), 1000)
+  .action(async (id: string, o: { out: string; concurrency: number; interval: number }) => {
+    if (o.interval < 100) throw new UsageError('--interval must be at least 100 ms');
+    const r = await syncJob(await connect(), id, o.out, {
+      concurrency: o.concurrency,
+      intervalMs: o.interval,
+      progress: bar('sync'),
+    });
+    print(r, () => `${r.job} ${r.status} after ${r.passes} polls\n${transferLines(r)}`);
+    if (r.status !== 'succeeded') throw new Outcome(`job ${r.job} ${r.status}`);
   });
 
 program

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FramecastApiError, FramecastClient, type Job } from '../../client/index.ts';
 import { clearKeyCache } from '../../functions/api/http.ts';
+import { manifestKey } from '../../functions/core/frames.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { pngFrame, sha256Hex } from '../support/images.ts';
 
@@ -98,7 +99,7 @@ describe('framecast submit --wait and download', () => {
 
     const dir = join(work, 'out', 'CLI_SH010');
     const first = await runJson(['download', job.id, '--out', dir]);
-    expect(first).toMatchObject({ frames: 12, downloaded: 12, skipped: 0 });
+    expect(first).toMatchObject({ frames: 12, downloaded: 12, skipped: 0, verifiedAgainst: 'manifest' });
     expect(await verifyDir(dir, job)).toBe(12);
 
     const second = await runJson(['download', job.id, '--out', dir]);
@@ -114,6 +115,39 @@ describe('framecast submit --wait and download', () => {
     expect(resumed).toMatchObject({ frames: 12, downloaded: 3, skipped: 9 });
     expect(await verifyDir(dir, job)).toBe(12);
     expect((await readdir(dir)).filter((n) => n.endsWith('.part'))).toEqual([]);
+  });
+
+  it('checks each file against the manifest of an ended job, and refuses one the manifest disagrees with', async () => {
+    const job = await api.createJob({
+      shot: 'CLI_MANIFEST',
+      prompt: 'p',
+      frames: { start: 1001, end: 1003 },
+      width: 64,
+      height: 64,
+    });
+    const done = await api.waitForJob(job.id, { intervalMs: 100 });
+    const key = manifestKey('dev', done.shot, done.id);
+    const manifest = JSON.parse(Buffer.from((await stack.app.frameStore.getFile(key))!).toString()) as {
+      frames: { frame: number; sha256: string }[];
+    };
+    expect(manifest.frames.map((f) => f.frame)).toEqual([1001, 1002, 1003]);
+    // A manifest that records another hash for frame 1002 than the listing: the download stops, naming both.
+    await stack.app.frameStore.putJson(key, {
+      ...manifest,
+      frames: manifest.frames.map((f) => (f.frame === 1002 ? { ...f, sha256: '0'.repeat(64) } : f)),
+    });
+    const refused = await run(['download', done.id, '--out', join(work, 'out', 'CLI_MANIFEST')]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `frame 1002: the listing says SHA-256 ${manifest.frames[1]!.sha256}, the manifest ${'0'.repeat(64)}`,
+    );
+    // Without a manifest (removed here; a job canceled before it ran has none) the listing is used.
+    await stack.app.frameStore.delete(key);
+    expect(await runJson(['download', done.id, '--out', join(work, 'out', 'CLI_MANIFEST')])).toMatchObject({
+      frames: 3,
+      downloaded: 3,
+      verifiedAgainst: 'listing',
+    });
   });
 
   it('exits 1 with the job when it fails, and names the failed frames', async () => {
@@ -170,6 +204,63 @@ describe('framecast download, interrupted', () => {
     const resumed = await runJson(['download', job.id, '--out', dir]);
     expect(resumed).toMatchObject({ frames: 96, downloaded: 96 - kept, skipped: kept });
     expect(await verifyDir(dir, await api.getJob(job.id))).toBe(96);
+  });
+});
+
+describe('framecast sync', () => {
+  it('fills the folder while the job runs and ends with it, every stored frame verified', async () => {
+    const job = await api.createJob({
+      shot: 'CLI_SYNC',
+      prompt: 'p',
+      frames: { start: 1001, end: 3000 },
+      width: 64,
+      height: 64,
+    });
+    const dir = join(work, 'out', 'CLI_SYNC');
+    const syncing = run(['--json', 'sync', job.id, '--out', dir, '--interval', '100']);
+    const pngs = async () => (await readdir(dir).catch(() => [])).filter((n) => n.endsWith('.png')).length;
+    while ((await pngs()) < 2) await new Promise((ok) => setTimeout(ok, 20));
+    // Frames were in the folder while the job still ran: canceling it now succeeds.
+    expect((await api.cancelJob(job.id)).status).toBe('canceled');
+    const r = await syncing;
+    expect(r.code, r.stderr).toBe(1);
+    const summary = JSON.parse(r.stdout) as {
+      frames: number;
+      downloaded: number;
+      status: string;
+      passes: number;
+    };
+    expect(summary.status).toBe('canceled');
+    expect(summary.passes).toBeGreaterThan(1);
+    const stored = (await api.allFrames(job.id)).filter((f) => f.status === 'succeeded');
+    expect(summary.frames).toBe(stored.length);
+    expect(summary.downloaded).toBe(stored.length);
+    for (const f of stored)
+      expect(sha256Hex(await readFile(join(dir, `CLI_SYNC.${f.frame}.png`))), `frame ${f.frame}`).toBe(
+        f.sha256,
+      );
+    expect(await pngs()).toBe(stored.length);
+  });
+
+  it('on an ended job, checks what is there against the manifest and fetches nothing more', async () => {
+    const job = await api.createJob({
+      shot: 'CLI_SYNC2',
+      prompt: 'p',
+      frames: { start: 1001, end: 1004 },
+      width: 64,
+      height: 64,
+    });
+    await api.waitForJob(job.id, { intervalMs: 100 });
+    const dir = join(work, 'out', 'CLI_SYNC2');
+    expect(await runJson(['download', job.id, '--out', dir])).toMatchObject({ downloaded: 4 });
+    expect(await runJson(['sync', job.id, '--out', dir])).toMatchObject({
+      status: 'succeeded',
+      frames: 4,
+      downloaded: 0,
+      skipped: 4,
+      passes: 1,
+      verifiedAgainst: 'manifest',
+    });
   });
 });
 
