@@ -35,6 +35,10 @@ export interface TableTarget {
   readonly local: boolean;
 }
 
+// The SDK warns on every run under Node 20 that its releases from 2027 need Node 22: news for whoever
+// upgrades the SDK (docs say so), not for someone making a key. A setting of the variable is kept.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export async function keyTable(
   flags: { table?: string; region?: string; local?: string },
   env: NodeJS.ProcessEnv = process.env,
@@ -62,6 +66,10 @@ export async function keyTable(
       );
     throw new KeysUsageError(`${path}: ${(err as Error).message}`);
   }
+  if (!running(file.pid))
+    throw new KeysUsageError(
+      `the local stack that wrote ${path} (process ${file.pid}) is not running: start it with npm run dev`,
+    );
   const { endpoint, region, table: localTable } = file.dynamodb;
   // DynamoDB Local runs with -sharedDb: any letters-and-digits credentials see the same tables.
   const base = new DynamoDBClient({
@@ -75,6 +83,16 @@ export async function keyTable(
     where: `the local stack (${file.apiUrl}, from ${path})`,
     local: true,
   };
+}
+
+/** Whether a process of this id runs (a stack killed without its stop leaves its file behind). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export function parseScopes(value: string | undefined): Scope[] {

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -528,6 +528,19 @@ describe('framecast keys', () => {
     const none = await run(['keys', 'list', '--local', elsewhere]);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('--table');
+    // The file of a stack killed without its stop: said so, rather than a connection refused.
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    await writeFile(
+      join(elsewhere, 'local.json'),
+      JSON.stringify({
+        apiUrl: 'http://127.0.0.1:9',
+        dynamodb: { endpoint: 'http://127.0.0.1:9', region: 'us-east-1', table: 'framecast-local' },
+        pid: gone,
+      }),
+    );
+    const stale = await run(['keys', 'list', '--local', elsewhere]);
+    expect(stale.code).toBe(2);
+    expect(stale.stderr).toContain(`(process ${gone}) is not running`);
     const badScope = await run(['keys', 'create', '--tenant', 'x', '--scopes', 'jobs:admin']);
     expect(badScope.code).toBe(2);
     expect(badScope.stderr).toContain('unknown jobs:admin');
