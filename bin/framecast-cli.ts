@@ -35,7 +35,7 @@ interface Globals {
 
 const program = new Command('framecast')
   .description(
-    'Framecast from the command line: submit shots, upload plates, download frames, manage webhooks',
+    'Framecast from the command line: submit shots, upload plates, download and sync frames, manage webhooks and API keys',
   )
   .option('--api-url <url>', 'the API (or FRAMECAST_API_URL, or the profile file)')
   .option('--api-key <key>', 'the API key fc_... (or FRAMECAST_API_KEY, or the profile file)')
@@ -656,6 +656,10 @@ try {
         `${JSON.stringify({ error: { status: err.status, code: err.code, message: err.message, details: err.details } })}\n`,
       );
     process.stderr.write(`framecast: ${err.code}: ${err.message} (HTTP ${err.status})\n`);
+    if (err.status === 401)
+      process.stderr.write(
+        'framecast: the key comes from --api-key, FRAMECAST_API_KEY or the profile file; a revoked key needs a new one (framecast keys create)\n',
+      );
     process.exit(1);
   }
   if (err instanceof FramecastNetworkError) fail(`cannot reach the API: ${err.message}`, 1);

@@ -492,6 +492,7 @@ describe('framecast keys', () => {
     const refused = await run(['list'], { FRAMECAST_API_KEY: created.key });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('unauthorized: missing, unknown or revoked API key (HTTP 401)');
+    expect(refused.stderr).toContain('a revoked key needs a new one');
     expect(refused.stderr).not.toMatch(/\n\s+at /);
     await expect(used.listJobs()).rejects.toMatchObject({ status: 401 } satisfies Partial<FramecastApiError>);
 
