@@ -15,6 +15,8 @@ let stack: Awaited<ReturnType<typeof startLocalStack>>;
 try {
   stack = await startLocalStack({
     dataDir: resolve('.framecast'),
+    // Where `framecast keys` finds this stack's table (bin/cli/keys.ts).
+    connectionFile: resolve('.framecast', 'local.json'),
     port,
     ...(process.env.FRAMECAST_DEV_API_KEY && { devApiKey: process.env.FRAMECAST_DEV_API_KEY }),
     ...(process.env.FRAMECAST_MODEL_URL && { modelUrl: process.env.FRAMECAST_MODEL_URL }),
@@ -41,6 +43,11 @@ Try:
   export FC=${stack.url} KEY=${stack.apiKey}
   curl -s -X POST $FC/v1/jobs -H "authorization: Bearer $KEY" -H 'content-type: application/json' \\
     -d '{"shot":"EP101_SH040","prompt":"a building collapses in slow motion, dust, dusk","frames":{"start":1001,"end":1024},"seed":42}'
+
+Or with the CLI (README, "The CLI"):
+  export FRAMECAST_API_URL=${stack.url} FRAMECAST_API_KEY=${stack.apiKey}
+  npx framecast submit --shot EP101_SH040 --prompt "a building collapses in slow motion" --frames 1001-1024 --seed 42 --wait
+  npx framecast keys create --tenant comp --scopes jobs:read,jobs:write    # from this folder: .framecast/local.json
 
 Ctrl-C stops it.
 `);

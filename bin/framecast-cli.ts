@@ -14,7 +14,7 @@ import {
 import { EVENT_TYPES } from '../functions/core/schemas.ts';
 import { resolveConnection } from './cli/connection.ts';
 import { SequenceError } from './cli/sequence.ts';
-import { downloadJob, type Progress, uploadSequence } from './cli/transfer.ts';
+import { type DownloadResult, downloadJob, type Progress, syncJob, uploadSequence } from './cli/transfer.ts';
 
 /**
  * `framecast`: the studio's and the vendor's command line over the typed client (client/index.ts).
@@ -35,7 +35,7 @@ interface Globals {
 
 const program = new Command('framecast')
   .description(
-    'Framecast from the command line: submit shots, upload plates, download frames, manage webhooks',
+    'Framecast from the command line: submit shots, upload plates, download and sync frames, manage webhooks and API keys',
   )
   .option('--api-url <url>', 'the API (or FRAMECAST_API_URL, or the profile file)')
   .option('--api-key <key>', 'the API key fc_... (or FRAMECAST_API_KEY, or the profile file)')
@@ -385,10 +385,20 @@ program
     print(r, () => `${r.event} redelivered to ${r.targets.join(', ') || '(no target)'}`);
   });
 
+/** The human lines of a download or a sync. */
+const transferLines = (r: DownloadResult) =>
+  [
+    `${r.frames} frames in ${r.dir}: ${r.downloaded} downloaded (${r.bytes} bytes), ${r.skipped} already there; ` +
+      `each file checked against the ${r.verifiedAgainst === 'manifest' ? "job's manifest.json" : 'frames listing'}`,
+    ...(r.notStored.length > 0
+      ? [`not stored (failed, canceled or not done): ${r.notStored.join(', ')}`]
+      : []),
+  ].join('\n');
+
 program
   .command('download')
   .description(
-    "a job's frames under their sequence names, verified by SHA-256; a rerun fetches only what is missing or wrong",
+    "a job's frames under their sequence names, each verified by SHA-256 (against the job's manifest once it has ended); a rerun fetches only what is missing or wrong",
   )
   .argument('<job>', 'job id')
   .requiredOption('--out <dir>', 'folder to write to')
@@ -398,14 +408,27 @@ program
       concurrency: o.concurrency,
       progress: bar('download'),
     });
-    print(r, () =>
-      [
-        `${r.frames} frames in ${r.dir}: ${r.downloaded} downloaded (${r.bytes} bytes), ${r.skipped} already there`,
-        ...(r.notStored.length > 0
-          ? [`not stored (failed, canceled or not done): ${r.notStored.join(', ')}`]
-          : []),
-      ].join('\n'),
-    );
+    print(r, () => transferLines(r));
+  });
+
+program
+  .command('sync')
+  .description(
+    'keep a folder up to date while the job runs: new frames as they land, verified; ends when the job does (exit 1 if it failed or was canceled)',
+  )
+  .argument('<job>', 'job id')
+  .requiredOption('--out <dir>', 'folder to write to')
+  .option('--concurrency <n>', 'downloads at once', int('--concurrency'), 8)
+  .option('--interval <ms>', 'time between polls, in milliseconds', int('--interval'), 1000)
+  .action(async (id: string, o: { out: string; concurrency: number; interval: number }) => {
+    if (o.interval < 100) throw new UsageError('--interval must be at least 100 ms');
+    const r = await syncJob(await connect(), id, o.out, {
+      concurrency: o.concurrency,
+      intervalMs: o.interval,
+      progress: bar('sync'),
+    });
+    print(r, () => `${r.job} ${r.status} after ${r.passes} polls\n${transferLines(r)}`);
+    if (r.status !== 'succeeded') throw new Outcome(`job ${r.job} ${r.status}`);
   });
 
 program
@@ -507,6 +530,97 @@ webhooks
     );
   });
 
+// ---- keys (ops: straight to the table, not through the API) --------------------------------------------
+
+interface TableFlags {
+  table?: string;
+  region?: string;
+  local?: string;
+}
+const withTable = (cmd: Command) =>
+  cmd
+    .option('--table <name>', "a deployed stack's table (its TableName output; or FRAMECAST_TABLE)")
+    .option('--region <region>', 'AWS region of --table (default: AWS_REGION, the AWS profile)')
+    .option('--local <dir>', "the local stack's data folder, when no table is given", '.framecast');
+
+/** The keys module loads the AWS SDK: only the keys commands pay for it. */
+async function keyTable(flags: TableFlags) {
+  const keys = await import('./cli/keys.ts');
+  const target = await keys.keyTable(flags).catch((err: Error) => {
+    throw err instanceof keys.KeysUsageError ? new UsageError(err.message) : err;
+  });
+  return { keys, ...target };
+}
+
+/** A refusal of the keys module that is the caller's to fix (exit 2), else the error as it is. */
+async function usageOf<T>(work: () => Promise<T>): Promise<T> {
+  const { KeysUsageError } = await import('./cli/keys.ts');
+  return Promise.resolve()
+    .then(work)
+    .catch((err: Error) => {
+      throw err instanceof KeysUsageError ? new UsageError(err.message) : err;
+    });
+}
+
+const keys = program
+  .command('keys')
+  .description("API keys, in the production's table with AWS credentials, or in the running local stack");
+withTable(
+  keys
+    .command('create')
+    .description('make a key for a tenant; it is printed once, only its SHA-256 is stored')
+    .requiredOption('--tenant <tenant>', 'the tenant the key acts for (lowercase letters, digits, -)')
+    .option('--scopes <a,b>', 'comma-separated scopes (default: every scope)')
+    .option('--name <name>', 'a label for the key, e.g. "comp team"'),
+).action(async (o: TableFlags & { tenant: string; scopes?: string; name?: string }) => {
+  const { keys: k, store, where } = await keyTable(o);
+  const created = await usageOf(() =>
+    k.createKey(store, {
+      tenant: o.tenant,
+      scopes: k.parseScopes(o.scopes),
+      ...(o.name !== undefined && { name: o.name }),
+    }),
+  );
+  print(created, () => created.key);
+  if (!json())
+    process.stderr.write(
+      `key ${created.id} for tenant "${created.tenant}" (${created.scopes.join(', ')}) in ${where}.\nIt is shown once: only its hash is stored.\n`,
+    );
+});
+withTable(
+  keys
+    .command('list')
+    .description('the keys (their ids, never the keys), of one tenant or all')
+    .option('--tenant <tenant>', 'only this tenant'),
+).action(async (o: TableFlags & { tenant?: string }) => {
+  const { keys: k, store } = await keyTable(o);
+  const list = (await store.listApiKeys(o.tenant)).map(k.keyView);
+  print(
+    { keys: list },
+    () =>
+      list
+        .map(
+          (key) =>
+            `${key.id}  ${key.tenant}  ${key.scopes.join(',')}  ${key.name}  ${key.createdAt}${key.revokedAt ? `  revoked ${key.revokedAt}` : ''}`,
+        )
+        .join('\n') || '(no keys)',
+  );
+});
+withTable(
+  keys
+    .command('revoke')
+    .description('revoke a key by its id (keys list) or by the key itself; it then answers 401')
+    .argument('<id>', 'the key id (12 hex digits) or the key (fc_...)'),
+).action(async (id: string, o: TableFlags) => {
+  const { keys: k, store } = await keyTable(o);
+  const revoked = k.keyView(await usageOf(() => k.revokeKey(store, id)));
+  print(
+    revoked,
+    () =>
+      `${revoked.id} revoked at ${revoked.revokedAt}: the API refuses it with 401 within ${k.KEY_CACHE_MS / 1000} s (each API process trusts a key it has looked up that long)`,
+  );
+});
+
 // ---- run ------------------------------------------------------------------------------------------------
 
 function fail(message: string, code: number): never {
@@ -542,6 +656,10 @@ try {
         `${JSON.stringify({ error: { status: err.status, code: err.code, message: err.message, details: err.details } })}\n`,
       );
     process.stderr.write(`framecast: ${err.code}: ${err.message} (HTTP ${err.status})\n`);
+    if (err.status === 401)
+      process.stderr.write(
+        'framecast: the key comes from --api-key, FRAMECAST_API_KEY or the profile file; a revoked key needs a new one (framecast keys create)\n',
+      );
     process.exit(1);
   }
   if (err instanceof FramecastNetworkError) fail(`cannot reach the API: ${err.message}`, 1);

@@ -123,7 +123,11 @@ export interface RequestOptions {
   readonly signal?: AbortSignal;
 }
 
-const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+/**
+ * Throttling and every 5xx: a 500 too, since the API answers one for a fault of a dependency (a DynamoDB
+ * or S3 hiccup past the SDK's own retries) as well as for a bug; only requests safe to repeat are retried.
+ */
+const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
 /**
  * Creates whose Idempotency-Key the API honours (same key and body: the first answer), so a create whose
  * answer was lost may be sent again. The others get a key too, for when the API honours it, but no retry:

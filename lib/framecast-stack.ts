@@ -119,7 +119,7 @@ export class FramecastStack extends Stack {
     output(
       'TableName',
       storage.table.tableName,
-      'DynamoDB table: set FRAMECAST_TABLE to it for bin/admin.ts',
+      'DynamoDB table: framecast keys --table (or FRAMECAST_TABLE) makes API keys in it',
     );
     output('BucketName', storage.bucket.bucketName, 'S3 bucket of the frames and manifests');
     output(

@@ -1,3 +1,5 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type AwsRequest, createClients } from '../functions/adapters/clients.ts';
 import { clearKeyCache } from '../functions/api/http.ts';
@@ -22,6 +24,13 @@ export const LOCAL_MODELS = ['reference', 'reference-window'] as const;
 
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
+/** What a running local stack writes to its connection file (`.framecast/local.json` under `npm run dev`). */
+export interface LocalConnectionFile {
+  readonly apiUrl: string;
+  readonly dynamodb: { readonly endpoint: string; readonly region: string; readonly table: string };
+  readonly pid: number;
+}
+
 export interface LocalStackOptions {
   /** Keep data here between runs; omitted, everything lives in memory and a temp dir. */
   readonly dataDir?: string;
@@ -43,6 +52,11 @@ export interface LocalStackOptions {
   readonly env?: Record<string, string>;
   /** Told of every AWS request the stack's clients make (API, fan-out, worker): the benchmark counts them. */
   readonly onAwsRequest?: (request: AwsRequest) => void;
+  /**
+   * Write where the stack runs here while it does (API URL, DynamoDB Local's endpoint and the table), for
+   * `framecast keys` to find it; removed on stop. `npm run dev` writes `.framecast/local.json`.
+   */
+  readonly connectionFile?: string;
 }
 
 export interface LocalStack {
@@ -154,6 +168,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const apiKey = await ensureKey(app, options.devApiKey);
     if (options.dataDir) await resumeUnfinishedJobs(app);
+    if (options.connectionFile) {
+      const file = options.connectionFile;
+      const connection: LocalConnectionFile = {
+        apiUrl: gateway.url,
+        dynamodb: {
+          endpoint: emulators.env.AWS_ENDPOINT_URL_DYNAMODB!,
+          region: emulators.env.AWS_REGION!,
+          table: emulators.resources.table,
+        },
+        pid: process.pid,
+      };
+      await mkdir(dirname(file), { recursive: true });
+      await writeFile(file, `${JSON.stringify(connection, null, 2)}\n`);
+      cleanup.push(() => rm(file, { force: true }));
+    }
     return {
       url: gateway.url,
       apiKey,

@@ -86,6 +86,8 @@ export async function uploadSequence(
 export interface DownloadResult {
   readonly job: string;
   readonly dir: string;
+  /** The job's status when the download ended. */
+  readonly status: Job['status'];
   /** Frames of the job stored (succeeded). */
   readonly frames: number;
   readonly downloaded: number;
@@ -94,6 +96,11 @@ export interface DownloadResult {
   readonly bytes: number;
   /** Frames that have no file to download (failed, canceled or not done yet). */
   readonly notStored: number[];
+  /**
+   * What each file was checked against: the job's manifest.json once the job has ended and the manifest
+   * is there, else the frames listing (a running job, or a job canceled before any frame ran).
+   */
+  readonly verifiedAgainst: 'manifest' | 'listing';
 }
 
 /** The file name a frame is stored under (`EP101_SH040.1001.png`), from its key or the shot. */
@@ -109,74 +116,222 @@ async function hashOf(path: string): Promise<{ sha256: string; size: number } | 
   return sha256File(path);
 }
 
+const TERMINAL: ReadonlySet<Job['status']> = new Set(['succeeded', 'failed', 'canceled']);
+
+interface Expected {
+  readonly sha256: string;
+  readonly size?: number;
+}
+
+/**
+ * The SHA-256 and size of each stored frame by the job's manifest.json, written when the job ended; undefined
+ * while the job runs or when it has none (a job canceled before its frames ran).
+ */
+async function manifestOf(
+  api: FramecastClient,
+  job: Job,
+  get: typeof fetch,
+): Promise<Map<number, Expected> | undefined> {
+  if (!TERMINAL.has(job.status)) return undefined;
+  const { manifest } = await api.listFrames(job.id, { limit: 1 });
+  if (!manifest) return undefined;
+  const res = await get(manifest.url);
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  if (!res.ok) throw new Error(`job ${job.id}: the manifest answered ${res.status}`);
+  const body = (await res.json()) as {
+    frames?: { frame: number; status: string; sha256?: string; size?: number }[];
+  };
+  const out = new Map<number, Expected>();
+  for (const f of body.frames ?? [])
+    if (f.status === 'succeeded' && f.sha256)
+      out.set(f.frame, { sha256: f.sha256, ...(f.size !== undefined && { size: f.size }) });
+  return out;
+}
+
+interface TransferOptions {
+  concurrency?: number;
+  progress?: Progress;
+  fetch?: typeof fetch;
+}
+
+/**
+ * One pass over a job's stored frames: each file whose SHA-256 is not the expected one is fetched to
+ * `<name>.part`, verified, then renamed, so an interrupted run leaves no wrong file under a frame's name.
+ * `known` holds what this process has verified already (sync's later passes hash nothing again).
+ */
+async function transferFrames(
+  job: Job,
+  stored: readonly Frame[],
+  expectedOf: (frame: Frame) => Expected,
+  dir: string,
+  known: Map<string, string>,
+  options: TransferOptions & { onFirstSeen?: () => void },
+): Promise<{ downloaded: number; skipped: number; bytes: number }> {
+  await mkdir(dir, { recursive: true });
+  const limit = pLimit(options.concurrency ?? 8);
+  const get = options.fetch ?? fetch;
+  let downloaded = 0;
+  let skipped = 0;
+  let bytes = 0;
+  await Promise.all(
+    stored.map((frame) =>
+      limit(async () => {
+        const path = join(dir, frameName(job, frame));
+        const expected = expectedOf(frame);
+        const seen = known.has(path);
+        const have = known.get(path) ?? (await hashOf(path))?.sha256;
+        if (have === expected.sha256) {
+          known.set(path, have);
+          if (!seen) {
+            skipped++;
+            options.onFirstSeen?.();
+          }
+          return;
+        }
+        const part = `${path}.part`;
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const res = await get(frame.url!);
+            if (!res.ok || !res.body)
+              throw new Error(`frame ${frame.frame}: download answered ${res.status}`);
+            const hash = createHash('sha256');
+            let size = 0;
+            const body = Readable.fromWeb(res.body as ReadableStream<Uint8Array>);
+            body.on('data', (chunk: Buffer) => {
+              hash.update(chunk);
+              size += chunk.length;
+            });
+            await pipeline(body, createWriteStream(part));
+            const sha256 = hash.digest('hex');
+            if (sha256 !== expected.sha256 || (expected.size !== undefined && size !== expected.size))
+              throw new VerifyError(
+                `frame ${frame.frame}: got SHA-256 ${sha256} (${size} bytes), expected ${expected.sha256}${expected.size !== undefined ? ` (${expected.size} bytes)` : ''}`,
+              );
+            await rename(part, path);
+            known.set(path, sha256);
+            bytes += size;
+            downloaded++;
+            if (!seen) options.onFirstSeen?.();
+            return;
+          } catch (err) {
+            await unlink(part).catch(() => undefined);
+            if (attempt >= 3) throw err;
+            await new Promise((ok) => setTimeout(ok, Math.random() * 200 * 2 ** attempt));
+          }
+        }
+      }),
+    ),
+  );
+  return { downloaded, skipped, bytes };
+}
+
+/** A file that does not match what the job recorded for it, after the retries. */
+export class VerifyError extends Error {}
+
+/** The frames of a job that have a file, and what each must hash to (manifest first, else the listing). */
+async function storedFrames(api: FramecastClient, job: Job, get: typeof fetch) {
+  const frames = await api.allFrames(job.id);
+  const stored = frames.filter((f) => f.status === 'succeeded' && f.url && f.sha256);
+  const notStored = frames.filter((f) => !stored.includes(f)).map((f) => f.frame);
+  const manifest = await manifestOf(api, job, get);
+  for (const f of stored) {
+    const recorded = manifest?.get(f.frame);
+    if (manifest && recorded?.sha256 !== f.sha256)
+      throw new VerifyError(
+        `frame ${f.frame}: the listing says SHA-256 ${f.sha256}, the manifest ${recorded?.sha256 ?? 'nothing'}`,
+      );
+  }
+  return {
+    stored,
+    notStored,
+    verifiedAgainst: manifest ? ('manifest' as const) : ('listing' as const),
+    expectedOf: (f: Frame): Expected => manifest?.get(f.frame) ?? { sha256: f.sha256! },
+  };
+}
+
 /**
  * Downloads a job's frames into `dir` under their sequence names, in parallel. A file already there with
- * the listing's SHA-256 is kept; anything else is fetched to `<name>.part`, verified, then renamed, so an
- * interrupted run leaves no wrong file under a frame's name and the next run fetches only what is missing.
+ * the expected SHA-256 is kept; the next run after an interruption fetches only what is missing or wrong.
  */
 export async function downloadJob(
   api: FramecastClient,
   jobId: string,
   dir: string,
-  options: { concurrency?: number; progress?: Progress; fetch?: typeof fetch } = {},
+  options: TransferOptions = {},
 ): Promise<DownloadResult> {
-  const job = await api.getJob(jobId);
-  const frames = await api.allFrames(jobId);
-  const stored = frames.filter((f) => f.status === 'succeeded' && f.url && f.sha256);
-  const notStored = frames.filter((f) => !stored.includes(f)).map((f) => f.frame);
-  await mkdir(dir, { recursive: true });
-  const limit = pLimit(options.concurrency ?? 8);
-  const progress = options.progress ?? noProgress;
   const get = options.fetch ?? fetch;
-  let downloaded = 0;
-  let skipped = 0;
-  let bytes = 0;
+  const job = await api.getJob(jobId);
+  const { stored, notStored, verifiedAgainst, expectedOf } = await storedFrames(api, job, get);
+  const progress = options.progress ?? noProgress;
   progress.start(stored.length);
   try {
-    await Promise.all(
-      stored.map((frame) =>
-        limit(async () => {
-          const path = join(dir, frameName(job, frame));
-          if ((await hashOf(path))?.sha256 === frame.sha256) {
-            skipped++;
-            progress.tick();
-            return;
-          }
-          const part = `${path}.part`;
-          for (let attempt = 1; ; attempt++) {
-            try {
-              const res = await get(frame.url!);
-              if (!res.ok || !res.body)
-                throw new Error(`frame ${frame.frame}: download answered ${res.status}`);
-              const hash = createHash('sha256');
-              let size = 0;
-              const body = Readable.fromWeb(res.body as ReadableStream<Uint8Array>);
-              body.on('data', (chunk: Buffer) => {
-                hash.update(chunk);
-                size += chunk.length;
-              });
-              await pipeline(body, createWriteStream(part));
-              const sha256 = hash.digest('hex');
-              if (sha256 !== frame.sha256)
-                throw new Error(
-                  `frame ${frame.frame}: SHA-256 ${sha256} is not the listing's ${frame.sha256}`,
-                );
-              await rename(part, path);
-              bytes += size;
-              downloaded++;
-              progress.tick();
-              return;
-            } catch (err) {
-              await unlink(part).catch(() => undefined);
-              if (attempt >= 3) throw err;
-              await new Promise((ok) => setTimeout(ok, Math.random() * 200 * 2 ** attempt));
-            }
-          }
-        }),
-      ),
-    );
+    const r = await transferFrames(job, stored, expectedOf, dir, new Map(), {
+      ...options,
+      onFirstSeen: () => progress.tick(),
+    });
+    return { job: jobId, dir, status: job.status, frames: stored.length, ...r, notStored, verifiedAgainst };
   } finally {
     progress.stop();
   }
-  return { job: jobId, dir, frames: stored.length, downloaded, skipped, bytes, notStored };
+}
+
+export interface SyncResult extends DownloadResult {
+  /** Listings read: one per poll while the job ran, and the last after it ended. */
+  readonly passes: number;
+}
+
+/**
+ * Keeps `dir` up to date while the job runs: each poll downloads the frames stored since (and any whose
+ * file changed), verified; once the job has ended, a last pass verifies against the manifest. The bar
+ * counts the job's frames in the folder.
+ */
+export async function syncJob(
+  api: FramecastClient,
+  jobId: string,
+  dir: string,
+  options: TransferOptions & { intervalMs?: number; sleep?: (ms: number) => Promise<void> } = {},
+): Promise<SyncResult> {
+  const get = options.fetch ?? fetch;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((ok) => setTimeout(ok, ms)));
+  const progress = options.progress ?? noProgress;
+  const known = new Map<string, string>();
+  const totals = { downloaded: 0, skipped: 0, bytes: 0 };
+  let passes = 0;
+  let started = false;
+  try {
+    for (;;) {
+      const job = await api.getJob(jobId);
+      if (!started) {
+        progress.start(job.frames.total);
+        started = true;
+      }
+      const ended = TERMINAL.has(job.status);
+      const { stored, notStored, verifiedAgainst, expectedOf } = await storedFrames(api, job, get);
+      const r = await transferFrames(job, stored, expectedOf, dir, known, {
+        ...options,
+        onFirstSeen: () => progress.tick(),
+      });
+      passes++;
+      totals.downloaded += r.downloaded;
+      totals.skipped += r.skipped;
+      totals.bytes += r.bytes;
+      if (ended)
+        return {
+          job: jobId,
+          dir,
+          status: job.status,
+          frames: stored.length,
+          ...totals,
+          notStored,
+          verifiedAgainst,
+          passes,
+        };
+      await sleep(options.intervalMs ?? 1000);
+    }
+  } finally {
+    progress.stop();
+  }
 }

@@ -9,6 +9,13 @@ export const API_KEY_PATTERN = /^fc_[A-Za-z0-9_-]{16,128}$/;
 
 export const hashApiKey = (key: string): string => createHash('sha256').update(key, 'utf8').digest('hex');
 
+/**
+ * A key's short id, what `framecast keys list` shows and `keys revoke` takes: the first 12 hex digits
+ * (48 bits) of its hash. It names a key without being one, and cannot be turned back into it.
+ */
+export const keyIdOf = (hash: string): string => hash.slice(0, 12);
+export const KEY_ID_PATTERN = /^[0-9a-f]{12}$/;
+
 /** Who is calling: the tenant the key is bound to and what it may do. */
 export interface Caller {
   readonly tenant: string;

@@ -230,7 +230,14 @@ export const FrameResponse = z
 export type FrameResponse = z.output<typeof FrameResponse>;
 
 export const FrameList = z
-  .object({ frames: z.array(FrameResponse), nextCursor: z.string().optional() })
+  .object({
+    frames: z.array(FrameResponse),
+    nextCursor: z.string().optional(),
+    manifest: z.object({ url: z.url(), expiresAt: z.iso.datetime() }).optional().meta({
+      description:
+        "Once the job has ended: a presigned URL of its manifest.json (request, model, each frame's seed, sha256 and size). Written when the last frame finishes; a job canceled before it ran may have none (the URL then answers 404)",
+    }),
+  })
   .meta({ id: 'FrameList' });
 
 export const FrameListQuery = z.strictObject({

@@ -3,12 +3,13 @@ import type { JobStore } from '../adapters/store/jobs.ts';
 import type { AssetRecord } from '../core/assets.ts';
 import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, invalid, notFound } from '../core/errors.ts';
-import { frameSeed, jobPrefix, randomSeed } from '../core/frames.ts';
+import { frameSeed, jobPrefix, manifestKey, randomSeed } from '../core/frames.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
 import { firstUncovered } from '../core/inputs.ts';
 import type { PlanMessage } from '../core/messages.ts';
 import type { EventRecord, JobInputRecord, JobRecord, JobWindows } from '../core/model.ts';
 import { type FrameResponse, type JobRequest, type JobStatus, jobRequestSchema } from '../core/schemas.ts';
+import { isTerminalJob } from '../core/state.ts';
 import { parse } from '../core/validation.ts';
 import { toFrameResponse, toJobResponse } from '../core/views.ts';
 import { jobWindowSpec } from '../core/windows.ts';
@@ -263,6 +264,15 @@ export class JobService {
         frames.push(view);
       }
     }
-    return { frames, ...(to < job.frames.end && { nextCursor: encodeCursor(String(to + 1)) }) };
+    // The manifest is written as the job ends: a download verifies against it (bin/cli/transfer.ts).
+    const manifest =
+      isTerminalJob(job.status) && this.deps.presign
+        ? await this.deps.presign(manifestKey(tenant, job.shot, job.id))
+        : undefined;
+    return {
+      frames,
+      ...(to < job.frames.end && { nextCursor: encodeCursor(String(to + 1)) }),
+      ...(manifest && { manifest: { url: manifest.url, expiresAt: manifest.expiresAt.toISOString() } }),
+    };
   }
 }

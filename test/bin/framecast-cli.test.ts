@@ -1,11 +1,13 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FramecastClient, type Job } from '../../client/index.ts';
+import { type FramecastApiError, FramecastClient, type Job } from '../../client/index.ts';
+import { clearKeyCache } from '../../functions/api/http.ts';
+import { manifestKey } from '../../functions/core/frames.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { pngFrame, sha256Hex } from '../support/images.ts';
 
@@ -54,9 +56,14 @@ async function runJson<T = Record<string, unknown>>(args: string[], expectCode =
 }
 
 beforeAll(async () => {
-  stack = await startLocalStack({ worker: { retryBaseMs: 5 }, referenceModel: { failFrames: [3] } });
-  api = new FramecastClient({ baseUrl: stack.url, apiKey: stack.apiKey });
   work = mkdtempSync(join(tmpdir(), 'framecast-cli-'));
+  stack = await startLocalStack({
+    worker: { retryBaseMs: 5 },
+    referenceModel: { failFrames: [3] },
+    // Where `framecast keys` finds the stack, as `npm run dev` writes it, under the CLI's working folder.
+    connectionFile: join(work, '.framecast', 'local.json'),
+  });
+  api = new FramecastClient({ baseUrl: stack.url, apiKey: stack.apiKey });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -92,7 +99,7 @@ describe('framecast submit --wait and download', () => {
 
     const dir = join(work, 'out', 'CLI_SH010');
     const first = await runJson(['download', job.id, '--out', dir]);
-    expect(first).toMatchObject({ frames: 12, downloaded: 12, skipped: 0 });
+    expect(first).toMatchObject({ frames: 12, downloaded: 12, skipped: 0, verifiedAgainst: 'manifest' });
     expect(await verifyDir(dir, job)).toBe(12);
 
     const second = await runJson(['download', job.id, '--out', dir]);
@@ -108,6 +115,39 @@ describe('framecast submit --wait and download', () => {
     expect(resumed).toMatchObject({ frames: 12, downloaded: 3, skipped: 9 });
     expect(await verifyDir(dir, job)).toBe(12);
     expect((await readdir(dir)).filter((n) => n.endsWith('.part'))).toEqual([]);
+  });
+
+  it('checks each file against the manifest of an ended job, and refuses one the manifest disagrees with', async () => {
+    const job = await api.createJob({
+      shot: 'CLI_MANIFEST',
+      prompt: 'p',
+      frames: { start: 1001, end: 1003 },
+      width: 64,
+      height: 64,
+    });
+    const done = await api.waitForJob(job.id, { intervalMs: 100 });
+    const key = manifestKey('dev', done.shot, done.id);
+    const manifest = JSON.parse(Buffer.from((await stack.app.frameStore.getFile(key))!).toString()) as {
+      frames: { frame: number; sha256: string }[];
+    };
+    expect(manifest.frames.map((f) => f.frame)).toEqual([1001, 1002, 1003]);
+    // A manifest that records another hash for frame 1002 than the listing: the download stops, naming both.
+    await stack.app.frameStore.putJson(key, {
+      ...manifest,
+      frames: manifest.frames.map((f) => (f.frame === 1002 ? { ...f, sha256: '0'.repeat(64) } : f)),
+    });
+    const refused = await run(['download', done.id, '--out', join(work, 'out', 'CLI_MANIFEST')]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `frame 1002: the listing says SHA-256 ${manifest.frames[1]!.sha256}, the manifest ${'0'.repeat(64)}`,
+    );
+    // Without a manifest (removed here; a job canceled before it ran has none) the listing is used.
+    await stack.app.frameStore.delete(key);
+    expect(await runJson(['download', done.id, '--out', join(work, 'out', 'CLI_MANIFEST')])).toMatchObject({
+      frames: 3,
+      downloaded: 3,
+      verifiedAgainst: 'listing',
+    });
   });
 
   it('exits 1 with the job when it fails, and names the failed frames', async () => {
@@ -164,6 +204,63 @@ describe('framecast download, interrupted', () => {
     const resumed = await runJson(['download', job.id, '--out', dir]);
     expect(resumed).toMatchObject({ frames: 96, downloaded: 96 - kept, skipped: kept });
     expect(await verifyDir(dir, await api.getJob(job.id))).toBe(96);
+  });
+});
+
+describe('framecast sync', () => {
+  it('fills the folder while the job runs and ends with it, every stored frame verified', async () => {
+    const job = await api.createJob({
+      shot: 'CLI_SYNC',
+      prompt: 'p',
+      frames: { start: 1001, end: 3000 },
+      width: 64,
+      height: 64,
+    });
+    const dir = join(work, 'out', 'CLI_SYNC');
+    const syncing = run(['--json', 'sync', job.id, '--out', dir, '--interval', '100']);
+    const pngs = async () => (await readdir(dir).catch(() => [])).filter((n) => n.endsWith('.png')).length;
+    while ((await pngs()) < 2) await new Promise((ok) => setTimeout(ok, 20));
+    // Frames were in the folder while the job still ran: canceling it now succeeds.
+    expect((await api.cancelJob(job.id)).status).toBe('canceled');
+    const r = await syncing;
+    expect(r.code, r.stderr).toBe(1);
+    const summary = JSON.parse(r.stdout) as {
+      frames: number;
+      downloaded: number;
+      status: string;
+      passes: number;
+    };
+    expect(summary.status).toBe('canceled');
+    expect(summary.passes).toBeGreaterThan(1);
+    const stored = (await api.allFrames(job.id)).filter((f) => f.status === 'succeeded');
+    expect(summary.frames).toBe(stored.length);
+    expect(summary.downloaded).toBe(stored.length);
+    for (const f of stored)
+      expect(sha256Hex(await readFile(join(dir, `CLI_SYNC.${f.frame}.png`))), `frame ${f.frame}`).toBe(
+        f.sha256,
+      );
+    expect(await pngs()).toBe(stored.length);
+  });
+
+  it('on an ended job, checks what is there against the manifest and fetches nothing more', async () => {
+    const job = await api.createJob({
+      shot: 'CLI_SYNC2',
+      prompt: 'p',
+      frames: { start: 1001, end: 1004 },
+      width: 64,
+      height: 64,
+    });
+    await api.waitForJob(job.id, { intervalMs: 100 });
+    const dir = join(work, 'out', 'CLI_SYNC2');
+    expect(await runJson(['download', job.id, '--out', dir])).toMatchObject({ downloaded: 4 });
+    expect(await runJson(['sync', job.id, '--out', dir])).toMatchObject({
+      status: 'succeeded',
+      frames: 4,
+      downloaded: 0,
+      skipped: 4,
+      passes: 1,
+      verifiedAgainst: 'manifest',
+    });
   });
 });
 
@@ -301,5 +398,153 @@ describe('framecast usage and connection', () => {
     });
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toContain('unauthorized');
+  });
+});
+
+describe('framecast keys', () => {
+  interface Created {
+    key: string;
+    id: string;
+    tenant: string;
+    scopes: string[];
+  }
+
+  it('makes a key in the running local stack that works, sees only its tenant, and lists by id', async () => {
+    const created = await runJson<Created>([
+      'keys',
+      'create',
+      '--tenant',
+      'cli-studio',
+      '--scopes',
+      'jobs:read,jobs:write',
+      '--name',
+      'comp team',
+    ]);
+    expect(created).toMatchObject({ tenant: 'cli-studio', scopes: ['jobs:read', 'jobs:write'] });
+    expect(created.key).toMatch(/^fc_[A-Za-z0-9_-]{43}$/);
+    expect(created.id).toMatch(/^[0-9a-f]{12}$/);
+
+    // The human form prints the key alone on stdout, for KEY=$(framecast keys create ...).
+    const human = await run(['keys', 'create', '--tenant', 'cli-other']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/^fc_[A-Za-z0-9_-]{43}\n$/);
+    expect(human.stderr).toContain('shown once');
+
+    const theirs = await api.createJob({
+      shot: 'CLI_KEYS',
+      prompt: 'p',
+      frames: { start: 1, end: 1 },
+      width: 64,
+      height: 64,
+    });
+    const withKey = (args: string[]) => run(['--json', ...args], { FRAMECAST_API_KEY: created.key });
+    const mine = await withKey([
+      'submit',
+      '--shot',
+      'CLI_KEYS',
+      '--prompt',
+      'p',
+      '--frames',
+      '1-2',
+      '--size',
+      '64x64',
+    ]);
+    expect(mine.code, mine.stderr).toBe(0);
+    const myJob = JSON.parse(mine.stdout) as Job;
+    const listed = JSON.parse((await withKey(['list', '--shot', 'CLI_KEYS'])).stdout) as { jobs: Job[] };
+    expect(listed.jobs.map((j) => j.id)).toEqual([myJob.id]);
+    const other = await withKey(['status', theirs.id]);
+    expect(other.code).toBe(1);
+    expect(JSON.parse(other.stdout)).toMatchObject({ error: { status: 404, code: 'not_found' } });
+    // The key has no webhooks:manage scope.
+    expect(JSON.parse((await withKey(['webhooks', 'list'])).stdout)).toMatchObject({
+      error: { status: 403 },
+    });
+
+    const all = await runJson<{ keys: Record<string, unknown>[] }>(['keys', 'list']);
+    expect(all.keys.map((k) => k.id)).toContain(created.id);
+    const studio = await runJson<{ keys: Record<string, unknown>[] }>([
+      'keys',
+      'list',
+      '--tenant',
+      'cli-studio',
+    ]);
+    expect(studio.keys).toEqual([
+      expect.objectContaining({ id: created.id, tenant: 'cli-studio', name: 'comp team' }),
+    ]);
+    // Neither the key nor its hash is ever listed.
+    expect(JSON.stringify(all)).not.toContain(created.key);
+    expect(studio.keys[0]).not.toHaveProperty('hash');
+  });
+
+  it('revokes a key by id or by the key, after which the API answers a clear 401', async () => {
+    const created = await runJson<Created>(['keys', 'create', '--tenant', 'cli-revoked']);
+    const used = new FramecastClient({ baseUrl: stack.url, apiKey: created.key });
+    expect((await used.listJobs()).jobs).toEqual([]);
+
+    const revoked = await runJson<{ id: string; revokedAt: string }>(['keys', 'revoke', created.id]);
+    expect(revoked).toMatchObject({ id: created.id, revokedAt: expect.any(String) });
+    expect(await runJson(['keys', 'list', '--tenant', 'cli-revoked'])).toMatchObject({
+      keys: [{ id: created.id, revokedAt: revoked.revokedAt }],
+    });
+    // The API process trusted the key it had looked up for KEY_CACHE_MS; the cache running out is this.
+    clearKeyCache();
+    const refused = await run(['list'], { FRAMECAST_API_KEY: created.key });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('unauthorized: missing, unknown or revoked API key (HTTP 401)');
+    expect(refused.stderr).toContain('a revoked key needs a new one');
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+    await expect(used.listJobs()).rejects.toMatchObject({ status: 401 } satisfies Partial<FramecastApiError>);
+
+    // A key never used is refused at once; revoking by the key itself works too, and twice is harmless.
+    const second = await runJson<Created>(['keys', 'create', '--tenant', 'cli-revoked']);
+    expect((await run(['keys', 'revoke', second.key])).code).toBe(0);
+    expect(await runJson(['keys', 'revoke', second.key])).toMatchObject({ id: second.id });
+    expect((await run(['list'], { FRAMECAST_API_KEY: second.key })).code).toBe(1);
+  });
+
+  it('finds a table by --table or FRAMECAST_TABLE with the standard AWS settings, as for a deployed stack', async () => {
+    const aws = {
+      AWS_REGION: stack.env.AWS_REGION,
+      AWS_ACCESS_KEY_ID: stack.env.AWS_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: stack.env.AWS_SECRET_ACCESS_KEY,
+      AWS_ENDPOINT_URL_DYNAMODB: stack.env.AWS_ENDPOINT_URL_DYNAMODB,
+    };
+    const elsewhere = join(work, 'elsewhere');
+    await mkdir(elsewhere, { recursive: true });
+    const byEnv = await run(['--json', 'keys', 'create', '--tenant', 'cli-deployed', '--local', elsewhere], {
+      ...aws,
+      FRAMECAST_TABLE: stack.env.FRAMECAST_TABLE,
+    });
+    expect(byEnv.code, byEnv.stderr).toBe(0);
+    const { key } = JSON.parse(byEnv.stdout) as Created;
+    expect((await new FramecastClient({ baseUrl: stack.url, apiKey: key }).listJobs()).jobs).toEqual([]);
+    const byFlag = await run(
+      ['--json', 'keys', 'list', '--tenant', 'cli-deployed', '--table', stack.env.FRAMECAST_TABLE!],
+      aws,
+    );
+    expect(JSON.parse(byFlag.stdout).keys).toHaveLength(1);
+
+    // No table and no local stack here: a usage error that says where a table comes from.
+    const none = await run(['keys', 'list', '--local', elsewhere]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('--table');
+    // The file of a stack killed without its stop: said so, rather than a connection refused.
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    await writeFile(
+      join(elsewhere, 'local.json'),
+      JSON.stringify({
+        apiUrl: 'http://127.0.0.1:9',
+        dynamodb: { endpoint: 'http://127.0.0.1:9', region: 'us-east-1', table: 'framecast-local' },
+        pid: gone,
+      }),
+    );
+    const stale = await run(['keys', 'list', '--local', elsewhere]);
+    expect(stale.code).toBe(2);
+    expect(stale.stderr).toContain(`(process ${gone}) is not running`);
+    const badScope = await run(['keys', 'create', '--tenant', 'x', '--scopes', 'jobs:admin']);
+    expect(badScope.code).toBe(2);
+    expect(badScope.stderr).toContain('unknown jobs:admin');
+    expect((await run(['keys', 'revoke', 'nonsense'])).code).toBe(2);
   });
 });

@@ -80,6 +80,15 @@ describe('FramecastClient', () => {
     expect(sleeps[2]).toBeLessThanOrEqual(800);
   });
 
+  it('retries a GET answered 500, as any 5xx', async () => {
+    const { api, seen } = scripted([
+      json(500, { error: { code: 'internal', message: 'internal error' } }),
+      json(200, job),
+    ]);
+    await expect(api.getJob('job_1')).resolves.toEqual(job);
+    expect(seen).toHaveLength(2);
+  });
+
   it('gives up after 5 attempts with the last answer as a typed error', async () => {
     const { api, seen } = scripted(
       Array.from({ length: 5 }, () => json(502, { error: { code: 'bad_gateway', message: 'upstream' } })),

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BODY_BYTES } from '../../functions/api/http.ts';
 import type { AssetResponse, AssetUploads } from '../../functions/core/assets.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { client } from '../support/api.ts';
 import { entry, plate, put, uploadAll } from '../support/assets.ts';
-import { client } from '../support/client.ts';
 import { exrFile, jpegFrame, pngFrame, sha256Hex } from '../support/images.ts';
 
 let stack: LocalStack;
@@ -38,12 +38,11 @@ async function storedKeys(tenant: string): Promise<string[]> {
   return (out.Contents ?? []).map((o) => o.Key!).sort();
 }
 
-const create = (api: Api, body: unknown) => api.call<AssetUploads & ErrorBody>('POST', '/v1/assets', body);
+const create = (api: Api, body: unknown) => api.createAsset<AssetUploads & ErrorBody>(body);
 const addFiles = (api: Api, id: string, files: unknown) =>
-  api.call<AssetUploads & ErrorBody>('POST', `/v1/assets/${id}/files`, { files });
-const complete = (api: Api, id: string) =>
-  api.call<AssetResponse & ErrorBody>('POST', `/v1/assets/${id}/complete`);
-const get = (api: Api, id: string) => api.call<AssetResponse & ErrorBody>('GET', `/v1/assets/${id}`);
+  api.addAssetFiles<AssetUploads & ErrorBody>(id, { files });
+const complete = (api: Api, id: string) => api.completeAsset<AssetResponse & ErrorBody>(id);
+const get = (api: Api, id: string) => api.getAsset<AssetResponse & ErrorBody>(id);
 
 describe('a plate sequence', () => {
   it('is uploaded, completed with its size, and uploaded again: nothing is transferred the second time', async () => {
@@ -246,12 +245,12 @@ describe('a 10,000-frame sequence', () => {
     const bodies = [JSON.stringify(first), ...pages.slice(1).map((files) => JSON.stringify({ files }))];
     for (const body of bodies) expect(Buffer.byteLength(body)).toBeLessThan(MAX_BODY_BYTES);
 
-    const created = await create(api, bodies[0]);
+    const created = await create(api, JSON.parse(bodies[0]!));
     expect(created.status).toBe(201);
     expect(created.body.uploads).toHaveLength(1000);
     expect(created.body.files).toEqual({ total: 10_000, announced: 1000 });
     for (const body of bodies.slice(1)) {
-      const page = await api.call<AssetUploads>('POST', `/v1/assets/${created.body.id}/files`, body);
+      const page = await api.addAssetFiles<AssetUploads>(created.body.id, JSON.parse(body));
       expect(page.status).toBe(200);
       expect(page.body.uploads).toHaveLength(1000); // this page's files only
     }
@@ -297,7 +296,7 @@ describe('hostile asset requests', () => {
       expect(r.status, name).toBe(400);
       expect(r.body.error.message, name).toMatch(new RegExp(`^${field.replaceAll('.', '\\.')}:`));
     }
-    expect((await api.call<{ assets: unknown[] }>('GET', '/v1/assets')).body.assets).toEqual([]);
+    expect((await api.listAssets<{ assets: unknown[] }>()).body.assets).toEqual([]);
 
     // Bytes that are not the announced content never land, whatever the client claims.
     const claimedBytes = Buffer.from(png);
@@ -323,18 +322,18 @@ describe('hostile asset requests', () => {
     const before = (await get(owner, asset.body.id)).body;
     const id = asset.body.id;
     const attempts = [
-      await other.call<ErrorBody>('GET', `/v1/assets/${id}`),
-      await other.call<ErrorBody>('POST', `/v1/assets/${id}/files`, { files: [files[1]] }),
-      await other.call<ErrorBody>('POST', `/v1/assets/${id}/complete`),
-      await other.call<ErrorBody>('DELETE', `/v1/assets/${id}`),
-      await other.call<ErrorBody>('GET', '/v1/assets/ast_00000000000000000000000000'),
-      await other.call<ErrorBody>('GET', '/v1/assets/..%2F..%2Fowner'),
+      await other.getAsset<ErrorBody>(id),
+      await other.addAssetFiles<ErrorBody>(id, { files: [files[1]] }),
+      await other.completeAsset<ErrorBody>(id),
+      await other.deleteAsset<ErrorBody>(id),
+      await other.getAsset<ErrorBody>('ast_00000000000000000000000000'),
+      await other.getAsset<ErrorBody>('../../owner'),
     ];
     for (const r of attempts) {
       expect(r.status).toBe(404);
       expect(r.body.error).toMatchObject({ code: 'not_found', message: 'asset was not found' });
     }
-    expect((await other.call<{ assets: unknown[] }>('GET', '/v1/assets')).body.assets).toEqual([]);
+    expect((await other.listAssets<{ assets: unknown[] }>()).body.assets).toEqual([]);
     expect((await get(owner, id)).body).toEqual(before);
     expect(await storedKeys('owner')).toHaveLength(1);
     // Content is kept per tenant: the intruder announcing the owner's frame is asked to upload it.
@@ -349,9 +348,9 @@ describe('hostile asset requests', () => {
 
   it('need the assets scopes', async () => {
     const jobsOnly = await tenantOf('jobs-only', ['jobs:read', 'jobs:write']);
-    expect((await jobsOnly.call('GET', '/v1/assets')).status).toBe(403);
+    expect((await jobsOnly.listAssets()).status).toBe(403);
     const reader = await tenantOf('reader', ['assets:read']);
-    expect((await reader.call('GET', '/v1/assets')).status).toBe(200);
+    expect((await reader.listAssets()).status).toBe(200);
     const png = await pngFrame(8, 8);
     expect((await create(reader, { name: 'x', format: 'png', files: [entry(undefined, png)] })).status).toBe(
       403,
@@ -371,13 +370,13 @@ describe('shared content', () => {
     expect((await complete(api, ref.body.id)).status).toBe(200);
     const key = (bytes: Buffer) => `sharing/sha256/${sha256Hex(bytes)}`;
 
-    expect((await api.call('DELETE', `/v1/assets/${shot.body.id}`)).status).toBe(204);
+    expect((await api.deleteAsset(shot.body.id)).status).toBe(204);
     expect(await storedKeys('sharing')).toEqual([key(bytes[1]!)]);
     expect((await get(api, shot.body.id)).status).toBe(404);
-    expect((await api.call('DELETE', `/v1/assets/${shot.body.id}`)).status).toBe(404);
+    expect((await api.deleteAsset(shot.body.id)).status).toBe(404);
     expect((await get(api, ref.body.id)).body.status).toBe('ready');
 
-    expect((await api.call('DELETE', `/v1/assets/${ref.body.id}`)).status).toBe(204);
+    expect((await api.deleteAsset(ref.body.id)).status).toBe(204);
     expect(await storedKeys('sharing')).toEqual([]);
     // Gone content is asked for again.
     const back = await create(api, { name: 'back', format: 'png', files: [entry(undefined, bytes[0]!)] });
@@ -409,7 +408,7 @@ describe('shared content', () => {
 
     // The interrupted delete, repeated, finishes without touching the content the new asset holds.
     await uploadAll(second.body.uploads, new Map([[sha, png]]));
-    expect((await api.call('DELETE', `/v1/assets/${first.body.id}`)).status).toBe(204);
+    expect((await api.deleteAsset(first.body.id)).status).toBe(204);
     expect(await storedKeys('racing')).toEqual([`racing/sha256/${sha}`]);
     expect((await complete(api, second.body.id)).body.status).toBe('ready');
   });
@@ -430,9 +429,9 @@ describe('a delete cut short', () => {
     expect((await get(api, asset.body.id)).status).toBe(404);
     expect(await storedKeys('interrupted')).toHaveLength(3);
 
-    expect((await api.call('DELETE', `/v1/assets/${asset.body.id}`)).status).toBe(204);
+    expect((await api.deleteAsset(asset.body.id)).status).toBe(204);
     expect(await storedKeys('interrupted')).toEqual([]);
-    expect((await api.call('DELETE', `/v1/assets/${asset.body.id}`)).status).toBe(404);
+    expect((await api.deleteAsset(asset.body.id)).status).toBe(404);
   });
 });
 
@@ -452,17 +451,17 @@ describe('the asset listing', () => {
     const seen: string[] = [];
     let cursor: string | undefined;
     do {
-      const page = await api.call<{ assets: AssetResponse[]; nextCursor?: string }>(
-        'GET',
-        `/v1/assets?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
-      );
+      const page = await api.listAssets<{ assets: AssetResponse[]; nextCursor?: string }>({
+        limit: 2,
+        cursor,
+      });
       expect(page.status).toBe(200);
       seen.push(...page.body.assets.map((a) => a.id));
       cursor = page.body.nextCursor;
     } while (cursor);
     expect(seen).toEqual([...ids].reverse());
-    const ready = await api.call<{ assets: AssetResponse[] }>('GET', '/v1/assets?status=ready');
+    const ready = await api.listAssets<{ assets: AssetResponse[] }>({ status: 'ready' });
     expect(ready.body.assets.map((a) => a.id)).toEqual([ids[1]]);
-    expect((await api.call('GET', '/v1/assets?cursor=bm90IGEgY3Vyc29y')).status).toBe(400);
+    expect((await api.listAssets({ cursor: 'bm90IGEgY3Vyc29y' })).status).toBe(400);
   });
 });

@@ -8,7 +8,7 @@ import {
 import type { JobRecord } from '../../functions/core/model.ts';
 import { fanOut } from '../../functions/fanout/plan.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { eventually } from '../support/client.ts';
+import { eventually } from '../support/api.ts';
 
 let stack: LocalStack;
 

@@ -4,7 +4,7 @@ import { encodeChunk } from '../../functions/core/messages.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
 import { createWorker } from '../../functions/worker/create.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { client, eventually, isFinished } from '../support/client.ts';
+import { client, eventually, isFinished } from '../support/api.ts';
 
 const FAILING_FRAME = 13;
 let stack: LocalStack;
@@ -59,7 +59,7 @@ describe('canceling in mid-shot', () => {
   it('stops the shot: frames not started are never generated and the counts add up', async () => {
     const created = await api.createJob(shot('CANCEL_SH', 100, 199));
     await api.waitForJob(created.body.id, (j) => j.frames.succeeded >= 3);
-    const canceled = await api.cancel(created.body.id);
+    const canceled = await api.cancelJob(created.body.id);
     expect(canceled.status).toBe(200);
     expect(canceled.body.status).toBe('canceled');
 
@@ -80,7 +80,7 @@ describe('canceling in mid-shot', () => {
     expect(await storedKeys(later)).toHaveLength(succeeded);
     expect((await stack.app.events.listEvents(created.body.id)).at(-1)?.type).toBe('job.canceled');
 
-    const again = await api.cancel(created.body.id);
+    const again = await api.cancelJob(created.body.id);
     expect(again.status).toBe(200);
     expect(again.body.frames).toEqual(later.frames);
   });
@@ -88,7 +88,7 @@ describe('canceling in mid-shot', () => {
   it('refuses to cancel a finished job with 409', async () => {
     const created = await api.createJob(shot('DONE_SH', 1, 2));
     await api.waitForJob(created.body.id, isFinished);
-    const r = await api.cancel(created.body.id);
+    const r = await api.cancelJob(created.body.id);
     expect(r.status).toBe(409);
   });
 });

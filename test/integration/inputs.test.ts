@@ -5,8 +5,8 @@ import type { AssetResponse } from '../../functions/core/assets.ts';
 import { readProvenance } from '../../functions/core/png.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { client, isFinished } from '../support/api.ts';
 import { plate, plateShot, uploadSequence } from '../support/assets.ts';
-import { client, isFinished } from '../support/client.ts';
 import { sha256Hex } from '../support/images.ts';
 
 /**
@@ -138,7 +138,7 @@ describe('a job naming inputs it cannot have', () => {
     [
       'an asset that is not ready',
       async () => {
-        const pending = await api.call<{ id: string }>('POST', '/v1/assets', {
+        const pending = await api.createAsset<{ id: string }>({
           name: 'not_done',
           format: 'png',
           files: [{ sha256: 'a'.repeat(64), size: 10 }],
@@ -164,11 +164,9 @@ describe('a job naming inputs it cannot have', () => {
     'refuses %s with a 400 naming the field, and writes nothing',
     async (_what, body, field, message) => {
       const before = (await api.listJobs()).body.jobs.length;
-      const res = await api.call<{ error: { code: string; message: string; details?: { field?: string } } }>(
-        'POST',
-        '/v1/jobs',
-        await body(),
-      );
+      const res = await api.createJob<{
+        error: { code: string; message: string; details?: { field?: string } };
+      }>(await body());
       expect(res.status).toBe(400);
       expect(res.body.error.message).toMatch(new RegExp(`^${field.replaceAll('.', '\\.')}: `));
       expect(res.body.error.message).toMatch(message);

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROUTES_BY_METHOD } from '../../client/index.ts';
 import type { AssetUploads } from '../../functions/core/assets.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { client, isFinished } from '../support/client.ts';
+import { client, isFinished, type Reply } from '../support/api.ts';
 import { pngFrame, sha256Hex } from '../support/images.ts';
 import { responseValidator } from '../support/openapi.ts';
 import { startReceiver } from '../support/receiver.ts';
@@ -13,10 +14,7 @@ let check: ReturnType<typeof responseValidator>;
 beforeAll(async () => {
   stack = await startLocalStack({ worker: { retryBaseMs: 5 }, referenceModel: { failFrames: [3] } });
   api = client(stack.url, stack.apiKey);
-  const doc = await client(stack.url).call<Parameters<typeof responseValidator>[0]>(
-    'GET',
-    '/v1/openapi.json',
-  );
+  const doc = await client(stack.url).getOpenApi<Parameters<typeof responseValidator>[0]>();
   check = responseValidator(doc.body);
 });
 afterAll(() => stack?.stop());
@@ -32,7 +30,17 @@ describe('every response', () => {
       body?: unknown,
       headers?: Record<string, string>,
     ) => {
-      const r = await api.call(method, path, body, headers);
+      // The typed client's method of the route, with the path's parameters and query, as a studio calls it.
+      const [name] = Object.entries(ROUTES_BY_METHOD).find(([, [m, t]]) => m === method && t === route)!;
+      const url = new URL(path, stack.url);
+      const pattern = new RegExp(`^${route.replace(/\{\w+\}/g, '([^/]+)')}$`);
+      const params = pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
+      const query = Object.fromEntries(url.searchParams);
+      const key = headers?.['idempotency-key'];
+      const args: unknown[] = [...params];
+      if (body !== undefined) args.push(body, ...(key ? [{ idempotencyKey: key }] : []));
+      else if (url.search) args.push(query);
+      const r = await (api[name as keyof typeof api] as (...a: unknown[]) => Promise<Reply>)(...args);
       expect(check(method, route, r.status, r.body), `${method} ${path} ${r.status}`).toEqual([]);
       seen.push(`${method} ${route} ${r.status}`);
       return r;
@@ -114,7 +122,7 @@ describe('every response', () => {
       await expectValid('GET', `/v1/assets/${assetId}`, '/v1/assets/{id}'); // 404
       // The validator is not vacuous: a body that is not a job fails it.
       expect(check('GET', '/v1/jobs/{id}', 200, { id: 1, status: 'exploded' }).length).toBeGreaterThan(0);
-      const anonymous = await client(stack.url).call('GET', '/v1/jobs');
+      const anonymous = await client(stack.url).listJobs();
       expect(check('GET', '/v1/jobs', anonymous.status, anonymous.body)).toEqual([]);
       expect(seen).toEqual(
         expect.arrayContaining([

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPng, readProvenance } from '../../functions/core/png.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { client, isFinished } from '../support/client.ts';
+import { client, isFinished } from '../support/api.ts';
 
 let stack: LocalStack;
 let api: ReturnType<typeof client>;
@@ -143,7 +143,7 @@ describe('a 48-frame shot', () => {
   });
 
   it('hands out presigned URLs that expire and carry no checksum parameters', async () => {
-    const [frame] = (await api.frames(job.id, '?limit=1')).body.frames;
+    const [frame] = (await api.listFrames(job.id, { limit: 1 })).body.frames;
     const url = new URL(frame!.url!);
     expect(Number(url.searchParams.get('X-Amz-Expires'))).toBeGreaterThan(0);
     expect(Number(url.searchParams.get('X-Amz-Expires'))).toBeLessThanOrEqual(3600);
@@ -155,11 +155,11 @@ describe('a 48-frame shot', () => {
   });
 
   it('pages frames with a cursor', async () => {
-    const first = await api.frames(job.id, '?limit=20');
+    const first = await api.listFrames(job.id, { limit: 20 });
     expect(first.body.frames.map((f) => f.frame)).toEqual(Array.from({ length: 20 }, (_, i) => 1001 + i));
-    const second = await api.frames(job.id, `?limit=20&cursor=${first.body.nextCursor}`);
+    const second = await api.listFrames(job.id, { limit: 20, cursor: first.body.nextCursor });
     expect(second.body.frames[0]!.frame).toBe(1021);
-    const third = await api.frames(job.id, `?limit=20&cursor=${second.body.nextCursor}`);
+    const third = await api.listFrames(job.id, { limit: 20, cursor: second.body.nextCursor });
     expect(third.body.frames.map((f) => f.frame)).toEqual(Array.from({ length: 8 }, (_, i) => 1041 + i));
     expect(third.body.nextCursor).toBeUndefined();
   });
@@ -180,7 +180,7 @@ describe('a 10,000-frame shot', () => {
     const created = await api.createJob(shot({ start: 1, end: 10_000 }, { shot: 'BIG_SH010' }));
     expect(created.status).toBe(202);
     expect(created.body.frames.total).toBe(10_000);
-    const canceled = await api.cancel(created.body.id);
+    const canceled = await api.cancelJob(created.body.id);
     expect(canceled.status).toBe(200);
     expect(canceled.body.status).toBe('canceled');
     const { frames } = canceled.body;

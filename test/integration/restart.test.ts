@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startLocalStack } from '../../local/stack.ts';
-import { client, isFinished } from '../support/client.ts';
+import { client, isFinished } from '../support/api.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'framecast-restart-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));

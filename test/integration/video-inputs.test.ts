@@ -3,8 +3,8 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { readProvenance } from '../../functions/core/png.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { pixelsOf } from '../functions/model/reference/frames.ts';
+import { client, eventually, isFinished } from '../support/api.ts';
 import { plate, plateShot, uploadSequence } from '../support/assets.ts';
-import { client, eventually, isFinished } from '../support/client.ts';
 import { sha256Hex } from '../support/images.ts';
 
 /**

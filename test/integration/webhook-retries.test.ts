@@ -5,7 +5,7 @@ import type { EventRecord } from '../../functions/core/model.ts';
 import { JITTER, MAX_ATTEMPTS, RETRY_SCHEDULE } from '../../functions/core/webhooks/schedule.ts';
 import { WebhookService } from '../../functions/services/webhooks.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { client } from '../support/client.ts';
+import { client } from '../support/api.ts';
 import { startReceiver } from '../support/receiver.ts';
 
 let stack: LocalStack;
@@ -55,7 +55,7 @@ async function eventFor(url: string): Promise<EventRecord> {
     frames: { start: 1, end: 2 },
     webhook: { url },
   });
-  await api.cancel(created.body.id);
+  await api.cancelJob(created.body.id);
   const [event] = await stack.app.events.listEvents(created.body.id);
   expect(event?.type).toBe('job.canceled');
   return event!;
@@ -173,16 +173,16 @@ describe('a receiver that answers 410 Gone', () => {
     const receiver = await startReceiver(() => 410);
     try {
       const vendor = client(stack.url, await stack.createApiKey('gone'));
-      const endpoint = await vendor.call<{ id: string }>('POST', '/v1/webhooks', { url: receiver.url });
+      const endpoint = await vendor.createWebhook<{ id: string }>({ url: receiver.url });
       const job = await vendor.createJob({ shot: 'GONE_SH', prompt: 'p', frames: { start: 1, end: 1 } });
-      await vendor.cancel(job.body.id);
+      await vendor.cancelJob(job.body.id);
       const [event] = await stack.app.events.listEvents(job.body.id);
       const h = harness(new Date());
       await h.service.deliver(first(event!));
       expect(h.queued).toEqual([]);
-      const listed = await vendor.call<{
+      const listed = await vendor.listWebhooks<{
         endpoints: { id: string; disabled: boolean; disabledReason?: string }[];
-      }>('GET', '/v1/webhooks');
+      }>();
       expect(listed.body.endpoints).toEqual([
         expect.objectContaining({
           id: endpoint.body.id,
@@ -191,7 +191,7 @@ describe('a receiver that answers 410 Gone', () => {
         }),
       ]);
       const next = await vendor.createJob({ shot: 'GONE_SH', prompt: 'p', frames: { start: 1, end: 1 } });
-      await vendor.cancel(next.body.id);
+      await vendor.cancelJob(next.body.id);
       const [later] = await stack.app.events.listEvents(next.body.id);
       await h.service.deliver(first(later!));
       expect(receiver.received).toHaveLength(1);

@@ -2,7 +2,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventView } from '../../functions/core/schemas.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { client, eventually, isFinished } from '../support/client.ts';
+import { client, eventually, isFinished } from '../support/api.ts';
 import { startReceiver } from '../support/receiver.ts';
 
 let stack: LocalStack;
@@ -21,18 +21,14 @@ describe('a vendor endpoint on a 24-frame shot', () => {
     const receiver = await startReceiver();
     let endpointId: string | undefined;
     try {
-      const registered = await api.call<{ id: string; url: string; disabled: boolean }>(
-        'POST',
-        '/v1/webhooks',
-        {
-          url: receiver.url,
-        },
-      );
+      const registered = await api.createWebhook<{ id: string; url: string; disabled: boolean }>({
+        url: receiver.url,
+      });
       expect(registered.status).toBe(201);
       expect(registered.body).toMatchObject({ url: receiver.url, disabled: false });
       expect(registered.body.id).toMatch(/^whe_/);
       endpointId = registered.body.id;
-      const { body: secret } = await api.call<{ secret: string }>('GET', '/v1/webhooks/secret');
+      const { body: secret } = await api.getWebhookSecret<{ secret: string }>();
       expect(secret.secret).toMatch(/^whsec_/);
 
       const created = await api.createJob({
@@ -72,7 +68,7 @@ describe('a vendor endpoint on a 24-frame shot', () => {
       // One webhook-id per event, and it is the event's id.
       expect(new Set(ofJob.map((b) => b.id)).size).toBe(ofJob.length);
 
-      const events = await api.call<{ events: EventView[] }>('GET', `/v1/jobs/${job.id}/events`);
+      const events = await api.listEvents<{ events: EventView[] }>(job.id);
       expect(events.status).toBe(200);
       expect(events.body.events.map((e) => e.id).sort()).toEqual(ofJob.map((b) => b.id).sort());
       for (const e of events.body.events) {
@@ -81,7 +77,7 @@ describe('a vendor endpoint on a 24-frame shot', () => {
         expect(e.deliveries[0]!.attempts[0]).toMatchObject({ attempt: 1, status: 200 });
       }
     } finally {
-      if (endpointId) await api.call('DELETE', `/v1/webhooks/${endpointId}`);
+      if (endpointId) await api.deleteWebhook(endpointId);
       await receiver.close();
     }
   });
@@ -107,12 +103,9 @@ describe('the job’s own webhook', () => {
       );
       expect((JSON.parse(first.body) as Body).type).toBe('job.succeeded');
 
-      const { body } = await api.call<{ events: EventView[] }>('GET', `/v1/jobs/${created.body.id}/events`);
+      const { body } = await api.listEvents<{ events: EventView[] }>(created.body.id);
       const done = body.events.find((e) => e.type === 'job.succeeded')!;
-      const redelivered = await api.call<{ event: string; targets: string[] }>(
-        'POST',
-        `/v1/events/${done.id}/redeliver`,
-      );
+      const redelivered = await api.redeliverEvent<{ event: string; targets: string[] }>(done.id);
       expect(redelivered.status).toBe(202);
       expect(redelivered.body.targets).toContain('job');
       const again = await eventually(
@@ -123,7 +116,7 @@ describe('the job’s own webhook', () => {
       expect(again).toBe(true);
       const ofJob = receiver.received.filter((r) => (JSON.parse(r.body) as Body).data.id === created.body.id);
       expect(ofJob.every((r) => (JSON.parse(r.body) as Body).type === 'job.succeeded')).toBe(true);
-      const listed = await api.call<{ events: EventView[] }>('GET', `/v1/jobs/${created.body.id}/events`);
+      const listed = await api.listEvents<{ events: EventView[] }>(created.body.id);
       const delivery = listed.body.events
         .find((e) => e.id === done.id)!
         .deliveries.find((d) => d.target === 'job')!;
@@ -148,17 +141,17 @@ describe('a receiver that hangs', () => {
     try {
       const slowTenant = client(stack.url, await stack.createApiKey('slow-vendor'));
       const fastTenant = client(stack.url, await stack.createApiKey('fast-vendor'));
-      await slowTenant.call('POST', '/v1/webhooks', { url: slow.url, events: ['job.canceled'] });
-      await fastTenant.call('POST', '/v1/webhooks', { url: fast.url, events: ['job.canceled'] });
+      await slowTenant.createWebhook({ url: slow.url, events: ['job.canceled'] });
+      await fastTenant.createWebhook({ url: fast.url, events: ['job.canceled'] });
       const a = await slowTenant.createJob({ shot: 'SLOW', prompt: 'p', frames: { start: 1, end: 1 } });
-      await slowTenant.cancel(a.body.id);
+      await slowTenant.cancelJob(a.body.id);
       await eventually(
         async () => (slow.received.length === 1 ? true : undefined),
         'the slow receiver to be called',
       );
 
       const b = await fastTenant.createJob({ shot: 'FAST', prompt: 'p', frames: { start: 1, end: 1 } });
-      await fastTenant.cancel(b.body.id);
+      await fastTenant.cancelJob(b.body.id);
       await eventually(
         async () => (fast.received.length === 1 ? true : undefined),
         'the other tenant’s event',
@@ -177,41 +170,34 @@ describe('a receiver that hangs', () => {
 describe('managing endpoints and the secret', () => {
   it('lists and deletes endpoints, and a rotation signs with both secrets for a day', async () => {
     const vendor = client(stack.url, await stack.createApiKey('vendor-mgmt'));
-    const a = await vendor.call<{ id: string }>('POST', '/v1/webhooks', {
+    const a = await vendor.createWebhook<{ id: string }>({
       url: 'http://127.0.0.1:9/a',
       events: ['frame.failed'],
     });
     expect(a.status).toBe(201);
     expect(
-      (await vendor.call<{ endpoints: { id: string }[] }>('GET', '/v1/webhooks')).body.endpoints.map(
-        (e) => e.id,
-      ),
+      (await vendor.listWebhooks<{ endpoints: { id: string }[] }>()).body.endpoints.map((e) => e.id),
     ).toEqual([a.body.id]);
-    expect((await vendor.call('DELETE', `/v1/webhooks/${a.body.id}`)).status).toBe(204);
-    expect((await vendor.call('DELETE', `/v1/webhooks/${a.body.id}`)).status).toBe(404);
-    expect((await vendor.call<{ endpoints: unknown[] }>('GET', '/v1/webhooks')).body.endpoints).toEqual([]);
+    expect((await vendor.deleteWebhook(a.body.id)).status).toBe(204);
+    expect((await vendor.deleteWebhook(a.body.id)).status).toBe(404);
+    expect((await vendor.listWebhooks<{ endpoints: unknown[] }>()).body.endpoints).toEqual([]);
 
-    const before = (await vendor.call<{ secret: string }>('GET', '/v1/webhooks/secret')).body.secret;
-    const rotated = await vendor.call<{ secret: string; previousExpiresAt: string }>(
-      'POST',
-      '/v1/webhooks/secret/rotate',
-    );
+    const before = (await vendor.getWebhookSecret<{ secret: string }>()).body.secret;
+    const rotated = await vendor.rotateWebhookSecret<{ secret: string; previousExpiresAt: string }>();
     expect(rotated.status).toBe(200);
     expect(rotated.body.secret).not.toBe(before);
     const overlap = Date.parse(rotated.body.previousExpiresAt) - Date.now();
     expect(overlap).toBeGreaterThan(23.9 * 3600 * 1000);
     expect(overlap).toBeLessThanOrEqual(24 * 3600 * 1000);
-    expect((await vendor.call<{ secret: string }>('GET', '/v1/webhooks/secret')).body.secret).toBe(
-      rotated.body.secret,
-    );
+    expect((await vendor.getWebhookSecret<{ secret: string }>()).body.secret).toBe(rotated.body.secret);
   });
 
   it('keeps one tenant’s endpoints and events from another', async () => {
     const other = client(stack.url, await stack.createApiKey('vendor-other'));
-    const mine = (await api.listJobs('?limit=1')).body.jobs[0]!;
-    expect((await other.call('GET', `/v1/jobs/${mine.id}/events`)).status).toBe(404);
-    const { body } = await api.call<{ events: EventView[] }>('GET', `/v1/jobs/${mine.id}/events`);
-    expect((await other.call('POST', `/v1/events/${body.events[0]!.id}/redeliver`)).status).toBe(404);
-    expect((await other.call<{ endpoints: unknown[] }>('GET', '/v1/webhooks')).body.endpoints).toEqual([]);
+    const mine = (await api.listJobs({ limit: 1 })).body.jobs[0]!;
+    expect((await other.listEvents(mine.id)).status).toBe(404);
+    const { body } = await api.listEvents<{ events: EventView[] }>(mine.id);
+    expect((await other.redeliverEvent(body.events[0]!.id)).status).toBe(404);
+    expect((await other.listWebhooks<{ endpoints: unknown[] }>()).body.endpoints).toEqual([]);
   });
 });

@@ -16,7 +16,7 @@ import { CogClient } from '../../functions/worker/cog.ts';
 import { createWorker } from '../../functions/worker/create.ts';
 import { Worker, type WorkerSettings } from '../../functions/worker/worker.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { client, eventually, isFinished } from '../support/client.ts';
+import { client, eventually, isFinished } from '../support/api.ts';
 import { responseValidator } from '../support/openapi.ts';
 
 /**
@@ -483,7 +483,7 @@ describe("the queue's guarantees for windows", () => {
     const id = created.body.id;
     const canceled = await withWorker(async (worker) => {
       await api.waitForJob(id, (j) => j.frames.succeeded >= 49, 60_000);
-      const answer = await api.cancel(id);
+      const answer = await api.cancelJob(id);
       expect(answer.status).toBe(200);
       // The window under way when the job was canceled, and nothing after it.
       await eventually(async () => {
@@ -525,10 +525,7 @@ describe("the queue's guarantees for windows", () => {
     const end = events.find((e) => e.type === 'job.failed')!;
     expect(end.data).toMatchObject({ failedWindow: { index: 2, start: 91, end: 131 } });
     // As the OpenAPI document says a job is.
-    const doc = await client(stack.url).call<Parameters<typeof responseValidator>[0]>(
-      'GET',
-      '/v1/openapi.json',
-    );
+    const doc = await client(stack.url).getOpenApi<Parameters<typeof responseValidator>[0]>();
     const got = await api.getJob(job.id);
     expect(responseValidator(doc.body)('GET', '/v1/jobs/{id}', got.status, got.body)).toEqual([]);
   });

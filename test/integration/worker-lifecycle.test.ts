@@ -7,7 +7,7 @@ import { startReferenceModel } from '../../functions/model/reference/server.ts';
 import { QUEUES } from '../../functions/shared/resources.ts';
 import { createWorker } from '../../functions/worker/create.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { client, eventually, isFinished } from '../support/client.ts';
+import { client, eventually, isFinished } from '../support/api.ts';
 
 let stack: LocalStack;
 let api: ReturnType<typeof client>;

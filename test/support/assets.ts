@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import type { AssetResponse, AssetUpload, AssetUploads } from '../../functions/core/assets.ts';
-import type { client } from './client.ts';
+import type { client } from './api.ts';
 import { pngFrame, sha256Hex } from './images.ts';
 
 /** A studio's uploader, as a script does it with the answers of the asset routes. */
@@ -54,7 +54,7 @@ export async function uploadSequence(
   seq: Awaited<ReturnType<typeof plate>>,
 ): Promise<AssetResponse> {
   const frames = seq.files.map((f) => f.frame!);
-  const created = await api.call<AssetUploads>('POST', '/v1/assets', {
+  const created = await api.createAsset<AssetUploads>({
     name,
     format: 'png',
     frames: { start: Math.min(...frames), end: Math.max(...frames) },
@@ -62,7 +62,7 @@ export async function uploadSequence(
   });
   expect(created.status, JSON.stringify(created.body)).toBe(201);
   await uploadAll(created.body.uploads, seq.bySha);
-  const done = await api.call<AssetResponse>('POST', `/v1/assets/${created.body.id}/complete`);
+  const done = await api.completeAsset<AssetResponse>(created.body.id);
   expect(done.status, JSON.stringify(done.body)).toBe(200);
   return done.body;
 }

@@ -14,7 +14,7 @@ import {
  *   job        pk JOB#<id>            sk JOB              gsi1 TENANT#<t> / <id>, gsi2 TENANT#<t>#SHOT#<shot> / <id>
  *   frame      pk JOB#<id>            sk FRAME#<10 digits>
  *   event      pk EVENT#<id>          sk EVENT            gsi1 JOB#<id>#EVENTS / <event id>
- *   api key    pk KEY#<sha256>        sk KEY
+ *   api key    pk KEY#<sha256>        sk KEY              gsi1 APIKEYS / <key id: first 12 hex of the hash>
  *   idem key   pk IDEM#<t>#<sha256>   sk IDEM             expires after IDEMPOTENCY_TTL_SECONDS
  *   asset      pk ASSET#<id>          sk ASSET            gsi1 TENANT#<t>#ASSETS / <id>
  *   asset file pk ASSET#<id>          sk FILE#<10 digits> (FILE#STILL for a still)

@@ -5,7 +5,7 @@ import type { Scope } from '../../core/model.ts';
 import { type ApiEvent, type ApiResponse, apiContext } from './context.ts';
 
 /** How long a looked-up key is trusted in this process: a revoked key stops working within this. */
-const KEY_CACHE_MS = 60_000;
+export const KEY_CACHE_MS = 60_000;
 const UNKNOWN_KEY_CACHE_MS = 5_000;
 const BEARER = /^Bearer (fc_[A-Za-z0-9_-]{16,128})$/;
 const ANONYMOUS: Caller = { tenant: '', scopes: [] };
@@ -13,7 +13,7 @@ const ANONYMOUS: Caller = { tenant: '', scopes: [] };
 const cache = new Map<string, { key?: Awaited<ReturnType<KeyLookup['getApiKey']>>; until: number }>();
 const unauthorized = () => new FramecastError('unauthorized', 'missing, unknown or revoked API key');
 
-/** Forgets cached keys: for tests and for the admin CLI running in the same process. */
+/** Forgets cached keys: for tests, where it stands for the cache running out after a revocation. */
 export const clearKeyCache = (): void => cache.clear();
 
 /** The caller a `Bearer` header names, or a 401 that says nothing about which keys exist. */
