@@ -6,6 +6,7 @@ import { createWorker } from '../../functions/worker/create.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, eventually, isFinished } from '../support/client.ts';
 import { sha256Hex } from '../support/images.ts';
+import { responseValidator } from '../support/openapi.ts';
 
 /**
  * Frame versions on the local stack (docs/architecture.md, "Versions and review"): re-roll, the versions
@@ -251,6 +252,33 @@ describe('re-rolling a frame', () => {
     expect(await detail(job.id, 2)).toMatchObject({ version: before.version, sha256: before.sha256 });
     expect((await detail(job.id, 2)).versions).toHaveLength(before.versions.length);
     expect((await api.getJob(job.id)).body.rerolls).toBe(rerolls);
+  });
+
+  it('answers the new routes as the OpenAPI document it serves says', async () => {
+    const doc = await client(stack.url).call<Parameters<typeof responseValidator>[0]>(
+      'GET',
+      '/v1/openapi.json',
+    );
+    const check = responseValidator(doc.body);
+    const base = `/v1/jobs/${job.id}`;
+    const cases: [string, string, string, unknown, number][] = [
+      ['GET', `${base}/frames/2`, '/v1/jobs/{id}/frames/{frame}', undefined, 200],
+      ['GET', `${base}/frames?limit=3`, '/v1/jobs/{id}/frames', undefined, 200],
+      ['GET', base, '/v1/jobs/{id}', undefined, 200],
+      ['POST', `${base}/frames/2/select`, '/v1/jobs/{id}/frames/{frame}/select', { version: 1 }, 200],
+      ['POST', `${base}/frames/2/select`, '/v1/jobs/{id}/frames/{frame}/select', { version: 9 }, 404],
+      ['POST', `${base}/frames/99/retry`, '/v1/jobs/{id}/frames/{frame}/retry', {}, 404],
+      ['POST', `${base}/frames/3/retry`, '/v1/jobs/{id}/frames/{frame}/retry', { seed: 5 }, 202],
+      ['POST', `${base}/frames/3/retry`, '/v1/jobs/{id}/frames/{frame}/retry', {}, 409],
+      ['POST', `${base}/approve`, '/v1/jobs/{id}/approve', undefined, 409],
+      ['POST', `${base}/reject`, '/v1/jobs/{id}/reject', {}, 409],
+    ];
+    for (const [method, path, route, body, status] of cases) {
+      const r = await api.call(method, path, body);
+      expect(r.status, `${method} ${path}`).toBe(status);
+      expect(check(method, route, r.status, r.body), `${method} ${path} ${r.status}`).toEqual([]);
+    }
+    expect((await detail(job.id, 3)).versions.map((v) => v.status)).toEqual(['succeeded', 'pending']);
   });
 
   it('refuses to re-roll a frame that is still pending, with 409 naming its status', async () => {
