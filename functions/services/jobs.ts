@@ -300,13 +300,15 @@ export class JobService {
     await this.get(caller.tenant, id);
     const { job, event } = await this.deps.store.rejectJob(id, actorOf(caller), reason, now);
     await this.deps.publishEvents([event]);
+    await this.deps.store.cancelWaitingFrames(job);
     return toJobResponse(job);
   }
 
   async cancel(tenant: string, id: string, now = new Date()) {
-    await this.get(tenant, id);
+    const before = await this.get(tenant, id);
     const { job, event } = await this.deps.store.cancelJob(id, now);
     if (event) await this.deps.publishEvents([event]);
+    if (event && before.status === 'awaiting_review') await this.deps.store.cancelWaitingFrames(job);
     return toJobResponse(job);
   }
 

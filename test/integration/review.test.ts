@@ -254,8 +254,20 @@ describe('a gated job on a model with windows', () => {
     const made = [...statuses].filter(([, s]) => s === 'succeeded').map(([f]) => f);
     expect(made).toEqual(Array.from({ length: 9 }, (_, i) => 44 + i));
     expect(await frameBacklog()).toBe(0);
+    expect([...statuses].filter(([, s]) => s === 'running').map(([f]) => f)).toEqual([53, 54, 55, 56]);
     expect((await api.call('POST', `/v1/jobs/${id}/approve`)).status).toBe(200);
     const done = await api.waitForJob(id, isFinished, 120_000);
     expect(done).toMatchObject({ status: 'succeeded', frames: { succeeded: 60 } });
+  });
+
+  it('in parallel mode, rejected, leaves no frame running', async () => {
+    const created = await api.createJob(windowed('GATE_PAR_NO', 'parallel', [50]));
+    const id = created.body.id;
+    expect((await api.waitForJob(id, awaiting, 120_000)).status).toBe('awaiting_review');
+    const rejected = await api.call<JobResponse>('POST', `/v1/jobs/${id}/reject`, {});
+    expect(rejected.body.frames).toMatchObject({ succeeded: 9, canceled: 51 });
+    const statuses = [...statusByFrame(await api.allFrames(id)).values()];
+    expect(statuses.filter((s) => s === 'canceled')).toHaveLength(51);
+    expect(statuses.filter((s) => s === 'running')).toEqual([]);
   });
 });

@@ -677,6 +677,16 @@ export class JobStore {
   }
 
   /**
+   * After a job awaiting review is rejected or canceled: frames left `running` count as canceled. Only a
+   * parallel gate leaves any (a frame its windows share with a window the gate held back waits for that
+   * window's version), and no worker will finish them.
+   */
+  async cancelWaitingFrames(job: JobRecord): Promise<void> {
+    const frames = await this.listFrames(job.id, job.frames.start, job.frames.end, true);
+    for (const f of frames) if (f.status === 'running') await this.markFrameCanceled(job.id, f.frame);
+  }
+
+  /**
    * A conditional update of the job and the event that announces it, in one transaction.
    * False when the condition does not hold (another writer moved the job first), or on a conflict
    * with a concurrent transaction when `retryConflicts` asks to hear about it.
