@@ -4,7 +4,16 @@ import type { EventRecord, FrameRecord, JobRecord, VersionRecord } from '../../c
 import type { Unit } from '../../core/review.ts';
 import { versionStatusesBefore } from '../../core/state.ts';
 import { putEvent } from './events.ts';
-import { frameKey, idempotencyKey, isConditionFailure, jobKey, statusIn, strip, transact } from './table.ts';
+import {
+  frameKey,
+  idempotencyKey,
+  isConditionFailure,
+  jobKey,
+  statusIn,
+  strip,
+  type TransactItem,
+  transact,
+} from './table.ts';
 
 /**
  * Frame versions and re-rolls (docs/architecture.md, "Versions and review"), in the one table:
@@ -98,7 +107,7 @@ export class VersionStore {
       : { ConditionExpression: 'attribute_not_exists(pk)', was: undefined };
     const idem = a.idempotency && idempotencyKey(job.tenant, a.idempotency.keyHash);
     const nowSeconds = Math.floor(now.getTime() / 1000);
-    const written = await transact(this.db, {
+    const items: Record<string, TransactItem> = {
       ...(idem && {
         key: {
           Put: {
@@ -153,7 +162,9 @@ export class VersionStore {
           ExpressionAttributeValues: { ':one': 1 },
         },
       },
-    } as Record<string, Parameters<typeof transact>[1][string]>);
+    };
+    // The key first: when the key and the head both refuse, it is a replay, not a busy unit.
+    const written = await transact(this.db, items);
     if (written.ok) return { outcome: 'accepted', version };
     if (written.failed === 'key') return this.replay(a);
     if (written.failed === 'head') {
