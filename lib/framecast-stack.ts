@@ -66,7 +66,8 @@ export class FramecastStack extends Stack {
       assetBucket: storage.assets,
       queues,
       environment,
-      throttle: config.api,
+      throttle: { rateLimit: config.api.rateLimit, burstLimit: config.api.burstLimit },
+      corsOrigins: config.api.corsOrigins,
       logs,
     });
     const fanOut = new FanOut(this, 'FanOut', { queues, table: storage.table, environment, logs });

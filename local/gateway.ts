@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
+import { corsHeaders } from '../functions/shared/cors.ts';
 import { ROUTES, type RouteDefinition } from '../functions/shared/routes.ts';
 
 /**
@@ -136,8 +137,15 @@ export interface Gateway {
 
 /** Serves ROUTES on host:port; handler modules are loaded once, at start, as a Lambda would at cold start. */
 export async function startGateway(
-  options: { port?: number; host?: string; root?: string } = {},
+  options: {
+    port?: number;
+    host?: string;
+    root?: string;
+    /** Origins a browser page may call from (functions/shared/cors.ts); `*` for any. */
+    corsOrigins?: readonly string[];
+  } = {},
 ): Promise<Gateway> {
+  const corsOrigins = options.corsOrigins ?? [];
   const root = options.root ?? process.cwd();
   const routes = ROUTES.map(compile);
   const handlers = new Map<RouteDefinition, Handler>();
@@ -148,6 +156,14 @@ export async function startGateway(
   const server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://local');
+      const origin = req.headers.origin;
+      // As API Gateway does with CORS configured: it answers preflights itself and adds the headers.
+      if (req.method === 'OPTIONS' && origin && req.headers['access-control-request-method']) {
+        res.writeHead(204, corsHeaders(corsOrigins, origin, true)).end();
+        return;
+      }
+      const cors = corsHeaders(corsOrigins, origin);
+      for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
       const candidates = routes.map((r) => ({ r, m: r.pattern.exec(url.pathname) })).filter((x) => x.m);
       const hit = candidates.find((x) => x.r.route.method === req.method);
       if (!hit?.m) {

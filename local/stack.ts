@@ -133,7 +133,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const app = new Container(process.env, () => aws);
     useContainer(app);
 
-    const gateway = await startGateway({ port: options.port ?? 0 });
+    const gateway = await startGateway({
+      port: options.port ?? 0,
+      corsOrigins: loadConfig(['corsOrigins'], process.env).corsOrigins,
+    });
     cleanup.push(() => gateway.close());
 
     const fanout = (await import('../functions/fanout/handler.ts')) as { handler: SqsHandler };

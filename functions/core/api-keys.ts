@@ -20,6 +20,10 @@ export const KEY_ID_PATTERN = /^[0-9a-f]{12}$/;
 export interface Caller {
   readonly tenant: string;
   readonly scopes: readonly Scope[];
+  /** The key's id: the first 12 hex digits of its SHA-256 (never the key), recorded on what it decides. */
+  readonly keyId?: string;
+  /** The key's name, as its creator labelled it. */
+  readonly keyName?: string;
 }
 
 /** Where keys are looked up by hash (the API key store). */

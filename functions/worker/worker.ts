@@ -2,20 +2,22 @@ import type { FrameStore } from '../adapters/frame-store.ts';
 import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
 import type { EventStore } from '../adapters/store/events.ts';
 import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
+import type { VersionStore } from '../adapters/store/versions.ts';
 import { eachLimit, limiter } from '../core/concurrency.ts';
 import { frameCount, frameKey, frameSeed, manifestKey } from '../core/frames.ts';
+import { manifestOf } from '../core/manifest.ts';
 import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
 import { isPng, type Provenance, withProvenance } from '../core/png.ts';
+import { isGated, reviewDue } from '../core/review.ts';
 import { finalStatus, isTerminalJob } from '../core/state.ts';
-import { toJobResponse } from '../core/views.ts';
-import { frameOrigin, planWindows } from '../core/windows.ts';
 import { logger } from '../logger.ts';
 import { countMetric, publishMetrics } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
 import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
+import { isReroll, RerollMaker } from './reroll.ts';
 import { stagedKeys, WindowMaker } from './windows.ts';
 
 export interface WorkerSettings {
@@ -48,6 +50,8 @@ export interface WorkerDeps {
   readonly inputsFor?: InputsFor;
   /** Whether any webhook wants the job's frame events; when absent, they are always written and sent. */
   readonly frameEventsWanted?: (job: JobRecord) => Promise<boolean>;
+  /** Frame versions: re-roll messages are made only by a worker that has them (./reroll.ts). */
+  readonly versions?: VersionStore;
   /** Work files a job's inputs may have staged (video inputs, ./video-input.ts), removed when it ends. */
   readonly inputFiles?: (job: JobRecord) => string[];
   readonly settings: WorkerSettings;
@@ -135,11 +139,13 @@ export class Worker {
   readonly uploads: ReturnType<typeof limiter>;
   /** A new job's start, made once however many of its chunks arrive together. */
   private readonly starting = new Map<string, Promise<JobRecord | undefined>>();
+  private readonly rerolls?: RerollMaker;
 
   constructor(readonly deps: WorkerDeps) {
     this.slots = new Slots(deps.settings.concurrency);
     this.uploads = limiter(deps.settings.uploadConcurrency ?? 4);
     this.windows = new WindowMaker(this);
+    if (deps.versions) this.rerolls = new RerollMaker(this, deps.versions);
   }
 
   /** Runs until stop(); resolves once every message in hand is finished or handed back. */
@@ -255,14 +261,19 @@ export class Worker {
       return;
     }
     const work = parsed.message;
+    if (isReroll(work) && !this.rerolls) {
+      await this.refuse(message, 're-roll message, and this worker has no version store');
+      return;
+    }
     const heartbeat = setInterval(() => {
       queue.setVisibility(message.receiptHandle, settings.visibilitySeconds).catch((err: unknown) => {
         logger.warn('visibility heartbeat failed', { messageId: message.id, error: err as Error });
       });
     }, settings.heartbeatSeconds * 1000);
     try {
-      const outcome =
-        work.kind === 'window'
+      const outcome = isReroll(work)
+        ? await this.rerolls!.process(work)
+        : work.kind === 'window'
           ? await this.windows.process(work)
           : await this.processChunk(work, message.receiveCount);
       if (outcome === 'handed-back') {
@@ -391,7 +402,9 @@ export class Worker {
     if (storeError) throw storeError;
     const recorded = await this.recordFrames(job, results, await events);
     if (handBack) return 'handed-back';
-    if (recorded.last || start.done.length > 0) await this.afterWork(job.id);
+    // The job may have ended, or (gated) reached its review: read it. Otherwise the counts as read at the
+    // chunk's start, plus what it recorded, tell whether a progress step is due.
+    if (recorded.last || start.done.length > 0 || isGated(job)) await this.afterWork(job.id);
     else await this.maybeProgress(job, recorded.counts);
     return 'done';
   }
@@ -631,6 +644,7 @@ export class Worker {
     }
     const to = finalStatus({ total: frameCount(job.frames), ...job });
     if (!to) {
+      if (await this.requestReviewIfDue(job)) return;
       const progress = await store.maybeProgress(job);
       if (progress) await this.deps.publishEvents([progress]);
       return;
@@ -643,6 +657,17 @@ export class Worker {
     const done = await store.finalizeIfDone(jobId, new Date(), job);
     if (done?.event) await this.deps.publishEvents([done.event]);
     if (done && isTerminalJob(done.job.status)) await this.cleanUp(done.job);
+  }
+
+  /**
+   * A gated job whose review frames are all finished waits for review: it moves to awaiting_review with
+   * its job.review_requested event (once, whichever worker sees it first). True when the job waits.
+   */
+  async requestReviewIfDue(job: JobRecord): Promise<boolean> {
+    if (!reviewDue(job)) return false;
+    const requested = await this.deps.store.requestReview(job);
+    if (requested) await this.deps.publishEvents([requested]);
+    return true;
   }
 
   /**
@@ -659,46 +684,6 @@ export class Worker {
   }
 
   private manifest(job: JobRecord, frames: FrameRecord[]) {
-    const { settings } = this.deps;
-    const view = toJobResponse(job);
-    const windowed = job.window && { ...job, window: job.window };
-    const windows = windowed && planWindows(job.frames, windowed.window);
-    const sha256Of = new Map(frames.map((f) => [f.frame, f.sha256]));
-    return {
-      framecast: 1,
-      job: view,
-      request: {
-        shot: job.shot,
-        prompt: job.prompt,
-        ...(job.negativePrompt !== undefined && { negativePrompt: job.negativePrompt }),
-        model: job.model,
-        width: job.width,
-        height: job.height,
-        frames: job.frames,
-        seed: job.seed,
-        seedMode: job.seedMode,
-        ...(job.params !== undefined && { params: job.params }),
-        ...(job.window && { windowMode: job.window.mode, window: view.window }),
-      },
-      model: { name: job.model, image: settings.modelImage },
-      frames: frames.map((f) => ({
-        frame: f.frame,
-        file: f.key ? f.key.slice(f.key.lastIndexOf('/') + 1) : undefined,
-        status: f.status,
-        seed: f.seed,
-        attempts: f.attempts,
-        sha256: f.sha256,
-        size: f.size,
-        predictTime: f.predictTime,
-        startedAt: f.startedAt,
-        finishedAt: f.finishedAt,
-        ...(f.error !== undefined && { error: f.error }),
-        // The sha256 of every input file the frame was made from, by input name.
-        ...(f.inputs !== undefined && { inputs: f.inputs }),
-        // The window that made the frame, its seed and context, or the two windows cross-faded into it:
-        // what the frame's PNG provenance says.
-        ...(windowed && windows && frameOrigin(windowed, windows, f.frame, (n) => sha256Of.get(n))),
-      })),
-    };
+    return manifestOf(job, frames, this.deps.settings.modelImage);
   }
 }

@@ -99,6 +99,32 @@ describe('FramecastClient', () => {
     expect(err).toMatchObject({ status: 502, code: 'bad_gateway', message: 'upstream' });
   });
 
+  it('re-rolls with a fresh Idempotency-Key retried alike, retries a select, and never an approve', async () => {
+    const reroll = { jobId: 'job_1', frame: 7, version: 2, status: 'pending' };
+    const { api, seen } = scripted([
+      json(503, { error: { code: 'unavailable', message: 'retry' } }),
+      json(202, reroll),
+      json(503, { error: { code: 'unavailable', message: 'retry' } }),
+      json(200, { frame: 7, versions: [] }),
+      json(503, { error: { code: 'unavailable', message: 'retry' } }),
+    ]);
+    expect(await api.rerollFrame('job_1', 7, { seed: 9 })).toEqual(reroll);
+    expect(seen.map((s) => s.url)).toEqual([
+      'http://api.test/v1/jobs/job_1/frames/7/retry',
+      'http://api.test/v1/jobs/job_1/frames/7/retry',
+    ]);
+    expect(seen[0]!.headers['idempotency-key']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(seen[1]!.headers['idempotency-key']).toBe(seen[0]!.headers['idempotency-key']);
+    expect(JSON.parse(seen[1]!.body!)).toEqual({ seed: 9 });
+    await api.selectFrameVersion('job_1', 7, 2);
+    expect(seen.slice(2).map((s) => [s.url, s.body])).toEqual([
+      ['http://api.test/v1/jobs/job_1/frames/7/select', '{"version":2}'],
+      ['http://api.test/v1/jobs/job_1/frames/7/select', '{"version":2}'],
+    ]);
+    await expect(api.approveJob('job_1')).rejects.toMatchObject({ status: 503 });
+    expect(seen).toHaveLength(5);
+  });
+
   it('never retries a POST without an Idempotency-Key', async () => {
     const { api, seen } = scripted([json(503, { error: { code: 'unavailable', message: 'x' } })]);
     await expect(api.cancelJob('job_1')).rejects.toMatchObject({ status: 503 });

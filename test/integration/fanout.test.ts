@@ -18,7 +18,12 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-async function jobOf(start: number, end: number, window?: JobRecord['window']): Promise<JobRecord> {
+async function jobOf(
+  start: number,
+  end: number,
+  window?: JobRecord['window'],
+  extra: Partial<JobRecord> = {},
+): Promise<JobRecord> {
   const id = newJobId();
   const job: JobRecord = {
     id,
@@ -42,6 +47,7 @@ async function jobOf(start: number, end: number, window?: JobRecord['window']): 
     bucket: 'b',
     prefix: `fan/FAN_SH/${id}/`,
     requestHash: id,
+    ...extra,
   };
   await stack.app.store.createJob(job);
   return job;
@@ -179,5 +185,71 @@ describe('routing by model', () => {
     expect(sent).toHaveLength(2);
     expect(() => stack.app.frameQueueFor('no-such-model')).toThrow(/FRAMECAST_FRAME_QUEUE_URLS/);
     expect(stack.app.frameQueueFor('reference').url).toBe(stack.app.frameQueue.url);
+  });
+});
+
+describe('the fan-out of a job with a review gate', () => {
+  const deps = () => ({
+    store: stack.app.store,
+    frameQueueFor: () => stack.app.frameQueue,
+    planQueue: stack.app.planQueue,
+    chunkSize: 4,
+  });
+  const plan = (job: JobRecord) => fanOut(deps(), { v: 1, jobId: job.id, tenant: job.tenant });
+  const approved = { approvedAt: '2026-11-30T21:00:00.000Z', approvedBy: { tenant: 'fan', keyId: 'k' } };
+  const VIDEO = { window: 49, overlap: 8, lengths: { multiple: 4, offset: 1 } };
+
+  async function drainWindows(): Promise<number[]> {
+    const out: number[] = [];
+    for (;;) {
+      const got = await stack.app.frameQueue.receive({ max: 10, waitSeconds: 0 });
+      if (got.length === 0) {
+        const { visible, inFlight } = await stack.app.frameQueue.depth();
+        if (visible + inFlight === 0) return out.sort((a, b) => a - b);
+        continue;
+      }
+      for (const m of got) {
+        const parsed = parseFrameQueueMessage(m.body);
+        if (parsed.ok && parsed.message.kind === 'window') out.push(parsed.message.window);
+      }
+      await Promise.all(got.map((m) => stack.app.frameQueue.delete(m.receiptHandle)));
+    }
+  }
+
+  it('queues only the review frames before approval, and after it the rest without them', async () => {
+    const review = { frames: [3, 9, 10, 11, 12] };
+    const gated = await jobOf(1, 20, undefined, { review });
+    expect(await plan(gated)).toBe('planned');
+    expect((await drainChunks()).map((c) => c.frames)).toEqual([[3, 9, 10, 11], [12]]);
+
+    const released = await jobOf(1, 20, undefined, { review: { ...review, ...approved } });
+    await plan(released);
+    expect((await drainChunks()).map((c) => c.frames)).toEqual([
+      [1, 2, 4],
+      [5, 6, 7, 8],
+      [13, 14, 15, 16],
+      [17, 18, 19, 20],
+    ]);
+  });
+
+  it('queues nothing for a job awaiting review', async () => {
+    const waiting = await jobOf(1, 20, undefined, { review: { frames: [3] }, status: 'awaiting_review' });
+    expect(await plan(waiting)).toBe('skipped');
+    expect(await drainChunks()).toEqual([]);
+  });
+
+  it('queues the review windows first on a model with windows, and the others once approved', async () => {
+    // 1-200 in windows of 49 overlapping by 8: frame 60 is window 1's (42-90).
+    const review = { frames: [60] };
+    await plan(await jobOf(1, 200, { ...VIDEO, mode: 'parallel' }, { review }));
+    expect(await drainWindows()).toEqual([1]);
+    await plan(await jobOf(1, 200, { ...VIDEO, mode: 'parallel' }, { review: { ...review, ...approved } }));
+    expect(await drainWindows()).toEqual([0, 2, 3, 4]);
+    // Chained: the chain starts at window 0 (the worker stops it after window 1), and after approval
+    // resumes at window 2.
+    await plan(await jobOf(1, 200, { ...VIDEO, mode: 'chained' }, { review }));
+    expect(await drainWindows()).toEqual([0]);
+    await plan(await jobOf(1, 200, { ...VIDEO, mode: 'chained' }, { review: { ...review, ...approved } }));
+    expect(await drainWindows()).toEqual([2]);
   });
 });

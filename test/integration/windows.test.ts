@@ -1,6 +1,6 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { frameKey } from '../../functions/core/frames.ts';
+import { frameKey, thumbnailKey } from '../../functions/core/frames.ts';
 import { encodeWindow } from '../../functions/core/messages.ts';
 import { decodeRgb, readProvenance } from '../../functions/core/png.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
@@ -101,8 +101,16 @@ async function storedFrames(id: string) {
   return out;
 }
 
-/** The keys under a job's prefix in the bucket. */
+/** The keys under a job's prefix in the bucket, but the frames' thumbnails (`thumbnailsOf`). */
 async function objectsOf(job: JobResponse): Promise<string[]> {
+  return (await allObjectsOf(job)).filter((k) => !k.includes('/thumbnails/'));
+}
+
+async function thumbnailsOf(job: JobResponse): Promise<string[]> {
+  return (await allObjectsOf(job)).filter((k) => k.includes('/thumbnails/'));
+}
+
+async function allObjectsOf(job: JobResponse): Promise<string[]> {
   const prefix = job.outputPrefix.replace(/^s3:\/\/[^/]+\//, '');
   const keys: string[] = [];
   let token: string | undefined;
@@ -160,6 +168,12 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
     expect(keys.filter((k) => k.endsWith('.png')).sort()).toEqual(
       range(1, 200)
         .map((f) => frameKey('dev', 'WIN_CHAIN', job.id, f))
+        .sort(),
+    );
+    // Each frame has its thumbnail beside it, once.
+    expect((await thumbnailsOf(job)).sort()).toEqual(
+      range(1, 200)
+        .map((f) => thumbnailKey(frameKey('dev', 'WIN_CHAIN', job.id, f)))
         .sort(),
     );
     const { succeeded, types } = await frameEvents(job.id);

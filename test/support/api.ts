@@ -62,6 +62,28 @@ export function client(baseUrl: string, apiKey?: string) {
   return Object.assign(Object.create(replying) as Omit<Replying, 'allFrames' | 'waitForJob'>, {
     /** The typed client itself, for calls whose answer the test takes as it is. */
     api: plain,
+    /**
+     * A raw request, for what the typed client does not send by design: headers a browser adds (an
+     * Origin for CORS), or a route called with a method or body the types refuse.
+     */
+    async call<T = unknown>(
+      method: string,
+      path: string,
+      body?: unknown,
+      headers: Record<string, string> = {},
+    ): Promise<Reply<T>> {
+      const res = await fetch(`${baseUrl.replace(/\/+$/, '')}${path}`, {
+        method,
+        headers: {
+          ...(apiKey !== undefined && { authorization: `Bearer ${apiKey}` }),
+          ...(body !== undefined && { 'content-type': 'application/json' }),
+          ...headers,
+        },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+      const text = await res.text();
+      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T, headers: res.headers };
+    },
     allFrames: (id: string) => plain.allFrames(id),
     /** Polls the job until `done` says so; fails the test with the last state after `timeoutMs`. */
     async waitForJob(id: string, done: (job: Job) => boolean, timeoutMs = 60_000): Promise<Job> {

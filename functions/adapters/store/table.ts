@@ -13,6 +13,8 @@ import {
  *
  *   job        pk JOB#<id>            sk JOB              gsi1 TENANT#<t> / <id>, gsi2 TENANT#<t>#SHOT#<shot> / <id>
  *   frame      pk JOB#<id>            sk FRAME#<10 digits>
+ *   version    pk JOB#<id>            sk VERSION#<10 digits>#<4 digits>   (./versions.ts)
+ *   unit       pk JOB#<id>            sk UNIT#<10 digits>                 (./versions.ts)
  *   event      pk EVENT#<id>          sk EVENT            gsi1 JOB#<id>#EVENTS / <event id>
  *   api key    pk KEY#<sha256>        sk KEY              gsi1 APIKEYS / <key id: first 12 hex of the hash>
  *   idem key   pk IDEM#<t>#<sha256>   sk IDEM             expires after IDEMPOTENCY_TTL_SECONDS
