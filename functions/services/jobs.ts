@@ -117,17 +117,21 @@ export class JobService {
       prefix: jobPrefix(tenant, request.shot, id),
       requestHash: sha256(canonicalJson(body)),
     };
-    const { job: stored, created } = await this.deps.store.createJob(
-      job,
-      idempotencyKey === undefined ? undefined : sha256(idempotencyKey),
-      now,
-    );
+    const keyHash = idempotencyKey === undefined ? undefined : sha256(idempotencyKey);
+    const { job: stored, created } = await this.deps.store.createJob(job, keyHash, now);
     // A replayed request whose first attempt never reached the plan queue queues it now (fan-out is idempotent).
     if (created || (stored.status === 'queued' && stored.plannedUpTo === undefined)) {
       try {
         await this.deps.sendPlan({ jobId: stored.id, tenant });
       } catch (err) {
         logger.error('plan queue send failed', { jobId: stored.id, error: err as Error });
+        // No job is visible without its plan: the new job is taken back, and the studio simply retries.
+        // If even that fails (the table is down too), the job stays, and a retry with the key queues it.
+        const discarded =
+          created && (await this.deps.store.discardUnplannedJob(stored, keyHash).catch(() => false));
+        if (discarded) {
+          throw new FramecastError('unavailable', 'the job could not be queued and was not accepted; retry');
+        }
         throw new FramecastError(
           'unavailable',
           'the job was recorded but could not be queued; retry with the same Idempotency-Key',
