@@ -261,6 +261,22 @@ describe('the JSON body', () => {
     expect(deep.body.error.message).toContain('deeper than 32');
   });
 
+  it('holding __proto__, constructor or prototype as a key anywhere is a 400 naming where', async () => {
+    for (const [text, field] of [
+      ['{"__proto__":{"isAdmin":true}}', 'body.__proto__'],
+      ['{"params":{"x":[{"constructor":{"prototype":{"p":1}}}]}}', 'body.params.x.0.constructor'],
+      ['{"a":{"prototype":1}}', 'body.a.prototype'],
+    ] as const) {
+      const res = await call(open, { body: text });
+      expect(res.status, text).toBe(400);
+      expect(res.body.error.details).toEqual({ field });
+      expect(res.body.error.message).toBe(`${field}: is a reserved key name`);
+    }
+    expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
+    // As values they are ordinary text.
+    expect((await call(open, { body: '{"prompt":"__proto__ constructor"}' })).status).toBe(200);
+  });
+
   it('never fails on any input in any other way than a FramecastError', () => {
     fc.assert(
       fc.property(
