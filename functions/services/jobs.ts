@@ -27,6 +27,8 @@ export interface JobServiceDeps {
   readonly modelSpecs?: Readonly<Record<string, ModelSpec>>;
   readonly sendPlan: (message: Omit<PlanMessage, 'v'>) => Promise<void>;
   readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
+  /** A job's newest recorded events: a repeated cancel queues its `job.canceled` again. */
+  readonly latestEvents?: (jobId: string) => Promise<readonly EventRecord[]>;
   readonly presign?: (key: string) => Promise<{ url: string; expiresAt: Date }>;
   /** Reads an asset a job names as an input (any tenant's: the service checks the tenant). */
   readonly getAsset?: (id: string) => Promise<AssetRecord | undefined>;
@@ -227,10 +229,31 @@ export class JobService {
     return { jobs: jobs.map(toJobResponse), ...(last && { nextCursor: encodeCursor(last) }) };
   }
 
+  /**
+   * Cancels the job and queues its `job.canceled` event. When the queue refuses, the cancel is recorded
+   * and the studio gets a 503; its retry finds the job canceled and queues the recorded event again
+   * (the webhook sender's delivery claims make a second copy harmless), so the event is never lost.
+   */
   async cancel(tenant: string, id: string, now = new Date()) {
     await this.get(tenant, id);
     const { job, event } = await this.deps.store.cancelJob(id, now);
-    if (event) await this.deps.publishEvents([event]);
+    const announce =
+      event ??
+      (job.status === 'canceled' && this.deps.latestEvents
+        ? (await this.deps.latestEvents(id)).find((e) => e.type === 'job.canceled')
+        : undefined);
+    if (announce) {
+      try {
+        await this.deps.publishEvents([announce]);
+      } catch (err) {
+        logger.error('event queue send failed', { jobId: id, error: err as Error });
+        throw new FramecastError(
+          'unavailable',
+          'the job is canceled but its job.canceled event could not be queued yet; retry the cancel',
+          { jobId: id },
+        );
+      }
+    }
     return toJobResponse(job);
   }
 
