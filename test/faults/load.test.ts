@@ -59,7 +59,9 @@ describe('50 concurrent clients, 200 jobs, 5,000 frames', () => {
     const finished: JobResponse[] = [];
     const progress = setInterval(() => {
       const done = finished.length;
-      console.log(`load: ${Math.round((performance.now() - started) / 1000)} s, ${done} jobs done, ${samples.length} requests`);
+      console.log(
+        `load: ${Math.round((performance.now() - started) / 1000)} s, ${done} jobs done, ${samples.length} requests`,
+      );
     }, 10_000);
     let lastDone = started;
     await Promise.all(
