@@ -36,7 +36,7 @@ let stack: LocalStack;
 let key = '';
 const handlers = new Map<RouteDefinition, Handler>();
 /** Things of another tenant, so well-formed ids reach the stores and must still be 404. */
-const theirs = { job: '', asset: '', endpoint: '', event: '' };
+const theirs = { job: '', asset: '', endpoint: '', event: '', upload: '', png: Buffer.alloc(0) as Buffer };
 let cases = 0;
 
 beforeAll(async () => {
@@ -56,13 +56,14 @@ beforeAll(async () => {
   const events = await owner.call<{ events: { id: string }[] }>('GET', `/v1/jobs/${theirs.job}/events`);
   theirs.event = events.body.events[0]!.id;
   const png = await pngFrame(64, 36, 7);
-  theirs.asset = (
-    await owner.call<{ id: string }>('POST', '/v1/assets', {
-      name: 'plate',
-      format: 'png',
-      files: [entry(undefined, png)],
-    })
-  ).body.id;
+  const announced = await owner.call<{ id: string; uploads: { url: string }[] }>('POST', '/v1/assets', {
+    name: 'plate',
+    format: 'png',
+    files: [entry(undefined, png)],
+  });
+  theirs.asset = announced.body.id;
+  theirs.upload = announced.body.uploads[0]!.url;
+  theirs.png = png;
   theirs.endpoint = (
     await owner.call<{ id: string }>('POST', '/v1/webhooks', { url: 'http://127.0.0.1:9/hook' })
   ).body.id;
@@ -578,6 +579,22 @@ describe('hostile text in valid requests', () => {
     );
     expect(after.frames).toBe(before.frames);
     expect(accepted).toBeGreaterThan(50);
+  });
+});
+
+describe('tenants sharing content', () => {
+  it('the same file announced by two tenants is stored under two keys, each in its tenant’s prefix', async () => {
+    const res = await invoke({
+      route: byPath('POST', '/v1/assets'),
+      body: JSON.stringify({ name: 'same_plate', format: 'png', files: [entry(undefined, theirs.png)] }),
+    });
+    expect(res.status).toBe(201);
+    const mine = new URL((res.body as unknown as { uploads: { url: string }[] }).uploads[0]!.url);
+    const other = new URL(theirs.upload);
+    expect(mine.pathname).not.toBe(other.pathname);
+    expect(mine.pathname.split('/')[1]).toBe('fuzz');
+    expect(other.pathname.split('/')[1]).toBe('owner');
+    expect(mine.pathname.split('/').slice(2)).toEqual(other.pathname.split('/').slice(2));
   });
 });
 

@@ -155,5 +155,5 @@ describe('50 concurrent clients, 200 jobs, 5,000 frames', () => {
       latencyMs: { submit: figures('submit'), get: figures('get') },
     };
     console.log(`load figures: ${JSON.stringify(report, null, 2)}`);
-  }, 600_000);
+  }, 900_000);
 });
