@@ -6,7 +6,12 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -227,5 +232,79 @@ describe('a queue that refuses part of a batch', () => {
       .on(SendMessageBatchCommand)
       .resolves({ Failed: [{ Id: '0', SenderFault: true, Code: 'InvalidMessageContents' }] });
     await expect(app().planQueue.sendAll(['x'])).rejects.toThrow(/InvalidMessageContents/);
+  });
+});
+
+describe('an event queue that refuses the job.canceled event', () => {
+  const cancelJob = (c: Container) =>
+    route({ scope: 'jobs:write', keys: () => c.apiKeys }, async (req) => ({
+      status: 200,
+      body: await c.jobs.cancel(req.caller.tenant, req.path.id ?? ''),
+    }));
+  const jobId = 'job_01JD0000000000000000000000';
+  const cancel = (c: Container) =>
+    cancelJob(c)(
+      { ...event(), routeKey: 'POST /v1/jobs/{id}/cancel', pathParameters: { id: jobId } },
+      lambdaContext('t'),
+    ) as Promise<APIGatewayProxyStructuredResultV2>;
+  const job = {
+    pk: `JOB#${jobId}`,
+    sk: 'JOB',
+    id: jobId,
+    tenant: 'acme',
+    shot: 'SH010',
+    status: 'queued',
+    prompt: 'p',
+    model: 'reference',
+    width: 64,
+    height: 64,
+    frames: { start: 1, end: 10 },
+    seed: 1,
+    seedMode: 'per-frame',
+    priority: 50,
+    succeeded: 0,
+    failed: 0,
+    canceled: 0,
+    createdAt: '2026-11-30T00:00:00.000Z',
+    bucket: 'bucket',
+    prefix: 'acme/SH010/x/',
+    requestHash: 'h',
+  };
+
+  it('answers 503, and the retried cancel queues the event the first one recorded', async () => {
+    const writeKey = { ...keyItem, Item: { ...keyItem.Item, scopes: ['jobs:write'] } };
+    dynamo
+      .on(GetCommand)
+      .callsFake((input: { Key: { pk: string } }) =>
+        input.Key.pk.startsWith('KEY#') ? writeKey : { Item: job },
+      );
+    dynamo.on(TransactWriteCommand).resolves({});
+    sqs.on(SendMessageBatchCommand).rejects(new QueueThrottled());
+    const c = app();
+    const first = await cancel(c);
+    expect(first.statusCode).toBe(503);
+    expect(first.headers?.['retry-after']).toMatch(/^\d+$/);
+    const recorded = dynamo
+      .commandCalls(TransactWriteCommand)[0]!
+      .args[0].input.TransactItems!.find((i) => i.Put)!.Put!.Item as Record<string, unknown>;
+    expect(recorded.type).toBe('job.canceled');
+
+    // The retry: the job is canceled already, and its recorded event is queued now.
+    dynamo
+      .on(GetCommand)
+      .callsFake((input: { Key: { pk: string } }) =>
+        input.Key.pk.startsWith('KEY#') ? writeKey : { Item: { ...job, status: 'canceled', canceled: 10 } },
+      );
+    dynamo.on(QueryCommand).resolves({ Items: [recorded] });
+    sqs.on(SendMessageBatchCommand).callsFake((input: { Entries: { Id: string }[] }) => ({
+      Successful: input.Entries.map((e) => ({ Id: e.Id, MessageId: e.Id, MD5OfMessageBody: '' })),
+    }));
+    const retry = await cancel(c);
+    expect(retry.statusCode).toBe(200);
+    expect(dynamo.commandCalls(TransactWriteCommand)).toHaveLength(1);
+    const sends = sqs.commandCalls(SendMessageBatchCommand);
+    expect(sends).toHaveLength(2);
+    const sent = sends[1]!.args[0].input.Entries!;
+    expect(sent.map((e) => JSON.parse(e.MessageBody!).eventId)).toEqual([recorded.id]);
   });
 });
