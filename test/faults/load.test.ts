@@ -19,7 +19,8 @@ const POLL_MS = 2000;
 
 let stack: LocalStack;
 beforeAll(async () => {
-  // Two worker slots, the local default, and chunks of five frames.
+  // Eight worker slots (the renders are tiny; the slots overlap the AWS requests) and chunks of five frames.
+  // LOAD_JOBS, LOAD_CONCURRENCY and LOAD_CHUNK change the run for exploring; CI runs the defaults.
   stack = await startLocalStack({
     withoutWebhooks: true,
     worker: { concurrency: Number(process.env.LOAD_CONCURRENCY ?? 8) },
