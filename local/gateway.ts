@@ -195,6 +195,11 @@ export async function startGateway(
       res.end(JSON.stringify({ error: { code: 'internal', message: 'internal error' } }));
     });
   });
+  // Idle keep-alive connections live longer than any client's (undici keeps them 4 s by default): with
+  // Node's 5 s a client under load could send on a connection the server was closing, and get ECONNRESET
+  // (seen in the load test). API Gateway itself keeps idle connections for minutes.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => ok());

@@ -77,15 +77,67 @@ export function observeRequests(client: Middlewared, onRequest: (request: AwsReq
   });
 }
 
+/**
+ * How every client retries: the SDK's standard mode (exponential backoff with full jitter, a longer base
+ * delay for throttling errors, a retry quota that stops retry storms) over five attempts. Not adaptive
+ * mode: its client-side rate limiter is per process, and a Lambda's process lives for a few requests.
+ */
+export const RETRY = { retryMode: 'standard', maxAttempts: 5 } as const;
+
+/** Errors that say "not now" rather than "wrong": the SDK retries them and so may the caller, later. */
+const TRANSIENT = new Set([
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'ThrottlingException',
+  'Throttling',
+  'ThrottledException',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'AWS.SimpleQueueService.RequestThrottled',
+  'KmsThrottled',
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalServerError',
+  'InternalError',
+  'InternalFailure',
+  'TransactionInProgressException',
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+]);
+const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND']);
+
+/**
+ * True for an AWS error that retrying later may cure: throttling, a service's 5xx, a timeout or a
+ * connection that failed. The API answers these with 503 and Retry-After once the SDK's own retries
+ * ran out; anything else stays a 500.
+ */
+export function isTransientAwsError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const e = err as Error & {
+    code?: string;
+    $fault?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: unknown;
+  };
+  if (TRANSIENT.has(e.name) || (e.code !== undefined && TRANSIENT.has(e.code))) return true;
+  if (e.code !== undefined && NETWORK.has(e.code)) return true;
+  if (e.$retryable !== undefined) return true;
+  const status = e.$metadata?.httpStatusCode;
+  return e.$fault === 'server' && (status === undefined || status >= 500);
+}
+
 export function createClients(options: ClientOptions = {}): AwsClients {
-  const base = new DynamoDBClient({ maxAttempts: 5 });
+  const base = new DynamoDBClient({ ...RETRY });
   // WHEN_REQUIRED: a presigned URL must not carry the checksum of an empty body, or real S3 refuses
   // uploads to it; and a streamed PutObject must not use aws-chunked framing that emulators store raw.
   const s3 = new S3Client({
+    ...RETRY,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
-  const sqs = new SQSClient({ maxAttempts: 5 });
+  const sqs = new SQSClient({ ...RETRY });
   if (options.onRequest) {
     // On the base DynamoDB client: the document client sends through it, marshalled.
     for (const client of [base, s3, sqs]) observeRequests(client, options.onRequest);

@@ -55,9 +55,10 @@ function component(components: Json, name: string, schema: z.ZodType, io: 'input
   return REF(name);
 }
 
+/** Every route may answer 503 (with Retry-After) when AWS throttles or is down past the SDK's retries. */
 const errorResponses = (...codes: number[]) =>
   Object.fromEntries(
-    codes.map((code) => [
+    [...new Set([...codes, 503])].map((code) => [
       String(code),
       { description: ERROR_TEXT[code] ?? 'Error', content: { 'application/json': { schema: REF('Error') } } },
     ]),
@@ -73,7 +74,7 @@ const ERROR_TEXT: Record<number, string> = {
   415: 'Body is not JSON',
   422: 'Unprocessable: an Idempotency-Key reused with another body, or an asset whose files are not what it says',
   429: 'Too many requests',
-  503: 'Temporarily unavailable; retry',
+  503: 'Temporarily unavailable (throttled or an outage); retry after the Retry-After seconds',
 };
 
 const idParam = {

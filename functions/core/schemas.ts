@@ -76,12 +76,42 @@ export const WebhookTarget = z.strictObject({
   events: z.array(z.enum(EVENT_TYPES)).min(1).optional(),
 });
 
+/**
+ * What in a JSON value the job's record cannot hold, and where: DynamoDB refuses an empty map key, and a
+ * number past 2^53 or nearer 0 than 1e-130 cannot be stored exactly (the document client refuses it).
+ */
+export function unstorableJson(
+  value: unknown,
+  path: (string | number)[] = [],
+): { path: (string | number)[]; message: string } | undefined {
+  if (typeof value === 'number') {
+    const size = Math.abs(value);
+    if (size > Number.MAX_SAFE_INTEGER || (size !== 0 && size < 1e-130))
+      return {
+        path,
+        message: 'must be a number within ±9007199254740991 (2^53 - 1), and 0 or at least 1e-130 in size',
+      };
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, child] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
+    if (key === '') return { path, message: 'must not hold an empty key name' };
+    const found = unstorableJson(child, [...path, key]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 export const Params = z
   .record(z.string(), z.json())
   .refine(
     (p) => Buffer.byteLength(JSON.stringify(p)) <= MAX_PARAMS_BYTES,
     `must be at most ${MAX_PARAMS_BYTES} bytes of JSON`,
   )
+  .superRefine((p, ctx) => {
+    const found = unstorableJson(p);
+    if (found) ctx.addIssue({ code: 'custom', message: found.message, path: found.path });
+  })
   .meta({ description: 'Model-specific inputs passed to the model as they are' });
 
 /** The job request. Strict: unknown fields are refused. `frameLimit` is the stack's configured limit. */

@@ -152,6 +152,7 @@ export class Container {
         modelSpecs,
         sendPlan: (m) => this.planQueue.send(encodePlan(m)),
         publishEvents: this.publishEvents,
+        latestEvents: (jobId) => this.events.latestEvents(jobId),
         presign: (key) => this.frameStore.presignGet(key),
         checkWebhookUrl: (url) => this.webhooks.checkUrl(url),
         getAsset: (id) => this.assetStore.getAsset(id),

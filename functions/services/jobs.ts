@@ -38,6 +38,8 @@ export interface JobServiceDeps {
   readonly modelSpecs?: Readonly<Record<string, ModelSpec>>;
   readonly sendPlan: (message: Omit<PlanMessage, 'v'>) => Promise<void>;
   readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
+  /** A job's newest recorded events: a repeated cancel queues its `job.canceled` again. */
+  readonly latestEvents?: (jobId: string) => Promise<readonly EventRecord[]>;
   readonly presign?: (key: string) => Promise<{ url: string; expiresAt: Date }>;
   /** Reads an asset a job names as an input (any tenant's: the service checks the tenant). */
   readonly getAsset?: (id: string) => Promise<AssetRecord | undefined>;
@@ -137,17 +139,21 @@ export class JobService {
       prefix: jobPrefix(tenant, request.shot, id),
       requestHash: sha256(canonicalJson(body)),
     };
-    const { job: stored, created } = await this.deps.store.createJob(
-      job,
-      idempotencyKey === undefined ? undefined : sha256(idempotencyKey),
-      now,
-    );
+    const keyHash = idempotencyKey === undefined ? undefined : sha256(idempotencyKey);
+    const { job: stored, created } = await this.deps.store.createJob(job, keyHash, now);
     // A replayed request whose first attempt never reached the plan queue queues it now (fan-out is idempotent).
     if (created || (stored.status === 'queued' && stored.plannedUpTo === undefined)) {
       try {
         await this.deps.sendPlan({ jobId: stored.id, tenant });
       } catch (err) {
         logger.error('plan queue send failed', { jobId: stored.id, error: err as Error });
+        // No job is visible without its plan: the new job is taken back, and the studio simply retries.
+        // If even that fails (the table is down too), the job stays, and a retry with the key queues it.
+        const discarded =
+          created && (await this.deps.store.discardUnplannedJob(stored, keyHash).catch(() => false));
+        if (discarded) {
+          throw new FramecastError('unavailable', 'the job could not be queued and was not accepted; retry');
+        }
         throw new FramecastError(
           'unavailable',
           'the job was recorded but could not be queued; retry with the same Idempotency-Key',
@@ -305,10 +311,31 @@ export class JobService {
     return toJobResponse(job);
   }
 
+  /**
+   * Cancels the job and queues its `job.canceled` event. When the queue refuses, the cancel is recorded
+   * and the studio gets a 503; its retry finds the job canceled and queues the recorded event again
+   * (the webhook sender's delivery claims make a second copy harmless), so the event is never lost.
+   */
   async cancel(tenant: string, id: string, now = new Date()) {
     const before = await this.get(tenant, id);
     const { job, event } = await this.deps.store.cancelJob(id, now);
-    if (event) await this.deps.publishEvents([event]);
+    const announce =
+      event ??
+      (job.status === 'canceled' && this.deps.latestEvents
+        ? (await this.deps.latestEvents(id)).find((e) => e.type === 'job.canceled')
+        : undefined);
+    if (announce) {
+      try {
+        await this.deps.publishEvents([announce]);
+      } catch (err) {
+        logger.error('event queue send failed', { jobId: id, error: err as Error });
+        throw new FramecastError(
+          'unavailable',
+          'the job is canceled but its job.canceled event could not be queued yet; retry the cancel',
+          { jobId: id },
+        );
+      }
+    }
     if (event && before.status === 'awaiting_review') await this.deps.store.cancelWaitingFrames(job);
     return toJobResponse(job);
   }

@@ -50,6 +50,23 @@ export class EventStore {
     return Item ? strip<EventRecord>(Item) : undefined;
   }
 
+  /** A job's newest events, newest first (the GSI is eventually consistent: a second behind at most). */
+  async latestEvents(jobId: string, limit = 25): Promise<EventRecord[]> {
+    const index = BY_TENANT!;
+    const out = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: index.name,
+        KeyConditionExpression: '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': index.partitionKey },
+        ExpressionAttributeValues: { ':pk': jobEventsPk(jobId) },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+    );
+    return (out.Items ?? []).map((i) => strip<EventRecord>(i));
+  }
+
   /** A job's events, oldest first, `limit` at a time after the event id `after`. */
   async listEvents(jobId: string, limit = 1000, after?: string): Promise<EventRecord[]> {
     const index = BY_TENANT!;

@@ -192,6 +192,37 @@ export class JobStore {
     throw new FramecastError('conflict', 'Idempotency-Key is in use by a request still in progress; retry');
   }
 
+  /**
+   * Takes back a job whose plan message could not be sent, with its idempotency key, so no job is ever
+   * visible that nothing will plan. Only while it is still queued and unplanned; false when it is not
+   * (a concurrent replay queued it after all) or the condition failed.
+   */
+  async discardUnplannedJob(job: JobRecord, idempotencyKeyHash?: string): Promise<boolean> {
+    const deleteJob = {
+      Delete: {
+        TableName: this.table,
+        Key: jobKey(job.id),
+        ConditionExpression: '#s = :queued AND attribute_not_exists(plannedUpTo)',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':queued': 'queued' },
+      },
+    };
+    const written = idempotencyKeyHash
+      ? await transact(this.db, {
+          job: deleteJob,
+          key: {
+            Delete: {
+              TableName: this.table,
+              Key: idempotencyKey(job.tenant, idempotencyKeyHash),
+              ConditionExpression: 'jobId = :id',
+              ExpressionAttributeValues: { ':id': job.id },
+            },
+          },
+        })
+      : await transact(this.db, { job: deleteJob });
+    return written.ok;
+  }
+
   async getJob(id: string): Promise<JobRecord | undefined> {
     const { Item } = await this.db.send(
       new GetCommand({ TableName: this.table, Key: jobKey(id), ConsistentRead: true }),

@@ -4,9 +4,12 @@ import { FramecastError } from '../../core/errors.ts';
 import type { Scope } from '../../core/model.ts';
 import { type ApiEvent, type ApiResponse, apiContext } from './context.ts';
 
-/** How long a looked-up key is trusted in this process: a revoked key stops working within this. */
+/**
+ * How long a looked-up key is trusted in this process: a revoked key stops working within this
+ * (docs/reliability.md). A key created after an unknown key was tried is accepted within the second.
+ */
 export const KEY_CACHE_MS = 60_000;
-const UNKNOWN_KEY_CACHE_MS = 5_000;
+export const UNKNOWN_KEY_CACHE_MS = 5_000;
 const BEARER = /^Bearer (fc_[A-Za-z0-9_-]{16,128})$/;
 const ANONYMOUS: Caller = { tenant: '', scopes: [] };
 
@@ -20,6 +23,8 @@ export const clearKeyCache = (): void => cache.clear();
 export async function callerOf(header: string | undefined, keys: KeyLookup): Promise<Caller> {
   const match = BEARER.exec(header?.trim() ?? '');
   if (!match?.[1]) throw unauthorized();
+  // The key is never compared: its SHA-256 is looked up, so timing can tell an attacker at most how a
+  // hash of their own guess compares, which says nothing about any real key (docs/reliability.md).
   const hash = hashApiKey(match[1]);
   const now = Date.now();
   let entry = cache.get(hash);

@@ -1,11 +1,17 @@
 import {
   DynamoDBClient,
   ProvisionedThroughputExceededException,
+  ThrottlingException,
   TransactionCanceledException,
 } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -53,6 +59,12 @@ const createJob = (c: Container) =>
     return { status: 202, body: job };
   });
 
+/** SQS's throttling error, as the SDK raises it once its retries are used up. */
+class QueueThrottled extends Error {
+  override name = 'RequestThrottled';
+  readonly $fault = 'client';
+}
+
 const keyItem = { Item: { pk: `KEY#${hashApiKey(KEY)}`, sk: 'KEY', tenant: 'acme', scopes: ['jobs:write'] } };
 const request = { shot: 'SH010', prompt: 'p', frames: { start: 1, end: 10 } };
 
@@ -63,47 +75,102 @@ beforeEach(() => {
 });
 afterEach(() => clearKeyCache());
 
-describe('a throttled table', () => {
-  it('answers 500 with a request id and nothing internal', async () => {
-    dynamo.on(TransactWriteCommand).rejects(
-      new ProvisionedThroughputExceededException({
-        message: 'Rate of requests exceeds the allowed throughput on table arn:aws:dynamodb:secret',
-        $metadata: {},
-      }),
-    );
+const throughput = () =>
+  new ProvisionedThroughputExceededException({
+    message: 'Rate of requests exceeds the allowed throughput on table arn:aws:dynamodb:secret',
+    $metadata: { httpStatusCode: 400 },
+  });
+
+async function submit(c: Container, key: string) {
+  const res = (await createJob(c)(
+    event(request, { 'idempotency-key': key }),
+    lambdaContext('t'),
+  )) as APIGatewayProxyStructuredResultV2;
+  return {
+    ...res,
+    json: JSON.parse(res.body!) as { error: { code: string; message: string; details?: { jobId?: string } } },
+  };
+}
+
+describe('a throttled table, once the SDK has given up retrying', () => {
+  it('answers 503 with Retry-After and a code that says so, naming nothing internal', async () => {
+    dynamo.on(TransactWriteCommand).rejects(throughput());
     dynamo.on(GetCommand).resolves(keyItem);
-    const c = app();
-    const res = (await createJob(c)(
-      event(request, { 'idempotency-key': 'k1' }),
-      lambdaContext('t'),
-    )) as APIGatewayProxyStructuredResultV2;
-    expect(res.statusCode).toBe(500);
-    const body = JSON.parse(res.body!) as { error: { code: string; message: string } };
-    expect(body.error.code).toBe('internal');
-    expect(body.error.message).not.toMatch(/throughput|arn:|dynamodb/i);
-    expect(body.error.message).toMatch(/request id/);
+    const res = await submit(app(), 'k1');
+    expect(res.statusCode).toBe(503);
+    expect(res.headers?.['retry-after']).toMatch(/^\d+$/);
+    expect(res.json.error.code).toBe('unavailable');
+    expect(res.json.error.message).not.toMatch(/throughput|arn:|dynamodb/i);
+    expect(res.json.error.message).toMatch(/request id/);
     expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  });
+
+  it('is a 503 too when the key lookup itself is throttled, not a 401 or a 500', async () => {
+    dynamo.on(GetCommand).rejects(new ThrottlingException({ message: 'slow down', $metadata: {} }));
+    const res = await submit(app(), 'k1b');
+    expect(res.statusCode).toBe(503);
+    expect(res.json.error.code).toBe('unavailable');
+  });
+
+  it('still answers a bug with a bare 500: only "not now" errors become 503', async () => {
+    dynamo.on(GetCommand).resolves(keyItem);
+    dynamo.on(TransactWriteCommand).rejects(new TypeError('cannot read properties of undefined'));
+    const res = await submit(app(), 'k1c');
+    expect(res.statusCode).toBe(500);
+    expect(res.json.error.code).toBe('internal');
+    expect(res.headers?.['retry-after']).toBeUndefined();
   });
 });
 
 describe('a plan queue that refuses messages', () => {
-  it('answers 503 telling the studio to retry with the same key, and the retry queues the job', async () => {
-    dynamo.on(GetCommand, { Key: { pk: `KEY#${hashApiKey(KEY)}`, sk: 'KEY' } }).resolves(keyItem);
+  const planSent = () => [
+    ...sqs.commandCalls(SendMessageCommand).map((c) => c.args[0].input.MessageBody!),
+    ...sqs
+      .commandCalls(SendMessageBatchCommand)
+      .flatMap((c) => c.args[0].input.Entries!.map((e) => e.MessageBody!)),
+  ];
+
+  it('takes the job back with its key, so no job is visible that nothing plans, and answers 503', async () => {
+    dynamo.on(GetCommand).resolves(keyItem);
     dynamo.on(TransactWriteCommand).resolves({});
+    sqs.on(SendMessageCommand).rejects(new QueueThrottled());
+    sqs.on(SendMessageBatchCommand).rejects(new QueueThrottled());
+    const res = await submit(app(), 'k2');
+    expect(res.statusCode).toBe(503);
+    expect(res.headers?.['retry-after']).toMatch(/^\d+$/);
+    expect(res.json.error.message).toContain('not accepted; retry');
+    const [write, undo] = dynamo
+      .commandCalls(TransactWriteCommand)
+      .map((c) => c.args[0].input.TransactItems!);
+    const job = write!.find((i) => i.Put?.Item?.sk === 'JOB')!.Put!.Item!;
+    expect(undo!.map((i) => i.Delete?.Key)).toEqual([
+      { pk: job.pk, sk: 'JOB' },
+      { pk: write!.find((i) => i.Put?.Item?.sk === 'IDEM')!.Put!.Item!.pk, sk: 'IDEM' },
+    ]);
+    // Taken back only while nothing planned it.
+    expect(undo![0]!.Delete!.ConditionExpression).toContain('attribute_not_exists(plannedUpTo)');
+  });
+
+  it('keeps the job when it cannot be taken back either, and a retry with the same key queues it', async () => {
+    dynamo.on(GetCommand, { Key: { pk: `KEY#${hashApiKey(KEY)}`, sk: 'KEY' } }).resolves(keyItem);
+    let writes = 0;
+    dynamo.on(TransactWriteCommand).callsFake(() => {
+      writes++;
+      if (writes === 1) return {};
+      throw throughput();
+    });
+    sqs.on(SendMessageCommand).rejects(new Error('ServiceUnavailable'));
     sqs.on(SendMessageBatchCommand).rejects(new Error('ServiceUnavailable'));
     const c = app();
-    const first = (await createJob(c)(
-      event(request, { 'idempotency-key': 'k2' }),
-      lambdaContext('t'),
-    )) as APIGatewayProxyStructuredResultV2;
+    const first = await submit(c, 'k3');
     expect(first.statusCode).toBe(503);
-    expect(first.body).toContain('retry with the same Idempotency-Key');
+    expect(first.json.error.message).toContain('retry with the same Idempotency-Key');
 
     // The retry finds the recorded job (not yet planned) and queues it now.
-    const sent = JSON.parse(first.body!) as { error: { details: { jobId: string } } };
     const stored = dynamo.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems![1]!.Put!
       .Item as Record<string, unknown>;
-    expect(stored.id).toBe(sent.error.details.jobId);
+    expect(stored.id).toBe(first.json.error.details?.jobId);
     dynamo.on(TransactWriteCommand).rejects(
       new TransactionCanceledException({
         message: 'cancelled',
@@ -117,17 +184,18 @@ describe('a plan queue that refuses messages', () => {
         return { Item: { jobId: stored.id, requestHash: stored.requestHash } };
       return { Item: stored };
     });
+    sqs.reset();
+    sqs.on(SendMessageCommand).resolves({ MessageId: 'm' });
     sqs
       .on(SendMessageBatchCommand)
       .resolves({ Successful: [{ Id: '0', MessageId: 'm', MD5OfMessageBody: '' }] });
     const retry = (await createJob(c)(
-      event(request, { 'idempotency-key': 'k2' }),
+      event(request, { 'idempotency-key': 'k3' }),
       lambdaContext('t'),
     )) as APIGatewayProxyStructuredResultV2;
     expect(retry.statusCode).toBe(202);
     expect(JSON.parse(retry.body!).id).toBe(stored.id);
-    const plan = sqs.commandCalls(SendMessageBatchCommand).at(-1)!.args[0].input.Entries![0]!.MessageBody!;
-    expect(JSON.parse(plan)).toEqual({ v: 1, jobId: stored.id, tenant: 'acme' });
+    expect(planSent().map((b) => JSON.parse(b))).toEqual([{ v: 1, jobId: stored.id, tenant: 'acme' }]);
   });
 });
 
@@ -164,5 +232,79 @@ describe('a queue that refuses part of a batch', () => {
       .on(SendMessageBatchCommand)
       .resolves({ Failed: [{ Id: '0', SenderFault: true, Code: 'InvalidMessageContents' }] });
     await expect(app().planQueue.sendAll(['x'])).rejects.toThrow(/InvalidMessageContents/);
+  });
+});
+
+describe('an event queue that refuses the job.canceled event', () => {
+  const cancelJob = (c: Container) =>
+    route({ scope: 'jobs:write', keys: () => c.apiKeys }, async (req) => ({
+      status: 200,
+      body: await c.jobs.cancel(req.caller.tenant, req.path.id ?? ''),
+    }));
+  const jobId = 'job_01JD0000000000000000000000';
+  const cancel = (c: Container) =>
+    cancelJob(c)(
+      { ...event(), routeKey: 'POST /v1/jobs/{id}/cancel', pathParameters: { id: jobId } },
+      lambdaContext('t'),
+    ) as Promise<APIGatewayProxyStructuredResultV2>;
+  const job = {
+    pk: `JOB#${jobId}`,
+    sk: 'JOB',
+    id: jobId,
+    tenant: 'acme',
+    shot: 'SH010',
+    status: 'queued',
+    prompt: 'p',
+    model: 'reference',
+    width: 64,
+    height: 64,
+    frames: { start: 1, end: 10 },
+    seed: 1,
+    seedMode: 'per-frame',
+    priority: 50,
+    succeeded: 0,
+    failed: 0,
+    canceled: 0,
+    createdAt: '2026-11-30T00:00:00.000Z',
+    bucket: 'bucket',
+    prefix: 'acme/SH010/x/',
+    requestHash: 'h',
+  };
+
+  it('answers 503, and the retried cancel queues the event the first one recorded', async () => {
+    const writeKey = { ...keyItem, Item: { ...keyItem.Item, scopes: ['jobs:write'] } };
+    dynamo
+      .on(GetCommand)
+      .callsFake((input: { Key: { pk: string } }) =>
+        input.Key.pk.startsWith('KEY#') ? writeKey : { Item: job },
+      );
+    dynamo.on(TransactWriteCommand).resolves({});
+    sqs.on(SendMessageBatchCommand).rejects(new QueueThrottled());
+    const c = app();
+    const first = await cancel(c);
+    expect(first.statusCode).toBe(503);
+    expect(first.headers?.['retry-after']).toMatch(/^\d+$/);
+    const recorded = dynamo
+      .commandCalls(TransactWriteCommand)[0]!
+      .args[0].input.TransactItems!.find((i) => i.Put)!.Put!.Item as Record<string, unknown>;
+    expect(recorded.type).toBe('job.canceled');
+
+    // The retry: the job is canceled already, and its recorded event is queued now.
+    dynamo
+      .on(GetCommand)
+      .callsFake((input: { Key: { pk: string } }) =>
+        input.Key.pk.startsWith('KEY#') ? writeKey : { Item: { ...job, status: 'canceled', canceled: 10 } },
+      );
+    dynamo.on(QueryCommand).resolves({ Items: [recorded] });
+    sqs.on(SendMessageBatchCommand).callsFake((input: { Entries: { Id: string }[] }) => ({
+      Successful: input.Entries.map((e) => ({ Id: e.Id, MessageId: e.Id, MD5OfMessageBody: '' })),
+    }));
+    const retry = await cancel(c);
+    expect(retry.statusCode).toBe(200);
+    expect(dynamo.commandCalls(TransactWriteCommand)).toHaveLength(1);
+    const sends = sqs.commandCalls(SendMessageBatchCommand);
+    expect(sends).toHaveLength(2);
+    const sent = sends[1]!.args[0].input.Entries!;
+    expect(sent.map((e) => JSON.parse(e.MessageBody!).eventId)).toEqual([recorded.id]);
   });
 });

@@ -3,7 +3,11 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import * as z from 'zod';
 import { clearKeyCache, type RouteOptions, route } from '../../../functions/api/http.ts';
-import { callerOf } from '../../../functions/api/middleware/authenticate.ts';
+import {
+  callerOf,
+  KEY_CACHE_MS,
+  UNKNOWN_KEY_CACHE_MS,
+} from '../../../functions/api/middleware/authenticate.ts';
 import { MAX_BODY_BYTES, parseJsonBody } from '../../../functions/api/middleware/json-body.ts';
 import { hashApiKey, type KeyLookup } from '../../../functions/core/api-keys.ts';
 import { FramecastError } from '../../../functions/core/errors.ts';
@@ -152,6 +156,86 @@ describe('authentication', () => {
   });
 });
 
+/** One key as DynamoDB serves it, a new record on every read, and a way to revoke it. */
+function revocable() {
+  let revokedAt: string | undefined;
+  const keys: KeyLookup = {
+    getApiKey: async (hash) =>
+      hash === hashApiKey(KEY)
+        ? {
+            hash,
+            tenant: 'acme',
+            scopes: ['jobs:write'],
+            name: 'k',
+            createdAt: '',
+            ...(revokedAt && { revokedAt }),
+          }
+        : undefined,
+  };
+  return { keys, revoke: () => (revokedAt = '2026-11-30T00:00:00Z') };
+}
+
+describe('a revoked key', () => {
+  it(`stops working within the key cache time (${KEY_CACHE_MS / 1000} s), and not before the cache says`, async () => {
+    const { keys, revoke } = revocable();
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(1_000_000);
+    expect((await callerOf(`Bearer ${KEY}`, keys)).tenant).toBe('acme');
+    revoke();
+    clock.mockReturnValue(1_000_000 + KEY_CACHE_MS - 1);
+    expect((await callerOf(`Bearer ${KEY}`, keys)).tenant).toBe('acme');
+    clock.mockReturnValue(1_000_000 + KEY_CACHE_MS + 1);
+    await expect(callerOf(`Bearer ${KEY}`, keys)).rejects.toMatchObject({ code: 'unauthorized' });
+    // And it stays refused: the revocation is cached like any answer.
+    clock.mockReturnValue(1_000_000 + 2 * KEY_CACHE_MS);
+    await expect(callerOf(`Bearer ${KEY}`, keys)).rejects.toMatchObject({ code: 'unauthorized' });
+  });
+
+  it('is refused at once after clearKeyCache, which the admin tooling calls in its own process', async () => {
+    const { keys, revoke } = revocable();
+    await callerOf(`Bearer ${KEY}`, keys);
+    revoke();
+    await expect(callerOf(`Bearer ${KEY}`, keys)).resolves.toMatchObject({ tenant: 'acme' });
+    clearKeyCache();
+    await expect(callerOf(`Bearer ${KEY}`, keys)).rejects.toMatchObject({ code: 'unauthorized' });
+  });
+
+  it(`a key unknown when tried is accepted once created, within ${UNKNOWN_KEY_CACHE_MS / 1000} s`, async () => {
+    const fresh = `fc_${'n'.repeat(40)}`;
+    const keys = keyStore();
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(5_000_000);
+    await expect(callerOf(`Bearer ${fresh}`, keys)).rejects.toMatchObject({ code: 'unauthorized' });
+    const lookup = keys.getApiKey.bind(keys);
+    keys.getApiKey = async (hash) =>
+      hash === hashApiKey(fresh)
+        ? { hash, tenant: 'acme', scopes: ['jobs:read'], name: 'n', createdAt: '' }
+        : lookup(hash);
+    clock.mockReturnValue(5_000_000 + UNKNOWN_KEY_CACHE_MS + 1);
+    expect((await callerOf(`Bearer ${fresh}`, keys)).tenant).toBe('acme');
+  });
+});
+
+describe('comparing keys', () => {
+  it('never compares the presented key: the store is asked for its SHA-256 alone', async () => {
+    const asked: string[] = [];
+    const keys: KeyLookup = {
+      async getApiKey(hash) {
+        asked.push(hash);
+        return undefined;
+      },
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.stringMatching(/^[A-Za-z0-9_-]{16,128}$/), async (secret) => {
+        clearKeyCache();
+        asked.length = 0;
+        await callerOf(`Bearer fc_${secret}`, keys).catch(() => undefined);
+        expect(asked).toEqual([hashApiKey(`fc_${secret}`)]);
+        expect(asked[0]).not.toContain(secret);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
 describe('the JSON body', () => {
   const open = { keys: () => keyStore() };
 
@@ -180,6 +264,22 @@ describe('the JSON body', () => {
     const deep = await call(open, { body: `${'['.repeat(40)}${']'.repeat(40)}` });
     expect(deep.status).toBe(400);
     expect(deep.body.error.message).toContain('deeper than 32');
+  });
+
+  it('holding __proto__, constructor or prototype as a key anywhere is a 400 naming where', async () => {
+    for (const [text, field] of [
+      ['{"__proto__":{"isAdmin":true}}', 'body.__proto__'],
+      ['{"params":{"x":[{"constructor":{"prototype":{"p":1}}}]}}', 'body.params.x.0.constructor'],
+      ['{"a":{"prototype":1}}', 'body.a.prototype'],
+    ] as const) {
+      const res = await call(open, { body: text });
+      expect(res.status, text).toBe(400);
+      expect(res.body.error.details).toEqual({ field });
+      expect(res.body.error.message).toBe(`${field}: is a reserved key name`);
+    }
+    expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
+    // As values they are ordinary text.
+    expect((await call(open, { body: '{"prompt":"__proto__ constructor"}' })).status).toBe(200);
   });
 
   it('never fails on any input in any other way than a FramecastError', () => {

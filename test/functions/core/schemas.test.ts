@@ -57,6 +57,10 @@ describe('the job request', () => {
     ['a priority over 100', { ...valid, priority: 101 }, 'body.priority'],
     ['params that are not an object', { ...valid, params: [1, 2] }, 'body.params'],
     ['params over 16 KB', { ...valid, params: { x: 'y'.repeat(17_000) } }, 'body.params'],
+    // What the table cannot hold is a 400 naming where, not a 500 from DynamoDB (found by test/faults/hostile).
+    ['params with an empty key name', { ...valid, params: { x: { '': 1 } } }, 'body.params.x'],
+    ['params with a number past 2^53', { ...valid, params: { x: [0.5, 1e20] } }, 'body.params.x.1'],
+    ['params with a number nearer 0 than 1e-130', { ...valid, params: { cfg: 1e-200 } }, 'body.params.cfg'],
     ['a webhook without a url', { ...valid, webhook: { events: ['job.succeeded'] } }, 'body.webhook.url'],
     [
       'a webhook with an unknown event',
@@ -71,6 +75,18 @@ describe('the job request', () => {
     expect(err.code).toBe('invalid_request');
     expect((err.details as { field: string }).field).toBe(field);
     expect(err.message.startsWith(field)).toBe(true);
+  });
+
+  it('keeps params the table can hold as they are sent', () => {
+    const params = {
+      steps: 30,
+      cfg: 7.5,
+      tiny: 1e-100,
+      big: 2 ** 53 - 1,
+      neg: -0.25,
+      nested: { a: [null, true, 'x'] },
+    };
+    expect(parse(schema, { ...valid, params }).params).toEqual(params);
   });
 
   it('keeps tabs, newlines and any language in prompts', () => {
