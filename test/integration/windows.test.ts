@@ -101,7 +101,7 @@ async function storedFrames(id: string) {
   return out;
 }
 
-/** The keys under a job's prefix in the bucket. */
+/** The keys under a job's prefix in the bucket, thumbnails aside (one beside each frame). */
 async function objectsOf(job: JobResponse): Promise<string[]> {
   const prefix = job.outputPrefix.replace(/^s3:\/\/[^/]+\//, '');
   const keys: string[] = [];
@@ -117,7 +117,7 @@ async function objectsOf(job: JobResponse): Promise<string[]> {
     keys.push(...(page.Contents ?? []).map((o) => o.Key!));
     token = page.NextContinuationToken;
   } while (token);
-  return keys;
+  return keys.filter((k) => !k.includes('/thumbnails/'));
 }
 
 /** Mean absolute difference of two frames, out of 255. */
