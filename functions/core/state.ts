@@ -90,6 +90,13 @@ export const frameStatusesBefore = (to: FrameStatus): FrameStatus[] =>
 
 export const isTerminalJob = (s: JobStatus): boolean => JOB_MOVES[s].length === 0;
 
+/**
+ * The statuses a job starts from (its job.started move): those before `running` that a running job
+ * never goes back to, so an approve (awaiting_review -> running) is never taken for a start.
+ */
+export const jobStartStatuses = (): JobStatus[] =>
+  jobStatusesBefore('running').filter((s) => !canMoveJob('running', s));
+
 /** A job that has not ended: its frames may still be taken and finished. */
 export const liveJobStatuses = (): JobStatus[] => JOB_STATUSES.filter((s) => !isTerminalJob(s));
 

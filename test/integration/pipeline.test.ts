@@ -81,8 +81,13 @@ describe('a 48-frame shot', () => {
     const listed = await stack.app.frameStore.s3.send(
       new ListObjectsV2Command({ Bucket: stack.env.FRAMECAST_BUCKET, Prefix: `dev/EP101_SH040/${job.id}/` }),
     );
+    // Each frame, its thumbnail (docs/architecture.md, "Versions and review") and the manifest.
     expect(listed.Contents?.map((o) => o.Key).sort()).toEqual(
-      [...frames.map((f) => f.key!), `dev/EP101_SH040/${job.id}/manifest.json`].sort(),
+      [
+        ...frames.map((f) => f.key!),
+        ...frames.map((f) => f.key!.replace(/\/([^/]+)\.png$/, '/thumbnails/$1.webp')),
+        `dev/EP101_SH040/${job.id}/manifest.json`,
+      ].sort(),
     );
   });
 

@@ -16,6 +16,7 @@ import {
   canMoveJob,
   frameStatusesBefore,
   generatingJobStatuses,
+  jobStartStatuses,
   jobStatusesBefore,
   liveJobStatuses,
 } from '../../core/state.ts';
@@ -321,7 +322,7 @@ export class JobStore {
   async markStarted(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
     const started = { ...job, status: 'running' as const, startedAt: nowIso(now) };
     const event = newEvent(started, 'job.started', now);
-    const from = statusIn(jobStatusesBefore(started.status));
+    const from = statusIn(jobStartStatuses());
     const moved = await this.updateJobWithEvent(
       job.id,
       {

@@ -17,6 +17,7 @@ import {
   generatingJobStatuses,
   IllegalTransition,
   isTerminalJob,
+  jobStartStatuses,
   jobStatusesBefore,
   liveJobStatuses,
   moveFrame,
@@ -56,6 +57,10 @@ describe('the job state machine', () => {
         expect(jobStatusesBefore(to).includes(from)).toBe(canMoveJob(from, to));
       }),
     );
+  });
+
+  it('starts a job only from queued, never from awaiting_review (an approve is no start)', () => {
+    expect(jobStartStatuses()).toEqual(['queued']);
   });
 
   it('waits for review only while running, and goes from there back to running or to canceled', () => {

@@ -28,9 +28,9 @@ beforeEach(() => dynamo.reset());
 
 describe('a status condition', () => {
   it('is an equality for the one status a move is legal from', () => {
-    expect(statusIn(jobStatusesBefore('running'))).toEqual({
-      condition: '#status = :was_queued',
-      values: { ':was_queued': 'queued' },
+    expect(statusIn(jobStatusesBefore('awaiting_review'))).toEqual({
+      condition: '#status = :was_running',
+      values: { ':was_running': 'running' },
     });
   });
 
