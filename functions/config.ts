@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { ColourSpaceName, DEFAULT_COLOUR, DEFAULT_OCIO_CONFIG, EXR_COMPRESSIONS } from './core/colour.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
 import { ASSET_FILE_BYTES } from './shared/resources.ts';
@@ -78,6 +79,11 @@ export const SETTINGS = {
         .filter(Boolean),
     ),
   production: z.string().min(1).default('local'),
+  ocioConfig: z.string().min(1).default(DEFAULT_OCIO_CONFIG),
+  plateColourSpace: ColourSpaceName.default(DEFAULT_COLOUR.plates),
+  modelColourSpace: ColourSpaceName.default(DEFAULT_COLOUR.model),
+  exrCompression: z.enum(EXR_COMPRESSIONS).default(DEFAULT_COLOUR.compression),
+  oiiotool: z.string().min(1).default('oiiotool'),
 } satisfies Record<EnvKey, z.ZodType>;
 
 export type Settings = { [K in EnvKey]: z.output<(typeof SETTINGS)[K]> };

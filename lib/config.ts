@@ -1,6 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
+import {
+  ColourSpaceName,
+  DEFAULT_COLOUR,
+  DEFAULT_OCIO_CONFIG,
+  EXR_COMPRESSIONS,
+  OcioConfigPath,
+} from '../functions/shared/colour.ts';
 import { InputKind, WindowSpecSchema } from '../functions/shared/models.ts';
 import { ASSET_FILE_BYTES, QUEUES } from '../functions/shared/resources.ts';
 
@@ -149,6 +156,19 @@ export const ConfigSchema = z
         burstLimit: int(1, 5000).default(100),
       })
       .prefault({}),
+    /**
+     * The colour pipeline (docs/colour.md): the OCIO config (a file in the project's colour/ folder, shipped in
+     * the worker image), the colour space of EXR plates and EXR output frames, the model's colour space, and
+     * the EXR compression. Default: the project's own config, ACEScg plates, an sRGB model, ZIP.
+     */
+    colour: z
+      .strictObject({
+        ocioConfig: OcioConfigPath.default(DEFAULT_OCIO_CONFIG),
+        plates: ColourSpaceName.default(DEFAULT_COLOUR.plates),
+        model: ColourSpaceName.default(DEFAULT_COLOUR.model),
+        exrCompression: z.enum(EXR_COMPRESSIONS).default(DEFAULT_COLOUR.compression),
+      })
+      .prefault({}),
     /** A prebuilt worker image (registry URI); then deploying needs no Docker. Default: built from Dockerfile. */
     workerImage: z.string().min(1).max(255).optional(),
   })
@@ -257,5 +277,13 @@ export function loadProductionConfig(production: unknown, configDir: string): Pr
   } catch (err) {
     throw new ConfigError(`Invalid production config ${source}: not valid JSON (${(err as Error).message})`);
   }
-  return parseConfig(production, input, source);
+  const config = parseConfig(production, input, source);
+  // The worker image carries the project's colour/ folder: a show config named there must exist in it.
+  const ocio = config.colour.ocioConfig;
+  if (ocio !== DEFAULT_OCIO_CONFIG && !existsSync(join(configDir, '..', ocio))) {
+    throw new ConfigError(
+      `Invalid production config ${source}:\n  colour.ocioConfig: ${config.colour.ocioConfig} does not exist`,
+    );
+  }
+  return config;
 }

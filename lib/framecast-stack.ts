@@ -54,6 +54,10 @@ export class FramecastStack extends Stack {
       [ENV.chunkSize]: String(config.chunkSize),
       [ENV.maxAttempts]: String(config.maxAttempts),
       [ENV.webhookAllowedHosts]: config.webhookAllowedHosts.join(','),
+      [ENV.ocioConfig]: config.colour.ocioConfig,
+      [ENV.plateColourSpace]: config.colour.plates,
+      [ENV.modelColourSpace]: config.colour.model,
+      [ENV.exrCompression]: config.colour.exrCompression,
       POWERTOOLS_METRICS_NAMESPACE: APP_METRICS.namespace,
     };
 

@@ -24,12 +24,13 @@ export class FrameStore {
    */
   async putFrame(
     key: string,
-    png: Uint8Array,
+    frame: Uint8Array,
     metadata: Record<string, string> = {},
+    contentType = 'image/png',
   ): Promise<{ sha256: string; size: number }> {
-    const sha256 = createHash('sha256').update(png).digest('hex');
-    await this.put(key, png, 'image/png', { ...metadata, sha256 });
-    return { sha256, size: png.byteLength };
+    const sha256 = createHash('sha256').update(frame).digest('hex');
+    await this.put(key, frame, contentType, { ...metadata, sha256 });
+    return { sha256, size: frame.byteLength };
   }
 
   async putJson(key: string, value: unknown): Promise<void> {

@@ -1,3 +1,4 @@
+import type { OutputFormat } from './colour.ts';
 import type { InputBinding } from './inputs.ts';
 import type { EventType, FrameStatus, JobRequest, JobStatus, WindowMode } from './schemas.ts';
 import type { WindowSpec } from './windows.ts';
@@ -38,6 +39,8 @@ export interface JobRecord {
   readonly failedFrames: readonly number[];
   /** The assets the model is given, by input name, with the frames each asset covers. */
   readonly inputs?: Readonly<Record<string, JobInputRecord>>;
+  /** Frames delivered as EXR (docs/colour.md); absent: PNG. */
+  readonly output?: { readonly format: OutputFormat };
   /** For a model with windows: the windows this job is made of (the model's, or the smaller ones it asked for). */
   readonly window?: JobWindows;
   /** The window that failed after every attempt; in chained mode the frames after it count as canceled. */

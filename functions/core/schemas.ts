@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { OUTPUT_FORMATS } from './colour.ts';
 import { ASSET_ID } from './ids.ts';
 
 /**
@@ -132,6 +133,13 @@ export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
           'For a model with windows: `chained` (default) makes each window from the last frames of the one before; `parallel` makes them at once and cross-fades the overlaps',
       }),
       inputs: JobInputs.optional(),
+      output: z
+        .strictObject({ format: z.enum(OUTPUT_FORMATS).default('png') })
+        .optional()
+        .meta({
+          description:
+            "What the frames are delivered as: `png` (default: the model's 8-bit sRGB PNG with its provenance) or `exr` (16-bit half EXR in the plates' colour space, docs/colour.md)",
+        }),
       window: z
         .strictObject({
           size: z.int().min(1).max(1024).optional(),
@@ -174,6 +182,10 @@ export const JobResponse = z
       )
       .optional()
       .meta({ description: 'The assets the job hands its model, by input name' }),
+    output: z
+      .object({ format: z.enum(OUTPUT_FORMATS) })
+      .optional()
+      .meta({ description: 'Set when the frames are delivered as EXR' }),
     windowMode: z.enum(WINDOW_MODES).optional().meta({ description: 'Set for a model with windows' }),
     window: z
       .object({

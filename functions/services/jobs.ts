@@ -84,6 +84,10 @@ export class JobService {
       );
     }
     const window = this.windowsOf(request);
+    if (window && request.output?.format === 'exr') {
+      // A window's context and cross-fades read the stored frames back as the model's PNGs.
+      throw invalid('body.output.format', 'exr is not available for a model with windows yet; ask for png');
+    }
     const inputs = await this.inputsOf(tenant, request);
     if (request.webhook && this.deps.checkWebhookUrl) {
       const reason = await this.deps.checkWebhookUrl(request.webhook.url);
@@ -112,6 +116,8 @@ export class JobService {
       failedFrames: [],
       ...(inputs && { inputs }),
       ...(window && { window }),
+      // PNG is the default and is not recorded, so jobs of before read the same.
+      ...(request.output?.format === 'exr' && { output: { format: 'exr' as const } }),
       createdAt: now.toISOString(),
       bucket: this.deps.bucket,
       prefix: jobPrefix(tenant, request.shot, id),

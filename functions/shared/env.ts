@@ -25,4 +25,11 @@ export const ENV = {
   webhookAllowLoopback: 'FRAMECAST_WEBHOOK_ALLOW_LOOPBACK',
   webhookAllowedHosts: 'FRAMECAST_WEBHOOK_ALLOWED_HOSTS',
   production: 'FRAMECAST_PRODUCTION',
+  // The colour pipeline (docs/colour.md): the OCIO config, the plates' and the model's colour spaces.
+  ocioConfig: 'FRAMECAST_OCIO_CONFIG',
+  plateColourSpace: 'FRAMECAST_PLATE_COLOUR_SPACE',
+  modelColourSpace: 'FRAMECAST_MODEL_COLOUR_SPACE',
+  exrCompression: 'FRAMECAST_EXR_COMPRESSION',
+  /** The oiiotool program (default: found on the PATH). */
+  oiiotool: 'FRAMECAST_OIIOTOOL',
 } as const;

@@ -2,7 +2,7 @@ import type { FrameStore } from '../adapters/frame-store.ts';
 import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
 import type { EventStore } from '../adapters/store/events.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
-import { frameCount, frameKey, frameSeed, manifestKey } from '../core/frames.ts';
+import { frameCount, frameSeed, manifestKey } from '../core/frames.ts';
 import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
 import { isPng, type Provenance, withProvenance } from '../core/png.ts';
@@ -13,6 +13,7 @@ import { logger } from '../logger.ts';
 import { countMetric, publishMetrics } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
+import { type DeliverFrame, deliverFrames } from './colour.ts';
 import { Slots, sleep } from './concurrency.ts';
 import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
 import { stagedKeys, WindowMaker } from './windows.ts';
@@ -43,6 +44,8 @@ export interface WorkerDeps {
   readonly inputsFor?: InputsFor;
   /** Work files a job's inputs may have staged (video inputs, ./video-input.ts), removed when it ends. */
   readonly inputFiles?: (job: JobRecord) => string[];
+  /** What a frame is stored as: its key and bytes (./colour.ts; PNG when absent). */
+  readonly deliver?: DeliverFrame;
   readonly settings: WorkerSettings;
 }
 
@@ -399,12 +402,16 @@ export class Worker {
     predictTime?: number,
     inputs?: Readonly<Record<string, string>>,
   ): Promise<void> {
-    const key = frameKey(job.tenant, job.shot, job.id, frame);
-    const { sha256, size } = await this.deps.frames.putFrame(key, png, {
-      job: job.id,
-      frame: String(frame),
-      seed: String(seed),
-    });
+    // A frame that cannot be delivered as the job asks (no oiiotool for EXR) fails with the reason.
+    const file = await (this.deps.deliver ?? deliverFrames())(job, frame, png).catch((err: Error) => err);
+    if (file instanceof Error) return this.recordFailure(job, frame, seed, attempts, file.message);
+    const key = file.key;
+    const { sha256, size } = await this.deps.frames.putFrame(
+      key,
+      file.body,
+      { job: job.id, frame: String(frame), seed: String(seed) },
+      file.contentType,
+    );
     const { outcome, event } = await this.deps.store.frameSucceeded(job, {
       frame,
       seed,
