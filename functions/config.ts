@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ColourSpaceName, DEFAULT_COLOUR, DEFAULT_OCIO_CONFIG, EXR_COMPRESSIONS } from './core/colour.ts';
+import { DEFAULT_NAMING_TEMPLATE, NamingError, type NamingTemplate, parseTemplate } from './core/naming.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
 import { ASSET_FILE_BYTES } from './shared/resources.ts';
@@ -84,6 +85,23 @@ export const SETTINGS = {
   modelColourSpace: ColourSpaceName.default(DEFAULT_COLOUR.model),
   exrCompression: z.enum(EXR_COMPRESSIONS).default(DEFAULT_COLOUR.compression),
   oiiotool: z.string().min(1).default('oiiotool'),
+  namingTemplate: z
+    .string()
+    .default(DEFAULT_NAMING_TEMPLATE)
+    .transform((t, ctx): NamingTemplate => {
+      try {
+        return parseTemplate(t);
+      } catch (err) {
+        if (!(err instanceof NamingError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+        return z.NEVER;
+      }
+    }),
+  frameRate: z.coerce.number().min(1).max(240).default(24),
+  namingPass: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,32}$/)
+    .default('main'),
 } satisfies Record<EnvKey, z.ZodType>;
 
 export type Settings = { [K in EnvKey]: z.output<(typeof SETTINGS)[K]> };

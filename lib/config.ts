@@ -4,10 +4,13 @@ import * as z from 'zod';
 import {
   ColourSpaceName,
   DEFAULT_COLOUR,
+  DEFAULT_NAMING_TEMPLATE,
   DEFAULT_OCIO_CONFIG,
   EXR_COMPRESSIONS,
+  NamingError,
   OcioConfigPath,
-} from '../functions/shared/colour.ts';
+  parseTemplate,
+} from '../functions/shared/deliverables.ts';
 import { InputKind, WindowSpecSchema } from '../functions/shared/models.ts';
 import { ASSET_FILE_BYTES, QUEUES } from '../functions/shared/resources.ts';
 
@@ -34,6 +37,8 @@ const LOG_RETENTION_DAYS = [
 const hostLabel = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 
 const int = (min: number, max: number) => z.int().min(min).max(max);
+
+const PassName = z.string().regex(/^[A-Za-z0-9-]{1,32}$/, 'must be 1 to 32 letters, digits or "-"');
 
 const Model = z.strictObject({
   /** What a job names in `model`; also the model's frame queue and ECS service. */
@@ -169,6 +174,29 @@ export const ConfigSchema = z
         exrCompression: z.enum(EXR_COMPRESSIONS).default(DEFAULT_COLOUR.compression),
       })
       .prefault({}),
+    /**
+     * Delivered frame names (docs/colour.md, "Naming"): a template such as
+     * `{shot}_{pass}_v{version:03}.{frame:04}.{ext}` and the pass its `{pass}` takes when a job names none.
+     * Default: the design's `<shot>.<frame>.png`.
+     */
+    naming: z
+      .strictObject({
+        template: z
+          .string()
+          .default(DEFAULT_NAMING_TEMPLATE)
+          .superRefine((t, ctx) => {
+            try {
+              parseTemplate(t);
+            } catch (err) {
+              if (!(err instanceof NamingError)) throw err;
+              ctx.addIssue({ code: 'custom', message: err.message });
+            }
+          }),
+        pass: PassName.default('main'),
+      })
+      .prefault({}),
+    /** Frames per second of the production, written into each job's OpenTimelineIO clip. */
+    frameRate: z.number().min(1).max(240).default(24),
     /** A prebuilt worker image (registry URI); then deploying needs no Docker. Default: built from Dockerfile. */
     workerImage: z.string().min(1).max(255).optional(),
   })

@@ -58,6 +58,9 @@ export class FramecastStack extends Stack {
       [ENV.plateColourSpace]: config.colour.plates,
       [ENV.modelColourSpace]: config.colour.model,
       [ENV.exrCompression]: config.colour.exrCompression,
+      [ENV.namingTemplate]: config.naming.template,
+      [ENV.namingPass]: config.naming.pass,
+      [ENV.frameRate]: String(config.frameRate),
       POWERTOOLS_METRICS_NAMESPACE: APP_METRICS.namespace,
     };
 

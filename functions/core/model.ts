@@ -39,8 +39,11 @@ export interface JobRecord {
   readonly failedFrames: readonly number[];
   /** The assets the model is given, by input name, with the frames each asset covers. */
   readonly inputs?: Readonly<Record<string, JobInputRecord>>;
-  /** Frames delivered as EXR (docs/colour.md); absent: PNG. */
-  readonly output?: { readonly format: OutputFormat };
+  /**
+   * How the frames are delivered (docs/colour.md): EXR or PNG, and the pass and version the production's
+   * naming template names. Absent: PNG named `<shot>.<frame>.png`.
+   */
+  readonly output?: { readonly format: OutputFormat; readonly pass?: string; readonly version?: number };
   /** For a model with windows: the windows this job is made of (the model's, or the smaller ones it asked for). */
   readonly window?: JobWindows;
   /** The window that failed after every attempt; in chained mode the frames after it count as canceled. */

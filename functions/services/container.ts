@@ -135,6 +135,9 @@ export class Container {
         presign: (key) => this.frameStore.presignGet(key),
         checkWebhookUrl: (url) => this.webhooks.checkUrl(url),
         getAsset: (id) => this.assetStore.getAsset(id),
+        naming: (({ namingTemplate, namingPass }) => ({ template: namingTemplate, pass: namingPass }))(
+          loadConfig(['namingTemplate', 'namingPass'], this.env),
+        ),
       });
     });
   }

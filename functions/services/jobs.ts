@@ -8,6 +8,7 @@ import { isJobId, newJobId } from '../core/ids.ts';
 import { firstUncovered } from '../core/inputs.ts';
 import type { PlanMessage } from '../core/messages.ts';
 import type { EventRecord, JobInputRecord, JobRecord, JobWindows } from '../core/model.ts';
+import { hasField, NamingError, type NamingTemplate, renderName } from '../core/naming.ts';
 import { type FrameResponse, type JobRequest, type JobStatus, jobRequestSchema } from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
 import { toFrameResponse, toJobResponse } from '../core/views.ts';
@@ -32,6 +33,8 @@ export interface JobServiceDeps {
   readonly getAsset?: (id: string) => Promise<AssetRecord | undefined>;
   /** Checks a job's webhook URL before it is accepted; the webhooks service provides it. */
   readonly checkWebhookUrl?: (url: string) => Promise<string | undefined>;
+  /** The production's naming template and default pass (docs/colour.md); absent: `<shot>.<frame>.png`. */
+  readonly naming?: { readonly template: NamingTemplate; readonly pass: string };
 }
 
 /** Canonical JSON (sorted keys), so the same request in another key order is the same request. */
@@ -68,6 +71,49 @@ export class JobService {
   }
 
   /**
+   * How the job's frames are delivered and named (docs/colour.md): the format, and the pass and version
+   * the production's naming template takes. The version is the request's, or one more than that of the
+   * shot's newest job (a re-submit bumps it); two submits racing may take the same one, which only names
+   * files under their own job's prefix. Recorded only when it is not the default (PNG, no template fields),
+   * so a job reads as jobs did before.
+   */
+  private async outputOf(tenant: string, request: JobRequest): Promise<JobRecord['output']> {
+    const naming = this.deps.naming;
+    const format = request.output?.format ?? 'png';
+    for (const field of ['pass', 'version'] as const) {
+      if (request.output?.[field] !== undefined && !(naming && hasField(naming.template, field))) {
+        throw invalid(`body.output.${field}`, `the production's naming template has no {${field}}`);
+      }
+    }
+    const pass =
+      naming && hasField(naming.template, 'pass') ? (request.output?.pass ?? naming.pass) : undefined;
+    let version: number | undefined;
+    if (naming && hasField(naming.template, 'version')) {
+      version = request.output?.version;
+      if (version === undefined) {
+        const { jobs } = await this.deps.store.listJobs(tenant, { shot: request.shot, limit: 1 });
+        version = (jobs[0]?.output?.version ?? 0) + 1;
+      }
+    }
+    if (naming) {
+      try {
+        renderName(naming.template, {
+          shot: request.shot,
+          frame: request.frames.end,
+          ext: format,
+          pass,
+          version,
+        });
+      } catch (err) {
+        if (err instanceof NamingError) throw invalid('body.output', err.message);
+        throw err;
+      }
+    }
+    if (format === 'png' && pass === undefined && version === undefined) return undefined;
+    return { format, ...(pass !== undefined && { pass }), ...(version !== undefined && { version }) };
+  }
+
+  /**
    * Accepts a shot. Writes the job and queues one plan message: the frames fan out later, so a
    * 10,000-frame shot is accepted as fast as a one-frame shot.
    */
@@ -89,6 +135,7 @@ export class JobService {
       throw invalid('body.output.format', 'exr is not available for a model with windows yet; ask for png');
     }
     const inputs = await this.inputsOf(tenant, request);
+    const output = await this.outputOf(tenant, request);
     if (request.webhook && this.deps.checkWebhookUrl) {
       const reason = await this.deps.checkWebhookUrl(request.webhook.url);
       if (reason) throw invalid('body.webhook.url', reason);
@@ -116,8 +163,7 @@ export class JobService {
       failedFrames: [],
       ...(inputs && { inputs }),
       ...(window && { window }),
-      // PNG is the default and is not recorded, so jobs of before read the same.
-      ...(request.output?.format === 'exr' && { output: { format: 'exr' as const } }),
+      ...(output && { output }),
       createdAt: now.toISOString(),
       bucket: this.deps.bucket,
       prefix: jobPrefix(tenant, request.shot, id),

@@ -30,6 +30,11 @@ export const ENV = {
   plateColourSpace: 'FRAMECAST_PLATE_COLOUR_SPACE',
   modelColourSpace: 'FRAMECAST_MODEL_COLOUR_SPACE',
   exrCompression: 'FRAMECAST_EXR_COMPRESSION',
+  /** Delivered frame names: the production's template and default pass (docs/colour.md, "Naming"). */
+  namingTemplate: 'FRAMECAST_NAMING_TEMPLATE',
+  namingPass: 'FRAMECAST_NAMING_PASS',
+  /** Frames per second of a job's OpenTimelineIO clip. */
+  frameRate: 'FRAMECAST_FRAME_RATE',
   /** The oiiotool program (default: found on the PATH). */
   oiiotool: 'FRAMECAST_OIIOTOOL',
 } as const;

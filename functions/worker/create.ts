@@ -3,7 +3,7 @@ import { loadConfig } from '../config.ts';
 import type { Container } from '../services/container.ts';
 import { QUEUES, WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
 import { CogClient } from './cog.ts';
-import { deliverFrames, exrPlates } from './colour.ts';
+import { deliverFrames, exrPlates, timelineWriter } from './deliverables.ts';
 import { assetInputs } from './inputs.ts';
 import { stagedInputKeys } from './video-input.ts';
 import { Worker, type WorkerSettings } from './worker.ts';
@@ -26,6 +26,8 @@ export function createWorker(
       'modelColourSpace',
       'exrCompression',
       'oiiotool',
+      'namingTemplate',
+      'frameRate',
     ],
     env,
   );
@@ -70,7 +72,12 @@ export function createWorker(
       },
     }),
     inputFiles: (job) => stagedInputKeys(job, config.modelSpecs),
-    deliver: deliverFrames(oiio),
+    deliver: deliverFrames(oiio, config.namingTemplate),
+    writeTimeline: timelineWriter((key, value) => app.frameStore.putJson(key, value), {
+      naming: config.namingTemplate,
+      rate: config.frameRate,
+      exrColourSpace: config.plateColourSpace,
+    }),
     settings: {
       concurrency: config.workerConcurrency,
       maxAttempts: config.maxAttempts,

@@ -13,8 +13,8 @@ import { logger } from '../logger.ts';
 import { countMetric, publishMetrics } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
-import { type DeliverFrame, deliverFrames } from './colour.ts';
 import { Slots, sleep } from './concurrency.ts';
+import { type DeliverFrame, deliverFrames } from './deliverables.ts';
 import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
 import { stagedKeys, WindowMaker } from './windows.ts';
 
@@ -46,6 +46,8 @@ export interface WorkerDeps {
   readonly inputFiles?: (job: JobRecord) => string[];
   /** What a frame is stored as: its key and bytes (./colour.ts; PNG when absent). */
   readonly deliver?: DeliverFrame;
+  /** Writes a finished job's OpenTimelineIO file beside its manifest (./deliverables.ts). */
+  readonly writeTimeline?: (job: JobRecord) => Promise<void>;
   readonly settings: WorkerSettings;
 }
 
@@ -483,6 +485,7 @@ export class Worker {
       manifestKey(job.tenant, job.shot, job.id),
       this.manifest({ ...job, status: to }, frames),
     );
+    await this.deps.writeTimeline?.({ ...job, status: to });
     const done = await store.finalizeIfDone(jobId);
     if (done?.event) await this.deps.publishEvents([done.event]);
     if (done && isTerminalJob(done.job.status)) await this.cleanUp(done.job);

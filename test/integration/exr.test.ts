@@ -83,6 +83,14 @@ describe('an ACEScg EXR plate through the reference model at strength 0', () => 
     expect(await maxDifference(png, expected, 'sRGB - Texture', 'sRGB - Texture')).toBe(0);
   });
 
+  it('refuses a pass or version when the naming template (here the default) has none, naming the field', async () => {
+    for (const field of ['pass', 'version'] as const) {
+      const res = await api.createJob(shot({ output: { [field]: field === 'pass' ? 'fg' : 2 } }));
+      expect(res.status).toBe(400);
+      expect(JSON.stringify(res.body)).toContain(`body.output.${field}`);
+    }
+  });
+
   it('refuses EXR output on a model with windows, naming the field', async () => {
     const res = await api.createJob(shot({ model: 'reference-window', output: { format: 'exr' } }));
     expect(res.status).toBe(400);

@@ -1,8 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { ColourSettings } from '../core/colour.ts';
 import { isExr } from '../core/colour.ts';
-import { frameKey } from '../core/frames.ts';
+import { jobPrefix } from '../core/frames.ts';
 import type { JobRecord } from '../core/model.ts';
+import {
+  DEFAULT_NAMING_TEMPLATE,
+  type NamingTemplate,
+  parseTemplate,
+  renderName,
+  sequenceParts,
+} from '../core/naming.ts';
+import { sequenceTimeline } from '../core/otio.ts';
 import { PROVENANCE_KEYWORD, readPng } from '../core/png.ts';
 
 /**
@@ -98,6 +106,17 @@ export function exrPlates(staging: PlateStaging, conversions: Conversions) {
   };
 }
 
+/** Where a job's frame is delivered: under the job's prefix, named by the production's template. */
+export const deliveredKey = (job: JobRecord, frame: number, ext: string, naming: NamingTemplate): string =>
+  jobPrefix(job.tenant, job.shot, job.id) +
+  renderName(naming, {
+    shot: job.shot,
+    frame,
+    ext,
+    ...(job.output?.pass !== undefined && { pass: job.output.pass }),
+    ...(job.output?.version !== undefined && { version: job.output.version }),
+  });
+
 /** A frame as it is stored and delivered. */
 export interface DeliveredFrame {
   readonly key: string;
@@ -112,17 +131,66 @@ export type DeliverFrame = (job: JobRecord, frame: number, png: Buffer) => Promi
  * asks for `output: {format: 'exr'}`, a half EXR in the plates' colour space whose header names the colour
  * space and carries the same provenance record. Without conversions (no oiiotool), only PNG.
  */
-export function deliverFrames(conversions?: Pick<Conversions, 'modelToExr'>): DeliverFrame {
+export function deliverFrames(
+  conversions?: Pick<Conversions, 'modelToExr'>,
+  naming: NamingTemplate = parseTemplate(DEFAULT_NAMING_TEMPLATE),
+): DeliverFrame {
   return async (job, frame, png) => {
-    if (job.output?.format !== 'exr') {
-      return { key: frameKey(job.tenant, job.shot, job.id, frame), body: png, contentType: 'image/png' };
-    }
+    const exr = job.output?.format === 'exr';
+    const key = deliveredKey(job, frame, exr ? 'exr' : 'png', naming);
+    if (!exr) return { key, body: png, contentType: 'image/png' };
     if (!conversions) throw new Error('this worker cannot write EXR frames');
     const provenance = readPng(png).text[PROVENANCE_KEYWORD];
     return {
-      key: frameKey(job.tenant, job.shot, job.id, frame, 'exr'),
+      key,
       body: await conversions.modelToExr(png, provenance),
       contentType: 'image/x-exr',
     };
   };
 }
+
+/** Where a job's OpenTimelineIO file goes: beside its manifest, named after the shot. */
+export const timelineKey = (job: Pick<JobRecord, 'tenant' | 'shot' | 'id'>): string =>
+  `${jobPrefix(job.tenant, job.shot, job.id)}${job.shot}.otio`;
+
+export interface TimelineSettings {
+  readonly naming: NamingTemplate;
+  /** Frames per second of the clip. */
+  readonly rate: number;
+  /** The colour space EXR frames are written in, recorded in the timeline's metadata. */
+  readonly exrColourSpace?: string;
+}
+
+/** The OTIO timeline of a finished job (core/otio.ts): one clip, its media the job's delivered frames. */
+export function jobTimeline(job: JobRecord, s: TimelineSettings) {
+  const exr = job.output?.format === 'exr';
+  const { prefix, suffix, padding } = sequenceParts(s.naming, {
+    shot: job.shot,
+    ext: exr ? 'exr' : 'png',
+    ...(job.output?.pass !== undefined && { pass: job.output.pass }),
+    ...(job.output?.version !== undefined && { version: job.output.version }),
+  });
+  return sequenceTimeline({
+    name: job.shot,
+    targetUrlBase: `s3://${job.bucket}/${job.prefix}`,
+    prefix,
+    suffix,
+    padding,
+    frames: job.frames,
+    rate: s.rate,
+    complete: job.status === 'succeeded',
+    metadata: {
+      jobId: job.id,
+      model: job.model,
+      seed: job.seed,
+      status: job.status,
+      ...(exr && s.exrColourSpace !== undefined && { colourSpace: s.exrColourSpace }),
+    },
+  });
+}
+
+/** Writes a finished job's timeline beside its manifest; the worker calls it where it writes the manifest. */
+export const timelineWriter =
+  (putJson: (key: string, value: unknown) => Promise<void>, s: TimelineSettings) =>
+  (job: JobRecord): Promise<void> =>
+    putJson(timelineKey(job), jobTimeline(job, s));
