@@ -82,7 +82,12 @@ describe('a 48-frame shot', () => {
       new ListObjectsV2Command({ Bucket: stack.env.FRAMECAST_BUCKET, Prefix: `dev/EP101_SH040/${job.id}/` }),
     );
     expect(listed.Contents?.map((o) => o.Key).sort()).toEqual(
-      [...frames.map((f) => f.key!), `dev/EP101_SH040/${job.id}/manifest.json`].sort(),
+      [
+        ...frames.map((f) => f.key!),
+        `dev/EP101_SH040/${job.id}/manifest.json`,
+        // The OpenTimelineIO clip of the sequence (docs/colour.md).
+        `dev/EP101_SH040/${job.id}/EP101_SH040.otio`,
+      ].sort(),
     );
   });
 
