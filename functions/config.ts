@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { ColourSpaceName, DEFAULT_COLOUR, DEFAULT_OCIO_CONFIG, EXR_COMPRESSIONS } from './core/colour.ts';
 import { DEFAULT_NAMING_TEMPLATE, NamingError, type NamingTemplate, parseTemplate } from './core/naming.ts';
+import { PublishersSchema, TRACKERS } from './core/publish.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
 import { ASSET_FILE_BYTES } from './shared/resources.ts';
@@ -97,6 +98,12 @@ export const SETTINGS = {
         return z.NEVER;
       }
     }),
+  publishers: z.string().default('[]').pipe(json).pipe(PublishersSchema),
+  publishCredentials: z
+    .string()
+    .default('{}')
+    .pipe(json)
+    .pipe(z.record(z.enum(TRACKERS), z.unknown())),
   frameRate: z.coerce.number().min(1).max(240).default(24),
   namingPass: z
     .string()

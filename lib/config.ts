@@ -9,6 +9,7 @@ import {
   EXR_COMPRESSIONS,
   NamingError,
   OcioConfigPath,
+  PublisherSchema,
   parseTemplate,
 } from '../functions/shared/deliverables.ts';
 import { InputKind, WindowSpecSchema } from '../functions/shared/models.ts';
@@ -37,6 +38,9 @@ const LOG_RETENTION_DAYS = [
 const hostLabel = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 
 const int = (min: number, max: number) => z.int().min(min).max(max);
+
+const SECRET_ARN =
+  /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
 
 const PassName = z.string().regex(/^[A-Za-z0-9-]{1,32}$/, 'must be 1 to 32 letters, digits or "-"');
 
@@ -195,6 +199,24 @@ export const ConfigSchema = z
         pass: PassName.default('main'),
       })
       .prefault({}),
+    /**
+     * Trackers a finished job is published to (docs/colour.md, "Publishing"): ShotGrid, ftrack or Kitsu, one
+     * each, at https, with the complete ARN of the Secrets Manager secret holding the credentials (the
+     * delivery Lambda may read exactly that secret).
+     */
+    publish: z
+      .array(
+        PublisherSchema.check(
+          z.refine((p) => p.url.startsWith('https://'), { message: 'url must be https', path: ['url'] }),
+          z.refine((p) => SECRET_ARN.test(p.secret), {
+            message: 'secret must be the complete ARN of a Secrets Manager secret',
+            path: ['secret'],
+          }),
+        ),
+      )
+      .max(3)
+      .refine((list) => new Set(list.map((p) => p.tracker)).size === list.length, 'one publisher per tracker')
+      .default([]),
     /** Frames per second of the production, written into each job's OpenTimelineIO clip. */
     frameRate: z.number().min(1).max(240).default(24),
     /** A prebuilt worker image (registry URI); then deploying needs no Docker. Default: built from Dockerfile. */

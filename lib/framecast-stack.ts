@@ -61,6 +61,7 @@ export class FramecastStack extends Stack {
       [ENV.namingTemplate]: config.naming.template,
       [ENV.namingPass]: config.naming.pass,
       [ENV.frameRate]: String(config.frameRate),
+      [ENV.publishers]: JSON.stringify(config.publish),
       POWERTOOLS_METRICS_NAMESPACE: APP_METRICS.namespace,
     };
 
@@ -82,6 +83,7 @@ export class FramecastStack extends Stack {
       table: storage.table,
       environment,
       logs,
+      publishSecrets: config.publish.map((p) => p.secret),
     });
     const fleet = new RenderFleet(this, 'RenderFleet', {
       gpu: config.gpu,

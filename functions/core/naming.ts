@@ -1,3 +1,5 @@
+import type { JobRecord } from './model.ts';
+
 /**
  * Delivered frame names (docs/colour.md, "Naming"): a production's naming template, such as
  * `{shot}_{pass}_v{version:03}.{frame:04}.{ext}`, decides the file name of every frame it delivers. The
@@ -174,3 +176,12 @@ export function parseName(t: NamingTemplate, name: string): Partial<NameValues> 
   });
   return out as Partial<NameValues>;
 }
+
+/** The delivered sequence of a job around its frame numbers (its format, pass and version as it recorded them). */
+export const jobSequenceParts = (t: NamingTemplate, job: Pick<JobRecord, 'shot' | 'output'>) =>
+  sequenceParts(t, {
+    shot: job.shot,
+    ext: job.output?.format === 'exr' ? 'exr' : 'png',
+    ...(job.output?.pass !== undefined && { pass: job.output.pass }),
+    ...(job.output?.version !== undefined && { version: job.output.version }),
+  });

@@ -11,3 +11,4 @@ export {
   OUTPUT_FORMATS,
 } from '../core/colour.ts';
 export { DEFAULT_NAMING_TEMPLATE, NamingError, parseTemplate } from '../core/naming.ts';
+export { PublisherSchema } from '../core/publish.ts';

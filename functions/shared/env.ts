@@ -33,6 +33,10 @@ export const ENV = {
   /** Delivered frame names: the production's template and default pass (docs/colour.md, "Naming"). */
   namingTemplate: 'FRAMECAST_NAMING_TEMPLATE',
   namingPass: 'FRAMECAST_NAMING_PASS',
+  /** The production's trackers, as JSON (core/publish.ts); credentials come from their secrets. */
+  publishers: 'FRAMECAST_PUBLISHERS',
+  /** Local mode only: the trackers' credentials as JSON by tracker, instead of Secrets Manager. */
+  publishCredentials: 'FRAMECAST_PUBLISH_CREDENTIALS',
   /** Frames per second of a job's OpenTimelineIO clip. */
   frameRate: 'FRAMECAST_FRAME_RATE',
   /** The oiiotool program (default: found on the PATH). */

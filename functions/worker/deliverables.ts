@@ -5,10 +5,10 @@ import { jobPrefix } from '../core/frames.ts';
 import type { JobRecord } from '../core/model.ts';
 import {
   DEFAULT_NAMING_TEMPLATE,
+  jobSequenceParts,
   type NamingTemplate,
   parseTemplate,
   renderName,
-  sequenceParts,
 } from '../core/naming.ts';
 import { sequenceTimeline } from '../core/otio.ts';
 import { PROVENANCE_KEYWORD, readPng } from '../core/png.ts';
@@ -164,12 +164,7 @@ export interface TimelineSettings {
 /** The OTIO timeline of a finished job (core/otio.ts): one clip, its media the job's delivered frames. */
 export function jobTimeline(job: JobRecord, s: TimelineSettings) {
   const exr = job.output?.format === 'exr';
-  const { prefix, suffix, padding } = sequenceParts(s.naming, {
-    shot: job.shot,
-    ext: exr ? 'exr' : 'png',
-    ...(job.output?.pass !== undefined && { pass: job.output.pass }),
-    ...(job.output?.version !== undefined && { version: job.output.version }),
-  });
+  const { prefix, suffix, padding } = jobSequenceParts(s.naming, job);
   return sequenceTimeline({
     name: job.shot,
     targetUrlBase: `s3://${job.bucket}/${job.prefix}`,

@@ -80,7 +80,7 @@ function typeOk(value: unknown, type: FieldType): boolean {
 export function checkOtio(doc: unknown, path = '$'): ImageSequenceReference[] {
   const found: ImageSequenceReference[] = [];
   if (Array.isArray(doc)) {
-    doc.forEach((d, i) => found.push(...checkOtio(d, `${path}[${i}]`)));
+    for (const [i, d] of doc.entries()) found.push(...checkOtio(d, `${path}[${i}]`));
     return found;
   }
   if (typeof doc !== 'object' || doc === null) return found;
