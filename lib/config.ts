@@ -134,8 +134,11 @@ export const ConfigSchema = z
     // Below the frame queue's maxReceiveCount less one: a chunk that keeps killing workers must fail its
     // frames on a last delivery rather than reach the DLQ with frames still marked running.
     maxAttempts: int(1, QUEUES.frame.maxReceiveCount - 2).default(3),
-    /** Frames and manifests are deleted this many days after they are written. */
-    retentionDays: int(1, 3650).default(30),
+    /**
+     * Frames and manifests are deleted this many days after they are written. Absent (the default): kept until
+     * the production deletes them, as deliverables are.
+     */
+    retentionDays: int(1, 3650).optional(),
     // A presigned URL dies with the role session that signed it, whatever it says: past 12 hours it would
     // promise more than the Lambda's credentials can keep.
     presignedUrlExpirySeconds: int(60, 12 * 3600).default(3600),

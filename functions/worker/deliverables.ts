@@ -12,6 +12,7 @@ import {
 } from '../core/naming.ts';
 import { sequenceTimeline } from '../core/otio.ts';
 import { PROVENANCE_KEYWORD, readPng } from '../core/png.ts';
+import { CONVERTED_PLATES_PREFIX } from '../shared/resources.ts';
 
 /**
  * The worker's side of the colour pipeline (docs/colour.md), as two seams that know nothing of chunks or
@@ -40,7 +41,7 @@ export interface PlateStaging {
 }
 
 /** Model-space copies of EXR plates live under this prefix of the frames bucket; a lifecycle rule expires them. */
-export const CONVERTED_PREFIX = '.colour/';
+export const CONVERTED_PREFIX = CONVERTED_PLATES_PREFIX;
 
 /** Kept per worker: whether a content is an EXR, and conversions done or under way. */
 const CACHE_ENTRIES = 20_000;

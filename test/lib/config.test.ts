@@ -38,7 +38,6 @@ describe('production config', () => {
       frameLimit: 10_000,
       chunkSize: 4,
       maxAttempts: 3,
-      retentionDays: 30,
       presignedUrlExpirySeconds: 3600,
       webhookAllowedHosts: [],
       monthlyBudgetUsd: 1000,
@@ -48,6 +47,8 @@ describe('production config', () => {
     expect(config.models).toEqual([
       { name: 'reference', image: 'builtin', gpuCount: 0, memoryMiB: 1024, concurrency: 2, maxTasks: 1 },
     ]);
+    // Frames are deliverables: kept until the production deletes them, unless it sets a retention.
+    expect(config.retentionDays).toBeUndefined();
   });
 
   it("defaults the colour pipeline to the project's OCIO config, ACEScg plates, an sRGB model and ZIP", () => {
