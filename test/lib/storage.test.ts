@@ -88,7 +88,10 @@ describe('Storage', () => {
   it('keeps frames until they are deleted when the production sets no retention, and expires plate conversions', () => {
     const kept = synthesize('kept', {});
     const frames = resourcesOf(kept.template, 'AWS::S3::Bucket')[idAt(kept.stack, 'Storage/Frames')];
-    const rules = (frames?.Properties?.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
+    const lifecycle = frames?.Properties?.LifecycleConfiguration as
+      | { Rules: Record<string, unknown>[] }
+      | undefined;
+    const rules = lifecycle?.Rules ?? [];
     expect(rules.filter((r) => r.ExpirationInDays !== undefined && r.Prefix === undefined)).toEqual([]);
     expect(rules).toEqual(
       expect.arrayContaining([
