@@ -44,7 +44,7 @@ export interface WorkerDeps {
   readonly inputsFor?: InputsFor;
   /** Work files a job's inputs may have staged (video inputs, ./video-input.ts), removed when it ends. */
   readonly inputFiles?: (job: JobRecord) => string[];
-  /** What a frame is stored as: its key and bytes (./colour.ts; PNG when absent). */
+  /** What a frame is stored as: its key and bytes (./deliverables.ts; PNG when absent). */
   readonly deliver?: DeliverFrame;
   /** Writes a finished job's OpenTimelineIO file beside its manifest (./deliverables.ts). */
   readonly writeTimeline?: (job: JobRecord) => Promise<void>;
