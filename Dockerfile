@@ -22,15 +22,17 @@ RUN npx esbuild worker=functions/worker/main.ts model=functions/model/reference/
       --outdir=dist --out-extension:.js=.mjs \
       "--banner:js=import { createRequire as __framecastCreateRequire } from 'node:module'; const require = __framecastCreateRequire(import.meta.url);"
 
-# Two bundles and the two native pieces they load when a job needs them: sharp (plates, masks), with its
-# prebuilt libvips from npm, and Debian's ffmpeg (window videos), named by FRAMECAST_FFMPEG.
+# Two bundles and the native pieces they load when a job needs them: sharp (plates, masks), with its
+# prebuilt libvips from npm, Debian's ffmpeg (window videos), named by FRAMECAST_FFMPEG, and Debian's
+# OpenImageIO and OpenColorIO (EXR plates and EXR frames, docs/colour.md) with the project's OCIO configs.
 FROM node:24-bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg \
+ && apt-get install -y --no-install-recommends ffmpeg openimageio-tools opencolorio-tools \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
     NODE_OPTIONS=--enable-source-maps \
-    FRAMECAST_FFMPEG=/usr/bin/ffmpeg
+    FRAMECAST_FFMPEG=/usr/bin/ffmpeg \
+    FRAMECAST_OIIOTOOL=/usr/bin/oiiotool
 WORKDIR /app
 # sharp alone, at the version the lock file pins (the lock is read, not installed: the bundles need nothing else).
 COPY package-lock.json /tmp/framecast-lock.json
@@ -40,6 +42,8 @@ RUN --mount=type=cache,target=/root/.npm \
  && rm /tmp/framecast-lock.json
 # Owned by root and read-only to the process: the program cannot rewrite itself.
 COPY --from=build /src/dist/ ./
+# FRAMECAST_OCIO_CONFIG names a file in here (relative to /app), set by the stack from the production config.
+COPY colour/ ./colour/
 USER node
 EXPOSE 5000
 CMD ["node", "worker.mjs"]

@@ -1,4 +1,7 @@
 import * as z from 'zod';
+import { ColourSpaceName, DEFAULT_COLOUR, DEFAULT_OCIO_CONFIG, EXR_COMPRESSIONS } from './core/colour.ts';
+import { DEFAULT_NAMING_TEMPLATE, NamingError, type NamingTemplate, parseTemplate } from './core/naming.ts';
+import { PublishersSchema, TRACKERS } from './core/publish.ts';
 import { ORIGIN } from './shared/cors.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
@@ -90,6 +93,34 @@ export const SETTINGS = {
     )
     .pipe(z.array(z.string().regex(ORIGIN, 'must be origins such as http://127.0.0.1:5173, or *'))),
   production: z.string().min(1).default('local'),
+  ocioConfig: z.string().min(1).default(DEFAULT_OCIO_CONFIG),
+  plateColourSpace: ColourSpaceName.default(DEFAULT_COLOUR.plates),
+  modelColourSpace: ColourSpaceName.default(DEFAULT_COLOUR.model),
+  exrCompression: z.enum(EXR_COMPRESSIONS).default(DEFAULT_COLOUR.compression),
+  oiiotool: z.string().min(1).default('oiiotool'),
+  namingTemplate: z
+    .string()
+    .default(DEFAULT_NAMING_TEMPLATE)
+    .transform((t, ctx): NamingTemplate => {
+      try {
+        return parseTemplate(t);
+      } catch (err) {
+        if (!(err instanceof NamingError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+        return z.NEVER;
+      }
+    }),
+  publishers: z.string().default('[]').pipe(json).pipe(PublishersSchema),
+  publishCredentials: z
+    .string()
+    .default('{}')
+    .pipe(json)
+    .pipe(z.record(z.enum(TRACKERS), z.unknown())),
+  frameRate: z.coerce.number().min(1).max(240).default(24),
+  namingPass: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,32}$/)
+    .default('main'),
 } satisfies Record<EnvKey, z.ZodType>;
 
 export type Settings = { [K in EnvKey]: z.output<(typeof SETTINGS)[K]> };

@@ -2,6 +2,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { ORIGIN } from '../functions/shared/cors.ts';
+import {
+  ColourSpaceName,
+  DEFAULT_COLOUR,
+  DEFAULT_NAMING_TEMPLATE,
+  DEFAULT_OCIO_CONFIG,
+  EXR_COMPRESSIONS,
+  NamingError,
+  OcioConfigPath,
+  PublisherSchema,
+  parseTemplate,
+} from '../functions/shared/deliverables.ts';
 import { InputKind, WindowSpecSchema } from '../functions/shared/models.ts';
 import { ASSET_FILE_BYTES, QUEUES } from '../functions/shared/resources.ts';
 
@@ -28,6 +39,11 @@ const LOG_RETENTION_DAYS = [
 const hostLabel = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 
 const int = (min: number, max: number) => z.int().min(min).max(max);
+
+const SECRET_ARN =
+  /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
+
+const PassName = z.string().regex(/^[A-Za-z0-9-]{1,32}$/, 'must be 1 to 32 letters, digits or "-"');
 
 const Model = z.strictObject({
   /** What a job names in `model`; also the model's frame queue and ECS service. */
@@ -146,8 +162,11 @@ export const ConfigSchema = z
     // Below the frame queue's maxReceiveCount less one: a chunk that keeps killing workers must fail its
     // frames on a last delivery rather than reach the DLQ with frames still marked running.
     maxAttempts: int(1, QUEUES.frame.maxReceiveCount - 2).default(3),
-    /** Frames and manifests are deleted this many days after they are written. */
-    retentionDays: int(1, 3650).default(30),
+    /**
+     * Frames and manifests are deleted this many days after they are written. Absent (the default): kept until
+     * the production deletes them, as deliverables are.
+     */
+    retentionDays: int(1, 3650).optional(),
     // A presigned URL dies with the role session that signed it, whatever it says: past 12 hours it would
     // promise more than the Lambda's credentials can keep.
     presignedUrlExpirySeconds: int(60, 12 * 3600).default(3600),
@@ -185,6 +204,60 @@ export const ConfigSchema = z
           .default([]),
       })
       .prefault({}),
+    /**
+     * The colour pipeline (docs/colour.md): the OCIO config (a file in the project's colour/ folder, shipped in
+     * the worker image), the colour space of EXR plates and EXR output frames, the model's colour space, and
+     * the EXR compression. Default: the project's own config, ACEScg plates, an sRGB model, ZIP.
+     */
+    colour: z
+      .strictObject({
+        ocioConfig: OcioConfigPath.default(DEFAULT_OCIO_CONFIG),
+        plates: ColourSpaceName.default(DEFAULT_COLOUR.plates),
+        model: ColourSpaceName.default(DEFAULT_COLOUR.model),
+        exrCompression: z.enum(EXR_COMPRESSIONS).default(DEFAULT_COLOUR.compression),
+      })
+      .prefault({}),
+    /**
+     * Delivered frame names (docs/colour.md, "Naming"): a template such as
+     * `{shot}_{pass}_v{version:03}.{frame:04}.{ext}` and the pass its `{pass}` takes when a job names none.
+     * Default: the design's `<shot>.<frame>.png`.
+     */
+    naming: z
+      .strictObject({
+        template: z
+          .string()
+          .default(DEFAULT_NAMING_TEMPLATE)
+          .superRefine((t, ctx) => {
+            try {
+              parseTemplate(t);
+            } catch (err) {
+              if (!(err instanceof NamingError)) throw err;
+              ctx.addIssue({ code: 'custom', message: err.message });
+            }
+          }),
+        pass: PassName.default('main'),
+      })
+      .prefault({}),
+    /**
+     * Trackers a finished job is published to (docs/colour.md, "Publishing"): ShotGrid, ftrack or Kitsu, one
+     * each, at https, with the complete ARN of the Secrets Manager secret holding the credentials (the
+     * delivery Lambda may read exactly that secret).
+     */
+    publish: z
+      .array(
+        PublisherSchema.check(
+          z.refine((p) => p.url.startsWith('https://'), { message: 'url must be https', path: ['url'] }),
+          z.refine((p) => SECRET_ARN.test(p.secret), {
+            message: 'secret must be the complete ARN of a Secrets Manager secret',
+            path: ['secret'],
+          }),
+        ),
+      )
+      .max(3)
+      .refine((list) => new Set(list.map((p) => p.tracker)).size === list.length, 'one publisher per tracker')
+      .default([]),
+    /** Frames per second of the production, written into each job's OpenTimelineIO clip. */
+    frameRate: z.number().min(1).max(240).default(24),
     /** A prebuilt worker image (registry URI); then deploying needs no Docker. Default: built from Dockerfile. */
     workerImage: z.string().min(1).max(255).optional(),
   })
@@ -344,5 +417,13 @@ export function loadProductionConfig(production: unknown, configDir: string): Pr
   } catch (err) {
     throw new ConfigError(`Invalid production config ${source}: not valid JSON (${(err as Error).message})`);
   }
-  return parseConfig(production, input, source);
+  const config = parseConfig(production, input, source);
+  // The worker image carries the project's colour/ folder: a show config named there must exist in it.
+  const ocio = config.colour.ocioConfig;
+  if (ocio !== DEFAULT_OCIO_CONFIG && !existsSync(join(configDir, '..', ocio))) {
+    throw new ConfigError(
+      `Invalid production config ${source}:\n  colour.ocioConfig: ${config.colour.ocioConfig} does not exist`,
+    );
+  }
+  return config;
 }

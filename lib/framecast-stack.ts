@@ -54,6 +54,14 @@ export class FramecastStack extends Stack {
       [ENV.chunkSize]: String(config.chunkSize),
       [ENV.maxAttempts]: String(config.maxAttempts),
       [ENV.webhookAllowedHosts]: config.webhookAllowedHosts.join(','),
+      [ENV.ocioConfig]: config.colour.ocioConfig,
+      [ENV.plateColourSpace]: config.colour.plates,
+      [ENV.modelColourSpace]: config.colour.model,
+      [ENV.exrCompression]: config.colour.exrCompression,
+      [ENV.namingTemplate]: config.naming.template,
+      [ENV.namingPass]: config.naming.pass,
+      [ENV.frameRate]: String(config.frameRate),
+      [ENV.publishers]: JSON.stringify(config.publish),
       POWERTOOLS_METRICS_NAMESPACE: APP_METRICS.namespace,
     };
 
@@ -76,6 +84,7 @@ export class FramecastStack extends Stack {
       table: storage.table,
       environment,
       logs,
+      publishSecrets: config.publish.map((p) => p.secret),
     });
     const fleet = new RenderFleet(this, 'RenderFleet', {
       gpu: config.gpu,

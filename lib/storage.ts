@@ -2,11 +2,14 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { TABLE } from '../functions/shared/resources.ts';
+import { CONVERTED_PLATES_PREFIX, TABLE } from '../functions/shared/resources.ts';
 
 export interface StorageProps {
-  /** Frames and manifests are deleted this many days after they are written. */
-  readonly retentionDays: number;
+  /**
+   * Frames and manifests are deleted this many days after they are written. Absent (the default), they are
+   * kept until the production deletes them: they are deliverables.
+   */
+  readonly retentionDays?: number;
   /** RETAIN keeps the table and the buckets, with their data, when the stack is deleted. */
   readonly removalPolicy: RemovalPolicy.RETAIN | RemovalPolicy.DESTROY;
 }
@@ -56,7 +59,7 @@ export class Storage extends Construct {
     this.accessLogs = new Bucket(this, 'AccessLogs', {
       ...secure,
       lifecycleRules: [
-        { id: 'expire-access-logs', expiration: Duration.days(Math.max(90, props.retentionDays)) },
+        { id: 'expire-access-logs', expiration: Duration.days(Math.max(90, props.retentionDays ?? 90)) },
       ],
     });
     Validations.of(this.accessLogs).acknowledge({
@@ -70,13 +73,17 @@ export class Storage extends Construct {
       serverAccessLogsBucket: this.accessLogs,
       serverAccessLogsPrefix: 'frames/',
       lifecycleRules: [
-        { id: 'expire-frames', expiration: Duration.days(props.retentionDays) },
+        ...(props.retentionDays !== undefined
+          ? [{ id: 'expire-frames', expiration: Duration.days(props.retentionDays) }]
+          : []),
+        // The model-space copies of EXR plates (functions/worker/deliverables.ts) are a cache, made again when gone.
+        { id: 'expire-colour-conversions', prefix: CONVERTED_PLATES_PREFIX, expiration: Duration.days(7) },
         // lib-storage uploads large frames in parts; a worker killed mid-upload leaves parts that bill forever.
         { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
     });
 
-    // Not the frames bucket: its lifecycle expires every object after retentionDays (frame keys share no
+    // Not the frames bucket: its lifecycle may expire every object after retentionDays (frame keys share no
     // prefix a rule could leave out), and a plate must live as long as an asset holds it. Framecast
     // deletes content when no asset refers to it. Uploads are single presigned PUTs, never multipart.
     this.assets = new Bucket(this, 'Assets', {

@@ -1,5 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
 import { CONSUMER_TIMEOUT_SECONDS } from '../functions/shared/resources.ts';
@@ -14,6 +15,8 @@ export interface WebhooksProps {
   /** Settings every process reads, with the allowed webhook hosts; the bindings add the resources it names. */
   readonly environment: Readonly<Record<string, string>>;
   readonly logs: LogSettings;
+  /** Secrets Manager secrets (complete ARNs) of the trackers jobs are published to; read by the delivery. */
+  readonly publishSecrets?: readonly string[];
 }
 
 /**
@@ -42,5 +45,9 @@ export class Webhooks extends Construct {
     bindQueue(this.function, eventQueue.deadLetterQueue, 'send', ENV.eventDlqUrl);
     // The handler delivers a batch's messages concurrently, each attempt bounded by 15 s: ten fit the timeout.
     consumeQueue(this.function, eventQueue.queue, { batchSize: 10 });
+    // Publishing to trackers signs in with credentials from these secrets, and from nothing else.
+    (props.publishSecrets ?? []).forEach((arn, i) => {
+      Secret.fromSecretCompleteArn(this, `PublishSecret${i}`, arn).grantRead(this.function.role);
+    });
   }
 }

@@ -37,15 +37,17 @@ export class FrameStore {
    */
   async putFrame(
     key: string,
-    png: Uint8Array,
+    frame: Uint8Array,
     metadata: Record<string, string> = {},
+    contentType = 'image/png',
   ): Promise<{ sha256: string; size: number }> {
-    const sha256 = createHash('sha256').update(png).digest('hex');
+    const sha256 = createHash('sha256').update(frame).digest('hex');
     await Promise.all([
-      this.put(key, png, 'image/png', { ...metadata, sha256 }),
-      this.thumbnailer && this.putThumbnail(key, png),
+      this.put(key, frame, contentType, { ...metadata, sha256 }),
+      // The review page's thumbnail is made of the PNG; an EXR deliverable has none yet.
+      this.thumbnailer && contentType === 'image/png' && this.putThumbnail(key, frame),
     ]);
-    return { sha256, size: png.byteLength };
+    return { sha256, size: frame.byteLength };
   }
 
   private async putThumbnail(key: string, png: Uint8Array): Promise<void> {

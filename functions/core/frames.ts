@@ -35,15 +35,15 @@ export function randomSeed(random: () => number = Math.random): number {
   return Math.floor(random() * (UINT32_MAX + 1)) >>> 0;
 }
 
-/** `EP101_SH040.1001.png`: the frame-sequence naming compositing tools read as one clip. */
-export const frameFileName = (shot: string, frame: number): string =>
-  `${shot}.${String(frame).padStart(4, '0')}.png`;
+/** `EP101_SH040.1001.png`: the frame-sequence naming compositing tools read as one clip (`.exr` for EXR frames). */
+export const frameFileName = (shot: string, frame: number, ext = 'png'): string =>
+  `${shot}.${String(frame).padStart(4, '0')}.${ext}`;
 
 export const jobPrefix = (tenant: string, shot: string, jobId: string): string =>
   `${tenant}/${shot}/${jobId}/`;
 
-export const frameKey = (tenant: string, shot: string, jobId: string, frame: number): string =>
-  jobPrefix(tenant, shot, jobId) + frameFileName(shot, frame);
+export const frameKey = (tenant: string, shot: string, jobId: string, frame: number, ext = 'png'): string =>
+  jobPrefix(tenant, shot, jobId) + frameFileName(shot, frame, ext);
 
 export const manifestKey = (tenant: string, shot: string, jobId: string): string =>
   `${jobPrefix(tenant, shot, jobId)}manifest.json`;

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ENDPOINT_ID, EVENT_ID, JOB_ID, TENANT } from './ids.ts';
+import { PUBLISH_TARGET } from './publish.ts';
 
 /**
  * The queue messages, one schema each: what a producer may send and what a consumer accepts.
@@ -67,7 +68,10 @@ const EventV1 = z.object({
   tenant: Tenant,
   /** Set when one target is meant (a redelivery or a retry): the job's own URL or an endpoint id. */
   endpoint: z
-    .union([z.literal('job'), z.string().regex(ENDPOINT_ID)], 'must be "job" or an endpoint id')
+    .union(
+      [z.literal('job'), z.string().regex(ENDPOINT_ID), z.string().regex(PUBLISH_TARGET)],
+      'must be "job", an endpoint id or a publish target',
+    )
     .optional(),
   /** The attempt this message makes (1 when absent). */
   attempt: z.int().min(1, 'must be 1 or more').optional(),

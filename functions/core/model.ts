@@ -1,3 +1,4 @@
+import type { OutputFormat } from './colour.ts';
 import type { InputBinding } from './inputs.ts';
 import type {
   Actor,
@@ -46,6 +47,11 @@ export interface JobRecord {
   readonly failedFrames: readonly number[];
   /** The assets the model is given, by input name, with the frames each asset covers. */
   readonly inputs?: Readonly<Record<string, JobInputRecord>>;
+  /**
+   * How the frames are delivered (docs/colour.md): EXR or PNG, and the pass and version the production's
+   * naming template names. Absent: PNG named `<shot>.<frame>.png`.
+   */
+  readonly output?: { readonly format: OutputFormat; readonly pass?: string; readonly version?: number };
   /** For a model with windows: the windows this job is made of (the model's, or the smaller ones it asked for). */
   readonly window?: JobWindows;
   /** The window that failed after every attempt; in chained mode the frames after it count as canceled. */

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { OUTPUT_FORMATS } from './colour.ts';
 import { ASSET_ID } from './ids.ts';
 
 /**
@@ -199,6 +200,26 @@ export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
           'For a model with windows: `chained` (default) makes each window from the last frames of the one before; `parallel` makes them at once and cross-fades the overlaps',
       }),
       inputs: JobInputs.optional(),
+      output: z
+        .strictObject({
+          format: z.enum(OUTPUT_FORMATS).default('png').meta({
+            description:
+              "`png` (default: the model's 8-bit sRGB PNG with its provenance) or `exr` (16-bit half EXR in the plates' colour space)",
+          }),
+          pass: z
+            .string()
+            .regex(/^[A-Za-z0-9-]{1,32}$/, 'must be 1 to 32 letters, digits or "-"')
+            .optional()
+            .meta({
+              description: "The `{pass}` of the production's naming template; default: the production's",
+            }),
+          version: z.int().min(1).max(9999).optional().meta({
+            description:
+              "The `{version}` of the production's naming template; default: one more than the shot's last job",
+          }),
+        })
+        .optional()
+        .meta({ description: 'What the frames are delivered as and named (docs/colour.md)' }),
       window: z
         .strictObject({
           size: z.int().min(1).max(1024).optional(),
@@ -269,6 +290,13 @@ export const JobResponse = z
       )
       .optional()
       .meta({ description: 'The assets the job hands its model, by input name' }),
+    output: z
+      .object({ format: z.enum(OUTPUT_FORMATS), pass: z.string().optional(), version: z.int().optional() })
+      .optional()
+      .meta({
+        description:
+          'How the frames are delivered and named, when not the default PNG and <shot>.<frame>.png',
+      }),
     windowMode: z.enum(WINDOW_MODES).optional().meta({ description: 'Set for a model with windows' }),
     window: z
       .object({

@@ -42,6 +42,7 @@ export function toJobResponse(job: JobRecord): JobResponse {
     }),
     ...(job.failedWindow && { failedWindow: { ...job.failedWindow } }),
     seed: job.seed,
+    ...(job.output && { output: job.output }),
     seedMode: job.seedMode,
     ...(job.params !== undefined && { params: job.params as JobResponse['params'] }),
     priority: job.priority,

@@ -7,6 +7,7 @@ import { AssetStore } from '../adapters/store/assets.ts';
 import { EventStore } from '../adapters/store/events.ts';
 import { JobStore } from '../adapters/store/jobs.ts';
 import { VersionStore } from '../adapters/store/versions.ts';
+import { credentialsOf, secretsManager } from '../adapters/trackers.ts';
 import { WebhookStore } from '../adapters/webhook-store.ts';
 import { loadConfig } from '../config.ts';
 import { encodeEvent, encodePlan } from '../core/messages.ts';
@@ -14,6 +15,7 @@ import type { EventRecord } from '../core/model.ts';
 import { policyFromSettings } from '../core/webhooks/ssrf.ts';
 import { AssetService } from './assets.ts';
 import { JobService } from './jobs.ts';
+import { publishers } from './publishing.ts';
 import { VersionService } from './versions.ts';
 import { WebhookService } from './webhooks.ts';
 
@@ -130,7 +132,20 @@ export class Container {
         // Resolved at first use: only the delivery Lambda and redelivery need the queues.
         eventQueue: { send: (body, delay) => self.eventQueue.send(body, delay) },
         eventDlq: { send: (body, delay) => self.eventDlq.send(body, delay) },
+        publishers: this.publishers(),
       });
+    });
+  }
+
+  /** The production's trackers (FRAMECAST_PUBLISHERS), each with its credentials' source. */
+  private publishers() {
+    const config = loadConfig(['publishers', 'publishCredentials', 'namingTemplate'], this.env);
+    if (config.publishers.length === 0) return [];
+    const region = this.env.AWS_REGION ?? 'us-east-1';
+    return publishers(config.publishers, {
+      jobs: this.store,
+      naming: config.namingTemplate,
+      credentials: credentialsOf(config.publishCredentials, secretsManager(region)),
     });
   }
 
@@ -156,6 +171,9 @@ export class Container {
         presign: (key) => this.frameStore.presignGet(key),
         checkWebhookUrl: (url) => this.webhooks.checkUrl(url),
         getAsset: (id) => this.assetStore.getAsset(id),
+        naming: (({ namingTemplate, namingPass }) => ({ template: namingTemplate, pass: namingPass }))(
+          loadConfig(['namingTemplate', 'namingPass'], this.env),
+        ),
       });
     });
   }

@@ -9,6 +9,7 @@ import { isJobId, newJobId } from '../core/ids.ts';
 import { firstUncovered } from '../core/inputs.ts';
 import type { PlanMessage } from '../core/messages.ts';
 import type { EventRecord, JobInputRecord, JobRecord, JobReview, JobWindows } from '../core/model.ts';
+import { hasField, NamingError, type NamingTemplate, renderName } from '../core/naming.ts';
 import { gateCoversShot, resolveReview } from '../core/review.ts';
 import {
   type Actor,
@@ -45,6 +46,8 @@ export interface JobServiceDeps {
   readonly getAsset?: (id: string) => Promise<AssetRecord | undefined>;
   /** Checks a job's webhook URL before it is accepted; the webhooks service provides it. */
   readonly checkWebhookUrl?: (url: string) => Promise<string | undefined>;
+  /** The production's naming template and default pass (docs/colour.md); absent: `<shot>.<frame>.png`. */
+  readonly naming?: { readonly template: NamingTemplate; readonly pass: string };
 }
 
 /** Canonical JSON (sorted keys), so the same request in another key order is the same request. */
@@ -88,6 +91,49 @@ export class JobService {
   }
 
   /**
+   * How the job's frames are delivered and named (docs/colour.md): the format, and the pass and version
+   * the production's naming template takes. The version is the request's, or one more than that of the
+   * shot's newest job (a re-submit bumps it); two submits racing may take the same one, which only names
+   * files under their own job's prefix. Recorded only when it is not the default (PNG, no template fields),
+   * so a job reads as jobs did before.
+   */
+  private async outputOf(tenant: string, request: JobRequest): Promise<JobRecord['output']> {
+    const naming = this.deps.naming;
+    const format = request.output?.format ?? 'png';
+    for (const field of ['pass', 'version'] as const) {
+      if (request.output?.[field] !== undefined && !(naming && hasField(naming.template, field))) {
+        throw invalid(`body.output.${field}`, `the production's naming template has no {${field}}`);
+      }
+    }
+    const pass =
+      naming && hasField(naming.template, 'pass') ? (request.output?.pass ?? naming.pass) : undefined;
+    let version: number | undefined;
+    if (naming && hasField(naming.template, 'version')) {
+      version = request.output?.version;
+      if (version === undefined) {
+        const { jobs } = await this.deps.store.listJobs(tenant, { shot: request.shot, limit: 1 });
+        version = (jobs[0]?.output?.version ?? 0) + 1;
+      }
+    }
+    if (naming) {
+      try {
+        renderName(naming.template, {
+          shot: request.shot,
+          frame: request.frames.end,
+          ext: format,
+          pass,
+          version,
+        });
+      } catch (err) {
+        if (err instanceof NamingError) throw invalid('body.output', err.message);
+        throw err;
+      }
+    }
+    if (format === 'png' && pass === undefined && version === undefined) return undefined;
+    return { format, ...(pass !== undefined && { pass }), ...(version !== undefined && { version }) };
+  }
+
+  /**
    * Accepts a shot. Writes the job and queues one plan message: the frames fan out later, so a
    * 10,000-frame shot is accepted as fast as a one-frame shot.
    */
@@ -104,8 +150,13 @@ export class JobService {
       );
     }
     const window = this.windowsOf(request);
+    if (window && request.output?.format === 'exr') {
+      // A window's context and cross-fades read the stored frames back as the model's PNGs.
+      throw invalid('body.output.format', 'exr is not available for a model with windows yet; ask for png');
+    }
     const review = this.reviewOf(request, window);
     const inputs = await this.inputsOf(tenant, request);
+    const output = await this.outputOf(tenant, request);
     if (request.webhook && this.deps.checkWebhookUrl) {
       const reason = await this.deps.checkWebhookUrl(request.webhook.url);
       if (reason) throw invalid('body.webhook.url', reason);
@@ -134,6 +185,7 @@ export class JobService {
       ...(inputs && { inputs }),
       ...(window && { window }),
       ...(review && { review }),
+      ...(output && { output }),
       createdAt: now.toISOString(),
       bucket: this.deps.bucket,
       prefix: jobPrefix(tenant, request.shot, id),

@@ -8,6 +8,7 @@ import { FramecastError, notFound } from '../core/errors.ts';
 import { isEndpointId, isEventId, newEndpointId } from '../core/ids.ts';
 import { type EventMessage, encodeEvent } from '../core/messages.ts';
 import type { EventRecord, JobRecord } from '../core/model.ts';
+import { PUBLISH_TARGET } from '../core/publish.ts';
 import {
   type EventType,
   type EventView,
@@ -44,6 +45,17 @@ export interface WebhookServiceDeps {
   /** Injected in tests: the retry schedule is checked without waiting a day. */
   readonly clock?: () => Date;
   readonly random?: () => number;
+  /** The production's trackers (./publishing.ts): targets of their events, retried as webhooks are. */
+  readonly publishers?: readonly Publisher[];
+}
+
+/** A delivery target that is not a webhook: publishing a job to a tracker (./publishing.ts). */
+export interface Publisher {
+  /** `publish-<tracker>`: the target id in event messages and delivery records. */
+  readonly id: string;
+  readonly url: string;
+  readonly events: readonly string[];
+  publish(event: EventRecord): Promise<Awaited<ReturnType<typeof sendWebhook>>>;
 }
 
 interface Target {
@@ -236,7 +248,11 @@ export class WebhookService {
       if (job?.webhook && subscribed(job.webhook.events, event.type))
         targets.push({ id: 'job', url: job.webhook.url });
     }
-    if (only !== 'job') {
+    for (const p of this.deps.publishers ?? []) {
+      if ((only === undefined || only === p.id) && p.events.includes(event.type))
+        targets.push({ id: p.id, url: p.url });
+    }
+    if (only !== 'job' && !PUBLISH_TARGET.test(only ?? '')) {
       const endpoints =
         only === undefined
           ? await this.deps.hooks.listEndpoints(event.tenant)
@@ -275,11 +291,7 @@ export class WebhookService {
     );
   }
 
-  private async attempt(event: EventRecord, target: Target, attempt: number, manual: boolean): Promise<void> {
-    const { hooks } = this.deps;
-    // A duplicated message, or a retry a redelivery overtook: the claim lets one of them send.
-    const now = this.clock();
-    if (!(await hooks.claimAttempt(event.id, target.id, target.url, attempt, manual, now))) return;
+  private async sendSigned(event: EventRecord, target: Target, now: Date) {
     const body = JSON.stringify({ type: event.type, timestamp: event.timestamp, data: event.data });
     const headers = sign({
       id: event.id,
@@ -287,13 +299,22 @@ export class WebhookService {
       body,
       secrets: await this.signingSecrets(event.tenant, now),
     });
-    const result = await this.send({
+    return this.send({
       url: target.url,
       headers,
       body,
       policy: this.deps.policy,
       ...(this.deps.lookup && { lookup: this.deps.lookup }),
     });
+  }
+
+  private async attempt(event: EventRecord, target: Target, attempt: number, manual: boolean): Promise<void> {
+    const { hooks } = this.deps;
+    // A duplicated message, or a retry a redelivery overtook: the claim lets one of them send.
+    const now = this.clock();
+    if (!(await hooks.claimAttempt(event.id, target.id, target.url, attempt, manual, now))) return;
+    const publisher = this.deps.publishers?.find((p) => p.id === target.id);
+    const result = publisher ? await publisher.publish(event) : await this.sendSigned(event, target, now);
     const record = {
       attempt,
       at: now.toISOString(),
@@ -308,7 +329,7 @@ export class WebhookService {
     }
     if (result.disable) {
       // 410 Gone: the receiver asks for no more; a registered endpoint is disabled for every event.
-      if (target.id !== 'job')
+      if (target.id !== 'job' && !publisher)
         await hooks.disableEndpoint(event.tenant, target.id, 'receiver answered 410 Gone', now);
       await hooks.recordAttempt(event.id, target.id, record, 'failed');
       return;

@@ -27,4 +27,20 @@ export const ENV = {
   /** Local mode's gateway only: origins a browser page may call the API from (the stack: config `api.corsOrigins`). */
   corsOrigins: 'FRAMECAST_CORS_ORIGINS',
   production: 'FRAMECAST_PRODUCTION',
+  // The colour pipeline (docs/colour.md): the OCIO config, the plates' and the model's colour spaces.
+  ocioConfig: 'FRAMECAST_OCIO_CONFIG',
+  plateColourSpace: 'FRAMECAST_PLATE_COLOUR_SPACE',
+  modelColourSpace: 'FRAMECAST_MODEL_COLOUR_SPACE',
+  exrCompression: 'FRAMECAST_EXR_COMPRESSION',
+  /** Delivered frame names: the production's template and default pass (docs/colour.md, "Naming"). */
+  namingTemplate: 'FRAMECAST_NAMING_TEMPLATE',
+  namingPass: 'FRAMECAST_NAMING_PASS',
+  /** The production's trackers, as JSON (core/publish.ts); credentials come from their secrets. */
+  publishers: 'FRAMECAST_PUBLISHERS',
+  /** Local mode only: the trackers' credentials as JSON by tracker, instead of Secrets Manager. */
+  publishCredentials: 'FRAMECAST_PUBLISH_CREDENTIALS',
+  /** Frames per second of a job's OpenTimelineIO clip. */
+  frameRate: 'FRAMECAST_FRAME_RATE',
+  /** The oiiotool program (default: found on the PATH). */
+  oiiotool: 'FRAMECAST_OIIOTOOL',
 } as const;

@@ -20,6 +20,9 @@ export interface TableDefinition {
   readonly indexes: readonly IndexDefinition[];
 }
 
+/** Where the worker keeps model-space copies of EXR plates in the frames bucket; a lifecycle rule expires them. */
+export const CONVERTED_PLATES_PREFIX = '.colour/';
+
 export const TABLE: TableDefinition = {
   partitionKey: 'pk',
   sortKey: 'sk',

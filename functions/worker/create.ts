@@ -1,7 +1,9 @@
+import { Oiio } from '../adapters/oiio.ts';
 import { loadConfig } from '../config.ts';
 import type { Container } from '../services/container.ts';
 import { QUEUES, WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
 import { CogClient } from './cog.ts';
+import { deliverFrames, exrPlates, timelineWriter } from './deliverables.ts';
 import { assetInputs } from './inputs.ts';
 import { thumbnail } from './thumbnail.ts';
 import { stagedInputKeys } from './video-input.ts';
@@ -14,8 +16,42 @@ export function createWorker(
   overrides: Partial<WorkerSettings> = {},
 ) {
   const config = loadConfig(
-    ['modelUrl', 'modelImage', 'maxAttempts', 'workerConcurrency', 'modelSpecs'],
+    [
+      'modelUrl',
+      'modelImage',
+      'maxAttempts',
+      'workerConcurrency',
+      'modelSpecs',
+      'ocioConfig',
+      'plateColourSpace',
+      'modelColourSpace',
+      'exrCompression',
+      'oiiotool',
+      'namingTemplate',
+      'frameRate',
+    ],
     env,
+  );
+  const oiio = new Oiio(
+    {
+      config: config.ocioConfig,
+      plates: config.plateColourSpace,
+      model: config.modelColourSpace,
+      compression: config.exrCompression,
+    },
+    config.oiiotool,
+  );
+  // EXR plates reach the model as PNGs in its colour space (docs/colour.md); other files as they are.
+  const plates = exrPlates(
+    {
+      head: (tenant, sha256) => app.assetFiles.read(tenant, sha256, 0, 4),
+      read: (tenant, sha256) => app.assetFiles.get(tenant, sha256),
+      presign: (tenant, sha256) => app.assetFiles.presignGet(tenant, sha256),
+      exists: async (key) => (await app.frameStore.metadataOf(key)) !== undefined,
+      put: (key, png) => app.frameStore.putFile(key, png, 'image/png'),
+      presignStaged: async (key) => (await app.frameStore.presignGet(key)).url,
+    },
+    oiio,
   );
   const worker: Worker = new Worker({
     store: app.store,
@@ -29,10 +65,10 @@ export function createWorker(
     frameEventsWanted: (job) => app.webhooks.wantsAny(job, ['frame.succeeded', 'frame.failed']),
     inputsFor: assetInputs({
       files: (asset, frames) => app.assetStore.getFiles(asset, frames),
-      presign: (tenant, sha256) => app.assetFiles.presignGet(tenant, sha256),
+      presign: plates.presign,
       specs: config.modelSpecs,
       video: {
-        read: (tenant, sha256) => app.assetFiles.get(tenant, sha256),
+        read: plates.read,
         staged: async (key) => (await app.frameStore.metadataOf(key))?.['frames-sha256'],
         put: (key, video, contentType, framesSha256) =>
           app.frameStore.putFile(key, video, contentType, { 'frames-sha256': framesSha256 }),
@@ -40,6 +76,12 @@ export function createWorker(
       },
     }),
     inputFiles: (job) => stagedInputKeys(job, config.modelSpecs),
+    deliver: deliverFrames(oiio, config.namingTemplate),
+    writeTimeline: timelineWriter((key, value) => app.frameStore.putJson(key, value), {
+      naming: config.namingTemplate,
+      rate: config.frameRate,
+      exrColourSpace: config.plateColourSpace,
+    }),
     settings: {
       concurrency: config.workerConcurrency,
       maxAttempts: config.maxAttempts,

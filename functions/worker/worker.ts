@@ -16,6 +16,7 @@ import { countMetric, publishMetrics } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
+import { type DeliverFrame, deliverFrames } from './deliverables.ts';
 import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
 import { isReroll, RerollMaker } from './reroll.ts';
 import { stagedKeys, WindowMaker } from './windows.ts';
@@ -54,6 +55,10 @@ export interface WorkerDeps {
   readonly versions?: VersionStore;
   /** Work files a job's inputs may have staged (video inputs, ./video-input.ts), removed when it ends. */
   readonly inputFiles?: (job: JobRecord) => string[];
+  /** What a frame is stored as: its key and bytes (./deliverables.ts; PNG when absent). */
+  readonly deliver?: DeliverFrame;
+  /** Writes a finished job's OpenTimelineIO file beside its manifest (./deliverables.ts). */
+  readonly writeTimeline?: (job: JobRecord) => Promise<void>;
   readonly settings: WorkerSettings;
 }
 
@@ -471,19 +476,27 @@ export class Worker {
 
   /** Stores a made frame's PNG under its sequence name: what recording it needs. */
   async storeFrame(job: JobRecord, made: StoredFrameInput): Promise<FinishedFrame> {
-    const key = frameKey(job.tenant, job.shot, job.id, made.frame);
-    const { sha256, size } = await this.deps.frames.putFrame(key, made.png, {
-      job: job.id,
-      frame: String(made.frame),
-      seed: String(made.seed),
-    });
+    // What the job asks the frame delivered as (PNG, or EXR in the plate's colour space); a frame that
+    // cannot be (no oiiotool for EXR) fails with the reason.
+    const file = await (this.deps.deliver ?? deliverFrames())(job, made.frame, made.png).catch(
+      (err: Error) => err,
+    );
+    if (file instanceof Error) {
+      return { status: 'failed', frame: made.frame, seed: made.seed, error: file.message };
+    }
+    const { sha256, size } = await this.deps.frames.putFrame(
+      file.key,
+      file.body,
+      { job: job.id, frame: String(made.frame), seed: String(made.seed) },
+      file.contentType,
+    );
     return {
       status: 'succeeded',
       frame: made.frame,
       seed: made.seed,
       sha256,
       size,
-      key,
+      key: file.key,
       ...(made.predictTime !== undefined && { predictTime: made.predictTime }),
       ...(made.inputs && { inputs: made.inputs }),
     };
@@ -576,12 +589,16 @@ export class Worker {
     predictTime?: number,
     inputs?: Readonly<Record<string, string>>,
   ): Promise<void> {
-    const key = frameKey(job.tenant, job.shot, job.id, frame);
-    const { sha256, size } = await this.deps.frames.putFrame(key, png, {
-      job: job.id,
-      frame: String(frame),
-      seed: String(seed),
-    });
+    // A frame that cannot be delivered as the job asks (no oiiotool for EXR) fails with the reason.
+    const file = await (this.deps.deliver ?? deliverFrames())(job, frame, png).catch((err: Error) => err);
+    if (file instanceof Error) return this.recordFailure(job, frame, seed, attempts, file.message);
+    const key = file.key;
+    const { sha256, size } = await this.deps.frames.putFrame(
+      key,
+      file.body,
+      { job: job.id, frame: String(frame), seed: String(seed) },
+      file.contentType,
+    );
     const { outcome, event } = await this.deps.store.frameSucceeded(job, {
       frame,
       seed,
@@ -654,6 +671,7 @@ export class Worker {
       manifestKey(job.tenant, job.shot, job.id),
       this.manifest({ ...job, status: to }, frames),
     );
+    await this.deps.writeTimeline?.({ ...job, status: to });
     const done = await store.finalizeIfDone(jobId, new Date(), job);
     if (done?.event) await this.deps.publishEvents([done.event]);
     if (done && isTerminalJob(done.job.status)) await this.cleanUp(done.job);

@@ -87,6 +87,8 @@ describe('a 48-frame shot', () => {
         ...frames.map((f) => f.key!),
         ...frames.map((f) => f.key!.replace(/\/([^/]+)\.png$/, '/thumbnails/$1.webp')),
         `dev/EP101_SH040/${job.id}/manifest.json`,
+        // The OpenTimelineIO clip of the sequence (docs/colour.md).
+        `dev/EP101_SH040/${job.id}/EP101_SH040.otio`,
       ].sort(),
     );
   });

@@ -66,8 +66,8 @@ describe('the AWS requests of a 48-frame shot (6 chunks of 8)', () => {
     // Per chunk the job's read; per job event the webhook consumer's reads of the event and the job; once
     // a job, the API key, the fan-out's reads of the job and the last chunk's read of the job's end.
     expect(count('DynamoDB.GetItem')).toBeLessThanOrEqual(CHUNKS + 2 * toEvents + 5);
-    // Each frame and its thumbnail once, and the manifest.
-    expect(count('S3.PutObject')).toBe(2 * FRAMES + 1);
+    // Each frame and its thumbnail once, the manifest and the OpenTimelineIO clip.
+    expect(count('S3.PutObject')).toBe(2 * FRAMES + 2);
     // Everything but polling: two PUTs a frame; a receive, a job read, two transactions and a delete a
     // chunk; and what a job costs once whatever its length (its POST, plan, events and their delivery,
     // manifest). Over the bench's 300 frames this is under 3 a frame (docs/performance.md).

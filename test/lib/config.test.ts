@@ -38,7 +38,6 @@ describe('production config', () => {
       frameLimit: 10_000,
       chunkSize: 8,
       maxAttempts: 3,
-      retentionDays: 30,
       presignedUrlExpirySeconds: 3600,
       webhookAllowedHosts: [],
       monthlyBudgetUsd: 1000,
@@ -48,6 +47,35 @@ describe('production config', () => {
     expect(config.models).toEqual([
       { name: 'reference', image: 'builtin', gpuCount: 0, memoryMiB: 1024, concurrency: 2, maxTasks: 1 },
     ]);
+    // Frames are deliverables: kept until the production deletes them, unless it sets a retention.
+    expect(config.retentionDays).toBeUndefined();
+  });
+
+  it("defaults the colour pipeline to the project's OCIO config, ACEScg plates, an sRGB model and ZIP", () => {
+    expect(loadProductionConfig('demo', configDir({})).colour).toEqual({
+      ocioConfig: 'colour/framecast.ocio',
+      plates: 'ACEScg',
+      model: 'sRGB - Texture',
+      exrCompression: 'zip',
+    });
+  });
+
+  it.each([
+    [{ ocioConfig: '/etc/show.ocio' }, /colour\.ocioConfig: must be an OCIO config in the colour\/ folder/],
+    [{ ocioConfig: 'colour/../x.ocio' }, /colour\.ocioConfig/],
+    [{ plates: 'ACEScg"; rm -rf /' }, /colour\.plates: must be an OCIO colour space name/],
+    [{ exrCompression: 'dwaa' }, /colour\.exrCompression/],
+    [{ plate: 'ACEScg' }, /colour\.plate: unknown field/],
+  ])('refuses the colour settings %j, naming the field', (colour, message) => {
+    const dir = configDir({ 'demo.json': JSON.stringify({ colour }) });
+    expect(() => loadProductionConfig('demo', dir)).toThrow(message);
+  });
+
+  it('refuses a show OCIO config the project does not hold', () => {
+    const dir = configDir({ 'demo.json': JSON.stringify({ colour: { ocioConfig: 'colour/show.ocio' } }) });
+    expect(() => loadProductionConfig('demo', dir)).toThrow(
+      /colour\.ocioConfig: colour\/show\.ocio does not exist/,
+    );
   });
 
   it('accepts the documented example, config/example.json', () => {

@@ -8,6 +8,7 @@ import { idAt, propsOf, resourcesOf, synthesize } from './synth.ts';
 const spot = synthesize('spotty', {
   gpu: { spot: true, maxInstances: 6, instanceTypes: ['g6.2xlarge', 'g5.2xlarge'] },
   network: { natGateways: 1 },
+  colour: { plates: 'ARRI LogC3 (EI800)', exrCompression: 'piz' },
   models: [
     {
       name: 'sdxl',
@@ -54,6 +55,15 @@ describe('RenderFleet', () => {
       [ENV.workerConcurrency]: '1',
       [ENV.production]: 'spotty',
       AWS_REGION: { Ref: 'AWS::Region' },
+    });
+  });
+
+  it("tells the worker the production's colour pipeline: OCIO config, plate and model colour spaces, EXR compression", () => {
+    expect(env(container('sdxl', 'worker'))).toMatchObject({
+      [ENV.ocioConfig]: 'colour/framecast.ocio',
+      [ENV.plateColourSpace]: 'ARRI LogC3 (EI800)',
+      [ENV.modelColourSpace]: 'sRGB - Texture',
+      [ENV.exrCompression]: 'piz',
     });
   });
 

@@ -85,6 +85,21 @@ describe('Storage', () => {
     });
   });
 
+  it('keeps frames until they are deleted when the production sets no retention, and expires plate conversions', () => {
+    const kept = synthesize('kept', {});
+    const frames = resourcesOf(kept.template, 'AWS::S3::Bucket')[idAt(kept.stack, 'Storage/Frames')];
+    const lifecycle = frames?.Properties?.LifecycleConfiguration as
+      | { Rules: Record<string, unknown>[] }
+      | undefined;
+    const rules = lifecycle?.Rules ?? [];
+    expect(rules.filter((r) => r.ExpirationInDays !== undefined && r.Prefix === undefined)).toEqual([]);
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ Prefix: '.colour/', ExpirationInDays: 7, Status: 'Enabled' }),
+      ]),
+    );
+  });
+
   it('keeps assets in a bucket of their own that never expires, and logs access to it', () => {
     const assets = resourcesOf(template, 'AWS::S3::Bucket')[idAt(stack, 'Storage/Assets')];
     expect(assets?.Properties).toMatchObject({ LoggingConfiguration: { LogFilePrefix: 'assets/' } });

@@ -80,3 +80,24 @@ describe('Webhooks', () => {
     });
   });
 });
+
+describe('Webhooks of a production that publishes to trackers', () => {
+  const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:framecast/shotgrid-AbCdEf';
+  const publishing = new Stack(cliLikeApp(), 'Publishing');
+  const s = new Storage(publishing, 'Storage', { retentionDays: 30, removalPolicy: RemovalPolicy.RETAIN });
+  const q = new Queues(publishing, 'Queues', { models: ['reference'] });
+  new Webhooks(publishing, 'Webhooks', {
+    eventQueue: q.event,
+    table: s.table,
+    environment: {},
+    logs: { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.RETAIN },
+    publishSecrets: [arn],
+  });
+  const t = Template.fromStack(publishing);
+
+  it("may read the trackers' secrets, exactly those", () => {
+    const statements = functionStatements(t, functionId(t, 'Framecast webhook delivery'));
+    const secretReads = statements.filter((st) => actionsOf([st]).includes('secretsmanager:GetSecretValue'));
+    expect(secretReads.map((st) => st.Resource)).toEqual([arn]);
+  });
+});

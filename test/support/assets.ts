@@ -47,16 +47,17 @@ export async function plate(frames: number, start = 1001, seed = 0, size: [numbe
   };
 }
 
-/** Announces, uploads and completes a PNG sequence; answers the ready asset. */
+/** Announces, uploads and completes a sequence (PNG unless told); answers the ready asset. */
 export async function uploadSequence(
   api: Api,
   name: string,
-  seq: Awaited<ReturnType<typeof plate>>,
+  seq: Pick<Awaited<ReturnType<typeof plate>>, 'files' | 'bySha'>,
+  format: 'png' | 'exr' = 'png',
 ): Promise<AssetResponse> {
   const frames = seq.files.map((f) => f.frame!);
   const created = await api.createAsset<AssetUploads>({
     name,
-    format: 'png',
+    format,
     frames: { start: Math.min(...frames), end: Math.max(...frames) },
     files: seq.files,
   });
