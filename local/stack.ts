@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type AwsRequest, createClients } from '../functions/adapters/clients.ts';
 import { clearKeyCache } from '../functions/api/http.ts';
@@ -13,6 +16,7 @@ import { CONSUMER_TIMEOUT_SECONDS } from '../functions/shared/resources.ts';
 import { CONSUMERS } from '../functions/shared/routes.ts';
 import { createWorker } from '../functions/worker/create.ts';
 import type { Worker, WorkerSettings } from '../functions/worker/worker.ts';
+import { writeReviewPage } from '../review/build.ts';
 import { type EmulatedResources, startEmulators } from './emulators.ts';
 import { pollQueue } from './event-source.ts';
 import { startGateway } from './gateway.ts';
@@ -85,6 +89,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (model) cleanup.push(() => model.close());
     const modelUrl = options.modelUrl ?? model!.url;
 
+    // The review page, built from its sources now, as the stack builds it at synth (review/build.ts).
+    const pageDir = await mkdtemp(join(tmpdir(), 'framecast-review-'));
+    cleanup.push(() => rm(pageDir, { recursive: true, force: true }));
+    writeReviewPage(pageDir);
+
     // Local mode serves the reference model both ways, frame by frame and in windows (a video model), from
     // its one server; a setting of FRAMECAST_MODELS says otherwise.
     const models = options.env?.[ENV.models] ?? process.env[ENV.models] ?? LOCAL_MODELS.join(',');
@@ -101,6 +110,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // No CloudWatch here: the embedded-metric lines would only clutter the console.
       POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
       [ENV.eventDlqUrl]: emulators.resources.queues.event.dlqUrl,
+      [ENV.reviewPageDir]: pageDir,
+      // The page may be opened as localhost or 127.0.0.1, and frames come from s3rver on another port.
+      [ENV.reviewSources]: 'http://127.0.0.1:* http://localhost:* https:',
       // One model server in local mode: every configured model's frames go to the one frame queue.
       [ENV.frameQueueUrls]: JSON.stringify(
         Object.fromEntries(
@@ -119,7 +131,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const app = new Container(process.env, () => aws);
     useContainer(app);
 
-    const gateway = await startGateway({ port: options.port ?? 0 });
+    const gateway = await startGateway({ port: options.port ?? 0, page: true });
     cleanup.push(() => gateway.close());
 
     const fanout = (await import('../functions/fanout/handler.ts')) as { handler: SqsHandler };

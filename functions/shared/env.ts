@@ -25,4 +25,6 @@ export const ENV = {
   webhookAllowLoopback: 'FRAMECAST_WEBHOOK_ALLOW_LOOPBACK',
   webhookAllowedHosts: 'FRAMECAST_WEBHOOK_ALLOWED_HOSTS',
   production: 'FRAMECAST_PRODUCTION',
+  reviewPageDir: 'FRAMECAST_REVIEW_PAGE_DIR',
+  reviewSources: 'FRAMECAST_REVIEW_SOURCES',
 } as const;

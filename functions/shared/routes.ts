@@ -166,6 +166,16 @@ export const ROUTES: readonly RouteDefinition[] = [
   { method: 'GET', path: '/v1/openapi.json', entry: 'functions/api/openapi.ts', access: {} },
 ];
 
+/**
+ * The review page (review/): static files, public because the page holds no data; every API call it makes
+ * carries the user's API key. One function serves both routes. Not part of the API, so kept out of
+ * ROUTES (no client method, not in the OpenAPI document); local mode serves them beside it.
+ */
+export const PAGE_ROUTES: readonly RouteDefinition[] = [
+  { method: 'GET', path: '/', entry: 'functions/review/handler.ts', access: {} },
+  { method: 'GET', path: '/review/{file}', entry: 'functions/review/handler.ts', access: {} },
+];
+
 /** The Lambda consumers of the plan and event queues, and the worker's container entry points. */
 export const CONSUMERS = {
   fanout: { entry: 'functions/fanout/handler.ts', queue: 'plan' as const },

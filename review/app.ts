@@ -1,0 +1,666 @@
+import { type Frame, FramecastApiError, FramecastClient, type Job } from '../client/index.ts';
+
+/**
+ * The review page: the tenant's jobs with live progress, a shot as a contact sheet and a player, each
+ * frame's seed, versions, inputs and provenance, and the review actions (approve, reject, re-roll, select
+ * a version), all through the typed client. Plain DOM, no framework: the page is one screen of state.
+ *
+ * The API key is pasted by the user and kept in sessionStorage (gone when the tab closes); it is sent as
+ * a Bearer header and never put in a URL. See the README's "Reviewing a shot" for why that is safe.
+ */
+
+// ---- what the review routes answer (read loosely: the page shows what is there) ---------------------------
+
+/** A frame as the listing gives it, with the review fields when the API has them. */
+type SheetFrame = Frame & { thumbnailUrl?: string; version?: number };
+
+/** One version of a frame (`GET /v1/jobs/{id}/frames/{frame}`). */
+interface FrameVersion {
+  version: number;
+  seed?: number;
+  params?: Record<string, unknown>;
+  status?: string;
+  sha256?: string;
+  url?: string;
+  thumbnailUrl?: string;
+  createdAt?: string;
+  inputs?: Record<string, string>;
+  [field: string]: unknown;
+}
+
+/** A frame with its versions and provenance, as far as the API gives them. */
+interface FrameDetail extends Partial<SheetFrame> {
+  versions?: FrameVersion[];
+  selectedVersion?: number;
+  inputs?: Record<string, unknown>;
+  provenance?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+/** The review calls, by the names the typed client gives them; a client without one hides its buttons. */
+interface ReviewCalls {
+  getFrame?(id: string, frame: number): Promise<FrameDetail>;
+  retryFrame?(id: string, frame: number, body: { seed?: number }): Promise<unknown>;
+  selectFrameVersion?(id: string, frame: number, version: number): Promise<unknown>;
+  approveJob?(id: string): Promise<Job>;
+  rejectJob?(id: string, body: { reason?: string }): Promise<Job>;
+}
+
+type ReviewJob = Job & { review?: { frames?: number[]; every?: number } };
+
+const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+const STORE = { url: 'framecast.apiUrl', key: 'framecast.apiKey' };
+
+// ---- DOM -------------------------------------------------------------------------------------------------
+
+function $<T extends HTMLElement = HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`the page has no #${id}`);
+  return el as T;
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: { class?: string; text?: string; title?: string } = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (props.class) node.className = props.class;
+  if (props.text !== undefined) node.textContent = props.text;
+  if (props.title) node.title = props.title;
+  node.append(...children);
+  return node;
+}
+
+const ui = {
+  apiUrl: $<HTMLInputElement>('api-url'),
+  apiKey: $<HTMLInputElement>('api-key'),
+  connect: $<HTMLButtonElement>('connect-button'),
+  forget: $<HTMLButtonElement>('forget-button'),
+  message: $<HTMLOutputElement>('message'),
+  jobList: $<HTMLOListElement>('job-list'),
+  jobsEmpty: $('jobs-empty'),
+  shot: $('shot'),
+  shotName: $('shot-name'),
+  shotMeta: $('shot-meta'),
+  jobStatus: $('job-status'),
+  reviewActions: $('review-actions'),
+  approve: $<HTMLButtonElement>('approve-button'),
+  reject: $<HTMLButtonElement>('reject-button'),
+  rejectReason: $<HTMLInputElement>('reject-reason'),
+  player: $<HTMLCanvasElement>('player'),
+  plateScreen: $('plate-screen'),
+  plate: $<HTMLCanvasElement>('plate'),
+  plateCaption: $('plate-caption'),
+  play: $<HTMLButtonElement>('play-button'),
+  prev: $<HTMLButtonElement>('prev-button'),
+  next: $<HTMLButtonElement>('next-button'),
+  scrubber: $<HTMLInputElement>('scrubber'),
+  counter: $('frame-counter'),
+  range: $('frame-range'),
+  fps: $<HTMLSelectElement>('fps'),
+  sheet: $('sheet'),
+  sheetCount: $('sheet-count'),
+  inspector: $('inspector'),
+  inspectFrame: $('inspect-frame'),
+  facts: $<HTMLDListElement>('inspect-facts'),
+  reroll: $('reroll'),
+  rerollSeed: $<HTMLInputElement>('reroll-seed'),
+  rerollButton: $<HTMLButtonElement>('reroll-button'),
+  versionsBox: $('versions-box'),
+  versions: $<HTMLOListElement>('versions'),
+  inputsBox: $('inputs-box'),
+  inputs: $<HTMLDListElement>('inputs'),
+  provenanceBox: $('provenance-box'),
+  provenance: $('provenance'),
+};
+
+// ---- state -------------------------------------------------------------------------------------------------
+
+let api: (FramecastClient & ReviewCalls) | undefined;
+let jobs: ReviewJob[] = [];
+let job: ReviewJob | undefined;
+const frames = new Map<number, SheetFrame>();
+const cells = new Map<number, { button: HTMLButtonElement; img: HTMLImageElement; ver: HTMLElement }>();
+/** The frame shown by the player and the inspector. */
+let current = 0;
+let playing = false;
+/** The frame the inspector last fetched, so a poll does not refetch it while nothing changed. */
+let inspected: { frame: number; sha256: string | undefined } | undefined;
+let detail: FrameDetail | undefined;
+let pollTimer: ReturnType<typeof setTimeout> | undefined;
+/** Review calls the API answered 404 to: it predates them, so their buttons stay hidden. */
+const missing = new Set<keyof ReviewCalls>();
+const has = (call: keyof ReviewCalls) => !!api && typeof api[call] === 'function' && !missing.has(call);
+
+function say(text: string, error = false): void {
+  ui.message.textContent = text;
+  ui.message.classList.toggle('error', error);
+}
+
+function failure(err: unknown): string {
+  if (err instanceof FramecastApiError) return `${err.status} ${err.code}: ${err.message}`;
+  return (err as Error).message ?? String(err);
+}
+
+/** Whether an API answer means the route does not exist here (the back end predates it). */
+const missingRoute = (err: unknown) =>
+  err instanceof FramecastApiError &&
+  (err.status === 404 || err.status === 405) &&
+  err.code !== 'job_not_found';
+
+// ---- images: one per frame and content, kept while its presigned URL is good --------------------------------
+
+interface Picture {
+  readonly image: HTMLImageElement;
+  readonly expires: number;
+}
+const pictures = new Map<string, Picture>();
+
+/** The image of `url`, keyed by what it shows (`key`), so a fresh URL of the same content is not fetched again. */
+function picture(key: string, url: string, expiresAt?: string): HTMLImageElement {
+  const have = pictures.get(key);
+  if (have && have.expires > Date.now() + 60_000) return have.image;
+  const image = new Image();
+  image.decoding = 'async';
+  image.src = url;
+  image.addEventListener('load', () => {
+    if (key.startsWith('full:') && Number(key.split(':')[1]) === current) draw();
+  });
+  pictures.set(key, { image, expires: expiresAt ? Date.parse(expiresAt) : Date.now() + 10 * 60_000 });
+  return image;
+}
+
+const contentOf = (f: SheetFrame) => `${f.frame}:${f.sha256 ?? f.version ?? ''}`;
+
+function fullImage(f: SheetFrame | undefined): HTMLImageElement | undefined {
+  if (!f?.url || f.status !== 'succeeded') return undefined;
+  return picture(`full:${contentOf(f)}`, f.url, f.urlExpiresAt);
+}
+
+// ---- connecting ----------------------------------------------------------------------------------------------
+
+function connect(): void {
+  const baseUrl = ui.apiUrl.value.trim() || location.origin;
+  const apiKey = ui.apiKey.value.trim();
+  if (!apiKey) {
+    say('paste an API key (fc_…) to connect', true);
+    return;
+  }
+  sessionStorage.setItem(STORE.url, baseUrl);
+  sessionStorage.setItem(STORE.key, apiKey);
+  // Few retries: a poll that fails is tried again by the next poll anyway.
+  api = new FramecastClient({ baseUrl, apiKey, retry: { attempts: 2 } }) as FramecastClient & ReviewCalls;
+  say(`connected to ${baseUrl}`);
+  schedule(0);
+}
+
+function forget(): void {
+  sessionStorage.removeItem(STORE.key);
+  ui.apiKey.value = '';
+  api = undefined;
+  jobs = [];
+  renderJobs();
+  say('key forgotten');
+}
+
+// ---- polling -------------------------------------------------------------------------------------------------
+
+function schedule(ms: number): void {
+  clearTimeout(pollTimer);
+  pollTimer = setTimeout(() => void poll(), ms);
+}
+
+/** One round: the job list, and the open job with its frames. Faster while work is in flight. */
+async function poll(): Promise<void> {
+  if (!api) return;
+  try {
+    const page = await api.listJobs({ limit: 50 });
+    jobs = page.jobs as ReviewJob[];
+    renderJobs();
+    if (job) await refreshJob(job.id);
+    if (!ui.message.classList.contains('error') && ui.message.textContent?.startsWith('poll')) say('');
+  } catch (err) {
+    say(`poll: ${failure(err)}`, true);
+  }
+  const busy = jobs.some((j) => !FINISHED.has(j.status));
+  schedule(document.hidden ? 10_000 : busy ? 1000 : 4000);
+}
+
+async function refreshJob(id: string): Promise<void> {
+  if (!api) return;
+  const fresh = (await api.getJob(id)) as ReviewJob;
+  if (job?.id !== id) return;
+  job = fresh;
+  const list = (await api.allFrames(id)) as SheetFrame[];
+  if (job?.id !== id) return;
+  for (const f of list) frames.set(f.frame, f);
+  renderShot();
+  await inspect(false);
+}
+
+// ---- the job list ----------------------------------------------------------------------------------------------
+
+function done(j: Job): number {
+  return j.frames.succeeded + j.frames.failed + j.frames.canceled;
+}
+
+function renderJobs(): void {
+  ui.jobsEmpty.hidden = jobs.length > 0;
+  if (api && jobs.length === 0) ui.jobsEmpty.textContent = 'No jobs yet for this key.';
+  const items = jobs.map((j) => {
+    const bar = el('span', { class: 'fill' });
+    bar.style.width = `${(100 * done(j)) / Math.max(1, j.frames.total)}%`;
+    const li = el(
+      'li',
+      { title: j.id },
+      el(
+        'div',
+        { class: 'row' },
+        el('span', { class: 'shot-name', text: j.shot }),
+        el('span', { class: `badge ${j.status}`, text: j.status.replace('_', ' ') }),
+      ),
+      el(
+        'div',
+        { class: 'row' },
+        el('span', { class: 'counts', text: `${j.frames.start}-${j.frames.end}` }),
+        el('span', { class: 'counts', text: `${j.frames.succeeded}/${j.frames.total}` }),
+      ),
+      el('div', { class: 'progress' }, bar),
+    );
+    li.dataset.job = j.id;
+    if (j.id === job?.id) li.classList.add('selected');
+    li.addEventListener('click', () => void openJob(j.id));
+    return li;
+  });
+  ui.jobList.replaceChildren(...items);
+}
+
+async function openJob(id: string): Promise<void> {
+  const summary = jobs.find((j) => j.id === id);
+  if (!summary) return;
+  stop();
+  job = summary;
+  frames.clear();
+  cells.clear();
+  ui.sheet.replaceChildren();
+  inspected = undefined;
+  detail = undefined;
+  current = summary.frames.start;
+  ui.player.width = summary.width;
+  ui.player.height = summary.height;
+  ui.plate.width = summary.width;
+  ui.plate.height = summary.height;
+  ui.scrubber.min = String(summary.frames.start);
+  ui.scrubber.max = String(summary.frames.end);
+  ui.shot.hidden = false;
+  ui.inspector.hidden = false;
+  history.replaceState(null, '', `#${id}`);
+  renderJobs();
+  renderShot();
+  try {
+    await refreshJob(id);
+  } catch (err) {
+    say(`${id}: ${failure(err)}`, true);
+  }
+}
+
+// ---- the shot: header, contact sheet --------------------------------------------------------------------------
+
+function heroFrames(j: ReviewJob): Set<number> {
+  const out = new Set(j.review?.frames ?? []);
+  const every = j.review?.every;
+  if (every) for (let f = j.frames.start; f <= j.frames.end; f += every) out.add(f);
+  return out;
+}
+
+function renderShot(): void {
+  if (!job) return;
+  const j = job;
+  ui.shotName.textContent = j.shot;
+  ui.shotMeta.textContent = [
+    j.id,
+    j.model,
+    `${j.width}x${j.height}`,
+    `frames ${j.frames.start}-${j.frames.end}`,
+    `seed ${j.seed} (${j.seedMode})`,
+    ...(j.windowMode && j.window ? [`${j.windowMode} windows of ${j.window.size}`] : []),
+  ].join('  ·  ');
+  ui.jobStatus.textContent = j.status.replace('_', ' ');
+  ui.jobStatus.className = `badge ${j.status}`;
+  ui.reviewActions.hidden = (j.status as string) !== 'awaiting_review' || !has('approveJob');
+  ui.range.textContent = ` / ${j.frames.start}-${j.frames.end}`;
+  ui.sheetCount.textContent = `${j.frames.succeeded} of ${j.frames.total} landed${
+    j.frames.failed ? `, ${j.frames.failed} failed` : ''
+  }`;
+
+  const heroes = heroFrames(j);
+  // Cells for every frame of the shot, made once; a long shot's images load as they scroll into view.
+  if (cells.size === 0) {
+    const made: HTMLButtonElement[] = [];
+    for (let f = j.frames.start; f <= j.frames.end; f++) {
+      const img = el('img');
+      img.alt = '';
+      img.loading = 'lazy';
+      const ver = el('span', { class: 'ver' });
+      ver.hidden = true;
+      const button = el(
+        'button',
+        { class: 'cell pending' },
+        img,
+        el('span', { class: 'num', text: String(f) }),
+        ver,
+      );
+      button.type = 'button';
+      button.dataset.frame = String(f);
+      if (heroes.has(f)) button.classList.add('hero');
+      button.addEventListener('click', () => {
+        stop();
+        show(f);
+      });
+      cells.set(f, { button, img, ver });
+      made.push(button);
+    }
+    ui.sheet.replaceChildren(...made);
+  }
+  for (const [f, cell] of cells) {
+    const frame = frames.get(f);
+    const status = frame?.status ?? (FINISHED.has(j.status) ? 'canceled' : 'pending');
+    cell.button.className = `cell ${status}${heroes.has(f) ? ' hero' : ''}${f === current ? ' current' : ''}`;
+    cell.button.dataset.status = status;
+    const thumb = frame?.status === 'succeeded' ? (frame.thumbnailUrl ?? frame.url) : undefined;
+    if (thumb && frame) {
+      const key = `thumb:${contentOf(frame)}`;
+      if (cell.img.dataset.key !== key) {
+        cell.img.dataset.key = key;
+        cell.img.src = thumb;
+      }
+    }
+    const version = frame?.version;
+    cell.ver.hidden = !(version && version > 1);
+    cell.ver.textContent = version ? `v${version}` : '';
+    cell.button.title = frame ? `${f}: ${frame.status}, seed ${frame.seed}` : `${f}: pending`;
+  }
+  draw();
+}
+
+// ---- the player ----------------------------------------------------------------------------------------------
+
+function fps(): number {
+  return Number(ui.fps.value) || 24;
+}
+
+function show(frame: number): void {
+  if (!job) return;
+  const { start, end } = job.frames;
+  current = Math.min(end, Math.max(start, frame));
+  for (const [f, c] of cells) c.button.classList.toggle('current', f === current);
+  draw();
+  if (!playing) void inspect(true);
+}
+
+function draw(): void {
+  if (!job) return;
+  ui.counter.textContent = String(current);
+  ui.scrubber.value = String(current);
+  paint(ui.player, fullImage(frames.get(current)), frames.get(current)?.status ?? 'pending');
+  // Preload the frames just ahead, so playback does not wait on the network.
+  if (playing) for (let k = 1; k <= 8; k++) fullImage(frames.get(current + k));
+}
+
+function paint(canvas: HTMLCanvasElement, image: HTMLImageElement | undefined, label: string): void {
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return;
+  if (image?.complete && image.naturalWidth > 0) {
+    ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
+    return;
+  }
+  // Not there yet: keep the last picture while playing, say what is missing when stepping.
+  if (playing && image) return;
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = '#555';
+  ctx.font = `${Math.round(canvas.height / 18)}px monospace`;
+  ctx.textAlign = 'center';
+  ctx.fillText(label, canvas.width / 2, canvas.height / 2);
+}
+
+let lastTick = 0;
+function tick(now: number): void {
+  if (!playing || !job) return;
+  const step = 1000 / fps();
+  if (now - lastTick >= step) {
+    // Keep the cadence: carry the remainder instead of drifting by a frame's lateness each time.
+    lastTick = now - ((now - lastTick) % step);
+    const { start, end } = job.frames;
+    current = current >= end ? start : current + 1;
+    draw();
+  }
+  requestAnimationFrame(tick);
+}
+
+function play(): void {
+  if (!job || playing) return;
+  playing = true;
+  ui.play.textContent = 'Pause';
+  lastTick = performance.now();
+  requestAnimationFrame(tick);
+}
+
+function stop(): void {
+  if (!playing) return;
+  playing = false;
+  ui.play.textContent = 'Play';
+  for (const [f, c] of cells) c.button.classList.toggle('current', f === current);
+  void inspect(true);
+}
+
+// ---- the inspector: one frame's facts, versions, inputs, provenance --------------------------------------------
+
+function facts(list: HTMLDListElement, rows: [string, string | number | undefined][]): void {
+  list.replaceChildren(
+    ...rows
+      .filter(([, v]) => v !== undefined && v !== '')
+      .flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })]),
+  );
+}
+
+/** Shows the current frame in the inspector; fetches its versions when it changed (or `force`). */
+async function inspect(force: boolean): Promise<void> {
+  if (!job || !api || playing) return;
+  const frame = frames.get(current);
+  const id = job.id;
+  const key = { frame: current, sha256: frame?.sha256 };
+  const changed = force || inspected?.frame !== key.frame || inspected?.sha256 !== key.sha256;
+  inspected = key;
+  if (changed && has('getFrame') && frame) {
+    try {
+      detail = await api.getFrame!(id, current);
+    } catch (err) {
+      if (missingRoute(err)) missing.add('getFrame');
+      detail = undefined;
+    }
+    if (job?.id !== id || current !== key.frame) return;
+  } else if (changed) detail = undefined;
+  renderInspector(frame);
+}
+
+function renderInspector(frame: SheetFrame | undefined): void {
+  if (!job) return;
+  const d: FrameDetail = { ...frame, ...detail };
+  ui.inspectFrame.textContent = String(current);
+  facts(ui.facts, [
+    ['status', d.status ?? 'pending'],
+    ['seed', d.seed],
+    ['version', d.selectedVersion ?? d.version],
+    ['attempts', d.attempts],
+    ['sha256', d.sha256 ? `${d.sha256.slice(0, 16)}…` : undefined],
+    ['size', d.size !== undefined ? `${(d.size / 1024).toFixed(0)} KB` : undefined],
+    ['error', d.error],
+  ]);
+
+  const canReroll = has('retryFrame') && !!frame && ['succeeded', 'failed'].includes(frame.status);
+  ui.reroll.hidden = !canReroll;
+
+  const versions = d.versions ?? [];
+  ui.versionsBox.hidden = versions.length === 0;
+  const chosen = d.selectedVersion ?? d.version;
+  ui.versions.replaceChildren(
+    ...versions.map((v) => {
+      const img = el('img');
+      img.alt = `version ${v.version}`;
+      const src = v.thumbnailUrl ?? v.url;
+      if (src) img.src = src;
+      const body = el(
+        'div',
+        { class: 'v' },
+        el('span', { text: `v${v.version}${v.version === chosen ? '  (in the sequence)' : ''}` }),
+        el('span', { class: 'dim', text: `seed ${v.seed ?? '?'}` }),
+        ...(v.params && Object.keys(v.params).length > 0
+          ? [el('span', { class: 'dim', text: JSON.stringify(v.params) })]
+          : []),
+        ...(v.createdAt
+          ? [el('span', { class: 'dim', text: v.createdAt.replace('T', ' ').slice(0, 19) })]
+          : []),
+      );
+      if (v.version !== chosen && has('selectFrameVersion') && (v.status ?? 'succeeded') === 'succeeded') {
+        const select = el('button', { text: 'Select', class: 'select-version' });
+        select.type = 'button';
+        select.dataset.version = String(v.version);
+        select.addEventListener('click', () => void selectVersion(v.version));
+        body.append(select);
+      }
+      const li = el('li', {}, img, body);
+      li.dataset.version = String(v.version);
+      if (v.version === chosen) li.classList.add('chosen');
+      return li;
+    }),
+  );
+
+  // Inputs: by name, the asset and its frame this frame was made from, and the content's hash.
+  const rows: [string, string][] = [];
+  for (const [name, binding] of Object.entries(job.inputs ?? {})) {
+    rows.push([name, `${binding.asset} frame ${plateFrame(binding)}`]);
+  }
+  for (const [name, value] of Object.entries(d.inputs ?? {})) {
+    const sha = typeof value === 'string' ? value : (value as { sha256?: string })?.sha256;
+    if (sha) rows.push([`${name} sha256`, `${sha.slice(0, 16)}…`]);
+  }
+  ui.inputsBox.hidden = rows.length === 0;
+  facts(ui.inputs, rows);
+  renderPlate(d);
+
+  const provenance = d.provenance ?? (versions.find((v) => v.version === chosen)?.provenance as unknown);
+  ui.provenanceBox.hidden = !provenance;
+  ui.provenance.textContent = provenance ? JSON.stringify(provenance, null, 2) : '';
+}
+
+function plateFrame(binding: { offset: number }): number {
+  return current + binding.offset;
+}
+
+/** The plate beside the render, when the frame's detail gives a URL of the input frame it was made from. */
+function renderPlate(d: FrameDetail): void {
+  const entries = Object.entries(d.inputs ?? {});
+  const withUrl = entries.find(([, v]) => typeof v === 'object' && v && 'url' in v) as
+    | [string, { url: string; sha256?: string; frame?: number }]
+    | undefined;
+  ui.plateScreen.hidden = !withUrl;
+  if (!withUrl) return;
+  const [name, input] = withUrl;
+  ui.plateCaption.textContent = `${name}${input.frame !== undefined ? ` ${input.frame}` : ''}`;
+  const image = picture(`plate:${input.sha256 ?? input.url}`, input.url);
+  const paintPlate = () => paint(ui.plate, image, name);
+  if (image.complete) paintPlate();
+  else image.addEventListener('load', paintPlate, { once: true });
+}
+
+// ---- review actions ------------------------------------------------------------------------------------------
+
+async function act(what: string, call: () => Promise<unknown>): Promise<void> {
+  try {
+    say(`${what}…`);
+    await call();
+    say(`${what}: done`);
+  } catch (err) {
+    say(`${what}: ${failure(err)}`, true);
+  }
+  if (job) {
+    inspected = undefined;
+    await refreshJob(job.id).catch((err: unknown) => say(failure(err), true));
+  }
+}
+
+async function selectVersion(version: number): Promise<void> {
+  if (!job || !api?.selectFrameVersion) return;
+  const [id, frame] = [job.id, current];
+  await act(`select v${version} of ${frame}`, () => api!.selectFrameVersion!(id, frame, version));
+}
+
+function wire(): void {
+  ui.connect.addEventListener('click', connect);
+  ui.apiKey.addEventListener('keydown', (e) => e.key === 'Enter' && connect());
+  ui.forget.addEventListener('click', forget);
+  ui.play.addEventListener('click', () => (playing ? stop() : play()));
+  ui.prev.addEventListener('click', () => show(current - 1));
+  ui.next.addEventListener('click', () => show(current + 1));
+  ui.scrubber.addEventListener('input', () => show(Number(ui.scrubber.value)));
+  ui.approve.addEventListener('click', () => {
+    if (job && api?.approveJob) void act(`approve ${job.shot}`, () => api!.approveJob!(job!.id));
+  });
+  ui.reject.addEventListener('click', () => {
+    const reason = ui.rejectReason.value.trim();
+    if (job && api?.rejectJob)
+      void act(`reject ${job.shot}`, () => api!.rejectJob!(job!.id, reason ? { reason } : {}));
+  });
+  ui.rerollButton.addEventListener('click', () => {
+    if (!job || !api?.retryFrame) return;
+    const seed = ui.rerollSeed.value.trim();
+    const [id, frame] = [job.id, current];
+    void act(`re-roll ${frame}`, () => api!.retryFrame!(id, frame, seed ? { seed: Number(seed) } : {}));
+  });
+
+  // Keyboard stepping, as in a viewer: arrows step (shift: by ten), space plays; not while typing.
+  document.addEventListener('keydown', (e) => {
+    const target = e.target as HTMLElement;
+    if (!job || target.matches('input:not([type=range]), select, textarea')) return;
+    const step = e.shiftKey ? 10 : 1;
+    const to: Record<string, number> = {
+      ArrowRight: current + step,
+      ArrowLeft: current - step,
+      Home: job.frames.start,
+      End: job.frames.end,
+    };
+    if (e.key === ' ') playing ? stop() : play();
+    else if (e.key in to) {
+      stop();
+      show(to[e.key]!);
+    } else return;
+    // Space would also press a focused button, and arrows move a focused scrubber a second time.
+    e.preventDefault();
+  });
+  document.addEventListener('visibilitychange', () => !document.hidden && api && schedule(0));
+}
+
+function start(): void {
+  wire();
+  ui.apiUrl.value = sessionStorage.getItem(STORE.url) ?? location.origin;
+  const key = sessionStorage.getItem(STORE.key);
+  if (key) {
+    ui.apiKey.value = key;
+    connect();
+    const wanted = location.hash.slice(1);
+    if (wanted) {
+      // Open the job named in the address once the list has it.
+      const open = setInterval(() => {
+        if (jobs.some((j) => j.id === wanted)) {
+          clearInterval(open);
+          void openJob(wanted);
+        }
+      }, 200);
+      setTimeout(() => clearInterval(open), 10_000);
+    }
+  }
+}
+
+start();
