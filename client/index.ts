@@ -3,13 +3,17 @@ import type { AssetList, AssetResponse, AssetUpload, AssetUploads } from '../fun
 import type {
   EventList,
   EventView,
+  FrameDetail,
   FrameList,
   FrameResponse,
+  FrameVersion,
   JobList,
   JobRequestInput,
   JobResponse,
   JobStatus,
   Redelivery,
+  Reroll,
+  RerollRequest,
   WebhookEndpoint,
   WebhookEndpointList,
   WebhookEndpointRequest,
@@ -28,16 +32,20 @@ export type {
   AssetUpload,
   AssetUploads,
   EventView as Event,
+  FrameDetail,
   FrameResponse as Frame,
+  FrameVersion,
   JobRequestInput as JobRequest,
   JobResponse as Job,
   JobStatus,
+  Reroll,
   WebhookEndpoint,
 };
 export type JobListPage = z.output<typeof JobList>;
 export type FrameListPage = z.output<typeof FrameList>;
 export type EventListPage = z.output<typeof EventList>;
 export type AssetListPage = z.output<typeof AssetList>;
+export type RerollInput = z.input<typeof RerollRequest>;
 export type WebhookEndpointInput = z.input<typeof WebhookEndpointRequest>;
 export type WebhookEndpointListPage = z.output<typeof WebhookEndpointList>;
 export type WebhookSigningSecret = z.output<typeof WebhookSecret>;
@@ -58,6 +66,11 @@ export const ROUTES_BY_METHOD = {
   listJobs: ['GET', '/v1/jobs'],
   getJob: ['GET', '/v1/jobs/{id}'],
   listFrames: ['GET', '/v1/jobs/{id}/frames'],
+  getFrame: ['GET', '/v1/jobs/{id}/frames/{frame}'],
+  rerollFrame: ['POST', '/v1/jobs/{id}/frames/{frame}/retry'],
+  selectFrameVersion: ['POST', '/v1/jobs/{id}/frames/{frame}/select'],
+  approveJob: ['POST', '/v1/jobs/{id}/approve'],
+  rejectJob: ['POST', '/v1/jobs/{id}/reject'],
   cancelJob: ['POST', '/v1/jobs/{id}/cancel'],
   listEvents: ['GET', '/v1/jobs/{id}/events'],
   redeliverEvent: ['POST', '/v1/events/{id}/redeliver'],
@@ -129,7 +142,7 @@ const RETRY_STATUSES = new Set([429, 502, 503, 504]);
  * answer was lost may be sent again. The others get a key too, for when the API honours it, but no retry:
  * a second webhook endpoint or asset would be made.
  */
-const KEYED_CREATES: ReadonlySet<RouteName> = new Set(['createJob']);
+const KEYED_CREATES: ReadonlySet<RouteName> = new Set(['createJob', 'rerollFrame']);
 const sleepFor = (ms: number) => new Promise<void>((ok) => setTimeout(ok, ms));
 
 /** Retry-After in milliseconds: delta seconds or an HTTP date; undefined when absent or unreadable. */
@@ -180,6 +193,33 @@ export class FramecastClient {
   }
   cancelJob(id: string): Promise<JobResponse> {
     return this.#call('cancelJob', { id });
+  }
+  /** `GET /v1/jobs/{id}/frames/{frame}`: one frame with every version. */
+  getFrame(id: string, frame: number): Promise<FrameDetail> {
+    return this.#call('getFrame', { id, frame: String(frame) });
+  }
+  /**
+   * `POST /v1/jobs/{id}/frames/{frame}/retry`: 202 with the new version, made in the background (for a
+   * model with windows, of the frame's window). A fresh Idempotency-Key is sent unless one is given.
+   */
+  rerollFrame(id: string, frame: number, body: RerollInput = {}, options?: RequestOptions): Promise<Reroll> {
+    return this.#call('rerollFrame', { id, frame: String(frame) }, { body, create: true, ...options });
+  }
+  /** Points the sequence name at `version`; selecting the selected version again changes nothing. */
+  selectFrameVersion(id: string, frame: number, version: number): Promise<FrameDetail> {
+    return this.#call(
+      'selectFrameVersion',
+      { id, frame: String(frame) },
+      { body: { version }, retrySafe: true },
+    );
+  }
+  /** Releases the rest of a job awaiting review. */
+  approveJob(id: string): Promise<JobResponse> {
+    return this.#call('approveJob', { id });
+  }
+  /** Cancels a job awaiting review, with the reason on record. */
+  rejectJob(id: string, body: { reason?: string } = {}): Promise<JobResponse> {
+    return this.#call('rejectJob', { id }, { body });
   }
   listEvents(id: string, query: { limit?: number; cursor?: string } = {}): Promise<EventListPage> {
     return this.#call('listEvents', { id }, { query });
@@ -259,16 +299,26 @@ export class FramecastClient {
     return out;
   }
 
-  /** Polls the job until it has finished (succeeded, failed or canceled); `onUpdate` sees every poll. */
+  /**
+   * Polls the job until it has finished (succeeded, failed or canceled), or with `untilReview` until it
+   * awaits review; `onUpdate` sees every poll.
+   */
   async waitForJob(
     id: string,
-    options: { intervalMs?: number; onUpdate?: (job: JobResponse) => void; signal?: AbortSignal } = {},
+    options: {
+      intervalMs?: number;
+      onUpdate?: (job: JobResponse) => void;
+      signal?: AbortSignal;
+      /** Also stop when the job waits for review (awaiting_review). */
+      untilReview?: boolean;
+    } = {},
   ): Promise<JobResponse> {
     for (;;) {
       options.signal?.throwIfAborted();
       const job = await this.getJob(id);
       options.onUpdate?.(job);
       if (job.status === 'succeeded' || job.status === 'failed' || job.status === 'canceled') return job;
+      if (options.untilReview && job.status === 'awaiting_review') return job;
       await this.#sleep(options.intervalMs ?? 500);
     }
   }

@@ -11,6 +11,7 @@ import {
   DEFAULT_FRAME_LIMIT,
   ErrorResponse,
   EventList,
+  FrameDetail,
   FrameList,
   FrameListQuery,
   JOB_STATUSES,
@@ -18,6 +19,10 @@ import {
   JobResponse,
   jobRequestSchema,
   Redelivery,
+  RejectRequest,
+  Reroll,
+  RerollRequest,
+  SelectVersionRequest,
   WebhookEndpoint,
   WebhookEndpointList,
   WebhookEndpointRequest,
@@ -78,6 +83,14 @@ const idParam = {
   schema: { type: 'string', pattern: '^job_[0-9A-Z]{26}$' },
 };
 
+const frameParam = {
+  name: 'frame',
+  in: 'path',
+  required: true,
+  schema: { type: 'integer', minimum: 0, maximum: 9_999_999 },
+  description: 'A frame number of the job',
+};
+
 const assetIdParam = {
   name: 'id',
   in: 'path',
@@ -107,6 +120,11 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
   const job = component(components, 'Job', JobResponse, 'output');
   const jobList = component(components, 'JobList', JobList, 'output');
   const frameList = component(components, 'FrameList', FrameList, 'output');
+  const frameDetail = component(components, 'FrameDetail', FrameDetail, 'output');
+  const rerollRequest = component(components, 'RerollRequest', RerollRequest, 'input');
+  const reroll = component(components, 'Reroll', Reroll, 'output');
+  const selectRequest = component(components, 'SelectVersionRequest', SelectVersionRequest, 'input');
+  const rejectRequest = component(components, 'RejectRequest', RejectRequest, 'input');
   component(components, 'Error', ErrorResponse, 'output');
   const eventList = component(components, 'EventList', EventList, 'output');
   const redelivery = component(components, 'Redelivery', Redelivery, 'output');
@@ -172,6 +190,80 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
           { name: 'cursor', in: 'query', schema: { type: 'string' } },
         ],
         responses: { '200': json(frameList, 'A page of frames'), ...errorResponses(400, 401, 403, 404, 429) },
+      },
+    },
+    '/v1/jobs/{id}/frames/{frame}': {
+      get: {
+        operationId: 'getFrame',
+        summary: 'One frame with every version: seed, params, sha256, status, thumbnail and download URLs',
+        parameters: [idParam, frameParam],
+        responses: {
+          '200': json(frameDetail, 'The frame and its versions'),
+          ...errorResponses(400, 401, 403, 404, 429),
+        },
+      },
+    },
+    '/v1/jobs/{id}/frames/{frame}/retry': {
+      post: {
+        operationId: 'rerollFrame',
+        summary: 'Re-roll a frame (for a model with windows, its window) into a new version',
+        description:
+          'Makes a new version of the frame, or of every frame its window owns, with the seed given (a new ' +
+          'random seed when absent) and the params given laid over the job’s. Earlier versions are kept; the ' +
+          'sequence name keeps pointing at the selected version until POST .../select. Refused with 409 while ' +
+          'the frame is pending or running, is not succeeded, or a re-roll of it is not finished. Announced by ' +
+          'frame.rerolled once made, and counted on the job (rerolls).',
+        parameters: [
+          idParam,
+          frameParam,
+          {
+            name: 'Idempotency-Key',
+            in: 'header',
+            required: false,
+            schema: { type: 'string', minLength: 1, maxLength: 255 },
+            description: 'Same key and body return the first re-roll; same key with another body is a 422',
+          },
+        ],
+        requestBody: { required: false, content: { 'application/json': { schema: rerollRequest } } },
+        responses: {
+          '202': json(reroll, 'Accepted; the version is made in the background'),
+          ...errorResponses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+        },
+      },
+    },
+    '/v1/jobs/{id}/frames/{frame}/select': {
+      post: {
+        operationId: 'selectFrameVersion',
+        summary: 'Point the sequence name at a version (for a model with windows, for the whole window)',
+        parameters: [idParam, frameParam],
+        requestBody: { required: true, content: { 'application/json': { schema: selectRequest } } },
+        responses: {
+          '200': json(frameDetail, 'The frame and its versions'),
+          ...errorResponses(400, 401, 403, 404, 409, 413, 415, 429),
+        },
+      },
+    },
+    '/v1/jobs/{id}/approve': {
+      post: {
+        operationId: 'approveJob',
+        summary: 'Approve a job awaiting review: the rest of its frames are made',
+        parameters: [idParam],
+        responses: {
+          '200': json(job, 'The job, running again'),
+          ...errorResponses(401, 403, 404, 409, 429, 503),
+        },
+      },
+    },
+    '/v1/jobs/{id}/reject': {
+      post: {
+        operationId: 'rejectJob',
+        summary: 'Reject a job awaiting review: it is canceled',
+        parameters: [idParam],
+        requestBody: { required: false, content: { 'application/json': { schema: rejectRequest } } },
+        responses: {
+          '200': json(job, 'The job, canceled'),
+          ...errorResponses(400, 401, 403, 404, 409, 413, 415, 429),
+        },
       },
     },
     '/v1/jobs/{id}/cancel': {

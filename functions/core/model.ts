@@ -1,5 +1,13 @@
 import type { InputBinding } from './inputs.ts';
-import type { EventType, FrameStatus, JobRequest, JobStatus, WindowMode } from './schemas.ts';
+import type {
+  Actor,
+  EventType,
+  FrameStatus,
+  JobRequest,
+  JobStatus,
+  VersionStatus,
+  WindowMode,
+} from './schemas.ts';
 import type { WindowSpec } from './windows.ts';
 
 /** The records Framecast keeps, in the users' words. Adapters map them to and from storage. */
@@ -42,6 +50,10 @@ export interface JobRecord {
   readonly window?: JobWindows;
   /** The window that failed after every attempt; in chained mode the frames after it count as canceled. */
   readonly failedWindow?: FailedWindow;
+  /** A review gate: its frames are made first, the rest once a person approves (core/review.ts). */
+  readonly review?: JobReview;
+  /** Re-rolls accepted on this job, one per frame or window re-rolled (issue 12 prices them). */
+  readonly rerolls?: number;
   readonly createdAt: string;
   readonly startedAt?: string;
   readonly finishedAt?: string;
@@ -63,6 +75,20 @@ export interface JobInputRecord extends InputBinding {
 /** A job's windows: the spec it plans them with, and how they make the shot. */
 export interface JobWindows extends WindowSpec {
   readonly mode: WindowMode;
+}
+
+/** A job's review gate and what became of it. */
+export interface JobReview {
+  /** The frames to review, sorted, resolved from `frames` or `every` at submit. */
+  readonly frames: readonly number[];
+  readonly every?: number;
+  /** When the review frames were all finished and the job moved to awaiting_review. */
+  readonly requestedAt?: string;
+  readonly approvedBy?: Actor;
+  readonly approvedAt?: string;
+  readonly rejectedBy?: Actor;
+  readonly rejectedAt?: string;
+  readonly reason?: string;
 }
 
 export interface FailedWindow {
@@ -91,6 +117,40 @@ export interface FrameRecord {
   readonly predictTime?: number;
   /** The event announcing the frame's last outcome, re-published if a worker dies after recording it. */
   readonly eventId?: string;
+  /** The version the sequence name points at, once one other than the first was selected. */
+  readonly selected?: number;
+}
+
+/**
+ * One version of a re-roll unit (a frame, or the frames a window owns): made by a re-roll, or, for
+ * version 1, the first generation as its frame records had it, written at the unit's first re-roll.
+ */
+export interface VersionRecord {
+  readonly jobId: string;
+  /** The unit: its first and last frame, and its window for a model with windows. */
+  readonly start: number;
+  readonly end: number;
+  readonly window?: number;
+  readonly version: number;
+  readonly status: VersionStatus;
+  /** The seed given to the model (a window's seed for a window). */
+  readonly seed: number;
+  /** The params the model was given: the job's, with the re-roll's over them. */
+  readonly params?: Record<string, unknown>;
+  readonly attempts: number;
+  readonly createdAt: string;
+  readonly finishedAt?: string;
+  readonly requestedBy?: Actor;
+  readonly error?: string;
+  /** What each frame of the unit came out as, by frame number. */
+  readonly frames: Readonly<Record<string, VersionFrame>>;
+}
+
+export interface VersionFrame {
+  readonly seed: number;
+  readonly sha256?: string;
+  readonly size?: number;
+  readonly key?: string;
 }
 
 /** An event a webhook carries: recorded with the state change that caused it, in the same transaction. */

@@ -6,11 +6,23 @@ import { ASSET_ID } from './ids.ts';
  * the OpenAPI document, the tests and any client.
  */
 
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+/** `awaiting_review`: a gated job whose review frames are finished, waiting for approve or reject. */
+export const JOB_STATUSES = [
+  'queued',
+  'running',
+  'awaiting_review',
+  'succeeded',
+  'failed',
+  'canceled',
+] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 export const FRAME_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type FrameStatus = (typeof FRAME_STATUSES)[number];
+
+/** A frame version made by a re-roll: queued, being made, made, or failed after its attempts. */
+export const VERSION_STATUSES = ['pending', 'running', 'succeeded', 'failed'] as const;
+export type VersionStatus = (typeof VERSION_STATUSES)[number];
 
 export const EVENT_TYPES = [
   'job.started',
@@ -20,6 +32,9 @@ export const EVENT_TYPES = [
   'job.succeeded',
   'job.failed',
   'job.canceled',
+  'frame.rerolled',
+  'job.review_requested',
+  'job.approved',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -106,6 +121,28 @@ const JobInputs = z
       'Model input name → asset: plates, masks, control passes, references. The model must declare each input',
   });
 
+/** Most review frames a gate may name (or `every` may make): a review is of hero frames, not of the shot. */
+export const MAX_REVIEW_FRAMES = 1000;
+
+export const ReviewGate = z
+  .strictObject({
+    frames: z
+      .array(FrameNumber)
+      .min(1, 'must name at least one frame')
+      .max(MAX_REVIEW_FRAMES, `must name at most ${MAX_REVIEW_FRAMES} frames`)
+      .optional()
+      .meta({ description: 'Hero frames to review first (for a model with windows: their windows)' }),
+    every: z.int().min(1, 'must be 1 or more').max(1_000_000).optional().meta({
+      description: 'Review every N-th frame from the first: frames start, start + N, ...',
+    }),
+  })
+  .refine((r) => (r.frames === undefined) !== (r.every === undefined), 'must give either frames or every')
+  .meta({
+    id: 'ReviewGate',
+    description:
+      'A review gate: these frames are made first, then the job waits in awaiting_review until approved (the rest is made) or rejected (canceled)',
+  });
+
 export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
   z
     .strictObject({
@@ -142,11 +179,39 @@ export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
           description:
             "For a model with windows: a smaller window (a length the model allows) or another overlap than the model's",
         }),
+      review: ReviewGate.optional(),
     })
     .meta({ id: 'JobRequest' });
 
 export type JobRequest = z.output<ReturnType<typeof jobRequestSchema>>;
 export type JobRequestInput = z.input<ReturnType<typeof jobRequestSchema>>;
+
+/** Who did something to a job: the API key's tenant, its id (the first 12 hex digits of its hash) and name. */
+export const Actor = z
+  .object({ tenant: z.string(), keyId: z.string(), keyName: z.string().optional() })
+  .meta({ id: 'Actor' });
+export type Actor = z.output<typeof Actor>;
+
+export const ReviewView = z
+  .object({
+    frames: z.array(z.int()).meta({ description: 'The frames to review, in order' }),
+    every: z.int().optional(),
+    status: z.enum(['pending', 'awaiting', 'approved', 'rejected']).meta({
+      description:
+        'pending: review frames being made; awaiting: the job waits in awaiting_review; approved or rejected by a person',
+    }),
+    requestedAt: z.iso
+      .datetime()
+      .optional()
+      .meta({ description: 'When the review frames were all finished' }),
+    approvedBy: Actor.optional(),
+    approvedAt: z.iso.datetime().optional(),
+    rejectedBy: Actor.optional(),
+    rejectedAt: z.iso.datetime().optional(),
+    reason: z.string().optional().meta({ description: 'The reason given with a reject' }),
+  })
+  .meta({ id: 'Review' });
+export type ReviewView = z.output<typeof ReviewView>;
 
 export const JobResponse = z
   .object({
@@ -194,6 +259,10 @@ export const JobResponse = z
     seedMode: z.enum(['fixed', 'per-frame']),
     params: z.record(z.string(), z.json()).optional(),
     priority: z.int(),
+    review: ReviewView.optional().meta({ description: 'Set on a job with a review gate' }),
+    rerolls: z.int().meta({
+      description: 'Re-rolls accepted on this job (one per frame, or per window of a model with windows)',
+    }),
     createdAt: z.iso.datetime(),
     startedAt: z.iso.datetime().optional(),
     finishedAt: z.iso.datetime().optional(),
@@ -224,10 +293,84 @@ export const FrameResponse = z
     key: z.string().optional(),
     url: z.url().optional().meta({ description: 'Presigned download URL, once the frame is stored' }),
     urlExpiresAt: z.iso.datetime().optional(),
+    thumbnailUrl: z.url().optional().meta({
+      description: 'Presigned URL of a small WebP (256 px wide) of the selected version, once stored',
+    }),
+    version: z.int().optional().meta({
+      description:
+        'The version the sequence name points at: 1, the first generation, until another is selected',
+    }),
     error: z.string().optional(),
   })
   .meta({ id: 'Frame' });
 export type FrameResponse = z.output<typeof FrameResponse>;
+
+/** The frames a re-roll makes together: one frame, or the frames a window of a video model owns. */
+const RerollUnit = z.object({
+  start: z.int(),
+  end: z.int(),
+  window: z.int().optional().meta({ description: 'The window index, for a model with windows' }),
+});
+
+export const FrameVersion = z
+  .object({
+    version: z.int().meta({ description: '1 is the first generation; each re-roll adds one' }),
+    status: z.enum(VERSION_STATUSES),
+    selected: z.boolean().meta({ description: 'The sequence name points at this version' }),
+    seed: z.int().meta({ description: "This frame's seed in this version" }),
+    params: z.record(z.string(), z.json()).optional().meta({
+      description: "The params the model was given: the job's, with the re-roll's over them",
+    }),
+    sha256: z.string().optional(),
+    size: z.int().optional(),
+    key: z.string().optional().meta({ description: 'The S3 key of this version' }),
+    url: z.url().optional(),
+    thumbnailUrl: z.url().optional(),
+    urlExpiresAt: z.iso.datetime().optional(),
+    attempts: z.int(),
+    error: z.string().optional(),
+    createdAt: z.iso.datetime(),
+    finishedAt: z.iso.datetime().optional(),
+    requestedBy: Actor.optional().meta({ description: 'Who asked for the re-roll (absent for version 1)' }),
+  })
+  .meta({ id: 'FrameVersion' });
+export type FrameVersion = z.output<typeof FrameVersion>;
+
+export const FrameDetail = FrameResponse.extend({
+  unit: RerollUnit.meta({ description: 'The frames a re-roll or select of this frame acts on together' }),
+  versions: z.array(FrameVersion).meta({ description: 'Every version, oldest first' }),
+}).meta({ id: 'FrameDetail' });
+export type FrameDetail = z.output<typeof FrameDetail>;
+
+export const RerollRequest = z
+  .strictObject({
+    seed: Seed.optional().meta({
+      description:
+        "The new version's seed (for a model with windows, the window's); a new random seed when absent",
+    }),
+    params: Params.optional().meta({ description: "Model params laid over the job's for this version" }),
+  })
+  .meta({ id: 'RerollRequest' });
+
+export const Reroll = z
+  .object({
+    jobId: z.string(),
+    frame: z.int(),
+    version: z.int(),
+    status: z.enum(VERSION_STATUSES),
+    seed: z.int(),
+    params: z.record(z.string(), z.json()).optional(),
+    unit: RerollUnit,
+    createdAt: z.iso.datetime(),
+  })
+  .meta({ id: 'Reroll' });
+export type Reroll = z.output<typeof Reroll>;
+
+export const SelectVersionRequest = z
+  .strictObject({ version: z.int().min(1, 'must be 1 or more').max(9999, 'must be at most 9999') })
+  .meta({ id: 'SelectVersionRequest' });
+
+export const RejectRequest = z.strictObject({ reason: Text(1000).optional() }).meta({ id: 'RejectRequest' });
 
 export const FrameList = z
   .object({ frames: z.array(FrameResponse), nextCursor: z.string().optional() })

@@ -1,4 +1,11 @@
-import { FRAME_STATUSES, type FrameStatus, JOB_STATUSES, type JobStatus } from './schemas.ts';
+import {
+  FRAME_STATUSES,
+  type FrameStatus,
+  JOB_STATUSES,
+  type JobStatus,
+  VERSION_STATUSES,
+  type VersionStatus,
+} from './schemas.ts';
 
 /**
  * The job and frame state machines: the single statement of which moves are legal, checked by property
@@ -6,9 +13,14 @@ import { FRAME_STATUSES, type FrameStatus, JOB_STATUSES, type JobStatus } from '
  * its own. Only moves a feature makes are listed: a feature that needs another (the frame re-roll) adds it.
  */
 
+/**
+ * A job with a review gate goes `running -> awaiting_review` once its review frames are finished, and back
+ * to `running` when a person approves it (or to `canceled` when rejected or canceled).
+ */
 const JOB_MOVES: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
   queued: ['running', 'canceled'],
-  running: ['succeeded', 'failed', 'canceled'],
+  running: ['awaiting_review', 'succeeded', 'failed', 'canceled'],
+  awaiting_review: ['running', 'canceled'],
   succeeded: [],
   failed: [],
   canceled: [],
@@ -26,8 +38,20 @@ const FRAME_MOVES: Readonly<Record<FrameStatus, readonly FrameStatus[]>> = {
   canceled: [],
 };
 
+/**
+ * A version a re-roll makes (docs/architecture.md, "Versions and review"): `pending` once accepted,
+ * `running` while a worker makes it (taken again by another worker if the first dies), then finished.
+ * The frame itself stays `succeeded` meanwhile: its selected version is unchanged until a select.
+ */
+const VERSION_MOVES: Readonly<Record<VersionStatus, readonly VersionStatus[]>> = {
+  pending: ['running'],
+  running: ['running', 'succeeded', 'failed'],
+  succeeded: [],
+  failed: [],
+};
+
 export class IllegalTransition extends Error {
-  constructor(kind: 'job' | 'frame', from: string, to: string) {
+  constructor(kind: 'job' | 'frame' | 'version', from: string, to: string) {
     super(`a ${kind} cannot go from ${from} to ${to}`);
     this.name = 'IllegalTransition';
   }
@@ -35,6 +59,16 @@ export class IllegalTransition extends Error {
 
 export const canMoveJob = (from: JobStatus, to: JobStatus): boolean => JOB_MOVES[from].includes(to);
 export const canMoveFrame = (from: FrameStatus, to: FrameStatus): boolean => FRAME_MOVES[from].includes(to);
+
+export const canMoveVersion = (from: VersionStatus, to: VersionStatus): boolean =>
+  VERSION_MOVES[from].includes(to);
+
+/** The statuses a version may be in when it moves to `to`: what a conditional write checks. */
+export const versionStatusesBefore = (to: VersionStatus): VersionStatus[] =>
+  VERSION_STATUSES.filter((from) => canMoveVersion(from, to));
+
+/** A version no worker will touch again. */
+export const isFinishedVersion = (s: VersionStatus): boolean => VERSION_MOVES[s].length === 0;
 
 export function moveJob(from: JobStatus, to: JobStatus): JobStatus {
   if (!canMoveJob(from, to)) throw new IllegalTransition('job', from, to);

@@ -1,6 +1,6 @@
 import { frameCount } from './frames.ts';
 import type { FrameRecord, JobRecord } from './model.ts';
-import type { FrameResponse, JobResponse } from './schemas.ts';
+import type { FrameResponse, JobResponse, ReviewView } from './schemas.ts';
 import { planWindows } from './windows.ts';
 
 /** How records are shown to studios: in the API, and as the `data` of a webhook event. */
@@ -45,10 +45,35 @@ export function toJobResponse(job: JobRecord): JobResponse {
     seedMode: job.seedMode,
     ...(job.params !== undefined && { params: job.params as JobResponse['params'] }),
     priority: job.priority,
+    ...(job.review && { review: reviewView(job) }),
+    rerolls: job.rerolls ?? 0,
     createdAt: job.createdAt,
     ...(job.startedAt !== undefined && { startedAt: job.startedAt }),
     ...(job.finishedAt !== undefined && { finishedAt: job.finishedAt }),
     outputPrefix: `s3://${job.bucket}/${job.prefix}`,
+  };
+}
+
+/** A job's review gate as shown: its status follows from the job's and from who decided. */
+function reviewView(job: JobRecord): ReviewView {
+  const r = job.review!;
+  const status = r.rejectedAt
+    ? 'rejected'
+    : r.approvedAt
+      ? 'approved'
+      : job.status === 'awaiting_review'
+        ? 'awaiting'
+        : 'pending';
+  return {
+    frames: [...r.frames],
+    ...(r.every !== undefined && { every: r.every }),
+    status,
+    ...(r.requestedAt !== undefined && { requestedAt: r.requestedAt }),
+    ...(r.approvedBy && { approvedBy: { ...r.approvedBy } }),
+    ...(r.approvedAt !== undefined && { approvedAt: r.approvedAt }),
+    ...(r.rejectedBy && { rejectedBy: { ...r.rejectedBy } }),
+    ...(r.rejectedAt !== undefined && { rejectedAt: r.rejectedAt }),
+    ...(r.reason !== undefined && { reason: r.reason }),
   };
 }
 
@@ -62,6 +87,7 @@ export function toFrameResponse(frame: FrameRecord): FrameResponse {
     ...(frame.sha256 !== undefined && { sha256: frame.sha256 }),
     ...(frame.size !== undefined && { size: frame.size }),
     ...(frame.key !== undefined && { key: frame.key }),
+    ...(frame.status === 'succeeded' && { version: frame.selected ?? 1 }),
     ...(frame.error !== undefined && { error: frame.error }),
   };
 }
