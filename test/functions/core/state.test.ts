@@ -5,10 +5,13 @@ import {
   type FrameStatus,
   JOB_STATUSES,
   type JobStatus,
+  VERSION_STATUSES,
+  type VersionStatus,
 } from '../../../functions/core/schemas.ts';
 import {
   canMoveFrame,
   canMoveJob,
+  canMoveVersion,
   finalStatus,
   frameStatusesBefore,
   generatingJobStatuses,
@@ -18,6 +21,7 @@ import {
   liveJobStatuses,
   moveFrame,
   moveJob,
+  versionStatusesBefore,
 } from '../../../functions/core/state.ts';
 
 describe('the job state machine', () => {
@@ -33,7 +37,7 @@ describe('the job state machine', () => {
   it('never goes back to queued, and only a running job can succeed', () => {
     for (const from of JOB_STATUSES) expect(canMoveJob(from, 'queued')).toBe(false);
     expect(jobStatusesBefore('succeeded')).toEqual(['running']);
-    expect(jobStatusesBefore('canceled').sort()).toEqual(['queued', 'running']);
+    expect(jobStatusesBefore('canceled').sort()).toEqual(['awaiting_review', 'queued', 'running']);
   });
 
   it('fails only a running job: a queued job has no frame that could have failed', () => {
@@ -41,7 +45,7 @@ describe('the job state machine', () => {
   });
 
   it('counts a job as live until it ends, and as generating only while it runs', () => {
-    expect(liveJobStatuses()).toEqual(['queued', 'running']);
+    expect(liveJobStatuses()).toEqual(['queued', 'running', 'awaiting_review']);
     expect(generatingJobStatuses()).toEqual(['running']);
     for (const s of JOB_STATUSES) expect(liveJobStatuses().includes(s)).toBe(!isTerminalJob(s));
   });
@@ -54,15 +58,26 @@ describe('the job state machine', () => {
     );
   });
 
-  it('ends any random walk of legal moves in at most three steps, in a terminal status', () => {
+  it('waits for review only while running, and goes from there back to running or to canceled', () => {
+    expect(jobStatusesBefore('awaiting_review')).toEqual(['running']);
+    expect(JOB_STATUSES.filter((to) => canMoveJob('awaiting_review', to)).sort()).toEqual([
+      'canceled',
+      'running',
+    ]);
+    expect(canMoveJob('awaiting_review', 'succeeded')).toBe(false);
+  });
+
+  it('ends any random walk of legal moves in a terminal status within two moves, but for review round trips', () => {
     fc.assert(
       fc.property(fc.array(fc.constantFrom(...JOB_STATUSES), { maxLength: 20 }), (wanted) => {
         let status: JobStatus = 'queued';
         let moves = 0;
         for (const to of wanted) {
           if (canMoveJob(status, to)) {
+            const review = status === 'awaiting_review' || to === 'awaiting_review';
             status = moveJob(status, to);
-            moves++;
+            // A review round trip (running -> awaiting_review -> running) is the only way to go back.
+            if (!review || isTerminalJob(status)) moves++;
           }
         }
         expect(moves).toBeLessThanOrEqual(2);
@@ -98,6 +113,30 @@ describe('the frame state machine', () => {
           expect(finished).toBe(false);
           status = moveFrame(status, to);
           finished = status !== 'running';
+        }
+      }),
+    );
+  });
+});
+
+describe('the version state machine', () => {
+  it('takes a pending or running version, and finishes only a running one', () => {
+    expect(versionStatusesBefore('running')).toEqual(['pending', 'running']);
+    expect(versionStatusesBefore('succeeded')).toEqual(['running']);
+    expect(versionStatusesBefore('failed')).toEqual(['running']);
+    expect(versionStatusesBefore('pending')).toEqual([]);
+  });
+
+  it('never moves a version again once it has finished, on any random walk of legal moves', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...VERSION_STATUSES), { maxLength: 20 }), (wanted) => {
+        let status: VersionStatus = 'pending';
+        let finished = false;
+        for (const to of wanted) {
+          if (!canMoveVersion(status, to)) continue;
+          expect(finished).toBe(false);
+          status = to;
+          finished = status === 'succeeded' || status === 'failed';
         }
       }),
     );
