@@ -1,4 +1,11 @@
-import { type Frame, FramecastApiError, FramecastClient, type Job } from '../client/index.ts';
+import {
+  type Asset,
+  type Frame,
+  FramecastApiError,
+  FramecastClient,
+  type FrameDetail,
+  type Job,
+} from '../client/index.ts';
 
 /**
  * The review page: the tenant's jobs with live progress, a shot as a contact sheet and a player, each
@@ -9,44 +16,7 @@ import { type Frame, FramecastApiError, FramecastClient, type Job } from '../cli
  * a Bearer header and never put in a URL. See the README's "Reviewing a shot" for why that is safe.
  */
 
-// ---- what the review routes answer (read loosely: the page shows what is there) ---------------------------
-
-/** A frame as the listing gives it, with the review fields when the API has them. */
-type SheetFrame = Frame & { thumbnailUrl?: string; version?: number };
-
-/** One version of a frame (`GET /v1/jobs/{id}/frames/{frame}`). */
-interface FrameVersion {
-  version: number;
-  seed?: number;
-  params?: Record<string, unknown>;
-  status?: string;
-  sha256?: string;
-  url?: string;
-  thumbnailUrl?: string;
-  createdAt?: string;
-  inputs?: Record<string, string>;
-  [field: string]: unknown;
-}
-
-/** A frame with its versions and provenance, as far as the API gives them. */
-interface FrameDetail extends Partial<SheetFrame> {
-  versions?: FrameVersion[];
-  selectedVersion?: number;
-  inputs?: Record<string, unknown>;
-  provenance?: Record<string, unknown>;
-  [field: string]: unknown;
-}
-
-/** The review calls, by the names the typed client gives them; a client without one hides its buttons. */
-interface ReviewCalls {
-  getFrame?(id: string, frame: number): Promise<FrameDetail>;
-  retryFrame?(id: string, frame: number, body: { seed?: number }): Promise<unknown>;
-  selectFrameVersion?(id: string, frame: number, version: number): Promise<unknown>;
-  approveJob?(id: string): Promise<Job>;
-  rejectJob?(id: string, body: { reason?: string }): Promise<Job>;
-}
-
-type ReviewJob = Job & { review?: { frames?: number[]; every?: number } };
+type ReviewCall = 'getFrame' | 'rerollFrame' | 'selectFrameVersion' | 'approveJob' | 'rejectJob';
 
 const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
 const STORE = { url: 'framecast.apiUrl', key: 'framecast.apiKey' };
@@ -89,9 +59,6 @@ const ui = {
   reject: $<HTMLButtonElement>('reject-button'),
   rejectReason: $<HTMLInputElement>('reject-reason'),
   player: $<HTMLCanvasElement>('player'),
-  plateScreen: $('plate-screen'),
-  plate: $<HTMLCanvasElement>('plate'),
-  plateCaption: $('plate-caption'),
   play: $<HTMLButtonElement>('play-button'),
   prev: $<HTMLButtonElement>('prev-button'),
   next: $<HTMLButtonElement>('next-button'),
@@ -112,15 +79,15 @@ const ui = {
   inputsBox: $('inputs-box'),
   inputs: $<HTMLDListElement>('inputs'),
   provenanceBox: $('provenance-box'),
-  provenance: $('provenance'),
+  provenance: $<HTMLDListElement>('provenance'),
 };
 
 // ---- state -------------------------------------------------------------------------------------------------
 
-let api: (FramecastClient & ReviewCalls) | undefined;
-let jobs: ReviewJob[] = [];
-let job: ReviewJob | undefined;
-const frames = new Map<number, SheetFrame>();
+let api: FramecastClient | undefined;
+let jobs: Job[] = [];
+let job: Job | undefined;
+const frames = new Map<number, Frame>();
 const cells = new Map<number, { button: HTMLButtonElement; img: HTMLImageElement; ver: HTMLElement }>();
 /** The frame shown by the player and the inspector. */
 let current = 0;
@@ -129,9 +96,9 @@ let playing = false;
 let inspected: { frame: number; sha256: string | undefined } | undefined;
 let detail: FrameDetail | undefined;
 let pollTimer: ReturnType<typeof setTimeout> | undefined;
-/** Review calls the API answered 404 to: it predates them, so their buttons stay hidden. */
-const missing = new Set<keyof ReviewCalls>();
-const has = (call: keyof ReviewCalls) => !!api && typeof api[call] === 'function' && !missing.has(call);
+/** Review routes the API has no route for (it predates them): their buttons stay hidden. */
+const missing = new Set<ReviewCall>();
+const has = (call: ReviewCall) => !!api && !missing.has(call);
 
 function say(text: string, error = false): void {
   ui.message.textContent = text;
@@ -171,9 +138,9 @@ function picture(key: string, url: string, expiresAt?: string): HTMLImageElement
   return image;
 }
 
-const contentOf = (f: SheetFrame) => `${f.frame}:${f.sha256 ?? f.version ?? ''}`;
+const contentOf = (f: Frame) => `${f.frame}:${f.sha256 ?? f.version ?? ''}`;
 
-function fullImage(f: SheetFrame | undefined): HTMLImageElement | undefined {
+function fullImage(f: Frame | undefined): HTMLImageElement | undefined {
   if (!f?.url || f.status !== 'succeeded') return undefined;
   return picture(`full:${contentOf(f)}`, f.url, f.urlExpiresAt);
 }
@@ -190,7 +157,7 @@ function connect(): void {
   sessionStorage.setItem(STORE.url, baseUrl);
   sessionStorage.setItem(STORE.key, apiKey);
   // Few retries: a poll that fails is tried again by the next poll anyway.
-  api = new FramecastClient({ baseUrl, apiKey, retry: { attempts: 2 } }) as FramecastClient & ReviewCalls;
+  api = new FramecastClient({ baseUrl, apiKey, retry: { attempts: 2 } });
   say(`connected to ${baseUrl}`);
   schedule(0);
 }
@@ -216,7 +183,7 @@ async function poll(): Promise<void> {
   if (!api) return;
   try {
     const page = await api.listJobs({ limit: 50 });
-    jobs = page.jobs as ReviewJob[];
+    jobs = page.jobs;
     renderJobs();
     if (job) await refreshJob(job.id);
     if (!ui.message.classList.contains('error') && ui.message.textContent?.startsWith('poll')) say('');
@@ -229,10 +196,10 @@ async function poll(): Promise<void> {
 
 async function refreshJob(id: string): Promise<void> {
   if (!api) return;
-  const fresh = (await api.getJob(id)) as ReviewJob;
+  const fresh = await api.getJob(id);
   if (job?.id !== id) return;
   job = fresh;
-  const list = (await api.allFrames(id)) as SheetFrame[];
+  const list = await api.allFrames(id);
   if (job?.id !== id) return;
   for (const f of list) frames.set(f.frame, f);
   renderShot();
@@ -289,8 +256,6 @@ async function openJob(id: string): Promise<void> {
   current = summary.frames.start;
   ui.player.width = summary.width;
   ui.player.height = summary.height;
-  ui.plate.width = summary.width;
-  ui.plate.height = summary.height;
   ui.scrubber.min = String(summary.frames.start);
   ui.scrubber.max = String(summary.frames.end);
   ui.shot.hidden = false;
@@ -307,11 +272,8 @@ async function openJob(id: string): Promise<void> {
 
 // ---- the shot: header, contact sheet --------------------------------------------------------------------------
 
-function heroFrames(j: ReviewJob): Set<number> {
-  const out = new Set(j.review?.frames ?? []);
-  const every = j.review?.every;
-  if (every) for (let f = j.frames.start; f <= j.frames.end; f += every) out.add(f);
-  return out;
+function heroFrames(j: Job): Set<number> {
+  return new Set(j.review?.frames ?? []);
 }
 
 function renderShot(): void {
@@ -328,7 +290,7 @@ function renderShot(): void {
   ].join('  ·  ');
   ui.jobStatus.textContent = j.status.replace('_', ' ');
   ui.jobStatus.className = `badge ${j.status}`;
-  ui.reviewActions.hidden = (j.status as string) !== 'awaiting_review' || !has('approveJob');
+  ui.reviewActions.hidden = j.status !== 'awaiting_review' || !has('approveJob');
   ui.range.textContent = ` / ${j.frames.start}-${j.frames.end}`;
   ui.sheetCount.textContent = `${j.frames.succeeded} of ${j.frames.total} landed${
     j.frames.failed ? `, ${j.frames.failed} failed` : ''
@@ -457,13 +419,18 @@ function stop(): void {
 
 // ---- the inspector: one frame's facts, versions, inputs, provenance --------------------------------------------
 
-function facts(list: HTMLDListElement, rows: [string, string | number | undefined][]): void {
+type Row = [string, string | number | undefined];
+
+function facts(list: HTMLDListElement, rows: Row[]): void {
   list.replaceChildren(
     ...rows
       .filter(([, v]) => v !== undefined && v !== '')
       .flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })]),
   );
 }
+
+const short = (sha?: string) => (sha ? `${sha.slice(0, 16)}…` : undefined);
+const when = (iso?: string) => iso?.replace('T', ' ').slice(0, 19);
 
 /** Shows the current frame in the inspector; fetches its versions when it changed (or `force`). */
 async function inspect(force: boolean): Promise<void> {
@@ -472,10 +439,12 @@ async function inspect(force: boolean): Promise<void> {
   const id = job.id;
   const key = { frame: current, sha256: frame?.sha256 };
   const changed = force || inspected?.frame !== key.frame || inspected?.sha256 !== key.sha256;
+  // A version being made changes nothing in the listing: poll its frame until it is finished.
+  const making = detail?.versions.some((v) => v.status === 'pending' || v.status === 'running');
   inspected = key;
-  if (changed && has('getFrame') && frame) {
+  if ((changed || making) && frame && frame.status !== 'pending' && has('getFrame')) {
     try {
-      detail = await api.getFrame!(id, current);
+      detail = await api.getFrame(id, current);
     } catch (err) {
       if (missingRoute(err)) missing.add('getFrame');
       detail = undefined;
@@ -485,104 +454,139 @@ async function inspect(force: boolean): Promise<void> {
   renderInspector(frame);
 }
 
-function renderInspector(frame: SheetFrame | undefined): void {
+function renderInspector(frame: Frame | undefined): void {
   if (!job) return;
-  const d: FrameDetail = { ...frame, ...detail };
+  const j = job;
+  const d = detail?.frame === current ? detail : undefined;
+  const f = d ?? frame;
+  const chosen = d?.versions.find((v) => v.selected);
   ui.inspectFrame.textContent = String(current);
   facts(ui.facts, [
-    ['status', d.status ?? 'pending'],
-    ['seed', d.seed],
-    ['version', d.selectedVersion ?? d.version],
-    ['attempts', d.attempts],
-    ['sha256', d.sha256 ? `${d.sha256.slice(0, 16)}…` : undefined],
-    ['size', d.size !== undefined ? `${(d.size / 1024).toFixed(0)} KB` : undefined],
-    ['error', d.error],
+    ['status', f?.status ?? 'pending'],
+    ['seed', f?.seed],
+    ['version', f?.version],
+    ['attempts', f?.attempts],
+    ['size', f?.size !== undefined ? `${Math.round(f.size / 1024)} KB` : undefined],
+    ['sha256', short(f?.sha256)],
+    [
+      'unit',
+      d && d.unit.start !== d.unit.end
+        ? `${d.unit.window !== undefined ? `window ${d.unit.window}: ` : ''}${d.unit.start}-${d.unit.end}`
+        : undefined,
+    ],
+    ['error', f?.error],
   ]);
 
-  const canReroll = has('retryFrame') && !!frame && ['succeeded', 'failed'].includes(frame.status);
-  ui.reroll.hidden = !canReroll;
+  // A re-roll of a finished frame; a version still being made is waited for (the API would answer 409).
+  const making = d?.versions.some((v) => v.status === 'pending' || v.status === 'running');
+  ui.reroll.hidden = !has('rerollFrame') || f?.status !== 'succeeded';
+  ui.rerollButton.disabled = !!making;
+  ui.rerollButton.textContent = making
+    ? 'Re-rolling…'
+    : d && d.unit.start !== d.unit.end
+      ? 'Re-roll window'
+      : 'Re-roll frame';
 
-  const versions = d.versions ?? [];
+  const versions = d?.versions ?? [];
   ui.versionsBox.hidden = versions.length === 0;
-  const chosen = d.selectedVersion ?? d.version;
   ui.versions.replaceChildren(
-    ...versions.map((v) => {
-      const img = el('img');
-      img.alt = `version ${v.version}`;
-      const src = v.thumbnailUrl ?? v.url;
-      if (src) img.src = src;
-      const body = el(
-        'div',
-        { class: 'v' },
-        el('span', { text: `v${v.version}${v.version === chosen ? '  (in the sequence)' : ''}` }),
-        el('span', { class: 'dim', text: `seed ${v.seed ?? '?'}` }),
-        ...(v.params && Object.keys(v.params).length > 0
-          ? [el('span', { class: 'dim', text: JSON.stringify(v.params) })]
-          : []),
-        ...(v.createdAt
-          ? [el('span', { class: 'dim', text: v.createdAt.replace('T', ' ').slice(0, 19) })]
-          : []),
-      );
-      if (v.version !== chosen && has('selectFrameVersion') && (v.status ?? 'succeeded') === 'succeeded') {
-        const select = el('button', { text: 'Select', class: 'select-version' });
-        select.type = 'button';
-        select.dataset.version = String(v.version);
-        select.addEventListener('click', () => void selectVersion(v.version));
-        body.append(select);
-      }
-      const li = el('li', {}, img, body);
-      li.dataset.version = String(v.version);
-      if (v.version === chosen) li.classList.add('chosen');
-      return li;
+    ...versions
+      .slice()
+      .reverse()
+      .map((v) => {
+        const img = el('img');
+        img.alt = `version ${v.version}`;
+        const src = v.thumbnailUrl ?? v.url;
+        if (src && v.status === 'succeeded') img.src = src;
+        const body = el(
+          'div',
+          { class: 'v' },
+          el('span', { text: `v${v.version}  ${v.selected ? 'in the sequence' : v.status}` }),
+          el('span', { class: 'dim', text: `seed ${v.seed}` }),
+          ...(v.params && Object.keys(v.params).length > 0
+            ? [el('span', { class: 'dim', text: JSON.stringify(v.params) })]
+            : []),
+          el('span', {
+            class: 'dim',
+            text: `${when(v.finishedAt ?? v.createdAt)}${v.requestedBy ? ` by ${v.requestedBy.keyName ?? v.requestedBy.keyId}` : ''}`,
+          }),
+          ...(v.error ? [el('span', { class: 'dim', text: v.error })] : []),
+        );
+        if (!v.selected && v.status === 'succeeded' && has('selectFrameVersion')) {
+          const select = el('button', { text: 'Select', class: 'select-version' });
+          select.type = 'button';
+          select.dataset.version = String(v.version);
+          select.addEventListener('click', () => void selectVersion(v.version));
+          body.append(select);
+        }
+        const li = el('li', {}, img, body);
+        li.dataset.version = String(v.version);
+        li.dataset.status = v.status;
+        if (v.selected) li.classList.add('chosen');
+        return li;
+      }),
+  );
+
+  // Inputs: by name, the asset frame this frame was made from (core/inputs.ts: frame + offset, or the
+  // nearest frame of the sequence with outside: hold; a still is every frame's).
+  const inputs = Object.entries(j.inputs ?? {});
+  ui.inputsBox.hidden = inputs.length === 0;
+  facts(
+    ui.inputs,
+    inputs.map(([name, binding]): Row => {
+      const asset = assets.get(binding.asset);
+      if (!asset) void loadAsset(binding.asset);
+      const frames = asset?.frames;
+      const wanted = current + binding.offset;
+      const taken = frames ? Math.min(frames.end, Math.max(frames.start, wanted)) : undefined;
+      const label = asset ? asset.name : binding.asset;
+      return [
+        name,
+        frames ? `${label} frame ${taken}${taken !== wanted ? ' (held)' : ''}` : `${label} (still)`,
+      ];
     }),
   );
 
-  // Inputs: by name, the asset and its frame this frame was made from, and the content's hash.
-  const rows: [string, string][] = [];
-  for (const [name, binding] of Object.entries(job.inputs ?? {})) {
-    rows.push([name, `${binding.asset} frame ${plateFrame(binding)}`]);
-  }
-  for (const [name, value] of Object.entries(d.inputs ?? {})) {
-    const sha = typeof value === 'string' ? value : (value as { sha256?: string })?.sha256;
-    if (sha) rows.push([`${name} sha256`, `${sha.slice(0, 16)}…`]);
-  }
-  ui.inputsBox.hidden = rows.length === 0;
-  facts(ui.inputs, rows);
-  renderPlate(d);
-
-  const provenance = d.provenance ?? (versions.find((v) => v.version === chosen)?.provenance as unknown);
-  ui.provenanceBox.hidden = !provenance;
-  ui.provenance.textContent = provenance ? JSON.stringify(provenance, null, 2) : '';
+  // What made this frame, as a disclosure would name it: the job's request and this version's own.
+  ui.provenanceBox.hidden = f?.status !== 'succeeded';
+  facts(ui.provenance, [
+    ['model', j.model],
+    ['prompt', j.prompt],
+    ['negative', j.negativePrompt],
+    ['frame seed', chosen?.seed ?? f?.seed],
+    ['shot seed', `${j.seed} (${j.seedMode})`],
+    ['params', JSON.stringify(chosen?.params ?? j.params ?? {})],
+    ['size', `${j.width}x${j.height}`],
+    ['job', j.id],
+    ['file', chosen?.key ?? f?.key],
+    ['sha256', chosen?.sha256 ?? f?.sha256],
+    ['made', when(chosen?.finishedAt)],
+  ]);
 }
 
-function plateFrame(binding: { offset: number }): number {
-  return current + binding.offset;
-}
-
-/** The plate beside the render, when the frame's detail gives a URL of the input frame it was made from. */
-function renderPlate(d: FrameDetail): void {
-  const entries = Object.entries(d.inputs ?? {});
-  const withUrl = entries.find(([, v]) => typeof v === 'object' && v && 'url' in v) as
-    | [string, { url: string; sha256?: string; frame?: number }]
-    | undefined;
-  ui.plateScreen.hidden = !withUrl;
-  if (!withUrl) return;
-  const [name, input] = withUrl;
-  ui.plateCaption.textContent = `${name}${input.frame !== undefined ? ` ${input.frame}` : ''}`;
-  const image = picture(`plate:${input.sha256 ?? input.url}`, input.url);
-  const paintPlate = () => paint(ui.plate, image, name);
-  if (image.complete) paintPlate();
-  else image.addEventListener('load', paintPlate, { once: true });
+/** Asset records by id, read once each: the inputs panel names an asset and its frames. */
+const assets = new Map<string, Asset>();
+const loadingAssets = new Set<string>();
+async function loadAsset(id: string): Promise<void> {
+  if (!api || loadingAssets.has(id)) return;
+  loadingAssets.add(id);
+  try {
+    assets.set(id, await api.getAsset(id));
+    renderInspector(frames.get(current));
+  } catch {
+    // A key without assets:read, or a deleted asset: the panel names the asset by its id.
+  }
 }
 
 // ---- review actions ------------------------------------------------------------------------------------------
 
-async function act(what: string, call: () => Promise<unknown>): Promise<void> {
+async function act(route: ReviewCall, what: string, call: () => Promise<unknown>): Promise<void> {
   try {
     say(`${what}…`);
     await call();
     say(`${what}: done`);
   } catch (err) {
+    if (missingRoute(err)) missing.add(route);
     say(`${what}: ${failure(err)}`, true);
   }
   if (job) {
@@ -592,9 +596,11 @@ async function act(what: string, call: () => Promise<unknown>): Promise<void> {
 }
 
 async function selectVersion(version: number): Promise<void> {
-  if (!job || !api?.selectFrameVersion) return;
-  const [id, frame] = [job.id, current];
-  await act(`select v${version} of ${frame}`, () => api!.selectFrameVersion!(id, frame, version));
+  if (!job || !api) return;
+  const [client, id, frame] = [api, job.id, current];
+  await act('selectFrameVersion', `select v${version} of ${frame}`, () =>
+    client.selectFrameVersion(id, frame, version),
+  );
 }
 
 function wire(): void {
@@ -606,18 +612,22 @@ function wire(): void {
   ui.next.addEventListener('click', () => show(current + 1));
   ui.scrubber.addEventListener('input', () => show(Number(ui.scrubber.value)));
   ui.approve.addEventListener('click', () => {
-    if (job && api?.approveJob) void act(`approve ${job.shot}`, () => api!.approveJob!(job!.id));
+    const [client, j] = [api, job];
+    if (client && j) void act('approveJob', `approve ${j.shot}`, () => client.approveJob(j.id));
   });
   ui.reject.addEventListener('click', () => {
+    const [client, j] = [api, job];
     const reason = ui.rejectReason.value.trim();
-    if (job && api?.rejectJob)
-      void act(`reject ${job.shot}`, () => api!.rejectJob!(job!.id, reason ? { reason } : {}));
+    if (client && j)
+      void act('rejectJob', `reject ${j.shot}`, () => client.rejectJob(j.id, reason ? { reason } : {}));
   });
   ui.rerollButton.addEventListener('click', () => {
-    if (!job || !api?.retryFrame) return;
+    const [client, j, frame] = [api, job, current];
+    if (!client || !j) return;
     const seed = ui.rerollSeed.value.trim();
-    const [id, frame] = [job.id, current];
-    void act(`re-roll ${frame}`, () => api!.retryFrame!(id, frame, seed ? { seed: Number(seed) } : {}));
+    void act('rerollFrame', `re-roll ${frame}`, () =>
+      client.rerollFrame(j.id, frame, seed ? { seed: Number(seed) } : {}),
+    );
   });
 
   // Keyboard stepping, as in a viewer: arrows step (shift: by ten), space plays; not while typing.
