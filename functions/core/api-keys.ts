@@ -13,7 +13,14 @@ export const hashApiKey = (key: string): string => createHash('sha256').update(k
 export interface Caller {
   readonly tenant: string;
   readonly scopes: readonly Scope[];
+  /** The key's id: the first 12 hex digits of its SHA-256 (never the key), recorded on what it decides. */
+  readonly keyId?: string;
+  /** The key's name, as its creator labelled it. */
+  readonly keyName?: string;
 }
+
+/** A key's id as shown and recorded: a prefix of its hash, enough to tell keys apart, useless to sign in. */
+export const keyIdOf = (hash: string): string => hash.slice(0, 12);
 
 /** Where keys are looked up by hash (the API key store). */
 export interface KeyLookup {

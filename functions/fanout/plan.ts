@@ -3,6 +3,7 @@ import type { JobStore } from '../adapters/store/jobs.ts';
 import { planChunks } from '../core/frames.ts';
 import { encodeChunk, encodePlan, encodeWindow, type PlanMessage } from '../core/messages.ts';
 import type { JobRecord } from '../core/model.ts';
+import { gateWindows, isGated } from '../core/review.ts';
 import { isTerminalJob } from '../core/state.ts';
 import { keptEnd, planWindows } from '../core/windows.ts';
 
@@ -29,22 +30,42 @@ function* planMessages(
   from: number,
 ): Generator<{ body: string; next: number }> {
   const { id: jobId, tenant } = job;
+  // A review gate (core/review.ts): before approval only the gate's frames or windows, after it the rest.
+  const gated = isGated(job);
   if (job.window) {
     const windows = planWindows(job.frames, job.window);
+    const gate = gateWindows(job);
+    const inPhase = (index: number) => (job.review ? gate.has(index) === gated : true);
     const done = job.frames.end + 1;
     if (job.window.mode === 'chained') {
-      if (from <= job.frames.end) yield { body: encodeWindow({ jobId, tenant, window: 0 }), next: done };
+      // The chain starts at window 0, or after approval at the first window the gate did not make; each
+      // window sends the next (the worker stops the chain at the gate's last window until approval).
+      const first = job.review && !gated ? gate.size : 0;
+      if (from <= job.frames.end && first < windows.length)
+        yield { body: encodeWindow({ jobId, tenant, window: first }), next: done };
       return;
     }
     // Resumes at the first window not wholly before `from`: a window is queued whole or not at all.
     for (const w of windows) {
       const end = keptEnd(w, job.frames);
-      if (end >= from) yield { body: encodeWindow({ jobId, tenant, window: w.index }), next: end + 1 };
+      if (end >= from && inPhase(w.index))
+        yield { body: encodeWindow({ jobId, tenant, window: w.index }), next: end + 1 };
     }
     return;
   }
-  for (const frames of planChunks(job.frames, chunkSize, from)) {
-    yield { body: encodeChunk({ jobId, tenant, frames }), next: frames[frames.length - 1]! + 1 };
+  if (job.review && gated) {
+    const review = job.review.frames.filter((f) => f >= from);
+    for (let i = 0; i < review.length; i += chunkSize) {
+      const frames = review.slice(i, i + chunkSize);
+      yield { body: encodeChunk({ jobId, tenant, frames }), next: frames[frames.length - 1]! + 1 };
+    }
+    return;
+  }
+  const reviewed = new Set(job.review?.frames ?? []);
+  for (const chunk of planChunks(job.frames, chunkSize, from)) {
+    const frames = chunk.filter((f) => !reviewed.has(f));
+    if (frames.length > 0)
+      yield { body: encodeChunk({ jobId, tenant, frames }), next: chunk[chunk.length - 1]! + 1 };
   }
 }
 
@@ -61,6 +82,8 @@ export async function fanOut(
 ): Promise<'planned' | 'continued' | 'skipped'> {
   const job = await deps.store.getJob(message.jobId);
   if (!job || job.tenant !== message.tenant || isTerminalJob(job.status)) return 'skipped';
+  // Its review frames are made; the rest waits for approve, which sends a plan message of its own.
+  if (job.status === 'awaiting_review') return 'skipped';
   const frameQueue = deps.frameQueueFor(job.model);
   let batch: { body: string; next: number }[] = [];
   const flush = async () => {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { JobStore } from '../adapters/store/jobs.ts';
+import type { Caller } from '../core/api-keys.ts';
 import type { AssetRecord } from '../core/assets.ts';
 import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, invalid, notFound } from '../core/errors.ts';
@@ -7,8 +8,16 @@ import { frameSeed, jobPrefix, randomSeed } from '../core/frames.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
 import { firstUncovered } from '../core/inputs.ts';
 import type { PlanMessage } from '../core/messages.ts';
-import type { EventRecord, JobInputRecord, JobRecord, JobWindows } from '../core/model.ts';
-import { type FrameResponse, type JobRequest, type JobStatus, jobRequestSchema } from '../core/schemas.ts';
+import type { EventRecord, JobInputRecord, JobRecord, JobReview, JobWindows } from '../core/model.ts';
+import { gateCoversShot, resolveReview } from '../core/review.ts';
+import {
+  type Actor,
+  type FrameResponse,
+  type JobRequest,
+  type JobStatus,
+  jobRequestSchema,
+  RejectRequest,
+} from '../core/schemas.ts';
 import { parse } from '../core/validation.ts';
 import { toFrameResponse, toJobResponse } from '../core/views.ts';
 import { jobWindowSpec } from '../core/windows.ts';
@@ -57,6 +66,13 @@ export async function tenantJob(
   return job;
 }
 
+/** Who a caller is, as recorded on what they decide. */
+export const actorOf = (caller: Caller): Actor => ({
+  tenant: caller.tenant,
+  keyId: caller.keyId ?? 'unknown',
+  ...(caller.keyName !== undefined && { keyName: caller.keyName }),
+});
+
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
@@ -84,6 +100,7 @@ export class JobService {
       );
     }
     const window = this.windowsOf(request);
+    const review = this.reviewOf(request, window);
     const inputs = await this.inputsOf(tenant, request);
     if (request.webhook && this.deps.checkWebhookUrl) {
       const reason = await this.deps.checkWebhookUrl(request.webhook.url);
@@ -112,6 +129,7 @@ export class JobService {
       failedFrames: [],
       ...(inputs && { inputs }),
       ...(window && { window }),
+      ...(review && { review }),
       createdAt: now.toISOString(),
       bucket: this.deps.bucket,
       prefix: jobPrefix(tenant, request.shot, id),
@@ -158,6 +176,29 @@ export class JobService {
     const planned = jobWindowSpec(declared, request.window);
     if (!planned.ok) throw invalid(`body.window.${planned.field}`, planned.message);
     return { ...planned.spec, mode: request.windowMode ?? 'chained' };
+  }
+
+  /**
+   * A review gate's frames, each in the job's range; a gate that makes the whole shot (with windows: whose
+   * windows cover it) is refused, since nothing would be left to wait for review.
+   */
+  private reviewOf(request: JobRequest, window: JobWindows | undefined): JobReview | undefined {
+    if (!request.review) return undefined;
+    const resolved = resolveReview(request.review, request.frames);
+    if (!resolved.ok) throw invalid(resolved.field, resolved.message);
+    const review: JobReview = {
+      frames: resolved.frames,
+      ...(request.review.every !== undefined && { every: request.review.every }),
+    };
+    if (gateCoversShot({ frames: request.frames, ...(window && { window }), review })) {
+      throw invalid(
+        'body.review',
+        window
+          ? 'the windows of the review frames make the whole shot; nothing would wait for review'
+          : 'names every frame of the shot; nothing would wait for review',
+      );
+    }
+    return review;
   }
 
   /**
@@ -221,6 +262,44 @@ export class JobService {
       ...(after !== undefined && { after }),
     });
     return { jobs: jobs.map(toJobResponse), ...(last && { nextCursor: encodeCursor(last) }) };
+  }
+
+  /**
+   * Releases a job awaiting review: the frames its gate held back are queued (one plan message). Repeated
+   * once the job runs again, it answers the job and queues the plan if the first approve could not.
+   */
+  async approve(caller: Caller, id: string, now = new Date()) {
+    await this.get(caller.tenant, id);
+    const { job, event } = await this.deps.store.approveJob(id, actorOf(caller), now);
+    if (event) await this.deps.publishEvents([event]);
+    if (job.status === 'running' && job.plannedUpTo === undefined) {
+      try {
+        await this.deps.sendPlan({ jobId: job.id, tenant: job.tenant });
+      } catch (err) {
+        logger.error('plan queue send failed', { jobId: job.id, error: err as Error });
+        throw new FramecastError(
+          'unavailable',
+          'the job was approved but could not be queued; approve again',
+          {
+            jobId: job.id,
+          },
+        );
+      }
+    } else if (!event) {
+      throw new FramecastError('conflict', `job is ${job.status}; it was approved already`, {
+        status: job.status,
+      });
+    }
+    return toJobResponse(job);
+  }
+
+  /** Cancels a job awaiting review, recording who rejected it, when and why. */
+  async reject(caller: Caller, id: string, body: unknown, now = new Date()) {
+    const { reason } = parse(RejectRequest, body ?? {});
+    await this.get(caller.tenant, id);
+    const { job, event } = await this.deps.store.rejectJob(id, actorOf(caller), reason, now);
+    await this.deps.publishEvents([event]);
+    return toJobResponse(job);
   }
 
   async cancel(tenant: string, id: string, now = new Date()) {

@@ -67,6 +67,20 @@ export const ROUTES: readonly RouteDefinition[] = [
     access: { table: 'readWrite', queues: ['event'] },
   },
   {
+    method: 'POST',
+    path: '/v1/jobs/{id}/approve',
+    entry: 'functions/api/approve-job.ts',
+    scope: 'jobs:write',
+    access: { table: 'readWrite', queues: ['plan', 'event'] },
+  },
+  {
+    method: 'POST',
+    path: '/v1/jobs/{id}/reject',
+    entry: 'functions/api/reject-job.ts',
+    scope: 'jobs:write',
+    access: { table: 'readWrite', queues: ['event'] },
+  },
+  {
     method: 'GET',
     path: '/v1/jobs/{id}/events',
     entry: 'functions/api/list-events.ts',

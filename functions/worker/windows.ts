@@ -5,6 +5,7 @@ import { type FrameRange, frameSeed } from '../core/frames.ts';
 import { encodeWindow, type WindowMessage } from '../core/messages.ts';
 import type { FrameRecord, JobRecord, JobWindows } from '../core/model.ts';
 import { decodeRgb, encodePng, isPng, type Provenance, withProvenance } from '../core/png.ts';
+import { mayQueueWindow } from '../core/review.ts';
 import type { FrameStatus } from '../core/schemas.ts';
 import {
   chainedFrames,
@@ -530,8 +531,8 @@ export class WindowMaker {
     const next = p.windows[p.w.index + 1];
     if (!next) return;
     const job = await this.store.getJob(p.job.id);
-    // Canceled or ended: the chain stops.
-    if (job?.status !== 'running') return;
+    // Canceled or ended: the chain stops. So it does at a review gate's last window until approval.
+    if (job?.status !== 'running' || !mayQueueWindow(job, next.index)) return;
     // Already under way (a redelivery of this window after the next was sent and taken): its own message
     // is in flight until it has sent the one after it.
     if (await this.store.getFrame(job.id, chainedFrames(next, p.windows, job.frames).start)) return;

@@ -6,6 +6,7 @@ import { frameCount, frameKey, frameSeed, manifestKey } from '../core/frames.ts'
 import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
 import { isPng, type Provenance, withProvenance } from '../core/png.ts';
+import { reviewDue } from '../core/review.ts';
 import { finalStatus, isTerminalJob } from '../core/state.ts';
 import { toJobResponse } from '../core/views.ts';
 import { frameOrigin, planWindows } from '../core/windows.ts';
@@ -467,6 +468,7 @@ export class Worker {
     }
     const to = finalStatus({ total: frameCount(job.frames), ...job });
     if (!to) {
+      if (await this.requestReviewIfDue(job)) return;
       const progress = await store.maybeProgress(job);
       if (progress) await this.deps.publishEvents([progress]);
       return;
@@ -479,6 +481,17 @@ export class Worker {
     const done = await store.finalizeIfDone(jobId);
     if (done?.event) await this.deps.publishEvents([done.event]);
     if (done && isTerminalJob(done.job.status)) await this.cleanUp(done.job);
+  }
+
+  /**
+   * A gated job whose review frames are all finished waits for review: it moves to awaiting_review with
+   * its job.review_requested event (once, whichever worker sees it first). True when the job waits.
+   */
+  async requestReviewIfDue(job: JobRecord): Promise<boolean> {
+    if (!reviewDue(job)) return false;
+    const requested = await this.deps.store.requestReview(job);
+    if (requested) await this.deps.publishEvents([requested]);
+    return true;
   }
 
   /**

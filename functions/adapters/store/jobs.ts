@@ -10,7 +10,7 @@ import {
 import { FramecastError } from '../../core/errors.ts';
 import type { EventRecord, FailedWindow, FrameRecord, JobRecord } from '../../core/model.ts';
 import { jobEnd, type ProgressMarks, progressDue, unfinishedFrames } from '../../core/progress.ts';
-import type { EventType, FrameStatus, JobStatus } from '../../core/schemas.ts';
+import type { Actor, EventType, FrameStatus, JobStatus } from '../../core/schemas.ts';
 import {
   canMoveJob,
   frameStatusesBefore,
@@ -42,6 +42,15 @@ import {
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 const [BY_TENANT, BY_SHOT] = TABLE.indexes;
+
+const notAwaitingReview = (job: JobRecord) =>
+  new FramecastError(
+    'conflict',
+    job.review
+      ? `job is ${job.status}, not awaiting_review; only a job waiting for review can be approved or rejected`
+      : 'job has no review gate; only a job waiting for review can be approved or rejected',
+    { status: job.status },
+  );
 
 const toFrame = (item: Record<string, unknown>): FrameRecord => strip<FrameRecord>(item);
 
@@ -557,6 +566,116 @@ export class JobStore {
     return moved ? event : undefined;
   }
 
+  // ---- review gates (docs/architecture.md, "Versions and review") --------------------------------------
+
+  /**
+   * running -> awaiting_review with its job.review_requested event, once: for a gated job whose review
+   * frames are all finished (core/review.ts `reviewDue`, decided on the job as read; in that phase only
+   * review frames are made, so its counts only grow towards the gate's).
+   */
+  async requestReview(job: JobRecord, now = new Date()): Promise<EventRecord | undefined> {
+    const waiting: JobRecord = {
+      ...job,
+      status: 'awaiting_review',
+      review: { ...job.review!, requestedAt: nowIso(now) },
+    };
+    const event = newEvent(waiting, 'job.review_requested', now);
+    const from = statusIn(jobStatusesBefore(waiting.status));
+    const moved = await this.updateJobWithEvent(
+      job.id,
+      {
+        set: 'SET #status = :to, #review.requestedAt = :now',
+        condition: `${from.condition} AND attribute_not_exists(#review.approvedAt)`,
+        values: { ':to': waiting.status, ':now': nowIso(now), ...from.values },
+        names: { '#review': 'review' },
+      },
+      event,
+    );
+    return moved ? event : undefined;
+  }
+
+  /**
+   * awaiting_review -> running, recording who approved and when, with its job.approved event; the plan
+   * position is forgotten so the plan message that follows queues the frames the gate held back. An
+   * approve repeated once the job runs again answers the job (`approved: false`), so a caller whose
+   * plan message was not sent can send it.
+   */
+  async approveJob(
+    jobId: string,
+    by: Actor,
+    now = new Date(),
+  ): Promise<{ job: JobRecord; event?: EventRecord }> {
+    const job = await this.getJob(jobId);
+    if (!job) throw new FramecastError('not_found', 'job was not found');
+    if (job.review?.approvedAt && job.status !== 'awaiting_review') return { job };
+    if (job.status !== 'awaiting_review') throw notAwaitingReview(job);
+    const approved: JobRecord = {
+      ...job,
+      status: 'running',
+      review: { ...job.review!, approvedBy: by, approvedAt: nowIso(now) },
+    };
+    const { plannedUpTo: _plannedUpTo, ...shown } = approved;
+    const event = newEvent(shown, 'job.approved', now);
+    const moved = await this.updateJobWithEvent(
+      jobId,
+      {
+        set: 'SET #status = :to, #review.approvedBy = :by, #review.approvedAt = :now REMOVE plannedUpTo',
+        condition: '#status = :was',
+        values: { ':to': 'running', ':by': by, ':now': nowIso(now), ':was': job.status },
+        names: { '#review': 'review' },
+      },
+      event,
+    );
+    if (!moved) return this.approveJob(jobId, by, now);
+    return { job: shown, event };
+  }
+
+  /**
+   * awaiting_review -> canceled, recording who rejected, when and why, with the job.canceled event a cancel
+   * sends (its data carries the review). Nothing is generating while a job awaits review, so the counts
+   * read are the counts written.
+   */
+  async rejectJob(
+    jobId: string,
+    by: Actor,
+    reason: string | undefined,
+    now = new Date(),
+  ): Promise<{ job: JobRecord; event: EventRecord }> {
+    const job = await this.getJob(jobId);
+    if (!job) throw new FramecastError('not_found', 'job was not found');
+    if (job.status !== 'awaiting_review') throw notAwaitingReview(job);
+    const canceled = unfinishedFrames(job);
+    const review = {
+      ...job.review!,
+      rejectedBy: by,
+      rejectedAt: nowIso(now),
+      ...(reason !== undefined && { reason }),
+    };
+    const done: JobRecord = { ...job, status: 'canceled', canceled, finishedAt: nowIso(now), review };
+    const event = newEvent(done, 'job.canceled', now);
+    const moved = await this.updateJobWithEvent(
+      jobId,
+      {
+        set: 'SET #status = :to, canceled = :n, finishedAt = :now, #review = :review',
+        condition: '#status = :was AND succeeded = :s AND failed = :f',
+        values: {
+          ':to': done.status,
+          ':n': canceled,
+          ':now': done.finishedAt,
+          ':review': review,
+          ':was': job.status,
+          ':s': job.succeeded,
+          ':f': job.failed,
+        },
+        names: { '#review': 'review' },
+      },
+      event,
+      true,
+    );
+    if (!moved) return this.rejectJob(jobId, by, reason, now);
+    return { job: done, event };
+  }
+
   /**
    * A conditional update of the job and the event that announces it, in one transaction.
    * False when the condition does not hold (another writer moved the job first), or on a conflict
@@ -564,7 +683,12 @@ export class JobStore {
    */
   private async updateJobWithEvent(
     jobId: string,
-    update: { set: string; condition: string; values: Record<string, unknown> },
+    update: {
+      set: string;
+      condition: string;
+      values: Record<string, unknown>;
+      names?: Record<string, string>;
+    },
     event: EventRecord,
     retryConflicts = false,
   ): Promise<boolean> {
@@ -575,7 +699,7 @@ export class JobStore {
           Key: jobKey(jobId),
           UpdateExpression: update.set,
           ConditionExpression: update.condition,
-          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeNames: { '#status': 'status', ...update.names },
           ExpressionAttributeValues: update.values,
         },
       },

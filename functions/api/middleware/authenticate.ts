@@ -1,5 +1,5 @@
 import type { MiddlewareObj } from '@middy/core';
-import { type Caller, hashApiKey, type KeyLookup } from '../../core/api-keys.ts';
+import { type Caller, hashApiKey, type KeyLookup, keyIdOf } from '../../core/api-keys.ts';
 import { FramecastError } from '../../core/errors.ts';
 import type { Scope } from '../../core/model.ts';
 import { type ApiEvent, type ApiResponse, apiContext } from './context.ts';
@@ -31,7 +31,12 @@ export async function callerOf(header: string | undefined, keys: KeyLookup): Pro
   }
   // Unknown and revoked keys answer alike, so a caller learns nothing about which keys exist.
   if (!entry.key || entry.key.revokedAt) throw unauthorized();
-  return { tenant: entry.key.tenant, scopes: entry.key.scopes };
+  return {
+    tenant: entry.key.tenant,
+    scopes: entry.key.scopes,
+    keyId: keyIdOf(hash),
+    keyName: entry.key.name,
+  };
 }
 
 /**

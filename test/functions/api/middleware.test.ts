@@ -82,7 +82,12 @@ describe('authentication', () => {
       { headers: { Authorization: `Bearer ${KEY}` } },
     );
     expect(res.status).toBe(200);
-    expect(res.body.caller).toEqual({ tenant: 'acme', scopes: ['jobs:write', 'jobs:read'] });
+    expect(res.body.caller).toEqual({
+      tenant: 'acme',
+      scopes: ['jobs:write', 'jobs:read'],
+      keyId: hashApiKey(KEY).slice(0, 12),
+      keyName: 'k',
+    });
   });
 
   it('answers a missing, unknown or revoked key alike, with 401 and a Bearer challenge', async () => {
