@@ -1,13 +1,19 @@
 import { createHash } from 'node:crypto';
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { thumbnailKey } from '../core/frames.ts';
+
+/** Makes the thumbnail of a frame PNG (the worker's, functions/worker/thumbnail.ts). */
+export type Thumbnailer = (png: Uint8Array) => Promise<Uint8Array>;
 
 /** Frames and manifests in S3. */
 export class FrameStore {
@@ -16,7 +22,14 @@ export class FrameStore {
     readonly bucket: string,
     /** Presigned URLs live this long at most (config: FRAMECAST_URL_EXPIRY_SECONDS). */
     private readonly maxUrlExpirySeconds = 3600,
+    /** When set, every frame PNG stored gets its thumbnail beside it (`thumbnailKey`). */
+    private readonly thumbnailer?: Thumbnailer,
   ) {}
+
+  /** This store, writing a thumbnail beside each frame it stores: the worker's, which has sharp. */
+  withThumbnails(thumbnailer: Thumbnailer): FrameStore {
+    return new FrameStore(this.s3, this.bucket, this.maxUrlExpirySeconds, thumbnailer);
+  }
 
   /**
    * Uploads a frame. lib-storage streams it (multipart above 5 MB, so an 8K EXR-sized PNG never needs
@@ -28,8 +41,45 @@ export class FrameStore {
     metadata: Record<string, string> = {},
   ): Promise<{ sha256: string; size: number }> {
     const sha256 = createHash('sha256').update(png).digest('hex');
-    await this.put(key, png, 'image/png', { ...metadata, sha256 });
+    await Promise.all([
+      this.put(key, png, 'image/png', { ...metadata, sha256 }),
+      this.thumbnailer && this.putThumbnail(key, png),
+    ]);
     return { sha256, size: png.byteLength };
+  }
+
+  private async putThumbnail(key: string, png: Uint8Array): Promise<void> {
+    const small = await this.thumbnailer!(png);
+    await this.s3.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: thumbnailKey(key),
+        Body: small,
+        ContentType: 'image/webp',
+      }),
+    );
+  }
+
+  /**
+   * Copies an object within the bucket (S3 CopyObject: the bytes never leave S3); with `ifMissing`, only
+   * when nothing is at `to` yet. Returns false when the source does not exist.
+   */
+  async copy(from: string, to: string, options: { ifMissing?: boolean } = {}): Promise<boolean> {
+    if (options.ifMissing && (await this.metadataOf(to)) !== undefined) return true;
+    try {
+      await this.s3.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: to,
+          CopySource: `${this.bucket}/${encodeURIComponent(from).replaceAll('%2F', '/')}`,
+        }),
+      );
+      return true;
+    } catch (err) {
+      const name = (err as { name?: string }).name;
+      if (name === 'NoSuchKey' || name === 'NotFound') return false;
+      throw err;
+    }
   }
 
   async putJson(key: string, value: unknown): Promise<void> {

@@ -47,3 +47,32 @@ export const frameKey = (tenant: string, shot: string, jobId: string, frame: num
 
 export const manifestKey = (tenant: string, shot: string, jobId: string): string =>
   `${jobPrefix(tenant, shot, jobId)}manifest.json`;
+
+/** `EP101_SH040.v002.1001.png`: version `version` of a frame, itself a sequence a compositing tool reads. */
+export const versionFileName = (shot: string, frame: number, version: number): string =>
+  `${shot}.v${String(version).padStart(3, '0')}.${String(frame).padStart(4, '0')}.png`;
+
+/** Where version `version` of a frame is kept (version 1 is copied there at the frame's first re-roll). */
+export const versionKey = (
+  tenant: string,
+  shot: string,
+  jobId: string,
+  frame: number,
+  version: number,
+): string => `${jobPrefix(tenant, shot, jobId)}versions/${versionFileName(shot, frame, version)}`;
+
+/** The thumbnail of a stored frame PNG: beside it, in a `thumbnails/` folder, as WebP. */
+export function thumbnailKey(pngKey: string): string {
+  const slash = pngKey.lastIndexOf('/');
+  return `${pngKey.slice(0, slash + 1)}thumbnails/${pngKey.slice(slash + 1).replace(/\.png$/, '')}.webp`;
+}
+
+/** The key of the PNG of a frame's version: the sequence name holds version 1 until a re-roll copies it. */
+export const versionPngKey = (
+  job: { tenant: string; shot: string; id: string },
+  frame: number,
+  version: number,
+): string =>
+  version === 1
+    ? frameKey(job.tenant, job.shot, job.id, frame)
+    : versionKey(job.tenant, job.shot, job.id, frame, version);

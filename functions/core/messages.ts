@@ -42,6 +42,23 @@ const WindowV1 = z.object({
   window: z.int().min(0, 'must be 0 or more').max(1_000_000, 'must be at most 1000000'),
 });
 
+/**
+ * A re-roll (docs/architecture.md, "Versions and review"): version 2 of the chunk and window messages
+ * carries the version to make, its seed and its params. A new version rather than an optional field: a
+ * worker that read it as v1 would find the frames finished and drop the re-roll as a duplicate.
+ */
+const Reroll = z.object({
+  version: z.int().min(2, 'must be 2 or more (1 is the first generation)').max(9999),
+  seed: z.int().min(0).max(0xffff_ffff),
+  params: z.record(z.string(), z.unknown()).optional(),
+});
+const ChunkV2 = ChunkV1.extend({
+  v: z.literal(2),
+  frames: z.array(Frame).length(1, 'must name the one frame re-rolled').readonly(),
+  reroll: Reroll,
+});
+const WindowV2 = WindowV1.extend({ v: z.literal(2), reroll: Reroll });
+
 /** An event to deliver, on the event queue (the event itself is read from the table). */
 const EventV1 = z.object({
   v: z.literal(1),
@@ -61,8 +78,8 @@ const EventV1 = z.object({
 });
 
 export const planMessageSchema = z.discriminatedUnion('v', [PlanV1]);
-export const chunkMessageSchema = z.discriminatedUnion('v', [ChunkV1]);
-export const windowMessageSchema = z.discriminatedUnion('v', [WindowV1]);
+export const chunkMessageSchema = z.discriminatedUnion('v', [ChunkV1, ChunkV2]);
+export const windowMessageSchema = z.discriminatedUnion('v', [WindowV1, WindowV2]);
 export const eventMessageSchema = z.discriminatedUnion('v', [EventV1]);
 
 export type PlanMessage = Readonly<z.output<typeof planMessageSchema>>;
@@ -157,9 +174,16 @@ type Fields<M> = Omit<M, 'v'>;
 
 export const encodePlan = (m: Fields<PlanMessage>): string =>
   encode(planMessageSchema, 'plan', { ...m, v: 1 });
-export const encodeChunk = (m: Fields<ChunkMessage>): string =>
-  encode(chunkMessageSchema, 'chunk', { ...m, v: 1 });
-export const encodeWindow = (m: Fields<WindowMessage>): string =>
-  encode(windowMessageSchema, 'window', { ...m, v: 1 });
+/** What a re-roll message carries beyond the chunk or window it makes again. */
+export type RerollOrder = z.output<typeof Reroll>;
+
+type Producible<M> = Omit<M, 'v' | 'reroll'> & { readonly reroll?: RerollOrder };
+
+/** A chunk body: v1, or v2 when it is a re-roll. */
+export const encodeChunk = (m: Producible<ChunkMessage>): string =>
+  encode(chunkMessageSchema, 'chunk', { ...m, v: m.reroll ? 2 : 1 });
+/** A window body: v1, or v2 when it is a re-roll. */
+export const encodeWindow = (m: Producible<WindowMessage>): string =>
+  encode(windowMessageSchema, 'window', { ...m, v: m.reroll ? 2 : 1 });
 export const encodeEvent = (m: Fields<EventMessage>): string =>
   encode(eventMessageSchema, 'event', { ...m, v: 1 });

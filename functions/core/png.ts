@@ -24,6 +24,8 @@ export interface Provenance {
   inputs?: Record<string, string>;
   /** For a model with windows: the window whose prediction made the frame. */
   window?: WindowProvenance;
+  /** The frame's version, when a re-roll made it (the first generation is version 1 and says nothing). */
+  version?: number;
   /**
    * Parallel windows, a frame two windows share: the later window's version was blended in with `weight`,
    * `window`'s with `1 - weight`.
@@ -615,6 +617,8 @@ function provenanceProblem(v: unknown): string | undefined {
     return 'params is not an object';
   }
   if (r.inputs !== undefined && !isStringRecord(r.inputs)) return 'inputs is not an object of hashes';
+  if (r.version !== undefined && !(Number.isInteger(r.version) && (r.version as number) >= 1))
+    return 'version is not a positive integer';
   if (r.window !== undefined) {
     const problem = windowProblem(r.window);
     if (problem) return `window: ${problem}`;

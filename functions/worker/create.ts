@@ -3,6 +3,7 @@ import type { Container } from '../services/container.ts';
 import { QUEUES, WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
 import { CogClient } from './cog.ts';
 import { assetInputs } from './inputs.ts';
+import { thumbnail } from './thumbnail.ts';
 import { stagedInputKeys } from './video-input.ts';
 import { Worker, type WorkerSettings } from './worker.ts';
 
@@ -19,7 +20,8 @@ export function createWorker(
   return new Worker({
     store: app.store,
     events: app.events,
-    frames: app.frameStore,
+    // The worker writes a thumbnail beside each frame it stores (the API only reads them).
+    frames: app.frameStore.withThumbnails(thumbnail),
     queue: app.frameQueue,
     model: new CogClient({ url: config.modelUrl }),
     publishEvents: app.publishEvents,

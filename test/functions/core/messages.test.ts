@@ -46,7 +46,10 @@ describe('parsing a queue message', () => {
       'unknown version 0; this code reads v1',
     );
     expect(reasonOf(parseMessage(chunkMessageSchema, body({ ...chunk, v: '1' })))).toBe(
-      'unknown version "1"; this code reads v1',
+      'unknown version "1"; this code reads v1, v2',
+    );
+    expect(reasonOf(parseMessage(chunkMessageSchema, body({ ...chunk, v: 3 })))).toBe(
+      'unknown version 3; this code reads v1, v2',
     );
     const { v: _, ...unversioned } = event;
     expect(reasonOf(parseMessage(eventMessageSchema, body(unversioned)))).toBe(
@@ -215,11 +218,29 @@ describe('a frame queue message', () => {
   it('refuses a malformed window or chunk with the reason of the kind it looks like', () => {
     expect(reasonOf(parseFrameQueueMessage(body({ ...window, window: -1 })))).toMatch(/^window: /);
     expect(reasonOf(parseFrameQueueMessage(body({ ...window, window: 1.5 })))).toMatch(/^window: /);
-    expect(reasonOf(parseFrameQueueMessage(body({ ...window, v: 2 })))).toBe(
-      'unknown version 2; this code reads v1',
+    expect(reasonOf(parseFrameQueueMessage(body({ ...window, v: 3 })))).toBe(
+      'unknown version 3; this code reads v1, v2',
     );
+    // A re-roll (v2) must say what to make.
+    expect(reasonOf(parseFrameQueueMessage(body({ ...window, v: 2 })))).toMatch(/^reroll: /);
     expect(reasonOf(parseFrameQueueMessage(body({ v: 1, jobId, tenant: 'acme' })))).toMatch(/^frames: /);
     expect(reasonOf(parseFrameQueueMessage('{"v": 1, "window": '))).toMatch(/^not JSON: /);
+  });
+
+  it('carries a re-roll as version 2 of a chunk or window, and an ordinary chunk or window as version 1', () => {
+    const reroll = { version: 2, seed: 42, params: { strength: 0.5 } };
+    const chunkBody = JSON.parse(encodeChunk({ jobId, tenant: 'acme', frames: [7], reroll }));
+    expect(chunkBody).toMatchObject({ v: 2, frames: [7], reroll });
+    const windowBody = JSON.parse(encodeWindow({ jobId, tenant: 'acme', window: 3, reroll }));
+    expect(windowBody).toMatchObject({ v: 2, window: 3, reroll });
+    expect(JSON.parse(encodeWindow({ jobId, tenant: 'acme', window: 3 })).v).toBe(1);
+    const parsed = parseFrameQueueMessage(JSON.stringify(windowBody));
+    expect(parsed).toMatchObject({ ok: true, message: { kind: 'window', window: 3, reroll } });
+    // A re-roll makes one frame of a chunk job, and never version 1 (the first generation).
+    expect(() => encodeChunk({ jobId, tenant: 'acme', frames: [7, 8], reroll })).toThrow(/one frame/);
+    expect(() =>
+      encodeChunk({ jobId, tenant: 'acme', frames: [7], reroll: { ...reroll, version: 1 } }),
+    ).toThrow(/version/);
   });
 
   it('is never encoded malformed', () => {
