@@ -65,6 +65,7 @@ const ui = {
   scrubber: $<HTMLInputElement>('scrubber'),
   counter: $('frame-counter'),
   range: $('frame-range'),
+  timecode: $('timecode'),
   fps: $<HTMLSelectElement>('fps'),
   sheet: $('sheet'),
   sheetCount: $('sheet-count'),
@@ -287,6 +288,8 @@ function renderShot(): void {
     `frames ${j.frames.start}-${j.frames.end}`,
     `seed ${j.seed} (${j.seedMode})`,
     ...(j.windowMode && j.window ? [`${j.windowMode} windows of ${j.window.size}`] : []),
+    ...(j.review ? [`review ${j.review.status}`] : []),
+    ...(j.rerolls ? [`${j.rerolls} re-roll${j.rerolls > 1 ? 's' : ''}`] : []),
   ].join('  ·  ');
   ui.jobStatus.textContent = j.status.replace('_', ' ');
   ui.jobStatus.className = `badge ${j.status}`;
@@ -352,6 +355,14 @@ function fps(): number {
   return Number(ui.fps.value) || 24;
 }
 
+/** Time from the shot's first frame as hh:mm:ss:ff at the chosen rate (23.976 counts 24 frames a second). */
+function timecode(offset: number): string {
+  const base = Math.round(fps());
+  const [s, ff] = [Math.floor(offset / base), offset % base];
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(Math.floor(s / 3600))}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}:${two(ff)}`;
+}
+
 function show(frame: number): void {
   if (!job) return;
   const { start, end } = job.frames;
@@ -364,6 +375,7 @@ function show(frame: number): void {
 function draw(): void {
   if (!job) return;
   ui.counter.textContent = String(current);
+  ui.timecode.textContent = timecode(current - job.frames.start);
   ui.scrubber.value = String(current);
   paint(ui.player, fullImage(frames.get(current)), frames.get(current)?.status ?? 'pending');
   // Preload the frames just ahead, so playback does not wait on the network.
@@ -611,6 +623,7 @@ function wire(): void {
   ui.prev.addEventListener('click', () => show(current - 1));
   ui.next.addEventListener('click', () => show(current + 1));
   ui.scrubber.addEventListener('input', () => show(Number(ui.scrubber.value)));
+  ui.fps.addEventListener('change', draw);
   ui.approve.addEventListener('click', () => {
     const [client, j] = [api, job];
     if (client && j) void act('approveJob', `approve ${j.shot}`, () => client.approveJob(j.id));
