@@ -154,19 +154,24 @@ export class Container {
 
   get assets(): AssetService {
     return this.once('assets', () => {
-      const { frameLimit, assetMaxFileBytes } = loadConfig(['frameLimit', 'assetMaxFileBytes'], this.env);
+      const { frameLimit, assetMaxFileBytes, urlExpirySeconds } = loadConfig(
+        ['frameLimit', 'assetMaxFileBytes', 'urlExpirySeconds'],
+        this.env,
+      );
       // Resolved at first use: reading an asset needs the table alone, not the bucket.
       const files = () => this.assetFiles;
       return new AssetService({
         store: this.assetStore,
         files: {
           presignPut: (tenant, content, expiresIn) => files().presignPut(tenant, content, expiresIn),
+          presignGet: (tenant, sha256, expiresIn) => files().presignGet(tenant, sha256, expiresIn),
           holds: (tenant, content) => files().holds(tenant, content),
           read: (tenant, sha256, offset, length) => files().read(tenant, sha256, offset, length),
           deleteMany: (tenant, sha256s) => files().deleteMany(tenant, sha256s),
         },
         frameLimit,
         maxFileBytes: assetMaxFileBytes,
+        urlExpirySeconds,
       });
     });
   }

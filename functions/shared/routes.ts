@@ -24,7 +24,7 @@ export interface RouteDefinition {
     readonly table?: 'read' | 'readWrite';
     readonly bucket?: 'read';
     /** Asset content: sign uploads and see what is held, verify it, or remove it (lib/bindings.ts). */
-    readonly assets?: 'upload' | 'verify' | 'remove';
+    readonly assets?: 'upload' | 'verify' | 'remove' | 'read';
     readonly queues?: readonly ('plan' | 'frame' | 'event')[];
   };
 }
@@ -150,6 +150,13 @@ export const ROUTES: readonly RouteDefinition[] = [
     entry: 'functions/api/get-asset.ts',
     scope: 'assets:read',
     access: { table: 'read' },
+  },
+  {
+    method: 'GET',
+    path: '/v1/assets/{id}/frames/{frame}',
+    entry: 'functions/api/get-asset-frame.ts',
+    scope: 'assets:read',
+    access: { table: 'read', assets: 'read' },
   },
   {
     method: 'POST',
