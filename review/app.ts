@@ -1,5 +1,6 @@
 import {
   type Asset,
+  type AssetFrame,
   type Frame,
   FramecastApiError,
   FramecastClient,
@@ -16,7 +17,13 @@ import {
  * a Bearer header and never put in a URL. See the README's "Reviewing a shot" for why that is safe.
  */
 
-type ReviewCall = 'getFrame' | 'rerollFrame' | 'selectFrameVersion' | 'approveJob' | 'rejectJob';
+type ReviewCall =
+  | 'getFrame'
+  | 'rerollFrame'
+  | 'selectFrameVersion'
+  | 'approveJob'
+  | 'rejectJob'
+  | 'getAssetFrame';
 
 const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
 const STORE = { url: 'framecast.apiUrl', key: 'framecast.apiKey' };
@@ -59,6 +66,9 @@ const ui = {
   reject: $<HTMLButtonElement>('reject-button'),
   rejectReason: $<HTMLInputElement>('reject-reason'),
   player: $<HTMLCanvasElement>('player'),
+  plateScreen: $('plate-screen'),
+  plate: $<HTMLCanvasElement>('plate'),
+  plateCaption: $('plate-caption'),
   play: $<HTMLButtonElement>('play-button'),
   prev: $<HTMLButtonElement>('prev-button'),
   next: $<HTMLButtonElement>('next-button'),
@@ -257,6 +267,9 @@ async function openJob(id: string): Promise<void> {
   current = summary.frames.start;
   ui.player.width = summary.width;
   ui.player.height = summary.height;
+  ui.plate.width = summary.width;
+  ui.plate.height = summary.height;
+  ui.plateScreen.hidden = !plateOf(summary);
   ui.scrubber.min = String(summary.frames.start);
   ui.scrubber.max = String(summary.frames.end);
   ui.shot.hidden = false;
@@ -378,8 +391,77 @@ function draw(): void {
   ui.timecode.textContent = timecode(current - job.frames.start);
   ui.scrubber.value = String(current);
   paint(ui.player, fullImage(frames.get(current)), frames.get(current)?.status ?? 'pending');
+  drawPlate();
   // Preload the frames just ahead, so playback does not wait on the network.
-  if (playing) for (let k = 1; k <= 8; k++) fullImage(frames.get(current + k));
+  if (playing)
+    for (let k = 1; k <= 8; k++) {
+      fullImage(frames.get(current + k));
+      plateImage(current + k);
+    }
+}
+
+// ---- the plate: the input frame each output frame was made from, beside the render ---------------------------
+
+/** The job's plate: its `image` input, else its first. */
+function plateOf(j: Job): [string, { asset: string; offset: number; outside: 'error' | 'hold' }] | undefined {
+  const inputs = Object.entries(j.inputs ?? {});
+  return inputs.find(([name]) => name === 'image') ?? inputs[0];
+}
+
+/** The asset frame output frame `frame` takes (core/inputs.ts): frame + offset, held at the ends with `hold`. */
+function plateFrameOf(binding: { asset: string; offset: number }, frame: number): number {
+  const range = assets.get(binding.asset)?.frames;
+  const wanted = frame + binding.offset;
+  return range ? Math.min(range.end, Math.max(range.start, wanted)) : wanted;
+}
+
+/** Plate frame URLs asked of the API, by asset and frame; each is asked once while its URL is good. */
+const plateUrls = new Map<string, Promise<AssetFrame | undefined>>();
+
+function plateImage(frame: number): HTMLImageElement | undefined {
+  const plate = job && plateOf(job);
+  if (!plate || !api || !has('getAssetFrame')) return undefined;
+  const [, binding] = plate;
+  const at = plateFrameOf(binding, frame);
+  const key = `plate:${binding.asset}:${at}`;
+  const have = pictures.get(key);
+  if (have && have.expires > Date.now() + 60_000) return have.image;
+  if (!plateUrls.has(key)) {
+    const client = api;
+    plateUrls.set(
+      key,
+      client.getAssetFrame(binding.asset, at).then(
+        (file) => {
+          const image = picture(key, file.url, file.urlExpiresAt);
+          image.addEventListener('load', () => plateFrameOf(binding, current) === at && drawPlate(), {
+            once: true,
+          });
+          plateUrls.delete(key);
+          return file;
+        },
+        (err: unknown) => {
+          // No route (an older API) or a key without assets:read: no plate; anything else is tried again later.
+          if (missingRoute(err) || (err instanceof FramecastApiError && err.status === 403)) {
+            missing.add('getAssetFrame');
+            ui.plateScreen.hidden = true;
+          } else setTimeout(() => plateUrls.delete(key), 5000);
+          return undefined;
+        },
+      ),
+    );
+  }
+  return undefined;
+}
+
+function drawPlate(): void {
+  const plate = job && plateOf(job);
+  if (!plate || ui.plateScreen.hidden) return;
+  const [name, binding] = plate;
+  const asset = assets.get(binding.asset);
+  if (!asset) void loadAsset(binding.asset);
+  const at = plateFrameOf(binding, current);
+  ui.plateCaption.textContent = `${name} · ${asset?.name ?? binding.asset}${asset?.frames ? ` ${at}` : ''}`;
+  paint(ui.plate, plateImage(current), `${name} ${at}`);
 }
 
 function paint(canvas: HTMLCanvasElement, image: HTMLImageElement | undefined, label: string): void {

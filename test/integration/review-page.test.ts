@@ -3,7 +3,9 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FramecastClient, type Job } from '../../client/index.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { plate, uploadSequence } from '../support/assets.ts';
 import { launchBrowser, pictureVariety, resultPath } from '../support/browser.ts';
+import { client } from '../support/client.ts';
 
 /**
  * The review page in a real browser (Debian's headless Chromium) against the local stack: a supervisor's
@@ -52,8 +54,16 @@ async function screenshot(name: string, shot: Buffer): Promise<void> {
 
 describe('the review page', () => {
   it('opens on the API origin, takes the key into sessionStorage only, and lists the jobs', async () => {
+    // The shot is made over a plate, which the page shows beside the render.
+    const plateAsset = await uploadSequence(
+      client(stack.url, stack.apiKey),
+      'EP101_SH040_PL01',
+      await plate(24, FRAMES.start, 3, [256, 144]),
+    );
     job = await api.createJob({
       shot: 'EP101_SH040',
+      inputs: { image: { asset: plateAsset.id } },
+      params: { strength: 0.6 },
       prompt: 'a building collapses in slow motion, dust, dusk',
       frames: FRAMES,
       seed: 42,
@@ -124,6 +134,15 @@ describe('the review page', () => {
     // The player shows the frame, not the "pending" card of a frame not loaded.
     await expect
       .poll(async () => (await pictureVariety(await page.locator('#player').screenshot())).stdev, {
+        timeout: 5_000,
+      })
+      .toBeGreaterThan(12);
+    // Beside it, the plate frame it was made from.
+    await expect
+      .poll(() => page.locator('#plate-caption').textContent())
+      .toBe(`image · EP101_SH040_PL01 ${stopped}`);
+    await expect
+      .poll(async () => (await pictureVariety(await page.locator('#plate').screenshot())).stdev, {
         timeout: 5_000,
       })
       .toBeGreaterThan(12);
