@@ -205,14 +205,29 @@ async function poll(): Promise<void> {
   schedule(document.hidden ? 10_000 : busy ? 1000 : 4000);
 }
 
-async function refreshJob(id: string): Promise<void> {
+/** What the last frame listing was read against: a finished job whose counts did not move is re-read seldom. */
+let listed: { signature: string; at: number } | undefined;
+
+async function refreshJob(id: string, force = false): Promise<void> {
   if (!api) return;
   const fresh = await api.getJob(id);
   if (job?.id !== id) return;
   job = fresh;
-  const list = await api.allFrames(id);
-  if (job?.id !== id) return;
-  for (const f of list) frames.set(f.frame, f);
+  const signature = [
+    fresh.id,
+    fresh.status,
+    fresh.frames.succeeded,
+    fresh.frames.failed,
+    fresh.rerolls,
+  ].join();
+  const quiet =
+    FINISHED.has(fresh.status) && listed?.signature === signature && Date.now() - listed.at < 15_000;
+  if (force || !quiet) {
+    const list = await api.allFrames(id);
+    if (job?.id !== id) return;
+    for (const f of list) frames.set(f.frame, f);
+    listed = { signature, at: Date.now() };
+  }
   renderShot();
   await inspect(false);
 }
@@ -278,7 +293,7 @@ async function openJob(id: string): Promise<void> {
   renderJobs();
   renderShot();
   try {
-    await refreshJob(id);
+    await refreshJob(id, true);
   } catch (err) {
     say(`${id}: ${failure(err)}`, true);
   }
@@ -685,7 +700,7 @@ async function act(route: ReviewCall, what: string, call: () => Promise<unknown>
   }
   if (job) {
     inspected = undefined;
-    await refreshJob(job.id).catch((err: unknown) => say(failure(err), true));
+    await refreshJob(job.id, true).catch((err: unknown) => say(failure(err), true));
   }
 }
 
