@@ -121,11 +121,13 @@ function failure(err: unknown): string {
   return (err as Error).message ?? String(err);
 }
 
-/** Whether an API answer means the route does not exist here (the back end predates it). */
+/**
+ * Whether an answer says the route itself does not exist (an API older than the page): API Gateway's bare
+ * 404 (`http_404`) or local mode's "no route for ...". A 404 of a handler names what was not found.
+ */
 const missingRoute = (err: unknown) =>
   err instanceof FramecastApiError &&
-  (err.status === 404 || err.status === 405) &&
-  err.code !== 'job_not_found';
+  (err.status === 405 || (err.status === 404 && (err.code === 'http_404' || /^no route/.test(err.message))));
 
 // ---- images: one per frame and content, kept while its presigned URL is good --------------------------------
 
@@ -175,9 +177,14 @@ function connect(): void {
 
 function forget(): void {
   sessionStorage.removeItem(STORE.key);
+  clearTimeout(pollTimer);
+  stop();
   ui.apiKey.value = '';
   api = undefined;
   jobs = [];
+  job = undefined;
+  ui.shot.hidden = true;
+  ui.inspector.hidden = true;
   renderJobs();
   say('key forgotten');
 }
@@ -197,7 +204,8 @@ async function poll(): Promise<void> {
     jobs = page.jobs;
     renderJobs();
     if (job) await refreshJob(job.id);
-    if (!ui.message.classList.contains('error') && ui.message.textContent?.startsWith('poll')) say('');
+    // A poll that works again clears the error of the last one.
+    if (ui.message.textContent?.startsWith('poll:')) say('');
   } catch (err) {
     say(`poll: ${failure(err)}`, true);
   }

@@ -27,7 +27,11 @@ let job: Job;
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  [stack, browser] = await Promise.all([startLocalStack(), launchBrowser()]);
+  [stack, browser] = await Promise.all([
+    // Any origin may call the API: the last test opens the page on another one.
+    startLocalStack({ env: { FRAMECAST_CORS_ORIGINS: '*' } }),
+    launchBrowser(),
+  ]);
   context = browser.context;
   api = new FramecastClient({ baseUrl: stack.url, apiKey: stack.apiKey });
   page = await context.newPage();
@@ -176,6 +180,22 @@ describe('the review page', () => {
       [1, false, 42 + REROLLED - FRAMES.start],
       [2, true, 777],
     ]);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('works with the API on another origin', async () => {
+    // localhost and 127.0.0.1 are two origins: the page from one, the API at the other, through CORS.
+    const elsewhere = await context.newPage();
+    elsewhere.on('pageerror', (err) => pageErrors.push(err.message));
+    const { port } = new URL(stack.url);
+    await elsewhere.goto(`http://localhost:${port}/`);
+    await elsewhere.fill('#api-url', stack.url);
+    await elsewhere.fill('#api-key', stack.apiKey);
+    await elsewhere.click('#connect-button');
+    await elsewhere.locator(`#job-list li[data-job="${job.id}"]`).waitFor({ timeout: 10_000 });
+    await elsewhere.click(`#job-list li[data-job="${job.id}"]`);
+    await expect.poll(() => elsewhere.locator('#sheet .cell[data-status="succeeded"]').count()).toBe(24);
+    expect(await elsewhere.locator('#message').textContent()).not.toMatch(/error|fetch/i);
     expect(pageErrors).toEqual([]);
   });
 });
