@@ -119,6 +119,20 @@ export interface FrameRecord {
   readonly eventId?: string;
   /** The version the sequence name points at, once one other than the first was selected. */
   readonly selected?: number;
+  /** Once re-rolled: every version of the frame, for the manifest. */
+  readonly versions?: readonly VersionSummary[];
+}
+
+/** A frame's version as the manifest lists it. */
+export interface VersionSummary {
+  readonly version: number;
+  readonly status: VersionStatus;
+  readonly seed: number;
+  readonly params?: Record<string, unknown>;
+  readonly sha256?: string;
+  readonly size?: number;
+  readonly file?: string;
+  readonly createdAt: string;
 }
 
 /**

@@ -375,6 +375,7 @@ function canonical(p: Provenance): Provenance {
     ...(p.crossFade !== undefined && {
       crossFade: { window: canonicalWindow(p.crossFade.window), weight: p.crossFade.weight },
     }),
+    ...(p.version !== undefined && { version: p.version }),
   };
   return out;
 }

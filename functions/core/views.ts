@@ -1,6 +1,6 @@
 import { frameCount } from './frames.ts';
-import type { FrameRecord, JobRecord } from './model.ts';
-import type { FrameResponse, JobResponse, ReviewView } from './schemas.ts';
+import type { FrameRecord, JobRecord, VersionRecord } from './model.ts';
+import type { FrameResponse, JobResponse, Reroll, ReviewView } from './schemas.ts';
 import { planWindows } from './windows.ts';
 
 /** How records are shown to studios: in the API, and as the `data` of a webhook event. */
@@ -97,4 +97,22 @@ export function eventData(job: JobRecord, frame?: FrameRecord): Record<string, u
   const data: Record<string, unknown> = { ...toJobResponse(job) };
   if (frame) data.frame = toFrameResponse(frame);
   return data;
+}
+
+/** The answer to a re-roll request: the version it makes. */
+export function toReroll(version: VersionRecord, frame: number): Reroll {
+  return {
+    jobId: version.jobId,
+    frame,
+    version: version.version,
+    status: version.status,
+    seed: version.seed,
+    ...(version.params !== undefined && { params: version.params as Reroll['params'] }),
+    unit: {
+      start: version.start,
+      end: version.end,
+      ...(version.window !== undefined && { window: version.window }),
+    },
+    createdAt: version.createdAt,
+  };
 }

@@ -6,6 +6,7 @@ import { ApiKeyStore } from '../adapters/store/api-keys.ts';
 import { AssetStore } from '../adapters/store/assets.ts';
 import { EventStore } from '../adapters/store/events.ts';
 import { JobStore } from '../adapters/store/jobs.ts';
+import { VersionStore } from '../adapters/store/versions.ts';
 import { WebhookStore } from '../adapters/webhook-store.ts';
 import { loadConfig } from '../config.ts';
 import { encodeEvent, encodePlan } from '../core/messages.ts';
@@ -13,6 +14,7 @@ import type { EventRecord } from '../core/model.ts';
 import { policyFromSettings } from '../core/webhooks/ssrf.ts';
 import { AssetService } from './assets.ts';
 import { JobService } from './jobs.ts';
+import { VersionService } from './versions.ts';
 import { WebhookService } from './webhooks.ts';
 
 /**
@@ -42,6 +44,24 @@ export class Container {
   }
 
   /** Where API keys are looked up: the one place the HTTP edge and the admin tooling find them. */
+  /** Frame versions and re-rolls. */
+  get versionStore(): VersionStore {
+    return this.once('versionStore', () => new VersionStore(this.aws().dynamo, this.table));
+  }
+
+  get versions(): VersionService {
+    return this.once(
+      'versions',
+      () =>
+        new VersionService({
+          jobs: this.store,
+          versions: this.versionStore,
+          files: this.frameStore,
+          sendFrameMessage: (model, body) => this.frameQueueFor(model).send(body),
+        }),
+    );
+  }
+
   get apiKeys(): ApiKeyStore {
     return this.once('apiKeys', () => new ApiKeyStore(this.aws().dynamo, this.table));
   }

@@ -25,6 +25,7 @@ import { logger } from '../logger.ts';
 import { countMetric } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
 import { type ModelSpec, specOf } from '../shared/models.ts';
+import { frameLinks } from './frame-links.ts';
 
 /** What the job service needs from the outside; adapters over SDK v3 in the cloud and in local mode. */
 export interface JobServiceDeps {
@@ -336,8 +337,7 @@ export class JobService {
       }
       const view = toFrameResponse(record);
       if (record.status === 'succeeded' && record.key && this.deps.presign) {
-        const { url, expiresAt } = await this.deps.presign(record.key);
-        frames.push({ ...view, url, urlExpiresAt: expiresAt.toISOString() });
+        frames.push({ ...view, ...(await frameLinks(this.deps.presign, job, record)) });
       } else {
         frames.push(view);
       }

@@ -22,7 +22,7 @@ export interface RouteDefinition {
   /** What the handler may touch, for least-privilege grants. */
   readonly access: {
     readonly table?: 'read' | 'readWrite';
-    readonly bucket?: 'read';
+    readonly bucket?: 'read' | 'readWrite';
     /** Asset content: sign uploads and see what is held, verify it, or remove it (lib/bindings.ts). */
     readonly assets?: 'upload' | 'verify' | 'remove' | 'read';
     readonly queues?: readonly ('plan' | 'frame' | 'event')[];
@@ -58,6 +58,28 @@ export const ROUTES: readonly RouteDefinition[] = [
     entry: 'functions/api/list-frames.ts',
     scope: 'jobs:read',
     access: { table: 'read', bucket: 'read' },
+  },
+  {
+    method: 'GET',
+    path: '/v1/jobs/{id}/frames/{frame}',
+    entry: 'functions/api/get-frame.ts',
+    scope: 'jobs:read',
+    access: { table: 'read', bucket: 'read' },
+  },
+  {
+    method: 'POST',
+    path: '/v1/jobs/{id}/frames/{frame}/retry',
+    entry: 'functions/api/reroll-frame.ts',
+    scope: 'jobs:write',
+    access: { table: 'readWrite', queues: ['frame'] },
+  },
+  {
+    // Copies the version onto the sequence name and rewrites the manifest of a job that has ended.
+    method: 'POST',
+    path: '/v1/jobs/{id}/frames/{frame}/select',
+    entry: 'functions/api/select-frame-version.ts',
+    scope: 'jobs:write',
+    access: { table: 'readWrite', bucket: 'readWrite' },
   },
   {
     method: 'POST',

@@ -23,6 +23,7 @@ export function createWorker(
     // The worker writes a thumbnail beside each frame it stores (the API only reads them).
     frames: app.frameStore.withThumbnails(thumbnail),
     queue: app.frameQueue,
+    versions: app.versionStore,
     model: new CogClient({ url: config.modelUrl }),
     publishEvents: app.publishEvents,
     inputsFor: assetInputs({

@@ -127,7 +127,7 @@ interface Made {
   readonly context?: Context;
 }
 
-interface Context {
+export interface Context {
   /** Presigned GET URLs of the predecessor's stored overlap frames, in frame order. */
   readonly urls: string[];
   readonly sha256Of: (frame: number) => string | undefined;
@@ -235,18 +235,7 @@ export class WindowMaker {
    */
   private async contextOf(p: Planned): Promise<Context | undefined> {
     if (p.job.window.mode !== 'chained') return undefined;
-    const range = contextFrames(p.w, p.windows);
-    if (!range || range.end < range.start) return undefined;
-    const records = await this.recordsOf(p.job.id, range);
-    const urls: string[] = [];
-    for (const f of framesIn(range)) {
-      const record = records.get(f);
-      if (record?.status !== 'succeeded' || !record.key) {
-        throw new Error(`context frame ${f} of window ${p.w.index} is ${record?.status ?? 'not recorded'}`);
-      }
-      urls.push((await this.files.presignGet(record.key)).url);
-    }
-    return { urls, sha256Of: (f) => records.get(f)?.sha256 };
+    return storedContext(this.store, this.files, p.job, p.w, p.windows);
   }
 
   /**
@@ -278,24 +267,7 @@ export class WindowMaker {
       const began = Date.now();
       try {
         const input = {
-          ...model.inputFor(
-            {
-              prompt: job.prompt,
-              ...(job.negativePrompt !== undefined && { negative_prompt: job.negativePrompt }),
-              seed: p.seed,
-              shot_seed: job.seed,
-              width: job.width,
-              height: job.height,
-              frame: w.start,
-              start_frame: w.start,
-              num_frames: length,
-              ...(context && { context: context.urls }),
-              job_id: job.id,
-              shot: job.shot,
-              output_format: 'png',
-            },
-            job.params,
-          ),
+          ...model.inputFor(windowInput(job, w, p.seed, context?.urls), job.params),
           ...extra.inputs,
         };
         const out = await model.predictFiles(`${job.id}-w${w.index}-${attempt}`, input);
@@ -538,6 +510,51 @@ export class WindowMaker {
     if (await this.store.getFrame(job.id, chainedFrames(next, p.windows, job.frames).start)) return;
     await this.host.deps.queue.send(encodeWindow({ jobId: job.id, tenant: job.tenant, window: next.index }));
   }
+}
+
+/** What every model with windows is asked for one window (it receives the inputs it declares of these). */
+export function windowInput(job: JobRecord, w: Window, seed: number, context?: readonly string[]) {
+  return {
+    prompt: job.prompt,
+    ...(job.negativePrompt !== undefined && { negative_prompt: job.negativePrompt }),
+    seed,
+    shot_seed: job.seed,
+    width: job.width,
+    height: job.height,
+    frame: w.start,
+    start_frame: w.start,
+    num_frames: w.end - w.start + 1,
+    ...(context && { context: [...context] }),
+    job_id: job.id,
+    shot: job.shot,
+    output_format: 'png' as const,
+  };
+}
+
+/**
+ * In chained mode, the stored frames of window `w`'s predecessor that it overlaps (the selected versions,
+ * under the sequence names), presigned: what the model continues. Undefined for the first window.
+ */
+export async function storedContext(
+  store: Pick<JobStore, 'listFrames'>,
+  files: Pick<FrameStore, 'presignGet'>,
+  job: JobRecord,
+  w: Window,
+  windows: readonly Window[],
+): Promise<Context | undefined> {
+  const range = contextFrames(w, windows);
+  if (!range || range.end < range.start) return undefined;
+  const list = await store.listFrames(job.id, range.start, range.end, true);
+  const records = new Map(list.map((f) => [f.frame, f]));
+  const urls: string[] = [];
+  for (const f of framesIn(range)) {
+    const record = records.get(f);
+    if (record?.status !== 'succeeded' || !record.key) {
+      throw new Error(`context frame ${f} of window ${w.index} is ${record?.status ?? 'not recorded'}`);
+    }
+    urls.push((await files.presignGet(record.key)).url);
+  }
+  return { urls, sha256Of: (f) => records.get(f)?.sha256 };
 }
 
 /**

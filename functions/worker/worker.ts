@@ -2,20 +2,21 @@ import type { FrameStore } from '../adapters/frame-store.ts';
 import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
 import type { EventStore } from '../adapters/store/events.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
+import type { VersionStore } from '../adapters/store/versions.ts';
 import { frameCount, frameKey, frameSeed, manifestKey } from '../core/frames.ts';
+import { manifestOf } from '../core/manifest.ts';
 import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
 import { isPng, type Provenance, withProvenance } from '../core/png.ts';
 import { reviewDue } from '../core/review.ts';
 import { finalStatus, isTerminalJob } from '../core/state.ts';
-import { toJobResponse } from '../core/views.ts';
-import { frameOrigin, planWindows } from '../core/windows.ts';
 import { logger } from '../logger.ts';
 import { countMetric, publishMetrics } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
 import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
+import { isReroll, RerollMaker } from './reroll.ts';
 import { stagedKeys, WindowMaker } from './windows.ts';
 
 export interface WorkerSettings {
@@ -42,6 +43,8 @@ export interface WorkerDeps {
   readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
   /** A prediction's extra inputs and their hashes (./inputs.ts); none when absent. */
   readonly inputsFor?: InputsFor;
+  /** Frame versions: re-roll messages are made only by a worker that has them (./reroll.ts). */
+  readonly versions?: VersionStore;
   /** Work files a job's inputs may have staged (video inputs, ./video-input.ts), removed when it ends. */
   readonly inputFiles?: (job: JobRecord) => string[];
   readonly settings: WorkerSettings;
@@ -108,10 +111,12 @@ export class Worker {
   /** The model's slots: held by one frame, or one window, while the model makes it. */
   readonly slots: Slots;
   private readonly windows: WindowMaker;
+  private readonly rerolls?: RerollMaker;
 
   constructor(readonly deps: WorkerDeps) {
     this.slots = new Slots(deps.settings.concurrency);
     this.windows = new WindowMaker(this);
+    if (deps.versions) this.rerolls = new RerollMaker(this, deps.versions);
   }
 
   /** Runs until stop(); resolves once every message in hand is finished or handed back. */
@@ -207,14 +212,21 @@ export class Worker {
       return;
     }
     const work = parsed.message;
+    if (isReroll(work) && !this.rerolls) {
+      await this.refuse(message, 're-roll message, and this worker has no version store');
+      return;
+    }
     const heartbeat = setInterval(() => {
       queue.setVisibility(message.receiptHandle, settings.visibilitySeconds).catch((err: unknown) => {
         logger.warn('visibility heartbeat failed', { messageId: message.id, error: err as Error });
       });
     }, settings.heartbeatSeconds * 1000);
     try {
-      const outcome =
-        work.kind === 'window' ? await this.windows.process(work) : await this.processChunk(work);
+      const outcome = isReroll(work)
+        ? await this.rerolls!.process(work)
+        : work.kind === 'window'
+          ? await this.windows.process(work)
+          : await this.processChunk(work);
       if (outcome === 'handed-back') {
         await this.handBack(message);
       } else {
@@ -508,46 +520,6 @@ export class Worker {
   }
 
   private manifest(job: JobRecord, frames: FrameRecord[]) {
-    const { settings } = this.deps;
-    const view = toJobResponse(job);
-    const windowed = job.window && { ...job, window: job.window };
-    const windows = windowed && planWindows(job.frames, windowed.window);
-    const sha256Of = new Map(frames.map((f) => [f.frame, f.sha256]));
-    return {
-      framecast: 1,
-      job: view,
-      request: {
-        shot: job.shot,
-        prompt: job.prompt,
-        ...(job.negativePrompt !== undefined && { negativePrompt: job.negativePrompt }),
-        model: job.model,
-        width: job.width,
-        height: job.height,
-        frames: job.frames,
-        seed: job.seed,
-        seedMode: job.seedMode,
-        ...(job.params !== undefined && { params: job.params }),
-        ...(job.window && { windowMode: job.window.mode, window: view.window }),
-      },
-      model: { name: job.model, image: settings.modelImage },
-      frames: frames.map((f) => ({
-        frame: f.frame,
-        file: f.key ? f.key.slice(f.key.lastIndexOf('/') + 1) : undefined,
-        status: f.status,
-        seed: f.seed,
-        attempts: f.attempts,
-        sha256: f.sha256,
-        size: f.size,
-        predictTime: f.predictTime,
-        startedAt: f.startedAt,
-        finishedAt: f.finishedAt,
-        ...(f.error !== undefined && { error: f.error }),
-        // The sha256 of every input file the frame was made from, by input name.
-        ...(f.inputs !== undefined && { inputs: f.inputs }),
-        // The window that made the frame, its seed and context, or the two windows cross-faded into it:
-        // what the frame's PNG provenance says.
-        ...(windowed && windows && frameOrigin(windowed, windows, f.frame, (n) => sha256Of.get(n))),
-      })),
-    };
+    return manifestOf(job, frames, this.deps.settings.modelImage);
   }
 }

@@ -1,0 +1,22 @@
+import { thumbnailKey, versionKey } from '../core/frames.ts';
+import type { FrameRecord, JobRecord } from '../core/model.ts';
+
+type Presign = (key: string) => Promise<{ url: string; expiresAt: Date }>;
+
+/**
+ * A stored frame's download URL (its sequence name, which holds the selected version) and its
+ * thumbnail's: version 1's beside the sequence name, a re-roll's beside its version key.
+ */
+export async function frameLinks(
+  presign: Presign,
+  job: Pick<JobRecord, 'tenant' | 'shot' | 'id'>,
+  record: FrameRecord,
+): Promise<{ url?: string; urlExpiresAt?: string; thumbnailUrl?: string }> {
+  if (!record.key) return {};
+  const selected = record.selected ?? 1;
+  const thumb = thumbnailKey(
+    selected === 1 ? record.key : versionKey(job.tenant, job.shot, job.id, record.frame, selected),
+  );
+  const [url, thumbnail] = await Promise.all([presign(record.key), presign(thumb)]);
+  return { url: url.url, urlExpiresAt: url.expiresAt.toISOString(), thumbnailUrl: thumbnail.url };
+}
