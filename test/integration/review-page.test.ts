@@ -14,9 +14,10 @@ import { client } from '../support/client.ts';
  * and the player go to test-results/ and must show pictures, not a blank page.
  */
 
-const FRAMES = { start: 1001, end: 1024 };
-const HEROES = [1001, 1012, 1024];
-const REROLLED = 1012;
+const FRAMES = { start: 1001, end: 1016 };
+const TOTAL = FRAMES.end - FRAMES.start + 1;
+const HEROES = [1001, 1008, 1016];
+const REROLLED = 1008;
 
 let stack: LocalStack;
 let api: FramecastClient;
@@ -62,7 +63,7 @@ describe('the review page', () => {
     const plateAsset = await uploadSequence(
       client(stack.url, stack.apiKey),
       'EP101_SH040_PL01',
-      await plate(24, FRAMES.start, 3, [256, 144]),
+      await plate(TOTAL, FRAMES.start, 3, [256, 144]),
     );
     job = await api.createJob({
       shot: 'EP101_SH040',
@@ -102,7 +103,7 @@ describe('the review page', () => {
   it('approves the shot and the rest of the frames arrive', async () => {
     await page.click('#approve-button');
     await page.locator('#job-status', { hasText: 'succeeded' }).waitFor({ timeout: 20_000 });
-    await expect.poll(() => succeededCells().count(), { timeout: 5_000 }).toBe(24);
+    await expect.poll(() => succeededCells().count(), { timeout: 5_000 }).toBe(TOTAL);
     const approved = await api.getJob(job.id);
     expect(approved.review?.status).toBe('approved');
     expect(approved.review?.approvedBy?.tenant).toBe('dev');
@@ -183,6 +184,26 @@ describe('the review page', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('rejects a gated shot with a reason', async () => {
+    const doomed = await api.createJob({
+      shot: 'EP101_SH050',
+      prompt: 'sparks in a dark hangar',
+      frames: { start: 1, end: 8 },
+      width: 64,
+      height: 64,
+      review: { frames: [1] },
+    });
+    await page.locator(`#job-list li[data-job="${doomed.id}"]`).click();
+    await page.locator('#job-status', { hasText: 'awaiting review' }).waitFor({ timeout: 10_000 });
+    await page.fill('#reject-reason', 'wrong building');
+    await page.click('#reject-button');
+    await page.locator('#job-status', { hasText: 'canceled' }).waitFor({ timeout: 5_000 });
+    expect(await page.locator('#review-actions').isHidden()).toBe(true);
+    const rejected = await api.getJob(doomed.id);
+    expect(rejected.review).toMatchObject({ status: 'rejected', reason: 'wrong building' });
+    expect(rejected.frames.succeeded).toBe(1);
+  });
+
   it('works with the API on another origin', async () => {
     // localhost and 127.0.0.1 are two origins: the page from one, the API at the other, through CORS.
     const elsewhere = await context.newPage();
@@ -194,7 +215,7 @@ describe('the review page', () => {
     await elsewhere.click('#connect-button');
     await elsewhere.locator(`#job-list li[data-job="${job.id}"]`).waitFor({ timeout: 10_000 });
     await elsewhere.click(`#job-list li[data-job="${job.id}"]`);
-    await expect.poll(() => elsewhere.locator('#sheet .cell[data-status="succeeded"]').count()).toBe(24);
+    await expect.poll(() => elsewhere.locator('#sheet .cell[data-status="succeeded"]').count()).toBe(TOTAL);
     expect(await elsewhere.locator('#message').textContent()).not.toMatch(/error|fetch/i);
     expect(pageErrors).toEqual([]);
   });
