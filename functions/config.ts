@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { ORIGIN } from './shared/cors.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
 import { ASSET_FILE_BYTES } from './shared/resources.ts';
@@ -77,6 +78,17 @@ export const SETTINGS = {
         .map((h) => h.trim().toLowerCase())
         .filter(Boolean),
     ),
+  // Local mode's gateway: origins a browser page may call the API from (the stack configures API Gateway).
+  corsOrigins: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((o) => o.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(ORIGIN, 'must be origins such as http://127.0.0.1:5173, or *'))),
   production: z.string().min(1).default('local'),
   /** The review page's built files; unset, the `page/` folder its Lambda bundle ships with. */
   reviewPageDir: z.string().min(1).optional(),

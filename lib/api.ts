@@ -1,11 +1,18 @@
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
-import { HttpApi, HttpMethod, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
+import {
+  CorsHttpMethod,
+  HttpApi,
+  HttpMethod,
+  HttpStage,
+  LogGroupLogDestination,
+} from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { CORS } from '../functions/shared/cors.ts';
 import { ENV } from '../functions/shared/env.ts';
 import type { RouteDefinition } from '../functions/shared/routes.ts';
 import { bindAssetBucket, bindBucket, bindQueue, bindQueues, bindTable } from './bindings.ts';
@@ -22,6 +29,12 @@ export interface ApiProps {
   /** Settings every process reads (production, limits); each route's bindings add the resources it names. */
   readonly environment: Readonly<Record<string, string>>;
   readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
+  /**
+   * Origins browsers may call the API from (functions/shared/cors.ts); API Gateway then answers
+   * preflights and adds the CORS headers to every response.
+   * @default [] (no CORS)
+   */
+  readonly corsOrigins?: readonly string[];
   readonly logs: LogSettings;
 }
 
@@ -65,6 +78,16 @@ export class Api extends Construct {
       description: 'Framecast HTTP API',
       // The default stage has no access-log setting: an explicit $default stage below has one.
       createDefaultStage: false,
+      ...((props.corsOrigins?.length ?? 0) > 0 && {
+        corsPreflight: {
+          allowOrigins: [...props.corsOrigins!],
+          allowHeaders: [...CORS.allowHeaders],
+          allowMethods: CORS.allowMethods.map((m) => CorsHttpMethod[m]),
+          exposeHeaders: [...CORS.exposeHeaders],
+          maxAge: Duration.seconds(CORS.maxAgeSeconds),
+          allowCredentials: false,
+        },
+      }),
     });
     this.accessLogs = new LogGroup(this, 'AccessLogs', {
       retention: props.logs.retention,

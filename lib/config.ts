@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
+import { ORIGIN } from '../functions/shared/cors.ts';
 import { InputKind, WindowSpecSchema } from '../functions/shared/models.ts';
 import { ASSET_FILE_BYTES, QUEUES } from '../functions/shared/resources.ts';
 
@@ -147,6 +148,14 @@ export const ConfigSchema = z
         /** Steady-state requests per second, for the whole API. */
         rateLimit: z.number().min(1).max(10_000).default(50),
         burstLimit: int(1, 5000).default(100),
+        /**
+         * Origins a browser page (the review page, served elsewhere) may call the API from, or `*`. Empty:
+         * no CORS. Keys travel as Bearer headers, never cookies, so no credentials are allowed.
+         */
+        corsOrigins: z
+          .array(z.string().regex(ORIGIN, 'must be an origin such as https://review.studio.example, or *'))
+          .max(20)
+          .default([]),
       })
       .prefault({}),
     /** A prebuilt worker image (registry URI); then deploying needs no Docker. Default: built from Dockerfile. */

@@ -67,7 +67,8 @@ export class FramecastStack extends Stack {
       assetBucket: storage.assets,
       queues,
       environment,
-      throttle: config.api,
+      throttle: { rateLimit: config.api.rateLimit, burstLimit: config.api.burstLimit },
+      corsOrigins: config.api.corsOrigins,
       logs,
     });
     const reviewPage = new ReviewPage(this, 'ReviewPage', { httpApi: api.httpApi, environment, logs });

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
+import { corsHeaders } from '../functions/shared/cors.ts';
 import { PAGE_ROUTES, ROUTES, type RouteDefinition } from '../functions/shared/routes.ts';
 
 /**
@@ -139,8 +140,17 @@ export interface Gateway {
  * once, at start, as a Lambda would at cold start.
  */
 export async function startGateway(
-  options: { port?: number; host?: string; root?: string; page?: boolean } = {},
+  options: {
+    port?: number;
+    host?: string;
+    root?: string;
+    /** Serve the review page's PAGE_ROUTES too. */
+    page?: boolean;
+    /** Origins a browser page may call from (functions/shared/cors.ts); `*` for any. */
+    corsOrigins?: readonly string[];
+  } = {},
 ): Promise<Gateway> {
+  const corsOrigins = options.corsOrigins ?? [];
   const root = options.root ?? process.cwd();
   const served = [...ROUTES, ...(options.page ? PAGE_ROUTES : [])];
   const routes = served.map(compile);
@@ -152,6 +162,14 @@ export async function startGateway(
   const server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://local');
+      const origin = req.headers.origin;
+      // As API Gateway does with CORS configured: it answers preflights itself and adds the headers.
+      if (req.method === 'OPTIONS' && origin && req.headers['access-control-request-method']) {
+        res.writeHead(204, corsHeaders(corsOrigins, origin, true)).end();
+        return;
+      }
+      const cors = corsHeaders(corsOrigins, origin);
+      for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
       const candidates = routes.map((r) => ({ r, m: r.pattern.exec(url.pathname) })).filter((x) => x.m);
       const hit = candidates.find((x) => x.r.route.method === req.method);
       if (!hit?.m) {

@@ -131,7 +131,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const app = new Container(process.env, () => aws);
     useContainer(app);
 
-    const gateway = await startGateway({ port: options.port ?? 0, page: true });
+    const gateway = await startGateway({
+      port: options.port ?? 0,
+      page: true,
+      corsOrigins: loadConfig(['corsOrigins'], process.env).corsOrigins,
+    });
     cleanup.push(() => gateway.close());
 
     const fanout = (await import('../functions/fanout/handler.ts')) as { handler: SqsHandler };

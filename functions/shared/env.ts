@@ -24,6 +24,8 @@ export const ENV = {
   workerConcurrency: 'FRAMECAST_WORKER_CONCURRENCY',
   webhookAllowLoopback: 'FRAMECAST_WEBHOOK_ALLOW_LOOPBACK',
   webhookAllowedHosts: 'FRAMECAST_WEBHOOK_ALLOWED_HOSTS',
+  /** Local mode's gateway only: origins a browser page may call the API from (the stack: config `api.corsOrigins`). */
+  corsOrigins: 'FRAMECAST_CORS_ORIGINS',
   production: 'FRAMECAST_PRODUCTION',
   reviewPageDir: 'FRAMECAST_REVIEW_PAGE_DIR',
   reviewSources: 'FRAMECAST_REVIEW_SOURCES',

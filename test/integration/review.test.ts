@@ -14,7 +14,10 @@ let stack: LocalStack;
 let api: ReturnType<typeof client>;
 
 beforeAll(async () => {
-  stack = await startLocalStack({ worker: { retryBaseMs: 5 } });
+  stack = await startLocalStack({
+    worker: { retryBaseMs: 5 },
+    env: { FRAMECAST_CORS_ORIGINS: 'https://review.studio.example' },
+  });
   api = client(stack.url, stack.apiKey);
 });
 afterAll(() => stack?.stop());
@@ -187,6 +190,31 @@ describe('a job with a review gate', () => {
       expect(r.body.error.details.field, JSON.stringify(review)).toBe(field);
     }
     expect((await api.listJobs('?shot=BAD_GATE')).body.jobs).toEqual([]);
+  });
+});
+
+describe('a review page on another origin', () => {
+  it('gets CORS answers from local mode for the configured origin only', async () => {
+    const preflight = await fetch(`${stack.url}/v1/jobs/job_00000000000000000000000000/approve`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://review.studio.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://review.studio.example');
+    expect(preflight.headers.get('access-control-allow-headers')).toBe(
+      'authorization, content-type, idempotency-key',
+    );
+    const listed = await api.call('GET', '/v1/jobs?limit=1', undefined, {
+      origin: 'https://review.studio.example',
+    });
+    expect(listed.status).toBe(200);
+    expect(listed.headers.get('access-control-allow-origin')).toBe('https://review.studio.example');
+    const stranger = await api.call('GET', '/v1/jobs?limit=1', undefined, { origin: 'https://evil.example' });
+    expect(stranger.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
 

@@ -15,7 +15,7 @@ import {
 } from './synth.ts';
 
 const { template, stack } = synthesize('demo', {
-  api: { rateLimit: 20, burstLimit: 40 },
+  api: { rateLimit: 20, burstLimit: 40, corsOrigins: ['https://review.studio.example'] },
   logRetentionDays: 90,
 });
 const functions = resourcesOf(template, 'AWS::Lambda::Function');
@@ -33,6 +33,18 @@ const WRITES = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'
 const on = (statements: Statement[], id: string) => actionsOf(statements.filter((s) => mentions(s, id)));
 
 describe('Api', () => {
+  it('answers CORS for the configured origins, with the Bearer and Idempotency-Key headers and no credentials', () => {
+    const [api] = Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Api'));
+    expect(api?.Properties?.CorsConfiguration).toEqual({
+      AllowOrigins: ['https://review.studio.example'],
+      AllowHeaders: ['authorization', 'content-type', 'idempotency-key'],
+      AllowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+      ExposeHeaders: ['idempotent-replayed', 'location', 'retry-after'],
+      MaxAge: 3600,
+      AllowCredentials: false,
+    });
+  });
+
   it('routes exactly the routes of functions/shared/routes.ts, each to its own Lambda', () => {
     const routes = Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Route'));
     expect(routes.map((r) => r.Properties?.RouteKey).sort()).toEqual(
