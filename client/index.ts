@@ -1,5 +1,11 @@
 import type * as z from 'zod';
-import type { AssetList, AssetResponse, AssetUpload, AssetUploads } from '../functions/core/assets.ts';
+import type {
+  AssetFrame,
+  AssetList,
+  AssetResponse,
+  AssetUpload,
+  AssetUploads,
+} from '../functions/core/assets.ts';
 import type {
   EventList,
   EventView,
@@ -28,6 +34,7 @@ import type {
  */
 
 export type {
+  AssetFrame,
   AssetResponse as Asset,
   AssetUpload,
   AssetUploads,
@@ -82,6 +89,7 @@ export const ROUTES_BY_METHOD = {
   createAsset: ['POST', '/v1/assets'],
   listAssets: ['GET', '/v1/assets'],
   getAsset: ['GET', '/v1/assets/{id}'],
+  getAssetFrame: ['GET', '/v1/assets/{id}/frames/{frame}'],
   addAssetFiles: ['POST', '/v1/assets/{id}/files'],
   completeAsset: ['POST', '/v1/assets/{id}/complete'],
   deleteAsset: ['DELETE', '/v1/assets/{id}'],
@@ -260,6 +268,10 @@ export class FramecastClient {
   }
   getAsset(id: string): Promise<AssetResponse> {
     return this.#call('getAsset', { id });
+  }
+  /** The file of one frame of a ready asset (a still's for any frame), with a download URL. */
+  getAssetFrame(id: string, frame: number): Promise<AssetFrame> {
+    return this.#call('getAssetFrame', { id, frame: String(frame) });
   }
   /** More files of a sequence, or the same again for fresh upload URLs (no state changes: retried). */
   addAssetFiles(id: string, body: { files: AssetFileInput[] }): Promise<AssetUploads> {

@@ -121,6 +121,13 @@ export const SETTINGS = {
     .string()
     .regex(/^[A-Za-z0-9-]{1,32}$/)
     .default('main'),
+  /** The review page's built files; unset, the `page/` folder its Lambda bundle ships with. */
+  reviewPageDir: z.string().min(1).optional(),
+  /** CSP sources the review page may call and load images from besides itself (functions/review/serve.ts). */
+  reviewSources: z
+    .string()
+    .regex(/^[A-Za-z0-9:/*.\- ]+$/, 'must be CSP source expressions separated by spaces')
+    .default('https:'),
 } satisfies Record<EnvKey, z.ZodType>;
 
 export type Settings = { [K in EnvKey]: z.output<(typeof SETTINGS)[K]> };

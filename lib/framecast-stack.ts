@@ -11,6 +11,7 @@ import type { LogSettings } from './lambda.ts';
 import { Observability } from './observability.ts';
 import { FanOut, Queues } from './queues.ts';
 import { RenderFleet } from './render-fleet.ts';
+import { ReviewPage } from './review-page.ts';
 import { Storage } from './storage.ts';
 import { Webhooks } from './webhooks.ts';
 
@@ -78,6 +79,7 @@ export class FramecastStack extends Stack {
       corsOrigins: config.api.corsOrigins,
       logs,
     });
+    const reviewPage = new ReviewPage(this, 'ReviewPage', { httpApi: api.httpApi, environment, logs });
     const fanOut = new FanOut(this, 'FanOut', { queues, table: storage.table, environment, logs });
     const webhooks = new Webhooks(this, 'Webhooks', {
       eventQueue: queues.event,
@@ -106,6 +108,7 @@ export class FramecastStack extends Stack {
         ...[...api.functions].map(([label, fn]) => ({ label, function: fn })),
         { label: 'fan-out', function: fanOut.function },
         { label: 'webhook delivery', function: webhooks.function },
+        { label: 'review page', function: reviewPage.function },
       ],
       queues: [
         { label: 'plan', kind: 'plan', queue: queues.plan },
@@ -126,6 +129,7 @@ export class FramecastStack extends Stack {
     const output = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });
     output('ApiUrl', api.url, 'Base URL of the HTTP API');
+    output('ReviewPageUrl', api.url, 'The review page (paste an API key into it)');
     output(
       'TableName',
       storage.table.tableName,

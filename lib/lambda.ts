@@ -32,6 +32,8 @@ export interface FramecastFunctionProps {
   readonly memorySize?: number;
   readonly environment: Readonly<Record<string, string>>;
   readonly logs: LogSettings;
+  /** A folder made at synth (the review page's built files), copied into the bundle as `dir` beside index.mjs. */
+  readonly files?: { readonly from: string; readonly dir: string };
 }
 
 /** `functions/api/create-job.ts` → `CreateJob`: a construct id that reads like the handler. */
@@ -107,9 +109,22 @@ export class FramecastFunction extends Construct {
           'const require = __framecastCreateRequire(import.meta.url);',
         forceDockerBundling: false,
         logLevel: LogLevel.WARNING,
+        ...(props.files && { commandHooks: copyInto(props.files) }),
       },
     });
   }
+}
+
+/** Bundling hooks that copy a folder into the bundle (local bundling runs them with bash, after esbuild). */
+function copyInto(files: { from: string; dir: string }) {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (_input: string, output: string) => [
+      `mkdir -p ${quote(join(output, files.dir))} && cp -R ${quote(`${files.from}/.`)} ${quote(join(output, files.dir))}`,
+    ],
+  };
 }
 
 export interface QueueConsumerOptions {

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { corsHeaders } from '../functions/shared/cors.ts';
-import { ROUTES, type RouteDefinition } from '../functions/shared/routes.ts';
+import { PAGE_ROUTES, ROUTES, type RouteDefinition } from '../functions/shared/routes.ts';
 
 /**
  * Local mode's API Gateway: an HTTP server that turns each request into the API Gateway v2 (HTTP API)
@@ -135,21 +135,27 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** Serves ROUTES on host:port; handler modules are loaded once, at start, as a Lambda would at cold start. */
+/**
+ * Serves ROUTES (and, with `page`, the review page's PAGE_ROUTES) on host:port; handler modules are loaded
+ * once, at start, as a Lambda would at cold start.
+ */
 export async function startGateway(
   options: {
     port?: number;
     host?: string;
     root?: string;
+    /** Serve the review page's PAGE_ROUTES too. */
+    page?: boolean;
     /** Origins a browser page may call from (functions/shared/cors.ts); `*` for any. */
     corsOrigins?: readonly string[];
   } = {},
 ): Promise<Gateway> {
   const corsOrigins = options.corsOrigins ?? [];
   const root = options.root ?? process.cwd();
-  const routes = ROUTES.map(compile);
+  const served = [...ROUTES, ...(options.page ? PAGE_ROUTES : [])];
+  const routes = served.map(compile);
   const handlers = new Map<RouteDefinition, Handler>();
-  for (const r of ROUTES) {
+  for (const r of served) {
     const mod = (await import(pathToFileURL(resolve(root, r.entry)).href)) as { handler: Handler };
     handlers.set(r, mod.handler);
   }

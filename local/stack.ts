@@ -1,5 +1,6 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type AwsRequest, createClients } from '../functions/adapters/clients.ts';
 import { clearKeyCache } from '../functions/api/http.ts';
@@ -15,6 +16,7 @@ import { CONSUMER_TIMEOUT_SECONDS } from '../functions/shared/resources.ts';
 import { CONSUMERS } from '../functions/shared/routes.ts';
 import { createWorker } from '../functions/worker/create.ts';
 import type { Worker, WorkerSettings } from '../functions/worker/worker.ts';
+import { writeReviewPage } from '../review/build.ts';
 import { type EmulatedResources, startEmulators } from './emulators.ts';
 import { pollQueue } from './event-source.ts';
 import { startGateway } from './gateway.ts';
@@ -99,6 +101,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (model) cleanup.push(() => model.close());
     const modelUrl = options.modelUrl ?? model!.url;
 
+    // The review page, built from its sources now, as the stack builds it at synth (review/build.ts).
+    const pageDir = await mkdtemp(join(tmpdir(), 'framecast-review-'));
+    cleanup.push(() => rm(pageDir, { recursive: true, force: true }));
+    writeReviewPage(pageDir);
+
     // Local mode serves the reference model both ways, frame by frame and in windows (a video model), from
     // its one server; a setting of FRAMECAST_MODELS says otherwise.
     const models = options.env?.[ENV.models] ?? process.env[ENV.models] ?? LOCAL_MODELS.join(',');
@@ -115,6 +122,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // No CloudWatch here: the embedded-metric lines would only clutter the console.
       POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
       [ENV.eventDlqUrl]: emulators.resources.queues.event.dlqUrl,
+      [ENV.reviewPageDir]: pageDir,
+      // The page may be opened as localhost or 127.0.0.1, and frames come from s3rver on another port.
+      [ENV.reviewSources]: 'http://127.0.0.1:* http://localhost:* https:',
       // One model server in local mode: every configured model's frames go to the one frame queue.
       [ENV.frameQueueUrls]: JSON.stringify(
         Object.fromEntries(
@@ -135,6 +145,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const gateway = await startGateway({
       port: options.port ?? 0,
+      page: true,
       corsOrigins: loadConfig(['corsOrigins'], process.env).corsOrigins,
     });
     cleanup.push(() => gateway.close());

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
  */
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SOURCE_DIRS = ['functions', 'lib', 'local', 'bin', 'bench', 'client'];
+const SOURCE_DIRS = ['functions', 'lib', 'local', 'bin', 'bench', 'client', 'review'];
 
 interface Rule {
   /** Files the rule is about: a folder prefix relative to the project root. */
@@ -38,6 +38,12 @@ const RULES: readonly Rule[] = [
     why: 'the typed client runs in Node and in browsers: fetch only, types from the core, no AWS SDK',
     refuse: CLOUD_PACKAGES,
     only: ['client/', 'functions/core/'],
+  },
+  {
+    from: 'review/',
+    why: 'the review page runs in browsers and reaches the API through the typed client only',
+    refuse: CLOUD_PACKAGES,
+    only: ['review/', 'client/'],
   },
   {
     from: 'functions/core/',

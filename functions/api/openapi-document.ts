@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import {
   ASSET_STATUSES,
+  AssetFrame,
   AssetList,
   AssetResponse,
   AssetUploads,
@@ -116,6 +117,7 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
   const assetFiles = component(components, 'AssetFilesRequest', assetFilesSchema(assetLimits), 'input');
   const asset = component(components, 'Asset', AssetResponse, 'output');
   const assetUploads = component(components, 'AssetUploads', AssetUploads, 'output');
+  const assetFrame = component(components, 'AssetFrame', AssetFrame, 'output');
   const assetList = component(components, 'AssetList', AssetList, 'output');
   const jobRequest = component(components, 'JobRequest', jobRequestSchema(options.frameLimit), 'input');
   const job = component(components, 'Job', JobResponse, 'output');
@@ -384,6 +386,28 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
         summary: 'Remove an asset; stored content no other asset holds is deleted',
         parameters: [assetIdParam],
         responses: { '204': { description: 'Deleted' }, ...errorResponses(401, 403, 404, 429, 503) },
+      },
+    },
+    '/v1/assets/{id}/frames/{frame}': {
+      get: {
+        operationId: 'getAssetFrame',
+        summary: 'The file of one frame of a ready asset, with a presigned download URL',
+        description:
+          'A still answers for any frame, as it does as a job input. 404 for a frame outside the sequence, ' +
+          '409 while the asset is not ready.',
+        parameters: [
+          assetIdParam,
+          {
+            name: 'frame',
+            in: 'path',
+            required: true,
+            schema: { type: 'integer', minimum: 0, maximum: 9999999 },
+          },
+        ],
+        responses: {
+          '200': json(assetFrame, 'The frame’s file: its SHA-256, size and a download URL'),
+          ...errorResponses(400, 401, 403, 404, 409, 429),
+        },
       },
     },
     '/v1/assets/{id}/files': {

@@ -213,6 +213,18 @@ export const AssetUploads = z
   .meta({ id: 'AssetUploads' });
 export type AssetUploads = z.output<typeof AssetUploads>;
 
+export const AssetFrame = z
+  .object({
+    asset: z.string(),
+    frame: z.int().optional().meta({ description: 'The frame of a sequence; absent for a still' }),
+    sha256: z.string(),
+    size: z.int(),
+    url: z.url().meta({ description: 'Presigned GET URL of the file' }),
+    urlExpiresAt: z.iso.datetime(),
+  })
+  .meta({ id: 'AssetFrame' });
+export type AssetFrame = z.output<typeof AssetFrame>;
+
 export const AssetList = z
   .object({ assets: z.array(AssetResponse), nextCursor: z.string().optional() })
   .meta({ id: 'AssetList' });

@@ -2,6 +2,7 @@ import type { AssetFiles } from '../adapters/asset-files.ts';
 import type { AssetStore } from '../adapters/store/assets.ts';
 import {
   type AssetFileRecord,
+  type AssetFrame,
   type AssetLimits,
   type AssetRecord,
   type AssetResponse,
@@ -30,7 +31,9 @@ import { parse } from '../core/validation.ts';
 /** What the asset service needs from the outside: the table, and the content in S3. */
 export interface AssetServiceDeps extends AssetLimits {
   readonly store: AssetStore;
-  readonly files: Pick<AssetFiles, 'presignPut' | 'holds' | 'read' | 'deleteMany'>;
+  readonly files: Pick<AssetFiles, 'presignPut' | 'presignGet' | 'holds' | 'read' | 'deleteMany'>;
+  /** How long a download URL of a file is good for. @default 3600 */
+  readonly urlExpirySeconds?: number;
   /** S3 requests in flight at once for one API request (HEADs, ranged GETs, deletes). */
   readonly concurrency?: number;
 }
@@ -259,6 +262,39 @@ export class AssetService {
 
   async get(tenant: string, id: string): Promise<AssetResponse> {
     return toAssetResponse(await this.tenantAsset(tenant, id));
+  }
+
+  /**
+   * `GET /v1/assets/{id}/frames/{frame}`: a download URL of the file a frame of a ready asset holds (the
+   * review page shows a render beside its plate). A still answers for every frame, as a job's input does.
+   */
+  async frame(tenant: string, id: string, frame: number, now = new Date()): Promise<AssetFrame> {
+    const asset = await this.tenantAsset(tenant, id);
+    if (asset.status !== 'ready')
+      throw new FramecastError(
+        'conflict',
+        `the asset is ${asset.status}: its files are read once it is ready`,
+        {
+          status: asset.status,
+        },
+      );
+    const { frames } = asset;
+    if (frames && (frame < frames.start || frame > frames.end))
+      throw new FramecastError(
+        'not_found',
+        `frame ${frame} is not in the asset's frames ${frames.start}-${frames.end}`,
+      );
+    const file = (await this.deps.store.getFiles(id, [frames ? frame : undefined])).values().next().value;
+    if (!file) throw notFound(`frame ${frame}`);
+    const seconds = this.deps.urlExpirySeconds ?? 3600;
+    return {
+      asset: id,
+      ...(file.frame !== undefined && { frame: file.frame }),
+      sha256: file.sha256,
+      size: file.size,
+      url: await this.deps.files.presignGet(tenant, file.sha256, seconds),
+      urlExpiresAt: new Date(now.getTime() + seconds * 1000).toISOString(),
+    };
   }
 
   async list(tenant: string, q: { status?: AssetStatus; limit: number; cursor?: string }) {

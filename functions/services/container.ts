@@ -200,6 +200,7 @@ export class Container {
         store: this.assetStore,
         files: {
           presignPut: (tenant, content, expiresIn) => files().presignPut(tenant, content, expiresIn),
+          presignGet: (tenant, sha256, expiresIn) => files().presignGet(tenant, sha256, expiresIn),
           holds: (tenant, content) => files().holds(tenant, content),
           read: (tenant, sha256, offset, length) => files().read(tenant, sha256, offset, length),
           deleteMany: (tenant, sha256s) => files().deleteMany(tenant, sha256s),

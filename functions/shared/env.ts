@@ -43,4 +43,6 @@ export const ENV = {
   frameRate: 'FRAMECAST_FRAME_RATE',
   /** The oiiotool program (default: found on the PATH). */
   oiiotool: 'FRAMECAST_OIIOTOOL',
+  reviewPageDir: 'FRAMECAST_REVIEW_PAGE_DIR',
+  reviewSources: 'FRAMECAST_REVIEW_SOURCES',
 } as const;

@@ -24,7 +24,7 @@ export interface RouteDefinition {
     readonly table?: 'read' | 'readWrite';
     readonly bucket?: 'read' | 'readWrite';
     /** Asset content: sign uploads and see what is held, verify it, or remove it (lib/bindings.ts). */
-    readonly assets?: 'upload' | 'verify' | 'remove';
+    readonly assets?: 'upload' | 'verify' | 'remove' | 'read';
     readonly queues?: readonly ('plan' | 'frame' | 'event')[];
   };
 }
@@ -174,6 +174,13 @@ export const ROUTES: readonly RouteDefinition[] = [
     access: { table: 'read' },
   },
   {
+    method: 'GET',
+    path: '/v1/assets/{id}/frames/{frame}',
+    entry: 'functions/api/get-asset-frame.ts',
+    scope: 'assets:read',
+    access: { table: 'read', assets: 'read' },
+  },
+  {
     method: 'POST',
     path: '/v1/assets/{id}/files',
     entry: 'functions/api/add-asset-files.ts',
@@ -200,6 +207,16 @@ export const ROUTES: readonly RouteDefinition[] = [
     access: { table: 'readWrite', assets: 'remove' },
   },
   { method: 'GET', path: '/v1/openapi.json', entry: 'functions/api/openapi.ts', access: {} },
+];
+
+/**
+ * The review page (review/): static files, public because the page holds no data; every API call it makes
+ * carries the user's API key. One function serves both routes. Not part of the API, so kept out of
+ * ROUTES (no client method, not in the OpenAPI document); local mode serves them beside it.
+ */
+export const PAGE_ROUTES: readonly RouteDefinition[] = [
+  { method: 'GET', path: '/', entry: 'functions/review/handler.ts', access: {} },
+  { method: 'GET', path: '/review/{file}', entry: 'functions/review/handler.ts', access: {} },
 ];
 
 /** The Lambda consumers of the plan and event queues, and the worker's container entry points. */

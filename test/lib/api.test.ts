@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/shared/env.ts';
-import { ROUTES } from '../../functions/shared/routes.ts';
+import { PAGE_ROUTES, ROUTES } from '../../functions/shared/routes.ts';
 import { ASSET_ACCESS, BUCKET_ACCESS } from '../../lib/bindings.ts';
 import {
   actionsOf,
@@ -48,7 +48,7 @@ describe('Api', () => {
   it('routes exactly the routes of functions/shared/routes.ts, each to its own Lambda', () => {
     const routes = Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Route'));
     expect(routes.map((r) => r.Properties?.RouteKey).sort()).toEqual(
-      ROUTES.map((r) => `${r.method} ${r.path}`).sort(),
+      [...ROUTES, ...PAGE_ROUTES].map((r) => `${r.method} ${r.path}`).sort(),
     );
     expect(new Set(ROUTES.map(routeFunction)).size).toBe(ROUTES.length);
   });
@@ -87,7 +87,8 @@ describe('Api', () => {
     const ours = Object.entries(functions).filter(([, f]) =>
       String(f.Properties?.Description).startsWith('Framecast'),
     );
-    expect(ours).toHaveLength(ROUTES.length + 2);
+    // The routes', the fan-out, webhook delivery and the review page.
+    expect(ours).toHaveLength(ROUTES.length + 3);
     const logGroups = resourcesOf(template, 'AWS::Logs::LogGroup');
     for (const [, fn] of ours) {
       expect(fn.Properties).toMatchObject({

@@ -91,14 +91,14 @@ describe('Observability', () => {
     const ours = Object.entries(resourcesOf(template, 'AWS::Lambda::Function')).filter(([, f]) =>
       String(f.Properties?.Description).startsWith('Framecast'),
     );
-    expect(ours).toHaveLength(ROUTES.length + 2);
+    expect(ours).toHaveLength(ROUTES.length + 3);
     for (const [id] of ours) {
       expect(on('Errors', { Name: 'FunctionName', Value: { Ref: id } })).toHaveLength(1);
     }
   });
 
   it('sends every alarm and its recovery to the SNS topic', () => {
-    expect(opsAlarms).toHaveLength(3 * 2 + 1 + ROUTES.length + 2);
+    expect(opsAlarms).toHaveLength(3 * 2 + 1 + ROUTES.length + 3);
     for (const alarm of opsAlarms) {
       expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
       expect(alarm.OKActions).toEqual([{ Ref: topic }]);
