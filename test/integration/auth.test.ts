@@ -93,12 +93,19 @@ describe('tenants', () => {
     };
     const bodies: Record<string, unknown> = {
       'POST /v1/assets/{id}/files': { files: [entry(undefined, png)] },
+      'POST /v1/jobs/{id}/frames/{frame}/select': { version: 1 },
+      'POST /v1/jobs/{id}/frames/{frame}/retry': {},
+      'POST /v1/jobs/{id}/reject': {},
     };
     const walked: string[] = [];
     for (const r of ROUTES.filter((route) => route.path.includes('{'))) {
       const path = pathOf(
         r.path,
-        ids[r.path] ?? { id: r.path.startsWith('/v1/assets') ? asset.body.id : job.body.id },
+        ids[r.path] ?? {
+          id: r.path.startsWith('/v1/assets') ? asset.body.id : job.body.id,
+          // A frame A's job (and A's still asset) really has: only the tenant is wrong.
+          frame: String(job.body.frames.start),
+        },
       );
       const res = await b.call<{ error: { code: string } }>(r.method, path, bodies[`${r.method} ${r.path}`]);
       expect(res.status, `${r.method} ${path}`).toBe(404);
@@ -109,11 +116,17 @@ describe('tenants', () => {
       expect.arrayContaining([
         'GET /v1/jobs/{id}',
         'GET /v1/jobs/{id}/frames',
+        'GET /v1/jobs/{id}/frames/{frame}',
+        'POST /v1/jobs/{id}/frames/{frame}/retry',
+        'POST /v1/jobs/{id}/frames/{frame}/select',
+        'POST /v1/jobs/{id}/approve',
+        'POST /v1/jobs/{id}/reject',
         'GET /v1/jobs/{id}/events',
         'POST /v1/jobs/{id}/cancel',
         'POST /v1/events/{id}/redeliver',
         'DELETE /v1/webhooks/{id}',
         'GET /v1/assets/{id}',
+        'GET /v1/assets/{id}/frames/{frame}',
         'POST /v1/assets/{id}/files',
         'POST /v1/assets/{id}/complete',
         'DELETE /v1/assets/{id}',

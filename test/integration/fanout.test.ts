@@ -14,7 +14,12 @@ let stack: LocalStack;
 
 // No worker: the frame queue keeps what the fan-out puts on it, for the test to read.
 beforeAll(async () => {
-  stack = await startLocalStack({ withoutWorker: true, withoutWebhooks: true });
+  // Chunks of 4, as the plans these tests make by hand, for the continuations the stack's fan-out takes.
+  stack = await startLocalStack({
+    withoutWorker: true,
+    withoutWebhooks: true,
+    env: { FRAMECAST_CHUNK_SIZE: '4' },
+  });
 });
 afterAll(() => stack?.stop());
 
