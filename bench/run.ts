@@ -167,6 +167,18 @@ try {
     });
     await planned(id, 1001 + shotFrames);
     const worker = slotWorker();
+    // Every prediction's span as the worker sees it: the model's idle time between one answer and the
+    // next request is what the worker costs it (the model's own overhead is inside each span).
+    const spans: [number, number][] = [];
+    const predict = worker.deps.model.predict.bind(worker.deps.model);
+    worker.deps.model.predict = async (...args: Parameters<typeof predict>) => {
+      const began = performance.now();
+      try {
+        return await predict(...args);
+      } finally {
+        spans.push([began, performance.now()]);
+      }
+    };
     let done = false;
     const t = performance.now();
     const running = run(worker, () => done);
@@ -180,7 +192,19 @@ try {
     const frames = await observer.store.listFrames(id, 1001, 1000 + shotFrames, true);
     const modelMs = frames.reduce((n, f) => n + (f.predictTime ?? 0) * 1000, 0);
     if (job.succeeded !== shotFrames) throw new Error(`${shot}: ${job.succeeded} of ${shotFrames} frames`);
-    return { makespan, modelMs, efficiency: modelMs / makespan, counted };
+    spans.sort((a, b) => a[0] - b[0]);
+    const waits = spans.slice(1).map(([began], i) => Math.max(0, began - spans[i]![1]));
+    const calls = spans.reduce((n, [a, b]) => n + (b - a), 0);
+    return {
+      makespan,
+      modelMs,
+      efficiency: modelMs / makespan,
+      counted,
+      // The model's wait between predictions, per frame, and a prediction's time at the worker.
+      waitPerFrame: waits.reduce((n, w) => n + w, 0) / shotFrames,
+      callMs: calls / spans.length,
+      beforeFirst: (spans[0]?.[0] ?? t) - t,
+    };
   };
   const baseline = await efficiencyRun('BASELINE', (w, done) => runBaseline(w, done));
   const real = await efficiencyRun('PIPELINE', (w) => w.run());
@@ -203,6 +227,21 @@ try {
     key: 'baselineEfficiency',
     label: 'naive sequential worker, same run',
     value: baseline.efficiency,
+  });
+  console.log(
+    `  the model's wait between predictions: ${ms(real.waitPerFrame)} a frame (naive: ${ms(baseline.waitPerFrame)}); a prediction takes ${ms(real.callMs)} at the worker against ${ms(real.modelMs / shotFrames)} of predict_time; ${ms(real.beforeFirst)} from the worker's start to its first request`,
+  );
+  record({
+    key: 'modelWaitMsPerFrame',
+    label: "model's wait between predictions, per frame",
+    value: real.waitPerFrame,
+    unit: 'ms',
+  });
+  record({
+    key: 'predictionCallMs',
+    label: 'a prediction at the worker (model time 100 ms + its server)',
+    value: real.callMs,
+    unit: 'ms',
   });
 
   // The cost shot: every request of the real worker's run, from the POST to the job's end.

@@ -107,7 +107,8 @@ describe('50 concurrent clients, 200 jobs, 5,000 frames', () => {
       expect(job.frames).toMatchObject({ total: FRAMES_PER_JOB, succeeded: FRAMES_PER_JOB, failed: 0 });
     }
 
-    // Every frame stored once: one PNG per frame under its job's prefix, nothing else but one manifest a job.
+    // Every frame stored once: one PNG per frame under its job's prefix and its thumbnail beside it,
+    // nothing else but one manifest and one OpenTimelineIO clip a job.
     const s3 = createClients().s3;
     const keys: string[] = [];
     let token: string | undefined;
@@ -121,8 +122,10 @@ describe('50 concurrent clients, 200 jobs, 5,000 frames', () => {
     const pngs = keys.filter((k) => k.endsWith('.png'));
     expect(pngs).toHaveLength(JOBS * FRAMES_PER_JOB);
     expect(new Set(pngs).size).toBe(pngs.length);
+    expect(keys.filter((k) => k.includes('/thumbnails/'))).toHaveLength(JOBS * FRAMES_PER_JOB);
     expect(keys.filter((k) => k.endsWith('/manifest.json'))).toHaveLength(JOBS);
-    expect(keys).toHaveLength(JOBS * (FRAMES_PER_JOB + 1));
+    expect(keys.filter((k) => k.endsWith('.otio'))).toHaveLength(JOBS);
+    expect(keys).toHaveLength(JOBS * (2 * FRAMES_PER_JOB + 2));
     for (const job of finished) {
       const prefix = job.outputPrefix.replace(/^s3:\/\/[^/]+\//, '');
       expect(
