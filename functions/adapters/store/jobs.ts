@@ -437,49 +437,14 @@ export class JobStore {
   }
 
   /**
-   * A worker takes a frame: one more attempt, unless the frame is already finished or the job has ended
-   * (a canceled job's frames are never generated).
+   * A worker takes one frame and reads back its attempt count: what the naive baseline of the bench does
+   * for every frame (the worker takes a chunk's frames at once, `startFrames`). Not when the frame is
+   * already finished or the job has ended (a canceled job's frames are never generated).
    */
   async startFrame(job: JobRecord, frame: number, seed: number, now = new Date()): Promise<StartFrameResult> {
-    const to: FrameStatus = 'running';
-    const live = statusIn(liveJobStatuses());
-    const from = statusIn(frameStatusesBefore(to));
-    const written = await transact(this.db, {
-      job: {
-        ConditionCheck: {
-          TableName: this.table,
-          Key: jobKey(job.id),
-          ConditionExpression: live.condition,
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: live.values,
-        },
-      },
-      frame: {
-        Update: {
-          TableName: this.table,
-          Key: frameKey(job.id, frame),
-          UpdateExpression:
-            'SET #status = :to, jobId = :job, #frame = :frame, seed = :seed, startedAt = :now ADD attempts :one',
-          // A pending frame has no record yet.
-          ConditionExpression: `attribute_not_exists(pk) OR ${from.condition}`,
-          ExpressionAttributeNames: { '#status': 'status', '#frame': 'frame' },
-          ExpressionAttributeValues: {
-            ':to': to,
-            ':job': job.id,
-            ':frame': frame,
-            ':seed': seed,
-            ':now': nowIso(now),
-            ':one': 1,
-            ...from.values,
-          },
-        },
-      },
-    });
-    if (!written.ok) {
-      if (written.failed === 'job') return { started: false, reason: 'job-ended' };
-      if (written.failed === 'frame') return { started: false, reason: 'done' };
-      throw written.error;
-    }
+    const taken = await this.startFrames(job, [{ frame, seed }], now);
+    if (!taken.ok) return { started: false, reason: 'job-ended' };
+    if (taken.done.length > 0) return { started: false, reason: 'done' };
     const record = await this.getFrame(job.id, frame);
     return { started: true, attempts: record?.attempts ?? 1 };
   }
