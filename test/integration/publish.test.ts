@@ -121,3 +121,48 @@ describe('a job that succeeds in a production that publishes to ShotGrid, ftrack
     expect(trackers.published.ftrack.creates.map((c) => c.entity_type)).toContain('SequenceComponent');
   });
 });
+
+describe('a gated job in a production that publishes on approval', () => {
+  it('is published when a supervisor approves it, through the same delivery path', async () => {
+    const created = await api.createJob({
+      shot: SHOT,
+      prompt: 'a collapsing tower at dusk, approved',
+      width: 64,
+      height: 64,
+      frames: { start: 2001, end: 2004 },
+      review: { frames: [2001] },
+    });
+    await api.waitForJob(created.body.id, (j) => j.status === 'awaiting_review');
+    expect((await api.approveJob(created.body.id)).status).toBe(200);
+    const approved = (await stack.app.events.listEvents(created.body.id)).find(
+      (e) => e.type === 'job.approved',
+    );
+    expect(approved).toBeDefined();
+
+    // Kitsu alone, and on approval: the production's publisher set for this case.
+    const onApproval = publisherConfigs(trackers.url)
+      .filter((p) => p.tracker === 'kitsu')
+      .map((p) => ({ ...p, events: ['job.approved' as const] }));
+    const before = trackers.published.kitsu.outputFiles.length;
+    const service = new WebhookService({
+      jobs: stack.app.store,
+      events: stack.app.events,
+      hooks: stack.app.hooksStore,
+      policy: { allowLoopback: true },
+      eventQueue: { send: async () => undefined },
+      eventDlq: { send: async () => undefined },
+      publishers: publishers(PublishersSchema.parse(onApproval), {
+        jobs: stack.app.store,
+        naming: parseTemplate(STUDIO),
+        credentials: credentialsOf(CREDENTIALS, async () => {
+          throw new Error('local credentials are given; no secret is read');
+        }),
+      }),
+    });
+    await service.deliver(first(approved!));
+    const deliveries = await stack.app.hooksStore.listDeliveries(approved!.id);
+    expect(deliveries.map((d) => [d.target, d.status])).toEqual([['publish-kitsu', 'succeeded']]);
+    expect(trackers.published.kitsu.outputFiles.length).toBe(before + 1);
+    expect(trackers.refusals).toEqual([]);
+  });
+});
