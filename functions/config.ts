@@ -5,7 +5,7 @@ import { PublishersSchema, TRACKERS } from './core/publish.ts';
 import { ORIGIN } from './shared/cors.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
-import { ASSET_FILE_BYTES } from './shared/resources.ts';
+import { ASSET_FILE_BYTES, QUEUES } from './shared/resources.ts';
 
 /**
  * Runtime configuration, read once from the environment at cold start.
@@ -63,11 +63,12 @@ export const SETTINGS = {
   chunkSize: intFrom(8, 1, 100),
   // Below the frame queue's maxReceiveCount less one, so a chunk that keeps killing workers fails its
   // frames on a last delivery instead of sitting in the DLQ with frames marked running.
-  maxAttempts: intFrom(3, 1, 4),
+  maxAttempts: intFrom(3, 1, QUEUES.frame.maxReceiveCount - 2),
   modelUrl: z.url().default('http://127.0.0.1:5000'),
   modelName: z.string().min(1).default('reference'),
   modelImage: z.string().min(1).default('framecast/reference-model'),
   workerConcurrency: intFrom(2, 1, 64),
+  workerVisibilitySeconds: intFrom(QUEUES.frame.visibilityTimeoutSeconds, 3, 43_200),
   webhookAllowLoopback: z
     .enum(['0', '1', 'true', 'false'])
     .default('0')

@@ -69,7 +69,7 @@ export const QUEUES: Readonly<Record<QueueName, QueueDefinition>> = {
   frame: {
     name: 'frame',
     visibilityTimeoutSeconds: 120,
-    maxReceiveCount: 6,
+    maxReceiveCount: 8,
     retentionSeconds: 14 * 24 * 3600,
   },
   event: {

@@ -1,7 +1,7 @@
 import { Oiio } from '../adapters/oiio.ts';
 import { loadConfig } from '../config.ts';
 import type { Container } from '../services/container.ts';
-import { QUEUES, WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
+import { WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
 import { CogClient } from './cog.ts';
 import { deliverFrames, exrPlates, timelineWriter } from './deliverables.ts';
 import { assetInputs } from './inputs.ts';
@@ -21,6 +21,7 @@ export function createWorker(
       'modelImage',
       'maxAttempts',
       'workerConcurrency',
+      'workerVisibilitySeconds',
       'modelSpecs',
       'ocioConfig',
       'plateColourSpace',
@@ -85,8 +86,9 @@ export function createWorker(
     settings: {
       concurrency: config.workerConcurrency,
       maxAttempts: config.maxAttempts,
-      visibilitySeconds: QUEUES.frame.visibilityTimeoutSeconds,
-      heartbeatSeconds: WORKER_HEARTBEAT_SECONDS,
+      visibilitySeconds: config.workerVisibilitySeconds,
+      // Renewed well before it runs out, however short it is set.
+      heartbeatSeconds: Math.min(WORKER_HEARTBEAT_SECONDS, config.workerVisibilitySeconds / 3),
       waitSeconds: 20,
       retryBaseMs: 1000,
       modelImage: config.modelImage,
