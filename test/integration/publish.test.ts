@@ -39,7 +39,7 @@ afterAll(async () => {
   await trackers?.close();
 });
 
-function harness() {
+function harness(configs: unknown = publisherConfigs(trackers.url)) {
   let now = Date.now();
   const queued: EventMessage[] = [];
   const dead: EventMessage[] = [];
@@ -52,7 +52,7 @@ function harness() {
     eventDlq: { send: async (body) => void dead.push(eventMessageSchema.parse(JSON.parse(body))) },
     clock: () => new Date(now),
     random: () => 0.5,
-    publishers: publishers(PublishersSchema.parse(publisherConfigs(trackers.url)), {
+    publishers: publishers(PublishersSchema.parse(configs), {
       jobs: stack.app.store,
       naming: parseTemplate(STUDIO),
       credentials: credentialsOf(CREDENTIALS, async () => {
@@ -144,21 +144,7 @@ describe('a gated job in a production that publishes on approval', () => {
       .filter((p) => p.tracker === 'kitsu')
       .map((p) => ({ ...p, events: ['job.approved' as const] }));
     const before = trackers.published.kitsu.outputFiles.length;
-    const service = new WebhookService({
-      jobs: stack.app.store,
-      events: stack.app.events,
-      hooks: stack.app.hooksStore,
-      policy: { allowLoopback: true },
-      eventQueue: { send: async () => undefined },
-      eventDlq: { send: async () => undefined },
-      publishers: publishers(PublishersSchema.parse(onApproval), {
-        jobs: stack.app.store,
-        naming: parseTemplate(STUDIO),
-        credentials: credentialsOf(CREDENTIALS, async () => {
-          throw new Error('local credentials are given; no secret is read');
-        }),
-      }),
-    });
+    const { service } = harness(onApproval);
     await service.deliver(first(approved!));
     const deliveries = await stack.app.hooksStore.listDeliveries(approved!.id);
     expect(deliveries.map((d) => [d.target, d.status])).toEqual([['publish-kitsu', 'succeeded']]);
