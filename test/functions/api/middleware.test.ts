@@ -302,8 +302,11 @@ describe('the JSON body', () => {
   });
 
   it('gives back any JSON value within the depth limit as it was sent', () => {
+    // Keys named __proto__, constructor or prototype are refused by design (docs/reliability.md).
+    const reserved = /"(__proto__|constructor|prototype)":/;
+    const values = fc.jsonValue({ maxDepth: 8 }).filter((v) => !reserved.test(JSON.stringify(v)));
     fc.assert(
-      fc.property(fc.jsonValue({ maxDepth: 8 }), (value) => {
+      fc.property(values, (value) => {
         expect(parseJsonBody(event({ body: JSON.stringify(value) }))).toEqual(
           JSON.parse(JSON.stringify(value)),
         );
