@@ -81,32 +81,31 @@ export const isExr = (bytes: Uint8Array): boolean =>
 /** Keeps the command line out of the file: paths of the machine and its history do not belong in a deliverable. */
 const QUIET = ['Software', 'Exif:ImageHistory', 'DateTime'].flatMap((name) => ['--eraseattrib', name]);
 
+/** Reads `input`'s RGB as colour space `from` and converts it to `to`, with no trace of the run in the file. */
+const convert = (s: ColourSettings, input: string, from: string, to: string): string[] => [
+  '--evaloff',
+  '--nosoftwareattrib',
+  '--colorconfig',
+  s.config,
+  '-i',
+  input,
+  '--ch',
+  'R,G,B',
+  '--iscolorspace',
+  from,
+  '--colorconvert',
+  from,
+  to,
+  ...QUIET,
+];
+
 /**
  * oiiotool arguments that turn an EXR plate frame into what the model reads: the model's colour space,
  * 8-bit PNG, RGB (alpha and other channels dropped). Values outside the model space's range are clipped by
  * the 8-bit encoding, as any 8-bit view of a scene-linear plate is.
  */
 export function plateToModelArgs(s: ColourSettings, input: string, output: string): string[] {
-  return [
-    '--evaloff',
-    '--nosoftwareattrib',
-    '--colorconfig',
-    s.config,
-    '-i',
-    input,
-    '--ch',
-    'R,G,B',
-    '--iscolorspace',
-    s.plates,
-    '--colorconvert',
-    s.plates,
-    s.model,
-    ...QUIET,
-    '-d',
-    'uint8',
-    '-o',
-    output,
-  ];
+  return [...convert(s, input, s.plates, s.model), '-d', 'uint8', '-o', output];
 }
 
 /**
@@ -122,20 +121,7 @@ export function modelToExrArgs(
 ): string[] {
   const chromaticities = CHROMATICITIES[s.plates];
   return [
-    '--evaloff',
-    '--nosoftwareattrib',
-    '--colorconfig',
-    s.config,
-    '-i',
-    input,
-    '--ch',
-    'R,G,B',
-    '--iscolorspace',
-    s.model,
-    '--colorconvert',
-    s.model,
-    s.plates,
-    ...QUIET,
+    ...convert(s, input, s.model, s.plates),
     '--eraseattrib',
     'framecast:provenance',
     '--attrib',

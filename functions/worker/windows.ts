@@ -1,10 +1,10 @@
 import type { FrameStore } from '../adapters/frame-store.ts';
-import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
+import type { JobStore } from '../adapters/store/jobs.ts';
 import { eachLimit, mapLimit } from '../core/concurrency.ts';
 import { type FrameRange, frameSeed } from '../core/frames.ts';
 import { encodeWindow, type WindowMessage } from '../core/messages.ts';
 import type { FrameRecord, JobRecord, JobWindows } from '../core/model.ts';
-import { decodeRgb, encodePng, isPng, type Provenance, withProvenance } from '../core/png.ts';
+import { decodeRgb, encodePng, isPng, withProvenance } from '../core/png.ts';
 import { mayQueueWindow } from '../core/review.ts';
 import type { FrameStatus } from '../core/schemas.ts';
 import {
@@ -21,10 +21,10 @@ import {
 } from '../core/windows.ts';
 import { logger } from '../logger.ts';
 import { type FilesPrediction, ModelError } from './cog.ts';
-import { type Slots, sleep } from './concurrency.ts';
+import { sleep } from './concurrency.ts';
 import { noInputs, type PredictionInputs } from './inputs.ts';
 import { decodeVideo } from './video.ts';
-import type { StoredFrameInput, WorkerDeps, WorkerStats } from './worker.ts';
+import type { Worker } from './worker.ts';
 
 /**
  * Windows on the worker (docs/architecture.md, "Windows"): one window message is one prediction of a
@@ -76,35 +76,23 @@ export function stagedKeys(job: Pick<JobRecord, 'prefix' | 'frames' | 'window'>)
   return keys;
 }
 
-/** What the window logic uses of the worker: its dependencies, its slots, and its frame records. */
-export interface WindowHost {
-  readonly deps: WorkerDeps;
-  readonly slots: Slots;
-  readonly stats: WorkerStats;
-  readonly isStopping: boolean;
-  jobOf(jobId: string, tenant: string): Promise<JobRecord | undefined>;
-  provenance(
-    job: JobRecord,
-    frame: number,
-    seed: number,
-    made?: Pick<Provenance, 'window' | 'crossFade'> & { inputs?: Provenance['inputs'] | undefined },
-  ): Provenance;
-  recordSuccess(
-    job: JobRecord,
-    frame: number,
-    seed: number,
-    attempts: number,
-    png: Buffer,
-    predictTime?: number,
-    inputs?: Readonly<Record<string, string>>,
-  ): Promise<void>;
-  recordFailure(job: JobRecord, frame: number, seed: number, attempts: number, error: string): Promise<void>;
-  storeFrame(job: JobRecord, made: StoredFrameInput): Promise<FinishedFrame>;
-  recordFrames(job: JobRecord, results: readonly FinishedFrame[], events: boolean): Promise<unknown>;
-  frameEventsWanted(job: JobRecord): Promise<boolean>;
-  republishFrameEvent(jobId: string, frame: number): Promise<void>;
-  afterWork(jobId: string): Promise<void>;
-}
+/** What the window logic (and re-rolls) use of the worker: its dependencies, its slots, its frame records. */
+export type WindowHost = Pick<
+  Worker,
+  | 'deps'
+  | 'slots'
+  | 'stats'
+  | 'isStopping'
+  | 'jobOf'
+  | 'provenance'
+  | 'recordSuccess'
+  | 'recordFailure'
+  | 'storeFrame'
+  | 'recordFrames'
+  | 'frameEventsWanted'
+  | 'republishFrameEvent'
+  | 'afterWork'
+>;
 
 type WindowedJob = JobRecord & { readonly window: JobWindows };
 

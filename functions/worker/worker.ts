@@ -589,26 +589,17 @@ export class Worker {
     predictTime?: number,
     inputs?: Readonly<Record<string, string>>,
   ): Promise<void> {
-    // A frame that cannot be delivered as the job asks (no oiiotool for EXR) fails with the reason.
-    const file = await (this.deps.deliver ?? deliverFrames())(job, frame, png).catch((err: Error) => err);
-    if (file instanceof Error) return this.recordFailure(job, frame, seed, attempts, file.message);
-    const key = file.key;
-    const { sha256, size } = await this.deps.frames.putFrame(
-      key,
-      file.body,
-      { job: job.id, frame: String(frame), seed: String(seed) },
-      file.contentType,
-    );
-    const { outcome, event } = await this.deps.store.frameSucceeded(job, {
+    const stored = await this.storeFrame(job, {
       frame,
       seed,
-      attempts,
-      sha256,
-      size,
-      key,
+      png,
       ...(predictTime !== undefined && { predictTime }),
       ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
     });
+    if (stored.status === 'failed') return this.recordFailure(job, frame, seed, attempts, stored.error ?? '');
+    const { status: _status, ...result } = stored;
+    const key = result.key!;
+    const { outcome, event } = await this.deps.store.frameSucceeded(job, { ...result, attempts });
     if (outcome === 'recorded') {
       this.stats.framesSucceeded++;
       countMetric(APP_METRICS.framesSucceeded);
