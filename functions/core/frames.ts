@@ -1,3 +1,11 @@
+import type { JobRecord } from './model.ts';
+import {
+  DEFAULT_NAMING_TEMPLATE,
+  hasField,
+  type NamingTemplate,
+  parseTemplate,
+  renderName,
+} from './naming.ts';
 import { UINT32_MAX } from './schemas.ts';
 
 /** Frame planning, seeds and names: pure functions of the job. */
@@ -48,31 +56,54 @@ export const frameKey = (tenant: string, shot: string, jobId: string, frame: num
 export const manifestKey = (tenant: string, shot: string, jobId: string): string =>
   `${jobPrefix(tenant, shot, jobId)}manifest.json`;
 
-/** `EP101_SH040.v002.1001.png`: version `version` of a frame, itself a sequence a compositing tool reads. */
-export const versionFileName = (shot: string, frame: number, version: number): string =>
-  `${shot}.v${String(version).padStart(3, '0')}.${String(frame).padStart(4, '0')}.png`;
-
-/** Where version `version` of a frame is kept (version 1 is copied there at the frame's first re-roll). */
-export const versionKey = (
-  tenant: string,
-  shot: string,
-  jobId: string,
-  frame: number,
-  version: number,
-): string => `${jobPrefix(tenant, shot, jobId)}versions/${versionFileName(shot, frame, version)}`;
-
 /** The thumbnail of a stored frame PNG: beside it, in a `thumbnails/` folder, as WebP. */
 export function thumbnailKey(pngKey: string): string {
   const slash = pngKey.lastIndexOf('/');
   return `${pngKey.slice(0, slash + 1)}thumbnails/${pngKey.slice(slash + 1).replace(/\.png$/, '')}.webp`;
 }
 
-/** The key of the PNG of a frame's version: the sequence name holds version 1 until a re-roll copies it. */
-export const versionPngKey = (
-  job: { tenant: string; shot: string; id: string },
+const DEFAULT_NAMING = parseTemplate(DEFAULT_NAMING_TEMPLATE);
+
+type Delivered = Pick<JobRecord, 'tenant' | 'shot' | 'id' | 'output'>;
+
+/** The extension of a job's delivered frames: `exr` for `output: {format: 'exr'}`, else `png`. */
+export const deliveredExt = (job: Pick<JobRecord, 'output'>): string =>
+  job.output?.format === 'exr' ? 'exr' : 'png';
+
+/** Where a job's frame is delivered: under the job's prefix, named by the production's template. */
+export const deliveredKey = (
+  job: Delivered,
+  frame: number,
+  naming: NamingTemplate = DEFAULT_NAMING,
+): string =>
+  jobPrefix(job.tenant, job.shot, job.id) +
+  renderName(naming, {
+    shot: job.shot,
+    frame,
+    ext: deliveredExt(job),
+    ...(job.output?.pass !== undefined && { pass: job.output.pass }),
+    ...(job.output?.version !== undefined && { version: job.output.version }),
+  });
+
+/**
+ * Where version `version` of a frame is kept (version 1 is copied there at the frame's first re-roll): in
+ * `versions/` beside the sequence, in the job's delivery format, named as the production's template says.
+ * A template with `{version}` bumps it: the job delivered as v003 keeps its re-roll 2 as v004. Without
+ * `{version}`, the version goes after the shot: `EP101_SH040.v002.1001.png` with the default template.
+ */
+export function versionKey(
+  job: Delivered,
   frame: number,
   version: number,
-): string =>
-  version === 1
-    ? frameKey(job.tenant, job.shot, job.id, frame)
-    : versionKey(job.tenant, job.shot, job.id, frame, version);
+  naming: NamingTemplate = DEFAULT_NAMING,
+): string {
+  const bumps = hasField(naming, 'version');
+  const name = renderName(naming, {
+    shot: bumps ? job.shot : `${job.shot}.v${String(version).padStart(3, '0')}`,
+    frame,
+    ext: deliveredExt(job),
+    ...(job.output?.pass !== undefined && { pass: job.output.pass }),
+    ...(bumps && { version: (job.output?.version ?? 1) + version - 1 }),
+  });
+  return `${jobPrefix(job.tenant, job.shot, job.id)}versions/${name}`;
+}

@@ -60,6 +60,7 @@ export class Container {
           versions: this.versionStore,
           files: this.frameStore,
           sendFrameMessage: (model, body) => this.frameQueueFor(model).send(body),
+          naming: loadConfig(['namingTemplate'], this.env).namingTemplate,
         }),
     );
   }

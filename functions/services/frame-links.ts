@@ -1,5 +1,6 @@
 import { thumbnailKey, versionKey } from '../core/frames.ts';
 import type { FrameRecord, JobRecord } from '../core/model.ts';
+import type { NamingTemplate } from '../core/naming.ts';
 
 type Presign = (key: string) => Promise<{ url: string; expiresAt: Date }>;
 
@@ -9,14 +10,13 @@ type Presign = (key: string) => Promise<{ url: string; expiresAt: Date }>;
  */
 export async function frameLinks(
   presign: Presign,
-  job: Pick<JobRecord, 'tenant' | 'shot' | 'id'>,
+  job: Pick<JobRecord, 'tenant' | 'shot' | 'id' | 'output'>,
   record: FrameRecord,
+  naming?: NamingTemplate,
 ): Promise<{ url?: string; urlExpiresAt?: string; thumbnailUrl?: string }> {
   if (!record.key) return {};
   const selected = record.selected ?? 1;
-  const thumb = thumbnailKey(
-    selected === 1 ? record.key : versionKey(job.tenant, job.shot, job.id, record.frame, selected),
-  );
+  const thumb = thumbnailKey(selected === 1 ? record.key : versionKey(job, record.frame, selected, naming));
   const [url, thumbnail] = await Promise.all([presign(record.key), presign(thumb)]);
   return { url: url.url, urlExpiresAt: url.expiresAt.toISOString(), thumbnailUrl: thumbnail.url };
 }

@@ -419,7 +419,10 @@ export class JobService {
       }
       const view = toFrameResponse(record);
       if (record.status === 'succeeded' && record.key && this.deps.presign) {
-        frames.push({ ...view, ...(await frameLinks(this.deps.presign, job, record)) });
+        frames.push({
+          ...view,
+          ...(await frameLinks(this.deps.presign, job, record, this.deps.naming?.template)),
+        });
       } else {
         frames.push(view);
       }

@@ -5,10 +5,18 @@ import { firstVersion, type VersionStore } from '../adapters/store/versions.ts';
 import type { Caller } from '../core/api-keys.ts';
 import { eachLimit } from '../core/concurrency.ts';
 import { FramecastError, invalid } from '../core/errors.ts';
-import { frameKey, frameSeed, manifestKey, randomSeed, thumbnailKey, versionKey } from '../core/frames.ts';
+import {
+  deliveredKey,
+  frameSeed,
+  manifestKey,
+  randomSeed,
+  thumbnailKey,
+  versionKey,
+} from '../core/frames.ts';
 import { manifestOf } from '../core/manifest.ts';
 import { encodeChunk, encodeWindow } from '../core/messages.ts';
 import type { FrameRecord, JobRecord, VersionRecord } from '../core/model.ts';
+import type { NamingTemplate } from '../core/naming.ts';
 import { type Unit, unitOf } from '../core/review.ts';
 import {
   type FrameDetail,
@@ -36,6 +44,8 @@ export interface VersionServiceDeps {
   readonly files: Pick<FrameStore, 'presignGet' | 'copy' | 'getFile' | 'putJson'>;
   /** Sends a message to the frame queue of the job's model. */
   readonly sendFrameMessage: (model: string, body: string) => Promise<void>;
+  /** The production's naming template, which names versions as it names frames (the default when absent). */
+  readonly naming?: NamingTemplate;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -205,15 +215,8 @@ export class VersionService {
     for (const v of shown) {
       const f = v.frames[String(frame)];
       const key =
-        v.version === 1
-          ? rerolled
-            ? versionKey(job.tenant, job.shot, job.id, frame, 1)
-            : record?.key
-          : f?.key;
-      const thumb =
-        v.version === 1
-          ? thumbnailKey(frameKey(job.tenant, job.shot, job.id, frame))
-          : f?.key && thumbnailKey(f.key);
+        v.version === 1 ? (rerolled ? versionKey(job, frame, 1, this.deps.naming) : record?.key) : f?.key;
+      const thumb = v.version === 1 ? record?.key && thumbnailKey(record.key) : f?.key && thumbnailKey(f.key);
       const stored = v.status === 'succeeded' && key !== undefined;
       const url = stored ? await this.deps.files.presignGet(key) : undefined;
       const thumbnail = stored && thumb ? await this.deps.files.presignGet(thumb) : undefined;
@@ -244,7 +247,7 @@ export class VersionService {
   }
 
   private links(job: JobRecord, record: FrameRecord) {
-    return frameLinks((key) => this.deps.files.presignGet(key), job, record);
+    return frameLinks((key) => this.deps.files.presignGet(key), job, record, this.deps.naming);
   }
 
   /**
@@ -280,9 +283,9 @@ export class VersionService {
     }
     if ((record?.selected ?? 1) !== version) {
       await eachLimit(Object.keys(target.frames).map(Number), 8, async (f) => {
-        const from =
-          version === 1 ? versionKey(job.tenant, job.shot, job.id, f, 1) : target.frames[String(f)]!.key!;
-        const copied = await this.deps.files.copy(from, frameKey(job.tenant, job.shot, job.id, f));
+        const from = version === 1 ? versionKey(job, f, 1, this.deps.naming) : target.frames[String(f)]!.key!;
+        // Onto the frame's delivered name (the production's template and the job's format).
+        const copied = await this.deps.files.copy(from, deliveredKey(job, f, this.deps.naming));
         if (!copied) {
           throw new FramecastError(
             'conflict',

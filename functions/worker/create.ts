@@ -78,6 +78,7 @@ export function createWorker(
     }),
     inputFiles: (job) => stagedInputKeys(job, config.modelSpecs),
     deliver: deliverFrames(oiio, config.namingTemplate),
+    naming: config.namingTemplate,
     writeTimeline: timelineWriter((key, value) => app.frameStore.putJson(key, value), {
       naming: config.namingTemplate,
       rate: config.frameRate,

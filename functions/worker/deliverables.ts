@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { ColourSettings } from '../core/colour.ts';
 import { isExr } from '../core/colour.ts';
-import { jobPrefix } from '../core/frames.ts';
+import { deliveredKey, jobPrefix, versionKey } from '../core/frames.ts';
 import type { JobRecord } from '../core/model.ts';
 import {
   DEFAULT_NAMING_TEMPLATE,
   jobSequenceParts,
   type NamingTemplate,
   parseTemplate,
-  renderName,
 } from '../core/naming.ts';
 import { sequenceTimeline } from '../core/otio.ts';
 import { PROVENANCE_KEYWORD, readPng } from '../core/png.ts';
@@ -107,17 +106,6 @@ export function exrPlates(staging: PlateStaging, conversions: Conversions) {
   };
 }
 
-/** Where a job's frame is delivered: under the job's prefix, named by the production's template. */
-export const deliveredKey = (job: JobRecord, frame: number, ext: string, naming: NamingTemplate): string =>
-  jobPrefix(job.tenant, job.shot, job.id) +
-  renderName(naming, {
-    shot: job.shot,
-    frame,
-    ext,
-    ...(job.output?.pass !== undefined && { pass: job.output.pass }),
-    ...(job.output?.version !== undefined && { version: job.output.version }),
-  });
-
 /** A frame as it is stored and delivered. */
 export interface DeliveredFrame {
   readonly key: string;
@@ -125,7 +113,13 @@ export interface DeliveredFrame {
   readonly contentType: string;
 }
 
-export type DeliverFrame = (job: JobRecord, frame: number, png: Buffer) => Promise<DeliveredFrame>;
+/** A frame as the job asks it stored: under its sequence name, or under a version's key (`version`). */
+export type DeliverFrame = (
+  job: JobRecord,
+  frame: number,
+  png: Buffer,
+  version?: number,
+) => Promise<DeliveredFrame>;
 
 /**
  * What a job's frame is stored as: the model's PNG with its provenance (the default), or, for a job that
@@ -136,9 +130,10 @@ export function deliverFrames(
   conversions?: Pick<Conversions, 'modelToExr'>,
   naming: NamingTemplate = parseTemplate(DEFAULT_NAMING_TEMPLATE),
 ): DeliverFrame {
-  return async (job, frame, png) => {
+  return async (job, frame, png, version) => {
     const exr = job.output?.format === 'exr';
-    const key = deliveredKey(job, frame, exr ? 'exr' : 'png', naming);
+    const key =
+      version === undefined ? deliveredKey(job, frame, naming) : versionKey(job, frame, version, naming);
     if (!exr) return { key, body: png, contentType: 'image/png' };
     if (!conversions) throw new Error('this worker cannot write EXR frames');
     const provenance = readPng(png).text[PROVENANCE_KEYWORD];

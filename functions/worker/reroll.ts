@@ -1,6 +1,6 @@
 import type { VersionStore } from '../adapters/store/versions.ts';
 import { eachLimit } from '../core/concurrency.ts';
-import { frameKey, frameSeed, manifestKey, versionKey } from '../core/frames.ts';
+import { deliveredKey, frameSeed, manifestKey, versionKey } from '../core/frames.ts';
 import { newEventId } from '../core/ids.ts';
 import { manifestOf } from '../core/manifest.ts';
 import type { FrameQueueMessage, RerollOrder } from '../core/messages.ts';
@@ -13,6 +13,7 @@ import { chainedFrames, planWindows, type Window } from '../core/windows.ts';
 import { logger } from '../logger.ts';
 import { ModelError } from './cog.ts';
 import { sleep } from './concurrency.ts';
+import { deliverFrames } from './deliverables.ts';
 import { noInputs } from './inputs.ts';
 import { type Context, framesOf, storedContext, type WindowHost, windowInput } from './windows.ts';
 import { frameInput } from './worker.ts';
@@ -76,17 +77,29 @@ export class RerollMaker {
       return 'done';
     }
     const frames: Record<string, VersionFrame> = {};
+    const deliver = deps.deliver ?? deliverFrames(undefined, deps.naming);
+    let refused: string | undefined;
     await eachLimit([...made.keys()], STORE_CONCURRENCY, async (f) => {
-      const key = versionKey(job.tenant, job.shot, job.id, f, order.version);
-      const png = made.get(f)!;
-      const { sha256, size } = await deps.frames.putFrame(key, png, {
-        job: job.id,
-        frame: String(f),
-        seed: String(this.seedOf(job, unit, order, f)),
-        version: String(order.version),
-      });
-      frames[String(f)] = { seed: this.seedOf(job, unit, order, f), sha256, size, key };
+      // The job's delivery format (EXR in the plates' colour space, or PNG), named by its template.
+      const file = await deliver(job, f, made.get(f)!, order.version).catch((err: Error) => err);
+      if (file instanceof Error) {
+        refused ??= file.message;
+        return;
+      }
+      const seed = this.seedOf(job, unit, order, f);
+      const { sha256, size } = await deps.frames.putFrame(
+        file.key,
+        file.body,
+        { job: job.id, frame: String(f), seed: String(seed), version: String(order.version) },
+        file.contentType,
+      );
+      frames[String(f)] = { seed, sha256, size, key: file.key };
     });
+    if (refused !== undefined) {
+      // A format this worker cannot write (EXR without oiiotool): the version fails and says why.
+      await this.record(job, { ...version, status: 'failed', attempts, error: refused.slice(0, 1000) });
+      return 'done';
+    }
     await this.record(job, { ...version, status: 'succeeded', attempts, frames });
     return 'done';
   }
@@ -94,12 +107,12 @@ export class RerollMaker {
   /** Copies the sequence name's bytes to version 1's key while they are still version 1's. */
   private async keepFirst(job: JobRecord, unit: Unit): Promise<void> {
     const first = await this.versions.version(job.id, unit.start, 1);
-    const files = this.host.deps.frames;
+    const { frames: files, naming } = this.host.deps;
     await eachLimit(Object.entries(first?.frames ?? {}), STORE_CONCURRENCY, async ([f, recorded]) => {
-      const from = frameKey(job.tenant, job.shot, job.id, Number(f));
+      const from = deliveredKey(job, Number(f), naming);
       const meta = await files.metadataOf(from);
       if (!recorded.sha256 || meta?.sha256 !== recorded.sha256) return;
-      await files.copy(from, versionKey(job.tenant, job.shot, job.id, Number(f), 1));
+      await files.copy(from, versionKey(job, Number(f), 1, naming));
     });
   }
 

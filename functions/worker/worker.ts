@@ -8,6 +8,7 @@ import { frameCount, frameSeed, manifestKey } from '../core/frames.ts';
 import { manifestOf } from '../core/manifest.ts';
 import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
+import type { NamingTemplate } from '../core/naming.ts';
 import { isPng, type Provenance, withProvenance } from '../core/png.ts';
 import { isGated, reviewDue } from '../core/review.ts';
 import { finalStatus, isTerminalJob } from '../core/state.ts';
@@ -57,6 +58,8 @@ export interface WorkerDeps {
   readonly inputFiles?: (job: JobRecord) => string[];
   /** What a frame is stored as: its key and bytes (./deliverables.ts; PNG when absent). */
   readonly deliver?: DeliverFrame;
+  /** The production's naming template, which `deliver` names frames by (the default when absent). */
+  readonly naming?: NamingTemplate;
   /** Writes a finished job's OpenTimelineIO file beside its manifest (./deliverables.ts). */
   readonly writeTimeline?: (job: JobRecord) => Promise<void>;
   readonly settings: WorkerSettings;
@@ -478,9 +481,11 @@ export class Worker {
   async storeFrame(job: JobRecord, made: StoredFrameInput): Promise<FinishedFrame> {
     // What the job asks the frame delivered as (PNG, or EXR in the plate's colour space); a frame that
     // cannot be (no oiiotool for EXR) fails with the reason.
-    const file = await (this.deps.deliver ?? deliverFrames())(job, made.frame, made.png).catch(
-      (err: Error) => err,
-    );
+    const file = await (this.deps.deliver ?? deliverFrames(undefined, this.deps.naming))(
+      job,
+      made.frame,
+      made.png,
+    ).catch((err: Error) => err);
     if (file instanceof Error) {
       return { status: 'failed', frame: made.frame, seed: made.seed, error: file.message };
     }

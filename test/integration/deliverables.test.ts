@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OIIO_MISSING } from '../../functions/adapters/oiio.ts';
 import { sequenceUrls } from '../../functions/core/otio.ts';
-import type { JobResponse } from '../../functions/core/schemas.ts';
+import type { FrameDetail, JobResponse } from '../../functions/core/schemas.ts';
 import { ENV } from '../../functions/shared/env.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { client, isFinished } from '../support/api.ts';
+import { client, eventually, isFinished } from '../support/api.ts';
 import { exrInfo } from '../support/exr.ts';
 import { checkOtio } from '../support/otio.ts';
 
@@ -94,6 +94,49 @@ describe("a production's naming template", () => {
 
     const named = await run(shot({ output: { pass: 'fg', version: 7 } }));
     expect((await expectTimelineResolves(named, 'png'))[3]).toBe('EP101_SH050_fg_v007.1004.png');
+  });
+
+  it('keeps re-rolls of an EXR job as EXR named by the template, the version bumped, and selects onto the sequence name', async () => {
+    const job = await run(shot({ output: { format: 'exr' }, frames: { start: 1001, end: 1002 } }));
+    const v = job.output!.version!;
+    const sequence = `EP101_SH050_comp_v${String(v).padStart(3, '0')}.1002.exr`;
+    const first = await api.allFrames(job.id);
+    const reroll = await api.call<{ version: number }>('POST', `/v1/jobs/${job.id}/frames/1002/retry`, {
+      seed: 77,
+    });
+    expect(reroll.status, JSON.stringify(reroll.body)).toBe(202);
+    expect(reroll.body.version).toBe(2);
+    const detail = await eventually(async () => {
+      const d = await api.call<FrameDetail>('GET', `/v1/jobs/${job.id}/frames/1002`);
+      return d.body.versions.at(-1)?.status === 'succeeded' ? d.body : undefined;
+    }, 're-roll made');
+    const [v1, v2] = detail.versions;
+    const prefix = job.outputPrefix.replace(/^s3:\/\/[^/]+\//, '');
+    // Version 1 is kept beside the sequence under its own name; the re-roll is one version up, as EXR.
+    expect(v1!.key).toBe(`${prefix}versions/${sequence}`);
+    expect(v2!.key).toBe(`${prefix}versions/EP101_SH050_comp_v${String(v + 1).padStart(3, '0')}.1002.exr`);
+    const made = await object(stack, `${job.outputPrefix}${v2!.key!.slice(prefix.length)}`);
+    expect(await exrInfo(made)).toMatch(/half openexr/);
+    expect(await exrInfo(made)).toMatch(/colorSpace: "ACEScg"/);
+    expect(createHash('sha256').update(made).digest('hex')).toBe(v2!.sha256);
+    expect(v1!.sha256).toBe(first.find((f) => f.frame === 1002)!.sha256);
+
+    const selected = await api.call('POST', `/v1/jobs/${job.id}/frames/1002/select`, { version: 2 });
+    expect(selected.status, JSON.stringify(selected.body)).toBe(200);
+    const onSequence = await object(stack, `${job.outputPrefix}${sequence}`);
+    expect(createHash('sha256').update(onSequence).digest('hex')).toBe(v2!.sha256);
+    // No PNG was written under the EXR sequence's name or its versions.
+    const { s3, bucket } = stack.app.frameStore;
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    const keys = (listed.Contents ?? []).map((o) => o.Key!);
+    expect(keys).toContain(`${prefix}${sequence}`);
+    expect(keys.filter((k) => k.endsWith('.png'))).toEqual([]);
+
+    expect((await api.call('POST', `/v1/jobs/${job.id}/frames/1002/select`, { version: 1 })).status).toBe(
+      200,
+    );
+    const back = await object(stack, `${job.outputPrefix}${sequence}`);
+    expect(createHash('sha256').update(back).digest('hex')).toBe(v1!.sha256);
   });
 
   it('refuses a pass that would make an illegal name, naming the field', async () => {

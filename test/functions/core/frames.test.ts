@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { frameFileName, frameKey, frameSeed, planChunks } from '../../../functions/core/frames.ts';
+import {
+  deliveredKey,
+  frameFileName,
+  frameKey,
+  frameSeed,
+  planChunks,
+  versionKey,
+} from '../../../functions/core/frames.ts';
+import { parseTemplate } from '../../../functions/core/naming.ts';
 import { UINT32_MAX } from '../../../functions/core/schemas.ts';
 
 describe('planning a frame range into chunks', () => {
@@ -54,6 +62,17 @@ describe('frame names', () => {
     expect(frameFileName('EP101_SH040', 7)).toBe('EP101_SH040.0007.png');
     expect(frameFileName('EP101_SH040', 1001)).toBe('EP101_SH040.1001.png');
     expect(frameFileName('EP101_SH040', 123456)).toBe('EP101_SH040.123456.png');
+  });
+
+  it('names versions by the template: bumping {version}, else after the shot, in the job format', () => {
+    const job = { tenant: 'acme', shot: 'SH010', id: 'job_X' };
+    expect(versionKey(job, 1001, 2)).toBe('acme/SH010/job_X/versions/SH010.v002.1001.png');
+    expect(deliveredKey({ ...job, output: { format: 'exr' } }, 1001)).toBe('acme/SH010/job_X/SH010.1001.exr');
+    const studio = parseTemplate('{shot}_{pass}_v{version:03}.{frame:04}.{ext}');
+    const exr = { ...job, output: { format: 'exr' as const, pass: 'comp', version: 3 } };
+    expect(deliveredKey(exr, 1001, studio)).toBe('acme/SH010/job_X/SH010_comp_v003.1001.exr');
+    expect(versionKey(exr, 1001, 1, studio)).toBe('acme/SH010/job_X/versions/SH010_comp_v003.1001.exr');
+    expect(versionKey(exr, 1001, 2, studio)).toBe('acme/SH010/job_X/versions/SH010_comp_v004.1001.exr');
   });
 
   it('places a frame under tenant, shot and job', () => {
