@@ -147,7 +147,43 @@ export function provenanceText(p: Provenance): Record<string, string> {
     'framecast:job': withoutNul(p.jobId),
   };
   if (p.shot !== undefined) text['framecast:shot'] = withoutNul(p.shot);
+  text[XMP_KEYWORD] = xmpPacket(p);
   return text;
+}
+
+/** The keyword of the PNG chunk that holds an XMP packet (XMP Specification Part 3, 1.1.5). */
+export const XMP_KEYWORD = 'XML:com.adobe.xmp';
+
+/** IPTC's digital source type for media a trained model made: how readers tell a frame is AI-generated. */
+export const TRAINED_ALGORITHMIC_MEDIA =
+  'http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia';
+
+const xmlEscape = (s: string): string =>
+  withoutNul(s)
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;');
+
+/**
+ * An XMP packet declaring the frame AI-generated (IPTC Photo Metadata, `Iptc4xmpExt:DigitalSourceType`), so
+ * exiftool, exifr, Adobe tools and content-credential readers say so without knowing Framecast. It also
+ * names the tool (`xmp:CreatorTool`); the prompt and everything else stay in the provenance record.
+ */
+function xmpPacket(p: Provenance): string {
+  return [
+    '<?xpacket begin="\uFEFF" id="W5M0MpCehiHzreSzNTczkc9d"?>',
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/">',
+    ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">',
+    '  <rdf:Description rdf:about=""',
+    '    xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"',
+    '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"',
+    `    Iptc4xmpExt:DigitalSourceType="${TRAINED_ALGORITHMIC_MEDIA}"`,
+    `    xmp:CreatorTool="${xmlEscape(framecastSoftware(p.model))}"/>`,
+    ' </rdf:RDF>',
+    '</x:xmpmeta>',
+    '<?xpacket end="r"?>',
+  ].join('\n');
 }
 
 /**
@@ -394,8 +430,11 @@ const canonicalWindow = (w: WindowProvenance): WindowProvenance => ({
 const framecastSoftware = (model: string): string => `Framecast (model ${withoutNul(model)})`;
 
 /** The text chunks an earlier `withProvenance` wrote, so stamping again replaces them all. */
+// An XMP packet the model wrote is replaced too: a PNG holds one, and Framecast's declares the frame
+// AI-generated, which a model's own packet may not.
 const isFramecastText = (keyword: string, value: string): boolean =>
   keyword.startsWith('framecast:') ||
+  keyword === XMP_KEYWORD ||
   keyword === 'Description' ||
   (keyword === 'Software' && /^Framecast \(model .*\)$/s.test(value));
 

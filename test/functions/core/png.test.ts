@@ -1,4 +1,5 @@
 import { crc32, deflateSync, inflateSync } from 'node:zlib';
+import exifr from 'exifr';
 import fc from 'fast-check';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
@@ -10,7 +11,9 @@ import {
   provenanceText,
   readPng,
   readProvenance,
+  TRAINED_ALGORITHMIC_MEDIA,
   withProvenance,
+  XMP_KEYWORD,
 } from '../../../functions/core/png.ts';
 
 const provenance: Provenance = {
@@ -513,5 +516,30 @@ describe('the provenance of a frame made in a window', () => {
       window: { ...window, context: [{ frame: 83 } as { frame: number; sha256: string }] },
     });
     expect(() => readProvenance(png)).toThrow(/window: context/);
+  });
+});
+
+describe('the AI-generated declaration (XMP)', () => {
+  it('makes a standard metadata reader (exifr) report the IPTC digital source type of generative AI', async () => {
+    const stamped = withProvenance(encodePng(gradient(16, 8), 16, 8), provenance);
+    const meta = (await exifr.parse(stamped, { xmp: true })) as Record<string, unknown>;
+    expect(meta.DigitalSourceType).toBe(TRAINED_ALGORITHMIC_MEDIA);
+    expect(meta.CreatorTool).toBe('Framecast (model sdxl)');
+    // Whatever a model is called, the packet stays well-formed XML.
+    const odd = readPng(withProvenance(stamped, { ...provenance, model: 'a"<&>' })).text[XMP_KEYWORD];
+    expect(odd).toContain('xmp:CreatorTool="Framecast (model a&quot;&lt;&amp;&gt;)"');
+  });
+
+  it('replaces an XMP packet the model wrote, so the PNG holds one packet and it declares the frame', async () => {
+    const foreign = encodePng(gradient(8, 8), 8, 8, {
+      [XMP_KEYWORD]: '<x:xmpmeta xmlns:x="adobe:ns:meta/"/>',
+    });
+    const stamped = withProvenance(foreign, provenance);
+    const packets = chunkTypes(stamped).filter((t) => t === 'iTXt').length;
+    expect(packets).toBe(Object.keys(provenanceText(provenance)).length);
+    expect(readPng(stamped).text[XMP_KEYWORD]).toContain(TRAINED_ALGORITHMIC_MEDIA);
+    expect(((await exifr.parse(stamped, { xmp: true })) as Record<string, unknown>).DigitalSourceType).toBe(
+      TRAINED_ALGORITHMIC_MEDIA,
+    );
   });
 });
