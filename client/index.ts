@@ -7,6 +7,7 @@ import type {
   AssetUploads,
 } from '../functions/core/assets.ts';
 import type {
+  AuditList,
   EventList,
   EventView,
   FrameDetail,
@@ -57,6 +58,9 @@ export type WebhookEndpointInput = z.input<typeof WebhookEndpointRequest>;
 export type WebhookEndpointListPage = z.output<typeof WebhookEndpointList>;
 export type WebhookSigningSecret = z.output<typeof WebhookSecret>;
 export type RedeliveryResult = z.output<typeof Redelivery>;
+export type AuditPage = z.output<typeof AuditList>;
+export type AuditRecord = AuditPage['records'][number];
+export type AuditQuery = { from?: string; to?: string; tenant?: string; limit?: number; cursor?: string };
 export type AssetFileInput = { frame?: number; sha256: string; size: number };
 export type AssetRequest = {
   name: string;
@@ -93,6 +97,7 @@ export const ROUTES_BY_METHOD = {
   addAssetFiles: ['POST', '/v1/assets/{id}/files'],
   completeAsset: ['POST', '/v1/assets/{id}/complete'],
   deleteAsset: ['DELETE', '/v1/assets/{id}'],
+  listAudit: ['GET', '/v1/audit'],
   getOpenApi: ['GET', '/v1/openapi.json'],
 } as const satisfies Record<string, readonly [HttpMethod, string]>;
 type RouteName = keyof typeof ROUTES_BY_METHOD;
@@ -374,6 +379,18 @@ export class FramecastClient {
     }
   }
 
+  // ---- audit --------------------------------------------------------------------------------------------
+
+  /** `GET /v1/audit`: a page of the tenant's generation records, oldest first. */
+  listAudit(query: AuditQuery = {}): Promise<AuditPage> {
+    return this.#call('listAudit', {}, { query: { ...query, format: 'json' } });
+  }
+
+  /** `GET /v1/audit?format=csv`: a page of the records as RFC 4180 CSV, and the cursor of the next page. */
+  exportAuditCsv(query: AuditQuery = {}): Promise<{ csv: string; nextCursor?: string }> {
+    return this.#call('listAudit', {}, { query: { ...query, format: 'csv' }, accept: 'text/csv', raw: true });
+  }
+
   // ---- transport ----------------------------------------------------------------------------------------
 
   async #call<T>(
@@ -386,6 +403,10 @@ export class FramecastClient {
       retrySafe?: boolean;
       idempotencyKey?: string;
       signal?: AbortSignal;
+      /** What to ask for instead of JSON. */
+      accept?: string;
+      /** Answer the body as text and the next page's cursor from its header (the audit CSV). */
+      raw?: boolean;
     } = {},
   ): Promise<T> {
     const [method, template] = ROUTES_BY_METHOD[name];
@@ -393,7 +414,7 @@ export class FramecastClient {
     const search = new URLSearchParams();
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) search.set(k, String(v));
     const url = `${this.baseUrl}${path}${search.size > 0 ? `?${search}` : ''}`;
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: options.accept ?? 'application/json' };
     if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     const idempotencyKey =
@@ -429,6 +450,10 @@ export class FramecastClient {
         continue;
       }
       const text = await res.text();
+      if (options.raw && res.ok) {
+        const nextCursor = res.headers.get('next-cursor');
+        return { csv: text, ...(nextCursor && { nextCursor }) } as T;
+      }
       let parsed: unknown;
       try {
         parsed = text ? JSON.parse(text) : undefined;

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { DEFAULT_AUDIT_RETENTION_DAYS } from './core/audit.ts';
 import { ColourSpaceName, DEFAULT_COLOUR, DEFAULT_OCIO_CONFIG, EXR_COMPRESSIONS } from './core/colour.ts';
 import { DEFAULT_NAMING_TEMPLATE, NamingError, type NamingTemplate, parseTemplate } from './core/naming.ts';
 import { PublishersSchema, TRACKERS } from './core/publish.ts';
@@ -129,6 +130,8 @@ export const SETTINGS = {
     .string()
     .regex(/^[A-Za-z0-9:/*.\- ]+$/, 'must be CSP source expressions separated by spaces')
     .default('https:'),
+  /** Audit records' retention in days: seven years unless the production says otherwise (core/audit.ts). */
+  auditRetentionDays: intFrom(DEFAULT_AUDIT_RETENTION_DAYS, 1, 36_500),
 } satisfies Record<EnvKey, z.ZodType>;
 
 export type Settings = { [K in EnvKey]: z.output<(typeof SETTINGS)[K]> };

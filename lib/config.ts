@@ -167,6 +167,11 @@ export const ConfigSchema = z
      * the production deletes them, as deliverables are.
      */
     retentionDays: int(1, 3650).optional(),
+    /**
+     * Audit records (who made which frames, with what model and inputs) are kept this many days, whatever
+     * `retentionDays` does to the frames: seven years by default (docs/operations.md, "Audit trail").
+     */
+    auditRetentionDays: int(1, 36_500).default(2557),
     // A presigned URL dies with the role session that signed it, whatever it says: past 12 hours it would
     // promise more than the Lambda's credentials can keep.
     presignedUrlExpirySeconds: int(60, 12 * 3600).default(3600),

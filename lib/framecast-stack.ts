@@ -63,6 +63,7 @@ export class FramecastStack extends Stack {
       [ENV.namingPass]: config.naming.pass,
       [ENV.frameRate]: String(config.frameRate),
       [ENV.publishers]: JSON.stringify(config.publish),
+      [ENV.auditRetentionDays]: String(config.auditRetentionDays),
       POWERTOOLS_METRICS_NAMESPACE: APP_METRICS.namespace,
     };
 

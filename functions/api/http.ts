@@ -38,6 +38,8 @@ export interface ApiResult {
   readonly status: number;
   readonly body: unknown;
   readonly headers?: Record<string, string>;
+  /** A body that is not JSON (the audit CSV): sent as is, with this content type. */
+  readonly text?: { readonly contentType: string; readonly body: string };
 }
 
 export interface RouteOptions<Q extends z.ZodType | undefined> {
@@ -90,6 +92,16 @@ export function route<Q extends z.ZodType | undefined = undefined>(
       });
       if (result.status === 204)
         return { statusCode: 204, headers: { 'cache-control': 'no-store', ...result.headers } };
+      if (result.text)
+        return {
+          statusCode: result.status,
+          headers: {
+            'content-type': result.text.contentType,
+            'cache-control': 'no-store',
+            ...result.headers,
+          },
+          body: result.text.body,
+        };
       return json(result.status, result.body, result.headers);
     });
 }

@@ -9,6 +9,7 @@ import {
   assetRequestSchema,
 } from '../core/assets.ts';
 import {
+  AuditList,
   DEFAULT_FRAME_LIMIT,
   ErrorResponse,
   EventList,
@@ -135,6 +136,7 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
   const endpoint = component(components, 'WebhookEndpoint', WebhookEndpoint, 'output');
   const endpointList = component(components, 'WebhookEndpointList', WebhookEndpointList, 'output');
   const secret = component(components, 'WebhookSecret', WebhookSecret, 'output');
+  const auditList = component(components, 'AuditList', AuditList, 'output');
   const frameQuery = z.toJSONSchema(FrameListQuery, { io: 'input', unrepresentable: 'any' }) as {
     properties: Record<string, Json>;
   };
@@ -435,6 +437,39 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
         responses: {
           '200': json(asset, 'The asset, ready, with its width and height'),
           ...errorResponses(401, 403, 404, 409, 422, 429),
+        },
+      },
+    },
+    '/v1/audit': {
+      get: {
+        operationId: 'listAudit',
+        summary: 'The tenant’s generation records (audit trail), oldest first, as JSON or CSV',
+        description:
+          'Who created, approved, rejected, re-rolled and selected what, with the model, its image digest, the prompt, seeds and every input’s hash. Records are written once and never updated. CSV (format=csv or Accept: text/csv) is RFC 4180, UTF-8, every cell quoted; a cell starting with = + - @ or a tab or CR is prefixed with a single quote (OWASP, CSV injection); its next page is in the Next-Cursor header.',
+        parameters: [
+          { name: 'from', in: 'query', schema: { type: 'string', format: 'date-time' } },
+          { name: 'to', in: 'query', schema: { type: 'string', format: 'date-time' } },
+          { name: 'tenant', in: 'query', schema: { type: 'string' }, description: 'The caller’s own only' },
+          { name: 'format', in: 'query', schema: { type: 'string', enum: ['json', 'csv'] } },
+          {
+            name: 'limit',
+            in: 'query',
+            schema: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
+          },
+          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': {
+            description: 'A page of records',
+            headers: {
+              'Next-Cursor': { schema: { type: 'string' }, description: 'CSV only: the next page' },
+            },
+            content: {
+              'application/json': { schema: auditList },
+              'text/csv': { schema: { type: 'string' } },
+            },
+          },
+          ...errorResponses(400, 401, 403, 404, 429),
         },
       },
     },

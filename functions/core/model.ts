@@ -22,7 +22,15 @@ export interface ApiKeyRecord {
   readonly revokedAt?: string;
 }
 
-export const SCOPES = ['jobs:read', 'jobs:write', 'webhooks:manage', 'assets:read', 'assets:write'] as const;
+export const SCOPES = [
+  'jobs:read',
+  'jobs:write',
+  'webhooks:manage',
+  'assets:read',
+  'assets:write',
+  // The audit trail (GET /v1/audit): who made what; a key for disclosure work needs nothing else.
+  'audit:read',
+] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface JobRecord {
@@ -61,6 +69,8 @@ export interface JobRecord {
   /** Re-rolls accepted on this job, one per frame or window re-rolled (issue 12 prices them). */
   readonly rerolls?: number;
   readonly createdAt: string;
+  /** Who submitted the job (issue 12's audit): the key's id and name, never the key. */
+  readonly createdBy?: Actor;
   readonly startedAt?: string;
   readonly finishedAt?: string;
   /** The bucket and key prefix the frames are written under. */

@@ -523,3 +523,99 @@ export const EventListQuery = z.strictObject({
 export const Redelivery = z
   .object({ event: z.string(), targets: z.array(z.string()) })
   .meta({ id: 'Redelivery' });
+
+// ---- audit (issue 12: who made what, with which model and inputs; docs/operations.md, "Audit trail") --------
+
+export const AUDIT_KINDS = [
+  'job.created',
+  'job.finished',
+  'frame.rerolled',
+  'job.approved',
+  'job.rejected',
+  'version.selected',
+] as const;
+export type AuditKind = (typeof AUDIT_KINDS)[number];
+
+/** A time as the audit query takes it: an ISO date-time with its zone, or a date (midnight UTC). */
+const AuditTime = z
+  .union([z.iso.datetime({ offset: true }), z.iso.date()])
+  .transform((s) => new Date(s.length === 10 ? `${s}T00:00:00Z` : s).toISOString());
+
+export const AuditQuery = z.strictObject({
+  from: AuditTime.optional().meta({
+    description: 'Records at or after this time (ISO 8601); default: the start',
+  }),
+  to: AuditTime.optional().meta({ description: 'Records before this time (ISO 8601); default: now' }),
+  tenant: z.string().min(1).max(128).optional().meta({ description: "The caller's own tenant only" }),
+  format: z.enum(['json', 'csv']).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(200),
+  cursor: z.string().max(256).optional(),
+});
+export type AuditQuery = z.output<typeof AuditQuery>;
+
+/** What made a frame: the model's name and, where the worker knows them, its image and the image's digest. */
+export const AuditModel = z
+  .object({
+    name: z.string(),
+    image: z.string().optional(),
+    digest: z.string().nullable().optional().meta({
+      description: 'The image digest (sha256:...) when the registry gives one; null when it does not',
+    }),
+  })
+  .meta({ id: 'AuditModel' });
+
+export const AuditOutput = z
+  .object({
+    frame: z.int(),
+    version: z.int(),
+    sha256: z.string(),
+    seed: z.int(),
+    inputs: z.record(z.string(), z.string()).optional().meta({ description: 'sha256 of each input file' }),
+  })
+  .meta({ id: 'AuditOutput' });
+export type AuditOutput = z.output<typeof AuditOutput>;
+
+export const AuditRecord = z
+  .object({
+    id: z.string().meta({ description: 'Unique and time-ordered within the tenant' }),
+    at: z.iso.datetime(),
+    kind: z.enum(AUDIT_KINDS),
+    tenant: z.string(),
+    jobId: z.string(),
+    shot: z.string(),
+    by: Actor.optional().meta({ description: 'Who created, approved, rejected, re-rolled or selected' }),
+    model: AuditModel,
+    prompt: z.string().optional(),
+    negativePrompt: z.string().optional(),
+    seed: z.int().optional(),
+    seedMode: z.enum(['fixed', 'per-frame']).optional(),
+    params: z.record(z.string(), z.unknown()).optional(),
+    frames: z.object({ start: z.int(), end: z.int() }).optional(),
+    inputs: z
+      .record(
+        z.string(),
+        z.object({
+          asset: z.string(),
+          offset: z.int(),
+          outside: z.string(),
+          frames: z.object({ start: z.int(), end: z.int() }).optional(),
+        }),
+      )
+      .optional()
+      .meta({ description: 'The assets bound as inputs; each frame’s input file hashes are in `outputs`' }),
+    status: z.string().optional(),
+    version: z.int().optional(),
+    outputs: z.array(AuditOutput).optional(),
+    part: z
+      .object({ index: z.int(), count: z.int() })
+      .optional()
+      .meta({ description: 'A long shot’s job.finished list split over several records' }),
+    reason: z.string().optional(),
+  })
+  .meta({ id: 'AuditRecord' });
+export type AuditRecord = z.output<typeof AuditRecord>;
+
+export const AuditList = z
+  .object({ records: z.array(AuditRecord), nextCursor: z.string().optional() })
+  .meta({ id: 'AuditList' });
+export type AuditList = z.output<typeof AuditList>;

@@ -4,6 +4,7 @@ import { FrameStore } from '../adapters/frame-store.ts';
 import { Queue } from '../adapters/queues.ts';
 import { ApiKeyStore } from '../adapters/store/api-keys.ts';
 import { AssetStore } from '../adapters/store/assets.ts';
+import { AuditStore } from '../adapters/store/audit.ts';
 import { EventStore } from '../adapters/store/events.ts';
 import { JobStore } from '../adapters/store/jobs.ts';
 import { VersionStore } from '../adapters/store/versions.ts';
@@ -14,6 +15,7 @@ import { encodeEvent, encodePlan } from '../core/messages.ts';
 import type { EventRecord } from '../core/model.ts';
 import { policyFromSettings } from '../core/webhooks/ssrf.ts';
 import { AssetService } from './assets.ts';
+import { AuditService } from './audit.ts';
 import { JobService } from './jobs.ts';
 import { publishers } from './publishing.ts';
 import { VersionService } from './versions.ts';
@@ -40,15 +42,34 @@ export class Container {
     return loadConfig(['table'], this.env).table;
   }
 
+  private get auditRetentionDays(): number {
+    return loadConfig(['auditRetentionDays'], this.env).auditRetentionDays;
+  }
+
   /** Jobs, their frames and idempotency keys. */
   get store(): JobStore {
-    return this.once('store', () => new JobStore(this.aws().dynamo, this.table));
+    return this.once('store', () => new JobStore(this.aws().dynamo, this.table, this.auditRetentionDays));
+  }
+
+  /** The audit trail: records written once, listed by time (docs/operations.md, "Audit trail"). */
+  get auditStore(): AuditStore {
+    return this.once(
+      'auditStore',
+      () => new AuditStore(this.aws().dynamo, this.table, this.auditRetentionDays),
+    );
+  }
+
+  get audit(): AuditService {
+    return this.once('audit', () => new AuditService({ store: this.auditStore }));
   }
 
   /** Where API keys are looked up: the one place the HTTP edge and the admin tooling find them. */
   /** Frame versions and re-rolls. */
   get versionStore(): VersionStore {
-    return this.once('versionStore', () => new VersionStore(this.aws().dynamo, this.table));
+    return this.once(
+      'versionStore',
+      () => new VersionStore(this.aws().dynamo, this.table, this.auditRetentionDays),
+    );
   }
 
   get versions(): VersionService {
@@ -60,6 +81,7 @@ export class Container {
           versions: this.versionStore,
           files: this.frameStore,
           sendFrameMessage: (model, body) => this.frameQueueFor(model).send(body),
+          audit: this.auditStore,
           naming: loadConfig(['namingTemplate'], this.env).namingTemplate,
         }),
     );

@@ -137,7 +137,10 @@ export class JobService {
    * Accepts a shot. Writes the job and queues one plan message: the frames fan out later, so a
    * 10,000-frame shot is accepted as fast as a one-frame shot.
    */
-  async create(tenant: string, body: unknown, idempotencyKey?: string, now = new Date()) {
+  async create(who: Caller | string, body: unknown, idempotencyKey?: string, now = new Date()) {
+    // A caller is recorded as the job's creator (its audit record); a bare tenant is an unnamed caller.
+    const caller: Caller = typeof who === 'string' ? { tenant: who, scopes: [] } : who;
+    const tenant = caller.tenant;
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw invalid('Idempotency-Key', 'must be 1 to 255 visible ASCII characters');
     }
@@ -187,6 +190,7 @@ export class JobService {
       ...(review && { review }),
       ...(output && { output }),
       createdAt: now.toISOString(),
+      createdBy: actorOf(caller),
       bucket: this.deps.bucket,
       prefix: jobPrefix(tenant, request.shot, id),
       requestHash: sha256(canonicalJson(body)),

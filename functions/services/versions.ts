@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { FrameStore } from '../adapters/frame-store.ts';
+import type { AuditStore } from '../adapters/store/audit.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
 import { firstVersion, type VersionStore } from '../adapters/store/versions.ts';
 import type { Caller } from '../core/api-keys.ts';
+import { selectedRecord } from '../core/audit.ts';
 import { eachLimit } from '../core/concurrency.ts';
 import { FramecastError, invalid } from '../core/errors.ts';
 import {
@@ -46,6 +48,8 @@ export interface VersionServiceDeps {
   readonly sendFrameMessage: (model: string, body: string) => Promise<void>;
   /** The production's naming template, which names versions as it names frames (the default when absent). */
   readonly naming?: NamingTemplate;
+  /** Where a select's audit record is written (a select has no transaction to carry it). */
+  readonly audit?: Pick<AuditStore, 'put'>;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -294,6 +298,8 @@ export class VersionService {
         }
       });
       await this.deps.versions.describeFrames(job.id, versions, target);
+      // After the records: a select that failed part-way is no selection, and its retry is recorded.
+      await this.deps.audit?.put(selectedRecord(job, target, actorOf(caller), new Date().toISOString()));
       await this.rewriteManifest(job);
     }
     return this.detail(job, frame);

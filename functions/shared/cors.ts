@@ -9,7 +9,8 @@
 export const CORS = {
   allowHeaders: ['authorization', 'content-type', 'idempotency-key'],
   allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
-  exposeHeaders: ['idempotent-replayed', 'location', 'retry-after'],
+  // next-cursor: the next page of a CSV audit export (GET /v1/audit), which has no JSON body to carry it.
+  exposeHeaders: ['idempotent-replayed', 'location', 'retry-after', 'next-cursor'],
   maxAgeSeconds: 3600,
 } as const;
 

@@ -46,5 +46,7 @@ export const ENV = {
   /** The oiiotool program (default: found on the PATH). */
   oiiotool: 'FRAMECAST_OIIOTOOL',
   reviewPageDir: 'FRAMECAST_REVIEW_PAGE_DIR',
+  /** Days an audit record is kept (docs/operations.md, "Audit trail"); the frames' retention is separate. */
+  auditRetentionDays: 'FRAMECAST_AUDIT_RETENTION_DAYS',
   reviewSources: 'FRAMECAST_REVIEW_SOURCES',
 } as const;

@@ -206,6 +206,14 @@ export const ROUTES: readonly RouteDefinition[] = [
     memoryMiB: 1024,
     access: { table: 'readWrite', assets: 'remove' },
   },
+  {
+    // Reads the tenant's audit partition only; audit records are written by the changes they record.
+    method: 'GET',
+    path: '/v1/audit',
+    entry: 'functions/api/list-audit.ts',
+    scope: 'audit:read',
+    access: { table: 'read' },
+  },
   { method: 'GET', path: '/v1/openapi.json', entry: 'functions/api/openapi.ts', access: {} },
 ];
 

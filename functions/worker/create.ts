@@ -5,6 +5,7 @@ import { WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
 import { CogClient } from './cog.ts';
 import { deliverFrames, exrPlates, timelineWriter } from './deliverables.ts';
 import { assetInputs } from './inputs.ts';
+import { modelIdentity, once } from './model-image.ts';
 import { thumbnail } from './thumbnail.ts';
 import { stagedInputKeys } from './video-input.ts';
 import { Worker, type WorkerSettings } from './worker.ts';
@@ -18,6 +19,7 @@ export function createWorker(
   const config = loadConfig(
     [
       'modelUrl',
+      'modelName',
       'modelImage',
       'maxAttempts',
       'workerConcurrency',
@@ -79,6 +81,14 @@ export function createWorker(
     inputFiles: (job) => stagedInputKeys(job, config.modelSpecs),
     deliver: deliverFrames(oiio, config.namingTemplate),
     naming: config.namingTemplate,
+    // Asked once: a pinned reference's digest, or on ECS the model container's from the task metadata.
+    modelIdentity: once(() =>
+      modelIdentity({
+        name: config.modelName,
+        image: config.modelImage,
+        metadataUri: env.ECS_CONTAINER_METADATA_URI_V4,
+      }),
+    ),
     writeTimeline: timelineWriter((key, value) => app.frameStore.putJson(key, value), {
       naming: config.namingTemplate,
       rate: config.frameRate,

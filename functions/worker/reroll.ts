@@ -1,4 +1,5 @@
 import type { VersionStore } from '../adapters/store/versions.ts';
+import { rerolledRecord } from '../core/audit.ts';
 import { eachLimit } from '../core/concurrency.ts';
 import { deliveredKey, frameSeed, manifestKey, versionKey } from '../core/frames.ts';
 import { newEventId } from '../core/ids.ts';
@@ -15,6 +16,7 @@ import { ModelError } from './cog.ts';
 import { sleep } from './concurrency.ts';
 import { deliverFrames } from './deliverables.ts';
 import { noInputs } from './inputs.ts';
+import { recordedModel } from './model-image.ts';
 import { type Context, framesOf, storedContext, type WindowHost, windowInput } from './windows.ts';
 import { frameInput } from './worker.ts';
 
@@ -216,7 +218,10 @@ export class RerollMaker {
     const now = new Date();
     const finished: VersionRecord = { ...done, finishedAt: now.toISOString() };
     const event = rerolledEvent(job, finished, now);
-    const recorded = await this.versions.finish(finished, event);
+    // Its audit record goes in the same transaction: written exactly when the version is recorded.
+    const model = await recordedModel(deps, job.model);
+    const audit = rerolledRecord(job, finished, model, finished.finishedAt!);
+    const recorded = await this.versions.finish(finished, event, audit);
     if (recorded) await deps.publishEvents([event]);
     const all = await this.versions.versions(job.id, done.start);
     await this.versions.describeFrames(job.id, all);

@@ -3,6 +3,7 @@ import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
 import type { EventStore } from '../adapters/store/events.ts';
 import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
 import type { VersionStore } from '../adapters/store/versions.ts';
+import type { ModelIdentity } from '../core/audit.ts';
 import { eachLimit, limiter } from '../core/concurrency.ts';
 import { frameCount, frameSeed, manifestKey } from '../core/frames.ts';
 import { manifestOf } from '../core/manifest.ts';
@@ -19,6 +20,7 @@ import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
 import { type DeliverFrame, deliverFrames } from './deliverables.ts';
 import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
+import { recordedModel } from './model-image.ts';
 import { isReroll, RerollMaker } from './reroll.ts';
 import { stagedKeys, WindowMaker } from './windows.ts';
 
@@ -62,6 +64,8 @@ export interface WorkerDeps {
   readonly naming?: NamingTemplate;
   /** Writes a finished job's OpenTimelineIO file beside its manifest (./deliverables.ts). */
   readonly writeTimeline?: (job: JobRecord) => Promise<void>;
+  /** The model's image and digest for the audit trail (./model-image.ts); the configured image when absent. */
+  readonly modelIdentity?: () => Promise<ModelIdentity>;
   readonly settings: WorkerSettings;
 }
 
@@ -668,7 +672,9 @@ export class Worker {
       this.manifest({ ...job, status: to }, frames),
     );
     await this.deps.writeTimeline?.({ ...job, status: to });
-    const done = await store.finalizeIfDone(jobId, new Date(), job);
+    // The job's audit record(s), in the transaction of its end: the frames as the manifest lists them.
+    const model = await recordedModel(this.deps, job.model);
+    const done = await store.finalizeIfDone(jobId, new Date(), job, { frames, model });
     if (done?.event) await this.deps.publishEvents([done.event]);
     if (done && isTerminalJob(done.job.status)) await this.cleanUp(done.job);
   }

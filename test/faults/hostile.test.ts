@@ -569,9 +569,9 @@ describe('hostile text in valid requests', () => {
       { numRuns: 400 },
     );
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    // Each accepted job wrote its job item, and nothing else ...
+    // Each accepted job wrote its job item and its audit record (job.created), and nothing else ...
     const after = await written();
-    expect(after.items - before.items).toBe(accepted);
+    expect(after.items - before.items).toBe(2 * accepted);
     // ... and its plan, which the fan-out turned into exactly one chunk message each (one frame a job).
     await eventually(
       async () => ((await frameBacklog()) - framesBefore === accepted ? true : undefined),

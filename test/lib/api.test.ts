@@ -39,7 +39,7 @@ describe('Api', () => {
       AllowOrigins: ['https://review.studio.example'],
       AllowHeaders: ['authorization', 'content-type', 'idempotency-key'],
       AllowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
-      ExposeHeaders: ['idempotent-replayed', 'location', 'retry-after'],
+      ExposeHeaders: ['idempotent-replayed', 'location', 'retry-after', 'next-cursor'],
       MaxAge: 3600,
       AllowCredentials: false,
     });

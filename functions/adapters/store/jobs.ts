@@ -7,11 +7,19 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import {
+  auditId,
+  DEFAULT_AUDIT_RETENTION_DAYS,
+  jobCreatedRecord,
+  jobFinishedRecords,
+  type ModelIdentity,
+  reviewRecord,
+} from '../../core/audit.ts';
 import { FramecastError } from '../../core/errors.ts';
 import { frameCount } from '../../core/frames.ts';
 import type { EventRecord, FailedWindow, FrameRecord, JobRecord } from '../../core/model.ts';
 import { jobEnd, type ProgressMarks, progressDue, unfinishedFrames } from '../../core/progress.ts';
-import type { Actor, EventType, FrameStatus, JobStatus } from '../../core/schemas.ts';
+import type { Actor, AuditRecord, EventType, FrameStatus, JobStatus } from '../../core/schemas.ts';
 import {
   canMoveJob,
   frameStatusesBefore,
@@ -21,6 +29,7 @@ import {
   liveJobStatuses,
 } from '../../core/state.ts';
 import { TABLE } from '../../shared/resources.ts';
+import { auditKey, auditPut } from './audit.ts';
 import { newEvent, putEvent } from './events.ts';
 import {
   frameKey,
@@ -116,11 +125,29 @@ export interface ListJobsQuery {
   readonly after?: string;
 }
 
+/** What the worker adds to a job's end for the audit trail: the frames as listed for the manifest, and the model. */
+export interface FinishAudit {
+  readonly frames: readonly FrameRecord[];
+  readonly model: ModelIdentity;
+}
+
+/**
+ * job.finished parts written in the job's terminal transaction: a part is at most 300 KB of outputs and a
+ * transaction at most 4 MB, so ten (about 20,000 frames) fit beside the job and its event.
+ */
+const AUDIT_PARTS_IN_TRANSACTION = 10;
+
 export class JobStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
+    /** How long audit records are kept (core/audit.ts). */
+    private readonly auditRetentionDays = DEFAULT_AUDIT_RETENTION_DAYS,
   ) {}
+
+  private auditItem(record: AuditRecord): TransactItem {
+    return auditPut(this.table, record, this.auditRetentionDays);
+  }
 
   // ---- jobs -------------------------------------------------------------------------------------------
 
@@ -141,14 +168,18 @@ export class JobStore {
       // chunk is conditional on more remaining than it finishes, so only the last one reads the job.
       unfinished: frameCount(job.frames) - job.succeeded - job.failed - job.canceled,
     };
+    // The job's audit record is written with it: it exists exactly when the job does.
+    const audit = this.auditItem(
+      jobCreatedRecord(job, job.createdBy ?? { tenant: job.tenant, keyId: 'unknown' }),
+    );
     if (!idempotencyKeyHash) {
-      await this.db.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: jobItem,
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
+      const written = await transact(this.db, {
+        job: {
+          Put: { TableName: this.table, Item: jobItem, ConditionExpression: 'attribute_not_exists(pk)' },
+        },
+        audit,
+      });
+      if (!written.ok) throw written.error;
       return { job, created: true };
     }
     const idemKey = idempotencyKey(job.tenant, idempotencyKeyHash);
@@ -171,6 +202,7 @@ export class JobStore {
         job: {
           Put: { TableName: this.table, Item: jobItem, ConditionExpression: 'attribute_not_exists(pk)' },
         },
+        audit,
       });
       if (written.ok) return { job, created: true };
       // A job id taken already is no idempotent replay: only the key's condition or a conflict is.
@@ -208,9 +240,18 @@ export class JobStore {
         ExpressionAttributeValues: { ':queued': 'queued' },
       },
     };
+    // The job's audit record goes with it: the job was never accepted (the caller is told so), and a
+    // record exists exactly when the job does. The only removal of an audit record besides its TTL.
+    const audit = {
+      Delete: {
+        TableName: this.table,
+        Key: auditKey(job.tenant, auditId(job.createdAt, job.id, 'job.created')),
+      },
+    };
     const written = idempotencyKeyHash
       ? await transact(this.db, {
           job: deleteJob,
+          audit,
           key: {
             Delete: {
               TableName: this.table,
@@ -220,7 +261,7 @@ export class JobStore {
             },
           },
         })
-      : await transact(this.db, { job: deleteJob });
+      : await transact(this.db, { job: deleteJob, audit });
     return written.ok;
   }
 
@@ -775,6 +816,8 @@ export class JobStore {
     now = new Date(),
     /** The job as just read (consistently) by the caller, to save reading it again. */
     read?: JobRecord,
+    /** The frames and model for the job.finished audit record(s), written in the same transaction. */
+    audit?: FinishAudit,
   ): Promise<{ job: JobRecord; event?: EventRecord } | undefined> {
     const job = read ?? (await this.getJob(jobId));
     if (!job) return undefined;
@@ -783,6 +826,11 @@ export class JobStore {
     const done: JobRecord = { ...job, status: end.status, finishedAt: nowIso(now) };
     const event = newEvent(done, end.event, now);
     const from = statusIn(jobStatusesBefore(end.status));
+    const records = audit
+      ? jobFinishedRecords(job, audit.frames, audit.model, done.finishedAt!, end.status)
+      : [];
+    // Parts beyond one transaction (a shot of tens of thousands of frames) follow it, each once.
+    const inTransaction = records.slice(0, AUDIT_PARTS_IN_TRANSACTION);
     const moved = await this.updateJobWithEvent(
       jobId,
       {
@@ -791,7 +839,14 @@ export class JobStore {
         values: { ':to': end.status, ':now': done.finishedAt, ...from.values },
       },
       event,
+      false,
+      inTransaction.map((r) => this.auditItem(r)),
     );
+    if (moved) {
+      for (const r of records.slice(inTransaction.length)) {
+        await this.db.send(new PutCommand(this.auditItem(r).Put!));
+      }
+    }
     return moved ? { job: done, event } : { job: (await this.getJob(jobId)) ?? job };
   }
 
@@ -880,6 +935,8 @@ export class JobStore {
         names: { '#review': 'review' },
       },
       event,
+      false,
+      [this.auditItem(reviewRecord(job, 'job.approved', by, nowIso(now)))],
     );
     if (!moved) return this.approveJob(jobId, by, now);
     return { job: shown, event };
@@ -926,6 +983,7 @@ export class JobStore {
       },
       event,
       true,
+      [this.auditItem(reviewRecord(job, 'job.rejected', by, nowIso(now), reason))],
     );
     if (!moved) return this.rejectJob(jobId, by, reason, now);
     return { job: done, event };
@@ -956,8 +1014,11 @@ export class JobStore {
     },
     event: EventRecord,
     retryConflicts = false,
+    /** Audit records of the change, written with it (core/audit.ts). */
+    audit: readonly TransactItem[] = [],
   ): Promise<boolean> {
     const written = await transact(this.db, {
+      ...Object.fromEntries(audit.map((item, i) => [`audit${i}`, item])),
       job: {
         Update: {
           TableName: this.table,

@@ -21,6 +21,7 @@ import {
  *   asset      pk ASSET#<id>          sk ASSET            gsi1 TENANT#<t>#ASSETS / <id>
  *   asset file pk ASSET#<id>          sk FILE#<10 digits> (FILE#STILL for a still)
  *   content    pk CONTENT#<t>#<sha256> sk CONTENT        holders: the assets holding it; a removal claim
+ *   audit      pk AUDIT#<t>           sk <ISO time>#<job>#<kind>...  written once, never updated (./audit.ts)
  *
  * Webhook endpoints, secrets and deliveries live in the same table: see ../webhook-store.ts.
  */

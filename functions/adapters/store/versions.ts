@@ -1,8 +1,11 @@
 import { type DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DEFAULT_AUDIT_RETENTION_DAYS } from '../../core/audit.ts';
 import { FramecastError } from '../../core/errors.ts';
 import type { EventRecord, FrameRecord, JobRecord, VersionRecord } from '../../core/model.ts';
 import type { Unit } from '../../core/review.ts';
+import type { AuditRecord } from '../../core/schemas.ts';
 import { versionStatusesBefore } from '../../core/state.ts';
+import { auditPut } from './audit.ts';
 import { putEvent } from './events.ts';
 import {
   frameKey,
@@ -62,6 +65,8 @@ export class VersionStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
+    /** How long audit records are kept (core/audit.ts). */
+    private readonly auditRetentionDays = DEFAULT_AUDIT_RETENTION_DAYS,
   ) {}
 
   async head(jobId: string, start: number): Promise<UnitHead | undefined> {
@@ -219,11 +224,16 @@ export class VersionStore {
 
   /**
    * Records a version made or failed, once: the version finished, the unit's head free again, and the
-   * frame.rerolled event, in one transaction. False when another delivery recorded it first.
+   * frame.rerolled event, in one transaction, with its audit record when given. False when another
+   * delivery recorded it first.
    */
-  async finish(done: VersionRecord, event: EventRecord): Promise<boolean> {
+  async finish(done: VersionRecord, event: EventRecord, audit?: AuditRecord): Promise<boolean> {
     const from = statusIn(versionStatusesBefore(done.status), '#status', 'was');
+    const items: Record<string, TransactItem> = audit
+      ? { audit: auditPut(this.table, audit, this.auditRetentionDays) }
+      : {};
     const written = await transact(this.db, {
+      ...items,
       version: {
         Update: {
           TableName: this.table,

@@ -144,8 +144,11 @@ describe('a plan queue that refuses messages', () => {
       .commandCalls(TransactWriteCommand)
       .map((c) => c.args[0].input.TransactItems!);
     const job = write!.find((i) => i.Put?.Item?.sk === 'JOB')!.Put!.Item!;
+    // The job's audit record goes with it: it records a job that was never accepted.
+    const audit = write!.find((i) => String(i.Put?.Item?.pk).startsWith('AUDIT#'))!.Put!.Item!;
     expect(undo!.map((i) => i.Delete?.Key)).toEqual([
       { pk: job.pk, sk: 'JOB' },
+      { pk: audit.pk, sk: audit.sk },
       { pk: write!.find((i) => i.Put?.Item?.sk === 'IDEM')!.Put!.Item!.pk, sk: 'IDEM' },
     ]);
     // Taken back only while nothing planned it.
