@@ -4,5 +4,5 @@ import { route } from './http.ts';
 /** POST /v1/jobs/{id}/cancel: stop the job; frames not started are never generated. */
 export const handler = route({ scope: 'jobs:write' }, async (req) => ({
   status: 200,
-  body: await container().jobs.cancel(req.caller.tenant, req.path.id ?? ''),
+  body: await container().jobs.cancel(req.caller, req.path.id ?? ''),
 }));

@@ -77,19 +77,9 @@ export function jobCreatedRecord(job: JobRecord, by: Actor): AuditRecord {
   };
 }
 
-/** A review decision: who approved or rejected the job, and why. */
-export function reviewRecord(
-  job: JobRecord,
-  kind: 'job.approved' | 'job.rejected',
-  by: Actor,
-  at: string,
-  reason?: string,
-): AuditRecord {
-  return {
-    ...base(job, kind, at, auditId(at, job.id, kind), { name: job.model }),
-    by,
-    ...(reason !== undefined && { reason }),
-  };
+/** An approval: who let a job waiting for review make the rest of its frames. */
+export function approvedRecord(job: JobRecord, by: Actor, at: string): AuditRecord {
+  return { ...base(job, 'job.approved', at, auditId(at, job.id, 'job.approved'), { name: job.model }), by };
 }
 
 /**
@@ -98,14 +88,21 @@ export function reviewRecord(
  */
 export const AUDIT_PART_BYTES = 300_000;
 
-/** Every frame made, as the records say (the selected version's file), split into parts that fit an item. */
-export function jobFinishedRecords(
-  job: JobRecord,
-  frames: readonly FrameRecord[],
-  model: ModelIdentity,
-  at: string,
-  status: string,
-): AuditRecord[] {
+/** How a job ended, for its end record(s): a worker finished it, or a person canceled or rejected it. */
+export interface JobEnd {
+  readonly kind: 'job.finished' | 'job.canceled' | 'job.rejected';
+  readonly status: string;
+  readonly at: string;
+  readonly model: ModelIdentity;
+  readonly by?: Actor;
+  readonly reason?: string;
+}
+
+/**
+ * The end of a job with every frame it made, as the records say (the selected version's file), split into
+ * parts that fit an item. A job that ends by a cancel or a reject lists the frames made until then.
+ */
+export function jobEndRecords(job: JobRecord, frames: readonly FrameRecord[], end: JobEnd): AuditRecord[] {
   const outputs: AuditOutput[] = frames
     .filter((f) => f.status === 'succeeded' && f.sha256 !== undefined)
     .map((f) => ({
@@ -129,20 +126,31 @@ export function jobFinishedRecords(
   return parts.map((list, index) => ({
     ...base(
       job,
-      'job.finished',
-      at,
-      auditId(at, job.id, 'job.finished', String(index).padStart(4, '0')),
-      model,
+      end.kind,
+      end.at,
+      auditId(end.at, job.id, end.kind, String(index).padStart(4, '0')),
+      end.model,
     ),
-    status,
+    ...(end.by && { by: end.by }),
+    status: end.status,
     prompt: job.prompt,
     seed: job.seed,
     seedMode: job.seedMode,
     frames: job.frames,
     outputs: list,
     ...(parts.length > 1 && { part: { index, count: parts.length } }),
+    ...(end.reason !== undefined && { reason: end.reason }),
   }));
 }
+
+/** The records of a job a worker finished (succeeded or failed), with the model it ran. */
+export const jobFinishedRecords = (
+  job: JobRecord,
+  frames: readonly FrameRecord[],
+  model: ModelIdentity,
+  at: string,
+  status: string,
+): AuditRecord[] => jobEndRecords(job, frames, { kind: 'job.finished', status, at, model });
 
 /** A re-roll made or failed: who asked, the version, its seed and params, and each frame's file. */
 export function rerolledRecord(

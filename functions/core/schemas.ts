@@ -532,6 +532,7 @@ export const AUDIT_KINDS = [
   'frame.rerolled',
   'job.approved',
   'job.rejected',
+  'job.canceled',
   'version.selected',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];

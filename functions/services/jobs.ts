@@ -372,9 +372,11 @@ export class JobService {
    * and the studio gets a 503; its retry finds the job canceled and queues the recorded event again
    * (the webhook sender's delivery claims make a second copy harmless), so the event is never lost.
    */
-  async cancel(tenant: string, id: string, now = new Date()) {
+  async cancel(who: Caller | string, id: string, now = new Date()) {
+    const tenant = typeof who === 'string' ? who : who.tenant;
     const before = await this.get(tenant, id);
-    const { job, event } = await this.deps.store.cancelJob(id, now);
+    const by = typeof who === 'string' ? undefined : actorOf(who);
+    const { job, event } = await this.deps.store.cancelJob(id, now, by);
     const announce =
       event ??
       (job.status === 'canceled' && this.deps.latestEvents

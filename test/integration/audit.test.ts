@@ -135,16 +135,21 @@ const unguarded = (cell: string) => (/^'[=+\-@\t\r]/.test(cell) ? cell.slice(1) 
 describe('the audit trail of a job', () => {
   let approved: JobResponse;
   let rejected: JobResponse;
+  let canceled: JobResponse;
   let records: AuditRecord[];
   let firstFrames: { frame: number; sha256?: string; seed: number }[];
 
   beforeAll(async () => {
     const a = await api.api.createJob(gated('AUDIT_SH'));
     const b = await api.api.createJob(gated('AUDIT_REJECT_SH'));
+    const c = await api.api.createJob(gated('AUDIT_CANCEL_SH'));
     await api.waitForJob(a.id, waiting);
     await api.waitForJob(b.id, waiting);
+    await api.waitForJob(c.id, waiting);
     await api.api.approveJob(a.id);
     await api.api.rejectJob(b.id, { reason: REASON });
+    await api.api.cancelJob(c.id);
+    canceled = await api.api.getJob(c.id);
     approved = await api.waitForJob(a.id, isFinished);
     rejected = await api.api.getJob(b.id);
     firstFrames = await api.allFrames(a.id);
@@ -160,8 +165,9 @@ describe('the audit trail of a job', () => {
   it('records who created each job, the model, prompt, seed schedule and params, in the job’s own transaction', () => {
     expect(approved.status).toBe('succeeded');
     expect(rejected.status).toBe('canceled');
+    expect(canceled.status).toBe('canceled');
     const created = records.filter((r) => r.kind === 'job.created');
-    expect(created.map((r) => r.jobId).sort()).toEqual([approved.id, rejected.id].sort());
+    expect(created.map((r) => r.jobId).sort()).toEqual([approved.id, rejected.id, canceled.id].sort());
     for (const r of created) {
       expect(r).toMatchObject({
         tenant: TENANT,
@@ -187,9 +193,19 @@ describe('the audit trail of a job', () => {
       'frame.rerolled',
       'version.selected',
     ]);
+    // A job a person ends lists the frames it made until then (here the review frame).
     const ofB = records.filter((r) => r.jobId === rejected.id);
     expect(ofB.map((r) => r.kind)).toEqual(['job.created', 'job.rejected']);
-    expect(ofB[1]).toMatchObject({ by: { keyName: KEY_NAME }, reason: REASON });
+    const [madeB] = (await api.allFrames(rejected.id)).filter((f) => f.status === 'succeeded');
+    expect(ofB[1]).toMatchObject({
+      by: { keyName: KEY_NAME },
+      reason: REASON,
+      status: 'canceled',
+      outputs: [{ frame: 2, version: 1, sha256: madeB!.sha256, seed: madeB!.seed }],
+    });
+    const ofC = records.filter((r) => r.jobId === canceled.id);
+    expect(ofC.map((r) => r.kind)).toEqual(['job.created', 'job.canceled']);
+    expect(ofC[1]).toMatchObject({ by: { keyName: KEY_NAME }, status: 'canceled', outputs: [{ frame: 2 }] });
     expect(records.map((r) => r.at)).toEqual(records.map((r) => r.at).sort());
 
     const finished = records.find((r) => r.kind === 'job.finished')!;

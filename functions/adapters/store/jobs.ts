@@ -8,12 +8,14 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import {
+  approvedRecord,
   auditId,
   DEFAULT_AUDIT_RETENTION_DAYS,
+  type JobEnd,
   jobCreatedRecord,
+  jobEndRecords,
   jobFinishedRecords,
   type ModelIdentity,
-  reviewRecord,
 } from '../../core/audit.ts';
 import { FramecastError } from '../../core/errors.ts';
 import { frameCount } from '../../core/frames.ts';
@@ -147,6 +149,27 @@ export class JobStore {
 
   private auditItem(record: AuditRecord): TransactItem {
     return auditPut(this.table, record, this.auditRetentionDays);
+  }
+
+  /**
+   * The audit records of a job a person ends (cancel, reject): the frames made so far, read consistently.
+   * Written with the end, whose condition on the job's counts keeps the list true.
+   */
+  private async endAudit(job: JobRecord, end: JobEnd): Promise<AuditRecord[]> {
+    const frames =
+      job.succeeded > 0 ? await this.listFrames(job.id, job.frames.start, job.frames.end, true) : [];
+    return jobEndRecords(job, frames, end);
+  }
+
+  /** The first parts go in the transaction of the change; the rest of a long shot's, once it is written. */
+  private inTransaction(records: readonly AuditRecord[]): TransactItem[] {
+    return records.slice(0, AUDIT_PARTS_IN_TRANSACTION).map((r) => this.auditItem(r));
+  }
+
+  private async afterTransaction(records: readonly AuditRecord[]): Promise<void> {
+    for (const r of records.slice(AUDIT_PARTS_IN_TRANSACTION)) {
+      await this.db.send(new PutCommand(this.auditItem(r).Put!));
+    }
   }
 
   // ---- jobs -------------------------------------------------------------------------------------------
@@ -380,7 +403,12 @@ export class JobStore {
    * Stops a job: frames not yet finished count as canceled. Optimistic: the write is conditional on the
    * counts read, so a frame finishing at the same moment is either counted before the cancel or not at all.
    */
-  async cancelJob(jobId: string, now = new Date()): Promise<{ job: JobRecord; event?: EventRecord }> {
+  async cancelJob(
+    jobId: string,
+    now = new Date(),
+    /** Who canceled, for the job's audit record. */
+    by?: Actor,
+  ): Promise<{ job: JobRecord; event?: EventRecord }> {
     for (let round = 0; round < 10; round++) {
       const job = await this.getJob(jobId);
       if (!job) throw new FramecastError('not_found', 'job was not found');
@@ -394,6 +422,15 @@ export class JobStore {
       const canceled = unfinishedFrames(job);
       const done: JobRecord = { ...job, status: 'canceled', canceled, finishedAt: nowIso(now) };
       const event = newEvent(done, 'job.canceled', now);
+      // The frames made until now, listed after the counts were read: the write's condition on those
+      // counts means the list is what the cancel leaves behind.
+      const records = await this.endAudit(job, {
+        kind: 'job.canceled',
+        status: 'canceled',
+        at: done.finishedAt!,
+        model: { name: job.model },
+        ...(by && { by }),
+      });
       // Conditional on the status and counts just read: the move from that status was checked above.
       const moved = await this.updateJobWithEvent(
         jobId,
@@ -411,8 +448,12 @@ export class JobStore {
         },
         event,
         true,
+        this.inTransaction(records),
       );
-      if (moved) return { job: done, event };
+      if (moved) {
+        await this.afterTransaction(records);
+        return { job: done, event };
+      }
     }
     throw new FramecastError('conflict', 'job is changing too fast to cancel; retry');
   }
@@ -829,8 +870,6 @@ export class JobStore {
     const records = audit
       ? jobFinishedRecords(job, audit.frames, audit.model, done.finishedAt!, end.status)
       : [];
-    // Parts beyond one transaction (a shot of tens of thousands of frames) follow it, each once.
-    const inTransaction = records.slice(0, AUDIT_PARTS_IN_TRANSACTION);
     const moved = await this.updateJobWithEvent(
       jobId,
       {
@@ -840,13 +879,10 @@ export class JobStore {
       },
       event,
       false,
-      inTransaction.map((r) => this.auditItem(r)),
+      this.inTransaction(records),
     );
-    if (moved) {
-      for (const r of records.slice(inTransaction.length)) {
-        await this.db.send(new PutCommand(this.auditItem(r).Put!));
-      }
-    }
+    // Parts beyond one transaction (a shot of tens of thousands of frames) follow it.
+    if (moved) await this.afterTransaction(records);
     return moved ? { job: done, event } : { job: (await this.getJob(jobId)) ?? job };
   }
 
@@ -936,7 +972,7 @@ export class JobStore {
       },
       event,
       false,
-      [this.auditItem(reviewRecord(job, 'job.approved', by, nowIso(now)))],
+      [this.auditItem(approvedRecord(job, by, nowIso(now)))],
     );
     if (!moved) return this.approveJob(jobId, by, now);
     return { job: shown, event };
@@ -965,6 +1001,14 @@ export class JobStore {
     };
     const done: JobRecord = { ...job, status: 'canceled', canceled, finishedAt: nowIso(now), review };
     const event = newEvent(done, 'job.canceled', now);
+    const records = await this.endAudit(job, {
+      kind: 'job.rejected',
+      status: 'canceled',
+      at: done.finishedAt!,
+      model: { name: job.model },
+      by,
+      ...(reason !== undefined && { reason }),
+    });
     const moved = await this.updateJobWithEvent(
       jobId,
       {
@@ -983,9 +1027,10 @@ export class JobStore {
       },
       event,
       true,
-      [this.auditItem(reviewRecord(job, 'job.rejected', by, nowIso(now), reason))],
+      this.inTransaction(records),
     );
     if (!moved) return this.rejectJob(jobId, by, reason, now);
+    await this.afterTransaction(records);
     return { job: done, event };
   }
 
@@ -1018,7 +1063,6 @@ export class JobStore {
     audit: readonly TransactItem[] = [],
   ): Promise<boolean> {
     const written = await transact(this.db, {
-      ...Object.fromEntries(audit.map((item, i) => [`audit${i}`, item])),
       job: {
         Update: {
           TableName: this.table,
@@ -1030,6 +1074,7 @@ export class JobStore {
         },
       },
       event: putEvent(this.table, event),
+      ...Object.fromEntries(audit.map((item, i) => [`audit${i}`, item])),
     });
     if (written.ok) return true;
     if (written.failed === 'job' || (retryConflicts && written.conflict)) return false;
