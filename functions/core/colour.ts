@@ -1,4 +1,12 @@
 import * as z from 'zod';
+import { TRAINED_ALGORITHMIC_MEDIA } from './png.ts';
+
+/**
+ * The EXR header attribute that declares a frame AI-generated, as a PNG's XMP does (IPTC's digital source
+ * type). EXR has no standard XMP place; a reader of the header (exrheader, oiiotool --info, exiftool)
+ * shows it by this name, with the IPTC property's own name.
+ */
+export const EXR_DIGITAL_SOURCE_TYPE = 'Iptc4xmpExt:DigitalSourceType';
 
 /**
  * The colour pipeline's rules (docs/colour.md): which OCIO config and colour spaces a production uses, what
@@ -128,7 +136,16 @@ export function modelToExrArgs(
     'colorSpace',
     s.plates,
     ...(chromaticities ? ['--attrib:type=float[8]', 'chromaticities', chromaticities.join(',')] : []),
-    ...(provenance !== undefined ? ['--attrib', 'framecast:provenance', provenance] : []),
+    ...(provenance !== undefined
+      ? [
+          '--attrib',
+          'framecast:provenance',
+          provenance,
+          '--attrib',
+          EXR_DIGITAL_SOURCE_TYPE,
+          TRAINED_ALGORITHMIC_MEDIA,
+        ]
+      : []),
     '-d',
     'half',
     '--compression',

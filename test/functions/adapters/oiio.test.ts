@@ -25,6 +25,10 @@ describe('oiiotool conversions', () => {
     expect(info).toMatch(/compression: "zip"/);
     // The provenance arrives as written: oiiotool's {expression} evaluation is off.
     expect(info).toContain('framecast:provenance: "{"frame":1001}"');
+    // Declared AI-generated as a PNG frame's XMP does: IPTC's digital source type, in the header.
+    expect(info).toContain(
+      'Iptc4xmpExt:DigitalSourceType: "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"',
+    );
     // No command line, temp path or history of the machine that made it.
     expect(info).not.toMatch(/Software|ImageHistory|framecast-oiio-/);
   });
