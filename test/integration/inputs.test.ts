@@ -92,6 +92,19 @@ async function expectEachFrameUsedItsPlate(job: JobResponse) {
     frames: { frame: number; inputs?: Record<string, string> }[];
   };
   for (const f of body.frames) expect(f.inputs).toEqual({ image: plateSha[f.frame - FRAMES.start] });
+  // The audit trail holds the same: the asset bound at creation, each plate file's hash at the end.
+  const { records } = await stack.app.auditStore.list('plates', {
+    from: '1970-01-01T00:00:00.000Z',
+    to: '9999-12-31T00:00:00.000Z',
+    limit: 1000,
+  });
+  const ofJob = records.filter((r) => r.jobId === job.id);
+  expect(ofJob.find((r) => r.kind === 'job.created')?.inputs).toEqual({
+    image: { asset: asset.id, offset: 0, outside: 'error', frames: FRAMES },
+  });
+  const outputs = ofJob.filter((r) => r.kind === 'job.finished').flatMap((r) => r.outputs ?? []);
+  expect(outputs).toHaveLength(24);
+  for (const o of outputs) expect(o.inputs).toEqual({ image: plateSha[o.frame - FRAMES.start] });
 }
 
 const shot = (extra: Record<string, unknown> = {}) => plateShot(asset.id, extra);
