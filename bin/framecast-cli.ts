@@ -4,6 +4,7 @@ import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import YAML from 'yaml';
 import {
+  type AuditRecord,
   FramecastApiError,
   FramecastClient,
   FramecastNetworkError,
@@ -471,6 +472,50 @@ program
               `${a.id}  ${a.status.padEnd(9)}  ${a.name}  ${a.format}  ${a.frames ? `${a.frames.start}-${a.frames.end}` : 'still'}${a.width ? `  ${a.width}x${a.height}` : ''}`,
           )
           .join('\n') || '(no assets)',
+    );
+  });
+
+program
+  .command('audit')
+  .description(
+    "the tenant's audit trail, oldest first: who made what, with which model and inputs (for AI-use disclosure)",
+  )
+  .option('--from <time>', 'records at or after this ISO 8601 date or date-time')
+  .option('--to <time>', 'records before this ISO 8601 date or date-time (default: now)')
+  .option(
+    '--csv',
+    'every record as RFC 4180 CSV on stdout (cells a spreadsheet would run start with a quote)',
+  )
+  .action(async (o: { from?: string; to?: string; csv?: boolean }) => {
+    const api = await connect();
+    const query = { ...(o.from && { from: o.from }), ...(o.to && { to: o.to }), limit: 1000 };
+    let cursor: string | undefined;
+    if (o.csv) {
+      // Every page repeats the header line (which holds no line break); it is written once.
+      let first = true;
+      do {
+        const page = await api.exportAuditCsv({ ...query, ...(cursor && { cursor }) });
+        process.stdout.write(first ? page.csv : page.csv.slice(page.csv.indexOf('\r\n') + 2));
+        first = false;
+        cursor = page.nextCursor;
+      } while (cursor);
+      return;
+    }
+    const records: AuditRecord[] = [];
+    do {
+      const page = await api.listAudit({ ...query, ...(cursor && { cursor }) });
+      records.push(...page.records);
+      cursor = page.nextCursor;
+    } while (cursor);
+    print(
+      { records },
+      () =>
+        records
+          .map(
+            (r) =>
+              `${r.at}  ${r.kind.padEnd(16)}  ${r.jobId}  ${r.shot}  ${r.by ? `${r.by.keyName ?? ''} (${r.by.keyId})` : ''}${r.outputs ? `  ${r.outputs.length} frame(s)` : ''}`,
+          )
+          .join('\n') || '(no records)',
     );
   });
 

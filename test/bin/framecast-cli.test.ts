@@ -332,6 +332,16 @@ describe('framecast --json', () => {
     expect(await runJson(['redeliver', events.events[0]!.id])).toHaveProperty('event', events.events[0]!.id);
     expect(await runJson(['cancel', submitted.id], 1)).toMatchObject({ error: { status: 409 } });
     expect(await runJson(['assets'])).toHaveProperty('assets');
+    const trail = await runJson<{ records: { kind: string; jobId: string }[] }>(['audit']);
+    expect(trail.records.filter((r) => r.jobId === submitted.id).map((r) => r.kind)).toEqual([
+      'job.created',
+      'job.finished',
+    ]);
+    const csv = await run(['audit', '--csv', '--from', '2000-01-01']);
+    expect(csv.code, csv.stderr).toBe(0);
+    expect(csv.stdout.startsWith('"id","at","kind",')).toBe(true);
+    expect(csv.stdout.split('\r\n').filter((line) => line.startsWith('"id"'))).toHaveLength(1);
+    expect(csv.stdout).toContain(submitted.id);
     const endpoint = await runJson<{ id: string }>([
       'webhooks',
       'add',
