@@ -83,10 +83,11 @@ export function approvedRecord(job: JobRecord, by: Actor, at: string): AuditReco
 }
 
 /**
- * Bytes of outputs per job.finished record: DynamoDB items hold 400 KB and a transaction 4 MB, so a
- * 10,000-frame shot (about 1.5 MB of outputs, input hashes included) is a handful of parts in one transaction.
+ * Bytes of outputs per end record (job.finished, job.canceled, job.rejected): a 10,000-frame shot (about
+ * 1.1 MB of outputs, more with input hashes) is a dozen parts. Small enough for an item (400 KB) and for
+ * one partition's write rate (1,000 units a second, a unit a KB), which all of a tenant's records share.
  */
-export const AUDIT_PART_BYTES = 300_000;
+export const AUDIT_PART_BYTES = 100_000;
 
 /** How a job ended, for its end record(s): a worker finished it, or a person canceled or rejected it. */
 export interface JobEnd {

@@ -30,6 +30,7 @@ import {
   jobStatusesBefore,
   liveJobStatuses,
 } from '../../core/state.ts';
+import { logger } from '../../logger.ts';
 import { TABLE } from '../../shared/resources.ts';
 import { auditKey, auditPut } from './audit.ts';
 import { newEvent, putEvent } from './events.ts';
@@ -134,10 +135,11 @@ export interface FinishAudit {
 }
 
 /**
- * job.finished parts written in the job's terminal transaction: a part is at most 300 KB of outputs and a
- * transaction at most 4 MB, so ten (about 20,000 frames) fit beside the job and its event.
+ * End-record parts written in the job's terminal transaction: the first (up to 100 KB of outputs, about 900
+ * frames), so the transaction stays far below one partition's 1,000 write units a second (a transactional
+ * write costs two per KB). A longer shot's further parts follow it, one conditional put each.
  */
-const AUDIT_PARTS_IN_TRANSACTION = 10;
+const AUDIT_PARTS_IN_TRANSACTION = 1;
 
 export class JobStore {
   constructor(
@@ -166,9 +168,22 @@ export class JobStore {
     return records.slice(0, AUDIT_PARTS_IN_TRANSACTION).map((r) => this.auditItem(r));
   }
 
+  /**
+   * Never throws: the change is written, and its event must still be sent. A part that cannot be written
+   * (the SDK's retries spent) is logged by id; its head record says how many parts there are.
+   */
   private async afterTransaction(records: readonly AuditRecord[]): Promise<void> {
     for (const r of records.slice(AUDIT_PARTS_IN_TRANSACTION)) {
-      await this.db.send(new PutCommand(this.auditItem(r).Put!));
+      try {
+        await this.db.send(new PutCommand(this.auditItem(r).Put!));
+      } catch (err) {
+        if (isConditionFailure(err)) continue;
+        logger.error('an audit record part could not be written', {
+          tenant: r.tenant,
+          auditId: r.id,
+          error: err as Error,
+        });
+      }
     }
   }
 
