@@ -1,12 +1,12 @@
 import { type CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { ContainerDefinition } from 'aws-cdk-lib/aws-ecs';
-import { Grant, type IRole } from 'aws-cdk-lib/aws-iam';
+import { Effect, Grant, type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
-import { TABLE } from '../functions/shared/resources.ts';
+import { AUDIT_KEY_PREFIX, TABLE } from '../functions/shared/resources.ts';
 import type { FramecastFunction } from './lambda.ts';
 
 /**
@@ -45,7 +45,18 @@ export type TableAccess = 'read' | 'readWrite';
 export function bindTable(bindable: Bindable, table: ITable, access: TableAccess): void {
   const target = targetOf(bindable);
   if (access === 'read') table.grantReadData(target.role);
-  else table.grantReadWriteData(target.role);
+  else {
+    table.grantReadWriteData(target.role);
+    // Audit records are written once and never updated (docs/operations.md, "Audit trail"): no role may.
+    target.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        effect: Effect.DENY,
+        actions: ['dynamodb:UpdateItem'],
+        resources: [table.tableArn],
+        conditions: { 'ForAnyValue:StringLike': { 'dynamodb:LeadingKeys': [`${AUDIT_KEY_PREFIX}*`] } },
+      }),
+    );
+  }
   Validations.of(target.role).acknowledge({
     id: `AwsSolutions-IAM5[Resource::${arnToken(table)}/index/*]`,
     reason: `Queries read the table's global secondary indexes (${TABLE.indexes.map((i) => i.name).join(', ')}), named <table>/index/*.`,

@@ -20,6 +20,12 @@ export interface TableDefinition {
   readonly indexes: readonly IndexDefinition[];
 }
 
+/**
+ * The partition keys of audit records (`AUDIT#<tenant>`): written once, never updated. The stack denies
+ * UpdateItem on them to every role (lib/bindings.ts), beside the stores' `attribute_not_exists` puts.
+ */
+export const AUDIT_KEY_PREFIX = 'AUDIT#';
+
 /** Where the worker keeps model-space copies of EXR plates in the frames bucket; a lifecycle rule expires them. */
 export const CONVERTED_PLATES_PREFIX = '.colour/';
 

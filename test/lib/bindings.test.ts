@@ -97,6 +97,19 @@ describe('bindings', () => {
     expect(on(workerStatements(), table)).toEqual(expect.arrayContaining(['dynamodb:Query', ...WRITES]));
   });
 
+  it('denies every writer UpdateItem on audit records: written once, never updated', () => {
+    const denials = (statements: Statement[]) =>
+      statements.filter((st) => (st as { Effect?: string }).Effect === 'Deny' && mentions(st, table));
+    for (const statements of [lambdaStatements('Writer'), workerStatements()]) {
+      const [deny] = denials(statements);
+      expect(deny).toMatchObject({
+        Action: 'dynamodb:UpdateItem',
+        Condition: { 'ForAnyValue:StringLike': { 'dynamodb:LeadingKeys': ['AUDIT#*'] } },
+      });
+    }
+    expect(denials(lambdaStatements('Reader'))).toEqual([]);
+  });
+
   it('grants the table indexes with the table, as the list queries need', () => {
     const index = lambdaStatements('Reader').filter((s) => JSON.stringify(s.Resource).includes('/index/*'));
     expect(index.length).toBeGreaterThan(0);

@@ -1,6 +1,7 @@
 import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { DEFAULT_AUDIT_RETENTION_DAYS } from '../../core/audit.ts';
 import type { AuditRecord } from '../../core/schemas.ts';
+import { AUDIT_KEY_PREFIX } from '../../shared/resources.ts';
 import { strip, type TransactItem } from './table.ts';
 
 /**
@@ -13,7 +14,7 @@ import { strip, type TransactItem } from './table.ts';
  * updated (no code path updates or deletes an AUDIT# item; only TTL removes one, after the retention).
  */
 
-export const auditKey = (tenant: string, id: string) => ({ pk: `AUDIT#${tenant}`, sk: id });
+export const auditKey = (tenant: string, id: string) => ({ pk: `${AUDIT_KEY_PREFIX}${tenant}`, sk: id });
 
 /** The put of a record, to go in the transaction of the change it records. */
 export function auditPut(table: string, record: AuditRecord, retentionDays: number): TransactItem {
@@ -75,7 +76,7 @@ export class AuditStore {
           KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
           FilterExpression: 'attribute_not_exists(expiresAt) OR expiresAt > :now',
           ExpressionAttributeValues: {
-            ':pk': `AUDIT#${tenant}`,
+            ':pk': `${AUDIT_KEY_PREFIX}${tenant}`,
             ':from': range.from,
             ':to': range.to,
             ':now': Math.floor(now.getTime() / 1000),
