@@ -203,9 +203,15 @@ describe('the audit trail of a job', () => {
       status: 'canceled',
       outputs: [{ frame: 2, version: 1, sha256: madeB!.sha256, seed: madeB!.seed }],
     });
+    // A cancel's own record is written with it; the frames it leaves follow once none can be made any more.
     const ofC = records.filter((r) => r.jobId === canceled.id);
-    expect(ofC.map((r) => r.kind)).toEqual(['job.created', 'job.canceled']);
-    expect(ofC[1]).toMatchObject({ by: { keyName: KEY_NAME }, status: 'canceled', outputs: [{ frame: 2 }] });
+    expect(ofC.map((r) => r.kind)).toEqual(['job.created', 'job.canceled', 'job.canceled']);
+    expect(ofC[1]).toMatchObject({ by: { keyName: KEY_NAME }, status: 'canceled', outputs: [] });
+    expect(ofC[2]).toMatchObject({
+      by: { keyName: KEY_NAME },
+      part: { index: 1, count: 2 },
+      outputs: [{ frame: 2 }],
+    });
     expect(records.map((r) => r.at)).toEqual(records.map((r) => r.at).sort());
 
     const finished = records.find((r) => r.kind === 'job.finished')!;

@@ -163,6 +163,28 @@ export class JobStore {
     return jobEndRecords(job, frames, end);
   }
 
+  /**
+   * A canceled job's frames, after the cancel: records of the same kind and time as the cancel's own, parts
+   * 1 to n (the cancel's record is part 0, without outputs). Never throws (see afterTransaction).
+   */
+  private async listCanceledFrames(job: JobRecord, end: JobEnd): Promise<void> {
+    try {
+      const frames = await this.listFrames(job.id, job.frames.start, job.frames.end, true);
+      const parts = jobEndRecords(job, frames, end);
+      const records = parts.map((r, i) => ({
+        ...r,
+        id: auditId(end.at, job.id, end.kind, String(i + 1).padStart(4, '0')),
+        part: { index: i + 1, count: parts.length + 1 },
+      }));
+      await this.afterTransaction(records, 0);
+    } catch (err) {
+      logger.error('the frames of a canceled job could not be listed for its audit record', {
+        jobId: job.id,
+        error: err as Error,
+      });
+    }
+  }
+
   /** The first parts go in the transaction of the change; the rest of a long shot's, once it is written. */
   private inTransaction(records: readonly AuditRecord[]): TransactItem[] {
     return records.slice(0, AUDIT_PARTS_IN_TRANSACTION).map((r) => this.auditItem(r));
@@ -172,8 +194,11 @@ export class JobStore {
    * Never throws: the change is written, and its event must still be sent. A part that cannot be written
    * (the SDK's retries spent) is logged by id; its head record says how many parts there are.
    */
-  private async afterTransaction(records: readonly AuditRecord[]): Promise<void> {
-    for (const r of records.slice(AUDIT_PARTS_IN_TRANSACTION)) {
+  private async afterTransaction(
+    records: readonly AuditRecord[],
+    from = AUDIT_PARTS_IN_TRANSACTION,
+  ): Promise<void> {
+    for (const r of records.slice(from)) {
       try {
         await this.db.send(new PutCommand(this.auditItem(r).Put!));
       } catch (err) {
@@ -439,13 +464,16 @@ export class JobStore {
       const event = newEvent(done, 'job.canceled', now);
       // The frames made until now, listed after the counts were read: the write's condition on those
       // counts means the list is what the cancel leaves behind.
-      const records = await this.endAudit(job, {
+      // The cancel's record (who, when) is written with it. The frames it made are listed after: a job
+      // still generating finishes frames all the time, and a list taken before the write would keep the
+      // cancel from ever matching the counts. Once canceled, no frame counts as made any more.
+      const end: JobEnd = {
         kind: 'job.canceled',
         status: 'canceled',
         at: done.finishedAt!,
         model: { name: job.model },
         ...(by && { by }),
-      });
+      };
       // Conditional on the status and counts just read: the move from that status was checked above.
       const moved = await this.updateJobWithEvent(
         jobId,
@@ -463,10 +491,10 @@ export class JobStore {
         },
         event,
         true,
-        this.inTransaction(records),
+        this.inTransaction(jobEndRecords(job, [], end)),
       );
       if (moved) {
-        await this.afterTransaction(records);
+        if (job.succeeded > 0) await this.listCanceledFrames(job, end);
         return { job: done, event };
       }
     }
