@@ -167,7 +167,7 @@ const xmlEscape = (s: string): string =>
 
 /**
  * An XMP packet declaring the frame AI-generated (IPTC Photo Metadata, `Iptc4xmpExt:DigitalSourceType`), so
- * exiftool, exifr, Adobe tools and content-credential readers say so without knowing Framecast. It also
+ * standard XMP readers (exifr in the tests) say so without knowing Framecast. It also
  * names the tool (`xmp:CreatorTool`); the prompt and everything else stay in the provenance record.
  */
 function xmpPacket(p: Provenance): string {
