@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ColourSpaceName, DEFAULT_COLOUR, DEFAULT_OCIO_CONFIG, EXR_COMPRESSIONS } from './core/colour.ts';
+import { DEFAULT_FAIR_SHARE_CHUNKS } from './core/fair-share.ts';
 import { DEFAULT_NAMING_TEMPLATE, NamingError, type NamingTemplate, parseTemplate } from './core/naming.ts';
 import { PublishersSchema, TRACKERS } from './core/publish.ts';
 import { ORIGIN } from './shared/cors.ts';
@@ -41,6 +42,12 @@ export const SETTINGS = {
   frameQueueUrl: z.url(),
   /** The fan-out's routing: each model's frame queue, as JSON `{"model": "https://sqs..."}`. */
   frameQueueUrls: json.pipe(z.record(z.string(), z.url())),
+  frameQueueBandUrls: z.string().default('{}').pipe(json).pipe(z.record(z.string(), z.url())),
+  frameQueueBands: z
+    .string()
+    .default('{}')
+    .pipe(json)
+    .pipe(z.strictObject({ high: z.url().optional(), low: z.url().optional() })),
   eventQueueUrl: z.url(),
   eventDlqUrl: z.url(),
   frameLimit: intFrom(10_000, 1, 1_000_000),
@@ -61,6 +68,7 @@ export const SETTINGS = {
   modelSpecs: z.string().default('{}').pipe(json).pipe(ModelSpecsSchema),
   urlExpirySeconds: intFrom(3600, 60, 7 * 24 * 3600),
   chunkSize: intFrom(8, 1, 100),
+  fairShareChunks: intFrom(DEFAULT_FAIR_SHARE_CHUNKS, 1, 10_000),
   // Below the frame queue's maxReceiveCount less one, so a chunk that keeps killing workers fails its
   // frames on a last delivery instead of sitting in the DLQ with frames marked running.
   maxAttempts: intFrom(3, 1, QUEUES.frame.maxReceiveCount - 2),

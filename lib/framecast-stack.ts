@@ -93,6 +93,8 @@ export class FramecastStack extends Stack {
       natGateways: config.network.natGateways,
       models: config.models,
       frameQueues: queues.frames,
+      bands: queues.bands,
+      planQueue: queues.plan,
       eventQueue: queues.event,
       table: storage.table,
       bucket: storage.bucket,
@@ -117,6 +119,13 @@ export class FramecastStack extends Stack {
           kind: 'frame' as const,
           queue,
         })),
+        ...[...queues.bands].flatMap(([model, bands]) =>
+          [...bands].map(([band, queue]) => ({
+            label: `frame ${model} ${band}`,
+            kind: 'frame' as const,
+            queue,
+          })),
+        ),
         { label: 'event', kind: 'event', queue: queues.event },
       ],
       cluster: fleet.hosts.cluster,

@@ -41,7 +41,7 @@ export const TABLE: TableDefinition = {
  */
 export const ASSET_FILE_BYTES = { default: 512 * 1024 * 1024, max: 5 * 1024 * 1024 * 1024 } as const;
 
-export type QueueName = 'plan' | 'frame' | 'event';
+export type QueueName = 'plan' | 'frame' | 'frame-high' | 'frame-low' | 'event';
 
 export interface QueueDefinition {
   readonly name: QueueName;
@@ -52,6 +52,13 @@ export interface QueueDefinition {
   /** How long the queue, and its DLQ, keep a message. */
   readonly retentionSeconds: number;
 }
+
+const FRAME_QUEUE: QueueDefinition = {
+  name: 'frame',
+  visibilityTimeoutSeconds: 120,
+  maxReceiveCount: 8,
+  retentionSeconds: 14 * 24 * 3600,
+};
 
 /**
  * Visibility timeouts: the plan and event queues feed Lambdas whose timeout is a sixth of the visibility
@@ -66,12 +73,10 @@ export const QUEUES: Readonly<Record<QueueName, QueueDefinition>> = {
     maxReceiveCount: 5,
     retentionSeconds: 4 * 24 * 3600,
   },
-  frame: {
-    name: 'frame',
-    visibilityTimeoutSeconds: 120,
-    maxReceiveCount: 8,
-    retentionSeconds: 14 * 24 * 3600,
-  },
+  frame: FRAME_QUEUE,
+  // Priority bands (core/fair-share.ts): a model's high and low frame queues beside its normal one, alike.
+  'frame-high': { ...FRAME_QUEUE, name: 'frame-high' },
+  'frame-low': { ...FRAME_QUEUE, name: 'frame-low' },
   event: {
     name: 'event',
     visibilityTimeoutSeconds: 6 * 60,
@@ -79,6 +84,10 @@ export const QUEUES: Readonly<Record<QueueName, QueueDefinition>> = {
     retentionSeconds: 4 * 24 * 3600,
   },
 };
+
+/** The queue definition of a priority band: the normal band is the model's frame queue of old. */
+export const bandQueue = (band: 'high' | 'normal' | 'low'): QueueDefinition =>
+  QUEUES[band === 'high' ? 'frame-high' : band === 'low' ? 'frame-low' : 'frame'];
 
 /**
  * Every dead-letter queue keeps its messages for SQS's maximum. A standard queue's message keeps its
