@@ -1,12 +1,11 @@
 import * as z from 'zod';
 import { ColourSpaceName, DEFAULT_COLOUR, DEFAULT_OCIO_CONFIG, EXR_COMPRESSIONS } from './core/colour.ts';
-import { DEFAULT_FAIR_SHARE_CHUNKS } from './core/fair-share.ts';
 import { DEFAULT_NAMING_TEMPLATE, NamingError, type NamingTemplate, parseTemplate } from './core/naming.ts';
 import { PublishersSchema, TRACKERS } from './core/publish.ts';
 import { ORIGIN } from './shared/cors.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
-import { ASSET_FILE_BYTES, QUEUES } from './shared/resources.ts';
+import { ASSET_FILE_BYTES, DEFAULT_FAIR_SHARE_CHUNKS, QUEUES } from './shared/resources.ts';
 
 /**
  * Runtime configuration, read once from the environment at cold start.

@@ -53,6 +53,7 @@ export class FramecastStack extends Stack {
       [ENV.modelSpecs]: JSON.stringify(modelSpecs(config.models)),
       [ENV.urlExpirySeconds]: String(config.presignedUrlExpirySeconds),
       [ENV.chunkSize]: String(config.chunkSize),
+      [ENV.fairShareChunks]: String(config.fairShareChunks),
       [ENV.maxAttempts]: String(config.maxAttempts),
       [ENV.webhookAllowedHosts]: config.webhookAllowedHosts.join(','),
       [ENV.ocioConfig]: config.colour.ocioConfig,

@@ -23,9 +23,6 @@ export function bandOf(priority: number): Band {
   return 'low';
 }
 
-/** Chunks of one job queued and unfinished at most, by default (docs/operations.md, "Fair share"). */
-export const DEFAULT_FAIR_SHARE_CHUNKS = 40;
-
 /** The window: frames of one job the fan-out lets be queued and unfinished at once. */
 export const windowFrames = (chunkSize: number, fairShareChunks: number): number =>
   chunkSize * fairShareChunks;

@@ -102,5 +102,12 @@ export const CONSUMER_TIMEOUT_SECONDS: Readonly<Record<'plan' | 'event', number>
   event: 60,
 };
 
+/**
+ * Fair share: chunks of one job queued and unfinished at most, by default (core/fair-share.ts). Wide
+ * enough that a 300-frame shot of 8-frame chunks goes out whole, and that one worker's chunks in hand
+ * are a small part of it.
+ */
+export const DEFAULT_FAIR_SHARE_CHUNKS = 40;
+
 /** The worker extends a message's visibility this often while it works on the message's frames. */
 export const WORKER_HEARTBEAT_SECONDS = 30;

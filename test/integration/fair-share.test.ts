@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_FAIR_SHARE_CHUNKS, windowFrames } from '../../functions/core/fair-share.ts';
+import { windowFrames } from '../../functions/core/fair-share.ts';
 import type { FrameRecord } from '../../functions/core/model.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
+import { DEFAULT_FAIR_SHARE_CHUNKS } from '../../functions/shared/resources.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, eventually, isFinished } from '../support/api.ts';
 
