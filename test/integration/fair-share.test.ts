@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { windowFrames } from '../../functions/core/fair-share.ts';
-import type { FrameRecord } from '../../functions/core/model.ts';
+import { newJobId } from '../../functions/core/ids.ts';
+import type { FrameRecord, JobRecord } from '../../functions/core/model.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
 import { DEFAULT_FAIR_SHARE_CHUNKS } from '../../functions/shared/resources.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
@@ -124,6 +125,62 @@ describe('startBy: a queue deadline', () => {
     const frames = await vendor.api.allFrames(late.id);
     expect(frames.every((f) => f.status === 'canceled')).toBe(true);
   }, 180_000);
+});
+
+describe('the store: frames canceled by a missed startBy are counted once', () => {
+  it('counts the never released frames with the first late chunk, a late duplicate or a racing release never again, and leaves started frames to be made', async () => {
+    const id = newJobId();
+    const startBy = new Date(Date.now() - 1000).toISOString();
+    const record: JobRecord = {
+      id,
+      tenant: 'dev',
+      shot: 'RACE_SH040',
+      status: 'running',
+      prompt: 'p',
+      model: 'reference',
+      width: 64,
+      height: 64,
+      frames: { start: 1, end: 40 },
+      seed: 7,
+      seedMode: 'per-frame',
+      priority: 50,
+      startBy,
+      succeeded: 0,
+      failed: 0,
+      canceled: 0,
+      failedFrames: [],
+      createdAt: new Date().toISOString(),
+      bucket: 'b',
+      prefix: `dev/RACE_SH040/${id}/`,
+      requestHash: id,
+    };
+    const { store } = stack.app;
+    await store.createJob(record);
+    // Chunks of frames 1-16 were released; frame 9 was started before the deadline.
+    await store.advancePlan(id, 17);
+    await store.startFrames(record, [{ frame: 9, seed: 15 }]);
+    const seeds = (frames: number[]) => frames.map((frame) => ({ frame, seed: 6 + frame }));
+    const reason = 'startBy passed';
+
+    const first = await store.cancelUnstarted(record, seeds([9, 10, 11, 12, 13, 14, 15, 16]), reason);
+    expect(first).toEqual({ ok: true, canceled: [10, 11, 12, 13, 14, 15, 16] });
+    // Seven of the chunk, and the 24 frames from 17 that no chunk holds.
+    expect(await store.getJob(id)).toMatchObject({ canceled: 31, plannedUpTo: 41, canceledReason: reason });
+
+    // A second delivery of that chunk, read before the first one's write: nothing more is counted.
+    expect(await store.cancelUnstarted(record, seeds([10, 11]), reason)).toEqual({ ok: true, canceled: [] });
+    // A chunk a fan-out released at the same moment (frames past the cut): recorded canceled, not counted.
+    expect(await store.cancelUnstarted(record, seeds([17, 18, 19, 20]), reason)).toEqual({
+      ok: true,
+      canceled: [17, 18, 19, 20],
+    });
+    // The first chunk, late too: counted.
+    await store.cancelUnstarted(record, seeds([1, 2, 3, 4, 5, 6, 7, 8]), 'another reason');
+    const job = await store.getJob(id);
+    expect(job).toMatchObject({ canceled: 39, succeeded: 0, failed: 0, canceledReason: reason });
+    // Frame 9, started before the deadline, is the one frame left to finish.
+    expect((await store.getFrame(id, 9))?.status).toBe('running');
+  });
 });
 
 describe('priority orders work between jobs', () => {

@@ -446,9 +446,11 @@ export class JobStore {
             } ADD canceled :n, unfinished :minus`,
             ConditionExpression: `${live.condition} AND ${
               cutOff === undefined
-                ? read.plannedUpTo === undefined
-                  ? 'attribute_not_exists(plannedUpTo)'
-                  : 'plannedUpTo = :planned'
+                ? `attribute_not_exists(unplannedCanceledFrom) AND ${
+                    read.plannedUpTo === undefined
+                      ? 'attribute_not_exists(plannedUpTo)'
+                      : 'plannedUpTo = :planned'
+                  }`
                 : 'attribute_exists(unplannedCanceledFrom)'
             }`,
             ExpressionAttributeNames: { '#status': 'status' },
