@@ -183,6 +183,42 @@ describe('the store: frames canceled by a missed startBy are counted once', () =
   });
 });
 
+describe('the store: a late chunk of 100 frames', () => {
+  it('is canceled over transactions of DynamoDB’s size, with the frames never released, each counted once', async () => {
+    const id = newJobId();
+    const { store } = stack.app;
+    const record: JobRecord = {
+      id,
+      tenant: 'dev',
+      shot: 'RACE_SH050',
+      status: 'running',
+      prompt: 'p',
+      model: 'reference',
+      width: 64,
+      height: 64,
+      frames: { start: 1, end: 300 },
+      seed: 7,
+      seedMode: 'fixed',
+      priority: 50,
+      startBy: new Date(Date.now() - 1000).toISOString(),
+      succeeded: 0,
+      failed: 0,
+      canceled: 0,
+      failedFrames: [],
+      createdAt: new Date().toISOString(),
+      bucket: 'b',
+      prefix: `dev/RACE_SH050/${id}/`,
+      requestHash: id,
+    };
+    await store.createJob(record);
+    await store.advancePlan(id, 101);
+    const chunk = Array.from({ length: 100 }, (_, i) => ({ frame: i + 1, seed: 7 }));
+    const out = await store.cancelUnstarted(record, chunk, 'startBy passed');
+    expect(out.ok && out.canceled.length).toBe(100);
+    expect(await store.getJob(id)).toMatchObject({ canceled: 300, plannedUpTo: 301 });
+  });
+});
+
 describe('priority orders work between jobs', () => {
   it('makes a high-priority shot before a low-priority one submitted earlier, while a normal shot runs', async () => {
     const running = await submit(studio, shot('NORMAL_SH030', 10_000));

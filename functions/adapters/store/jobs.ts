@@ -425,6 +425,22 @@ export class JobStore {
     reason: string,
     now = new Date(),
   ): Promise<{ ok: true; canceled: number[] } | { ok: false; reason: 'job-ended' }> {
+    // A transaction holds at most 100 items: the job and 90 frames at a time (a chunk may hold 100).
+    const canceled: number[] = [];
+    for (let i = 0; i === 0 || i < frames.length; i += 90) {
+      const out = await this.cancelGroup(job, frames.slice(i, i + 90), reason, now);
+      if (!out.ok) return out;
+      canceled.push(...out.canceled);
+    }
+    return { ok: true, canceled };
+  }
+
+  private async cancelGroup(
+    job: JobRecord,
+    frames: readonly { frame: number; seed: number }[],
+    reason: string,
+    now: Date,
+  ): Promise<{ ok: true; canceled: number[] } | { ok: false; reason: 'job-ended' }> {
     const live = statusIn(liveJobStatuses());
     const to: FrameStatus = 'canceled';
     let read = job;
