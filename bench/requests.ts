@@ -28,12 +28,18 @@ export class RequestCounter {
  * The empty receives a run of `seconds` would make on AWS: each consumer long-polls for 20 s (the
  * longest SQS allows), the Lambda event source mappings with five pollers each at low traffic (AWS Lambda
  * developer guide, "Configuring scaling behavior for SQS event source mappings"), the worker with one.
+ * A worker also asks a priority band it found empty once per 20 s (functions/worker/polling.ts): working
+ * from the normal band, as the bench's shots do, that is the high band above it (the low band is asked
+ * only when the normal one runs short of what the worker wants), so one more receive per 20 s.
  * Local mode polls every second instead (its SQS emulator ends a long poll early only when a receive is
  * full), so its empty receives are counted apart and replaced by this figure.
  */
-export function awsPolling(seconds: number, consumers = { lambdaMappings: 2, workers: 1 }): number {
+export function awsPolling(
+  seconds: number,
+  consumers = { lambdaMappings: 2, workers: 1, bandsPerWorker: 2 },
+): number {
   const polls = Math.ceil(seconds / 20);
-  return polls * (consumers.lambdaMappings * 5 + consumers.workers);
+  return polls * (consumers.lambdaMappings * 5 + consumers.workers * consumers.bandsPerWorker);
 }
 
 /** Lambda invocations are not SDK requests here (local mode calls the handlers): the bench says how many. */

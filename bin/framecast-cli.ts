@@ -152,6 +152,7 @@ interface SubmitFlags {
   parallel?: boolean;
   webhook?: string;
   priority?: number;
+  startBy?: string;
   idempotencyKey?: string;
   wait?: boolean;
 }
@@ -197,6 +198,7 @@ async function submit(file: string | undefined, flags: SubmitFlags) {
   if (flags.seed !== undefined) body.seed = flags.seed;
   if (flags.model) body.model = flags.model;
   if (flags.priority !== undefined) body.priority = flags.priority;
+  if (flags.startBy !== undefined) body.startBy = flags.startBy;
   if (flags.param?.length)
     body.params = { ...(body.params as object | undefined), ...Object.fromEntries(flags.param) };
   if (flags.chained && flags.parallel) throw new UsageError('--chained and --parallel: choose one');
@@ -293,7 +295,8 @@ program
   .option('--size <WxH>', 'width x height, e.g. 1920x1080', size)
   .option('--seed <n>', 'seed (uint32)', int('--seed'))
   .option('--model <name>', 'model (default reference)')
-  .option('--priority <n>', 'priority 0-100', int('--priority'))
+  .option('--priority <n>', 'priority 0-100: 67 and over high, 33 and under low', int('--priority'))
+  .option('--start-by <time>', 'queue deadline, ISO 8601: frames not started by then are canceled')
   .option('--param <k=v>', 'a model parameter (value read as JSON if it parses); repeatable', collect(param))
   .option(
     '--input <name=ASSET|PATTERN[:offset]>',

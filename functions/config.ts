@@ -6,7 +6,7 @@ import { PublishersSchema, TRACKERS } from './core/publish.ts';
 import { ORIGIN } from './shared/cors.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
-import { ASSET_FILE_BYTES, QUEUES } from './shared/resources.ts';
+import { ASSET_FILE_BYTES, DEFAULT_FAIR_SHARE_CHUNKS, QUEUES } from './shared/resources.ts';
 
 /**
  * Runtime configuration, read once from the environment at cold start.
@@ -42,6 +42,12 @@ export const SETTINGS = {
   frameQueueUrl: z.url(),
   /** The fan-out's routing: each model's frame queue, as JSON `{"model": "https://sqs..."}`. */
   frameQueueUrls: json.pipe(z.record(z.string(), z.url())),
+  frameQueueBandUrls: z.string().default('{}').pipe(json).pipe(z.record(z.string(), z.url())),
+  frameQueueBands: z
+    .string()
+    .default('{}')
+    .pipe(json)
+    .pipe(z.strictObject({ high: z.url().optional(), low: z.url().optional() })),
   eventQueueUrl: z.url(),
   eventDlqUrl: z.url(),
   frameLimit: intFrom(10_000, 1, 1_000_000),
@@ -62,6 +68,7 @@ export const SETTINGS = {
   modelSpecs: z.string().default('{}').pipe(json).pipe(ModelSpecsSchema),
   urlExpirySeconds: intFrom(3600, 60, 7 * 24 * 3600),
   chunkSize: intFrom(8, 1, 100),
+  fairShareChunks: intFrom(DEFAULT_FAIR_SHARE_CHUNKS, 1, 10_000),
   // Below the frame queue's maxReceiveCount less one, so a chunk that keeps killing workers fails its
   // frames on a last delivery instead of sitting in the DLQ with frames marked running.
   maxAttempts: intFrom(3, 1, QUEUES.frame.maxReceiveCount - 2),

@@ -14,7 +14,7 @@ import {
   parseTemplate,
 } from '../functions/shared/deliverables.ts';
 import { InputKind, WindowSpecSchema } from '../functions/shared/models.ts';
-import { ASSET_FILE_BYTES, QUEUES } from '../functions/shared/resources.ts';
+import { ASSET_FILE_BYTES, DEFAULT_FAIR_SHARE_CHUNKS, QUEUES } from '../functions/shared/resources.ts';
 
 /**
  * A production's deployment settings: `config/<production>.json`, parsed strictly (an unknown or misspelt
@@ -159,6 +159,11 @@ export const ConfigSchema = z
     /** The largest file of an asset (a plate frame, a mask), in bytes. */
     assetMaxFileBytes: int(1, ASSET_FILE_BYTES.max).default(ASSET_FILE_BYTES.default),
     chunkSize: int(1, 100).default(8),
+    /**
+     * Fair share: chunks of one job queued and unfinished at most (docs/operations.md, "Fair share,
+     * priority and deadlines"); at least the fleet's chunks in hand (maxTasks x concurrency x 2).
+     */
+    fairShareChunks: int(1, 10_000).default(DEFAULT_FAIR_SHARE_CHUNKS),
     // Below the frame queue's maxReceiveCount less one: a chunk that keeps killing workers must fail its
     // frames on a last delivery rather than reach the DLQ with frames still marked running.
     maxAttempts: int(1, QUEUES.frame.maxReceiveCount - 2).default(3),

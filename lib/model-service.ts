@@ -36,7 +36,7 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
-import { bindAssetBucket, bindBucket, bindQueue, bindTable } from './bindings.ts';
+import { bindAssetBucket, bindBucket, bindQueue, bindQueues, bindTable } from './bindings.ts';
 import { BUILTIN_IMAGE, type ModelConfig } from './config.ts';
 import type { GpuHosts } from './gpu-hosts.ts';
 
@@ -66,6 +66,16 @@ export interface ModelServiceProps {
   readonly hosts: Pick<GpuHosts, 'cluster' | 'capacityProvider'>;
   /** The model's own frame queue: the worker consumes it, and the service scales on its backlog. */
   readonly frameQueue: IQueue;
+  /**
+   * The model's high and low priority bands beside it (core/fair-share.ts): consumed and scaled on alike.
+   * @default none: the frame queue alone
+   */
+  readonly bandQueues?: ReadonlyMap<string, IQueue>;
+  /**
+   * The plan queue: a worker asks the fan-out to release more of a job there (fair share).
+   * @default none: the worker asks nothing, so the fan-out must release every chunk at once
+   */
+  readonly planQueue?: IQueue;
   readonly eventQueue: IQueue;
   readonly table: ITable;
   readonly bucket: IBucket;
@@ -98,12 +108,15 @@ export class ModelService extends Construct {
   readonly taskDefinition: Ec2TaskDefinition;
   readonly worker: ContainerDefinition;
   readonly frameQueue: IQueue;
+  /** The frame queue and its priority bands: the backlog the service scales on. */
+  readonly backlogQueues: readonly IQueue[];
 
   constructor(scope: Construct, id: string, props: ModelServiceProps) {
     super(scope, id);
     const { model, hosts, frameQueue } = props;
     this.model = model;
     this.frameQueue = frameQueue;
+    this.backlogQueues = [frameQueue, ...(props.bandQueues?.values() ?? [])];
 
     const builtin = model.image === BUILTIN_IMAGE;
     if (builtin && !props.modelImage) {
@@ -161,6 +174,8 @@ export class ModelService extends Construct {
     bindAssetBucket(this.worker, props.assetBucket, 'read');
     // Send too: a chained window sends the next window of its job to the same queue.
     bindQueue(this.worker, frameQueue, 'consumeAndSend', ENV.frameQueueUrl);
+    if (props.bandQueues) bindQueues(this.worker, props.bandQueues, 'consume', ENV.frameQueueBands);
+    if (props.planQueue) bindQueue(this.worker, props.planQueue, 'send', ENV.planQueueUrl);
     bindQueue(this.worker, props.eventQueue, 'send', ENV.eventQueueUrl);
     // After the bindings: the variables keep the order of deployed task definitions, so this adds no revision.
     const modelSettings = {
@@ -215,7 +230,7 @@ export class ModelService extends Construct {
    * messages alone would scale in (and stop) tasks in the middle of their frames.
    */
   private addScaling(cluster: ICluster, targetBacklogPerTask: number): void {
-    const { model, service, frameQueue } = this;
+    const { model, service, backlogQueues } = this;
     const taskCount = new ScalableTarget(this, 'TaskCount', {
       serviceNamespace: ServiceNamespace.ECS,
       resourceId: `service/${cluster.clusterName}/${service.serviceName}`,
@@ -238,18 +253,21 @@ export class ModelService extends Construct {
       { name: 'ClusterName', value: cluster.clusterName },
       { name: 'ServiceName', value: service.serviceName },
     ];
-    const sqsMetric = (id: string, metricName: string) => ({
+    const sqsMetric = (id: string, metricName: string, queue: IQueue) => ({
       id,
       returnData: false,
       metricStat: {
         metric: {
           namespace: 'AWS/SQS',
           metricName,
-          dimensions: [{ name: 'QueueName', value: frameQueue.queueName }],
+          dimensions: [{ name: 'QueueName', value: queue.queueName }],
         },
         stat: 'Maximum',
       },
     });
+    // The backlog of every priority band: chunks wait or run in any of them.
+    const ids = backlogQueues.map((_, i) => (i === 0 ? '' : String(i)));
+    const backlog = ids.map((i) => `FILL(visible${i}, 0) + FILL(inflight${i}, 0)`).join(' + ');
 
     // With no running task the division has no divisor: the expression then divides by 1, so the metric is
     // the whole backlog and never "no data" (target tracking does nothing on missing data).
@@ -263,8 +281,10 @@ export class ModelService extends Construct {
         scaleOutCooldown: 120,
         customizedMetricSpecification: {
           metrics: [
-            sqsMetric('visible', 'ApproximateNumberOfMessagesVisible'),
-            sqsMetric('inflight', 'ApproximateNumberOfMessagesNotVisible'),
+            ...backlogQueues.flatMap((queue, n) => [
+              sqsMetric(`visible${ids[n]}`, 'ApproximateNumberOfMessagesVisible', queue),
+              sqsMetric(`inflight${ids[n]}`, 'ApproximateNumberOfMessagesNotVisible', queue),
+            ]),
             {
               id: 'running',
               returnData: false,
@@ -281,8 +301,7 @@ export class ModelService extends Construct {
               id: 'backlogpertask',
               label: 'Frame chunks waiting or in progress per running task',
               returnData: true,
-              expression:
-                '(FILL(visible, 0) + FILL(inflight, 0)) / IF(FILL(running, 0) > 0, FILL(running, 0), 1)',
+              expression: `(${backlog}) / IF(FILL(running, 0) > 0, FILL(running, 0), 1)`,
             },
           ],
         },
@@ -304,17 +323,21 @@ export class ModelService extends Construct {
       alarmDescription: `Framecast ${model.name}: frame chunks wait and no task is wanted; adds the first task`,
       metric: new MathExpression({
         label: 'Chunks waiting with no task',
-        expression: 'IF(FILL(desired, 0) < 1 AND (FILL(visible, 0) + FILL(inflight, 0)) > 0, 1, 0)',
+        expression: `IF(FILL(desired, 0) < 1 AND (${backlog}) > 0, 1, 0)`,
         period: minute,
         usingMetrics: {
-          visible: frameQueue.metricApproximateNumberOfMessagesVisible({
-            statistic: 'Maximum',
-            period: minute,
-          }),
-          inflight: frameQueue.metricApproximateNumberOfMessagesNotVisible({
-            statistic: 'Maximum',
-            period: minute,
-          }),
+          ...Object.fromEntries(
+            backlogQueues.flatMap((queue, n) => [
+              [
+                `visible${ids[n]}`,
+                queue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: minute }),
+              ],
+              [
+                `inflight${ids[n]}`,
+                queue.metricApproximateNumberOfMessagesNotVisible({ statistic: 'Maximum', period: minute }),
+              ],
+            ]),
+          ),
           desired: new Metric({
             namespace: 'ECS/ContainerInsights',
             metricName: 'DesiredTaskCount',

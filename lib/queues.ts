@@ -4,6 +4,7 @@ import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/env.ts';
 import {
+  bandQueue,
   CONSUMER_TIMEOUT_SECONDS,
   DLQ_RETENTION_SECONDS,
   QUEUES,
@@ -65,13 +66,22 @@ export interface QueuesProps {
   readonly models: readonly string[];
 }
 
-/** The plan, frame (one per model) and event queues of functions/shared/resources.ts. */
+/** The priority bands a model has beside its frame queue, which is its normal band (core/fair-share.ts). */
+export const EXTRA_BANDS = ['high', 'low'] as const;
+export type ExtraBand = (typeof EXTRA_BANDS)[number];
+
+/** The plan, frame (three priority bands per model) and event queues of functions/shared/resources.ts. */
 export class Queues extends Construct {
   readonly plan: WorkQueue;
   readonly event: WorkQueue;
+  /** Each model's frame queue: its normal band. */
   readonly frames: ReadonlyMap<string, WorkQueue>;
   /** Each model's frame queue, by model: what the fan-out and the API send chunks to. */
   readonly frameQueues: ReadonlyMap<string, IQueue>;
+  /** Each model's high and low bands, by model then band. */
+  readonly bands: ReadonlyMap<string, ReadonlyMap<ExtraBand, WorkQueue>>;
+  /** The high and low bands of every model, by `<model>:<band>`: what the fan-out sends to. */
+  readonly bandQueues: ReadonlyMap<string, IQueue>;
 
   constructor(scope: Construct, id: string, props: QueuesProps) {
     super(scope, id);
@@ -97,6 +107,28 @@ export class Queues extends Construct {
       ]),
     );
     this.frameQueues = new Map([...this.frames].map(([model, frames]) => [model, frames.queue]));
+    this.bands = new Map(
+      props.models.map((model) => [
+        model,
+        new Map(
+          EXTRA_BANDS.map((band) => [
+            band,
+            new WorkQueue(this, `Frames-${model}-${band}`, { definition: bandQueue(band) }),
+          ]),
+        ),
+      ]),
+    );
+    this.bandQueues = new Map(
+      [...this.bands].flatMap(([model, bands]) =>
+        [...bands].map(([band, work]) => [`${model}:${band}`, work.queue] as const),
+      ),
+    );
+  }
+
+  /** Grants sending chunks to every model's bands, and names them in the process's environment. */
+  bindSenders(fn: FramecastFunction): void {
+    bindQueues(fn, this.frameQueues, 'send', FRAME_QUEUE_URLS_ENV);
+    bindQueues(fn, this.bandQueues, 'send', ENV.frameQueueBandUrls);
   }
 
   /** The `{model: url}` map, as the JSON string the fan-out reads. */
@@ -130,7 +162,7 @@ export class FanOut extends Construct {
     bindTable(this.function, table, 'readWrite');
     // A big job is planned in steps: the fan-out hands the rest of it back to the plan queue.
     bindQueue(this.function, queues.plan.queue, 'consumeAndSend', ENV.planQueueUrl);
-    bindQueues(this.function, queues.frameQueues, 'send', FRAME_QUEUE_URLS_ENV);
+    queues.bindSenders(this.function);
     consumeQueue(this.function, queues.plan.queue, { batchSize: 5 });
   }
 }

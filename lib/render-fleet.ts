@@ -15,6 +15,16 @@ export interface RenderFleetProps {
   readonly natGateways: number;
   readonly models: readonly ModelConfig[];
   readonly frameQueues: ReadonlyMap<string, WorkQueue>;
+  /**
+   * Each model's high and low priority bands, by model then band.
+   * @default none: each model's frame queue alone
+   */
+  readonly bands?: ReadonlyMap<string, ReadonlyMap<string, WorkQueue>>;
+  /**
+   * The plan queue the workers ask the fan-out on for more of a job (fair share).
+   * @default none
+   */
+  readonly planQueue?: WorkQueue;
   readonly eventQueue: WorkQueue;
   readonly table: ITable;
   readonly bucket: IBucket;
@@ -89,6 +99,10 @@ export class RenderFleet extends Construct {
         model,
         hosts: this.hosts,
         frameQueue: frameQueue.queue,
+        ...(props.bands?.has(model.name) && {
+          bandQueues: new Map([...props.bands.get(model.name)!].map(([band, work]) => [band, work.queue])),
+        }),
+        ...(props.planQueue && { planQueue: props.planQueue.queue }),
         eventQueue: props.eventQueue.queue,
         table: props.table,
         bucket: props.bucket,

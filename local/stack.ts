@@ -125,12 +125,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [ENV.reviewPageDir]: pageDir,
       // The page may be opened as localhost or 127.0.0.1, and frames come from s3rver on another port.
       [ENV.reviewSources]: 'http://127.0.0.1:* http://localhost:* https:',
-      // One model server in local mode: every configured model's frames go to the one frame queue.
+      // One model server in local mode: every configured model's frames go to the one frame queue, and
+      // to its two other priority bands.
       [ENV.frameQueueUrls]: JSON.stringify(
         Object.fromEntries(
           loadConfig(['models'], { [ENV.models]: models }).models.map((m) => [
             m,
             emulators.resources.queues.frame.url,
+          ]),
+        ),
+      ),
+      [ENV.frameQueueBandUrls]: JSON.stringify(
+        Object.fromEntries(
+          loadConfig(['models'], { [ENV.models]: models }).models.flatMap((m) => [
+            [`${m}:high`, emulators.resources.queues['frame-high'].url],
+            [`${m}:low`, emulators.resources.queues['frame-low'].url],
           ]),
         ),
       ),

@@ -48,6 +48,10 @@ export interface JobRecord {
   readonly seedMode: 'fixed' | 'per-frame';
   readonly params?: Record<string, unknown>;
   readonly priority: number;
+  /** The queue deadline (ISO 8601): frames not started by then are canceled (core/fair-share.ts). */
+  readonly startBy?: string;
+  /** Why frames of the job were canceled while it ran (a missed `startBy`); the job shows it. */
+  readonly canceledReason?: string;
   readonly webhook?: JobRequest['webhook'];
   readonly succeeded: number;
   readonly failed: number;
@@ -78,6 +82,13 @@ export interface JobRecord {
   readonly prefix: string;
   /** The first frame the fan-out has not yet queued; `frames.end + 1` once every chunk is queued. */
   readonly plannedUpTo?: number;
+  /** The frame whose chunk asks the fan-out for the next release (core/fair-share.ts `lowWaterMark`). */
+  readonly releaseAt?: number;
+  /**
+   * Set once a missed `startBy` canceled the frames never released: they are counted among `canceled`
+   * from this frame on, so the chunks still queued count only their frames below it.
+   */
+  readonly unplannedCanceledFrom?: number;
   /** SHA-256 of the canonical request body, for Idempotency-Key checks. */
   readonly requestHash: string;
 }

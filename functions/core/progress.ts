@@ -13,7 +13,7 @@ export const PROGRESS_STEPS = 10;
 /** job.progress events: at most one per job this often. */
 export const PROGRESS_INTERVAL_MS = 5000;
 
-type Counts = Pick<JobRecord, 'status' | 'frames' | 'succeeded' | 'failed' | 'canceled'>;
+type Counts = Pick<JobRecord, 'status' | 'frames' | 'succeeded' | 'failed' | 'canceled' | 'canceledReason'>;
 
 /** What the job's record keeps of its last job.progress event. */
 export interface ProgressMarks {
@@ -48,8 +48,8 @@ export function progressDue(job: Counts & ProgressMarks, now: number): ProgressD
 }
 
 export interface JobEnd {
-  readonly status: 'succeeded' | 'failed';
-  readonly event: 'job.succeeded' | 'job.failed';
+  readonly status: 'succeeded' | 'failed' | 'canceled';
+  readonly event: 'job.succeeded' | 'job.failed' | 'job.canceled';
 }
 
 /**
@@ -62,6 +62,7 @@ export function jobEnd(job: Counts): JobEnd | undefined {
     succeeded: job.succeeded,
     failed: job.failed,
     canceled: job.canceled,
+    canceledReason: job.canceledReason,
   });
   if (!status || !canMoveJob(job.status, status)) return undefined;
   return { status, event: `job.${status}` };

@@ -193,7 +193,19 @@ export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
       seed: Seed.optional(),
       seedMode: z.enum(['fixed', 'per-frame']).default('per-frame'),
       params: Params.optional(),
-      priority: z.int().min(0).max(100).default(50),
+      priority: z
+        .int('must be an integer')
+        .min(0, 'must be 0 or more')
+        .max(100, 'must be at most 100')
+        .default(50)
+        .meta({
+          description:
+            'Orders work between jobs: 67-100 high, 34-66 normal, 0-33 low; within a band jobs share the workers fairly (docs/operations.md)',
+        }),
+      startBy: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time' }).optional().meta({
+        description:
+          'Queue deadline: frames not started by this time are canceled, and the job says why. Must be in the future',
+      }),
       webhook: WebhookTarget.optional(),
       windowMode: z.enum(WINDOW_MODES).optional().meta({
         description:
@@ -317,6 +329,11 @@ export const JobResponse = z
     seedMode: z.enum(['fixed', 'per-frame']),
     params: z.record(z.string(), z.json()).optional(),
     priority: z.int(),
+    startBy: z.iso.datetime().optional().meta({ description: 'The queue deadline, when the job has one' }),
+    canceledReason: z
+      .string()
+      .optional()
+      .meta({ description: 'Why frames were canceled while the job ran (a missed startBy)' }),
     review: ReviewView.optional().meta({ description: 'Set on a job with a review gate' }),
     rerolls: z.int().meta({
       description: 'Re-rolls accepted on this job (one per frame, or per window of a model with windows)',

@@ -118,7 +118,11 @@ export interface FrameCounts {
  * The status a job ends in once every frame is done, or undefined while frames remain.
  * One failed frame fails the job: a shot with a hole in it is not delivered as a success.
  */
-export function finalStatus(c: FrameCounts): 'succeeded' | 'failed' | undefined {
+export function finalStatus(
+  c: FrameCounts & { readonly canceledReason?: string | undefined },
+): 'succeeded' | 'failed' | 'canceled' | undefined {
   if (c.succeeded + c.failed + c.canceled < c.total) return undefined;
-  return c.failed > 0 ? 'failed' : 'succeeded';
+  if (c.failed > 0) return 'failed';
+  // Frames canceled by a missed startBy: the shot is not whole, and the job says why.
+  return c.canceledReason !== undefined && c.canceled > 0 ? 'canceled' : 'succeeded';
 }

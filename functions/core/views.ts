@@ -46,6 +46,8 @@ export function toJobResponse(job: JobRecord): JobResponse {
     seedMode: job.seedMode,
     ...(job.params !== undefined && { params: job.params as JobResponse['params'] }),
     priority: job.priority,
+    ...(job.startBy !== undefined && { startBy: job.startBy }),
+    ...(job.canceledReason !== undefined && { canceledReason: job.canceledReason }),
     ...(job.review && { review: reviewView(job) }),
     rerolls: job.rerolls ?? 0,
     createdAt: job.createdAt,

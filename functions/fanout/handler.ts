@@ -5,7 +5,7 @@ import { logger } from '../logger.ts';
 import { container } from '../services/container.ts';
 import { fanOut } from './plan.ts';
 
-const { chunkSize } = loadConfig(['chunkSize']);
+const { chunkSize, fairShareChunks } = loadConfig(['chunkSize', 'fairShareChunks']);
 
 /**
  * Plan queue consumer: turns each accepted job into frame chunks on the frame queue, one plan at a time.
@@ -17,9 +17,10 @@ export const handler = sqsBatch(planMessageSchema, async (message, _record, cont
   const outcome = await fanOut(
     {
       store: app.store,
-      frameQueueFor: (model) => app.frameQueueFor(model),
+      frameQueueFor: (model, band) => app.frameQueueFor(model, band),
       planQueue: app.planQueue,
       chunkSize,
+      fairShareChunks,
     },
     message,
     () => context.getRemainingTimeInMillis(),

@@ -1,5 +1,6 @@
 import type { Queue } from '../adapters/queues.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
+import { type Band, bandOf, lowWaterMark, releaseLimit, windowFrames } from '../core/fair-share.ts';
 import { planChunks } from '../core/frames.ts';
 import { encodeChunk, encodePlan, encodeWindow, type PlanMessage } from '../core/messages.ts';
 import type { JobRecord } from '../core/model.ts';
@@ -10,9 +11,14 @@ import { keptEnd, planWindows } from '../core/windows.ts';
 export interface FanOutDeps {
   readonly store: JobStore;
   /** The frame queue of a model: each model's GPU service polls its own. */
-  readonly frameQueueFor: (model: string) => Pick<Queue, 'sendAll'>;
+  readonly frameQueueFor: (model: string, band: Band) => Pick<Queue, 'sendAll'>;
   readonly planQueue: Pick<Queue, 'send'>;
   readonly chunkSize: number;
+  /**
+   * Fair share: chunks of one job queued and unfinished at most (core/fair-share.ts); the rest is released
+   * as workers finish chunks and ask for more. Absent: every chunk at once.
+   */
+  readonly fairShareChunks?: number;
 }
 
 /** Chunk messages sent per progress write: one SendMessageBatch, then one conditional update. */
@@ -84,15 +90,29 @@ export async function fanOut(
   if (!job || job.tenant !== message.tenant || isTerminalJob(job.status)) return 'skipped';
   // Its review frames are made; the rest waits for approve, which sends a plan message of its own.
   if (job.status === 'awaiting_review') return 'skipped';
-  const frameQueue = deps.frameQueueFor(job.model);
+  // The job's priority picks its band: workers drain higher bands first.
+  const frameQueue = deps.frameQueueFor(job.model, bandOf(job.priority));
+  // A chunked job is released a window at a time; windows (one at a time when chained) and a review
+  // gate's few frames go at once.
+  const window =
+    deps.fairShareChunks !== undefined && !job.window && !isGated(job)
+      ? windowFrames(deps.chunkSize, deps.fairShareChunks)
+      : undefined;
+  const limit = window === undefined ? Number.POSITIVE_INFINITY : releaseLimit(job, window);
   let batch: { body: string; next: number }[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
     await frameQueue.sendAll(batch.map((b) => b.body));
-    await deps.store.advancePlan(job.id, batch[batch.length - 1]!.next);
+    const next = batch[batch.length - 1]!.next;
+    await deps.store.advancePlan(job.id, next, window === undefined ? undefined : lowWaterMark(next, window));
     batch = [];
   };
-  for (const queued of planMessages(job, deps.chunkSize, job.plannedUpTo ?? job.frames.start)) {
+  let cursor = job.plannedUpTo ?? job.frames.start;
+  for (const queued of planMessages(job, deps.chunkSize, cursor)) {
+    // Released while its first frame is under the limit: what is queued and unfinished stays within the
+    // window plus one chunk, and the chunk whose completion asked for this release always makes room.
+    if (cursor >= limit) break;
+    cursor = queued.next;
     batch.push(queued);
     if (batch.length === MESSAGES_PER_STEP) {
       await flush();

@@ -11,6 +11,7 @@ import { VersionStore } from '../adapters/store/versions.ts';
 import { credentialsOf, secretsManager } from '../adapters/trackers.ts';
 import { WebhookStore } from '../adapters/webhook-store.ts';
 import { loadConfig } from '../config.ts';
+import type { Band } from '../core/fair-share.ts';
 import { encodeEvent, encodePlan } from '../core/messages.ts';
 import type { EventRecord } from '../core/model.ts';
 import { policyFromSettings } from '../core/webhooks/ssrf.ts';
@@ -117,13 +118,32 @@ export class Container {
     );
   }
 
-  /** The fan-out's view: the frame queue of each configured model (FRAMECAST_FRAME_QUEUE_URLS). */
-  frameQueueFor(model: string): Queue {
+  /**
+   * The fan-out's view: the frame queue of each configured model (FRAMECAST_FRAME_QUEUE_URLS), or of one
+   * of its priority bands (FRAMECAST_FRAME_QUEUE_BAND_URLS; a model without bands has one queue for all).
+   */
+  frameQueueFor(model: string, band: Band = 'normal'): Queue {
     const urls = this.once('frameQueueUrls', () => loadConfig(['frameQueueUrls'], this.env).frameQueueUrls);
-    const url = urls[model];
+    const bands = this.once(
+      'frameQueueBandUrls',
+      () => loadConfig(['frameQueueBandUrls'], this.env).frameQueueBandUrls,
+    );
+    const url = (band === 'normal' ? undefined : bands[`${model}:${band}`]) ?? urls[model];
     if (!url)
       throw new Error(`no frame queue is configured for model "${model}" (FRAMECAST_FRAME_QUEUE_URLS)`);
-    return this.once(`frameQueue:${model}`, () => new Queue(this.aws().sqs, url));
+    return this.once(`frameQueue:${url}`, () => new Queue(this.aws().sqs, url));
+  }
+
+  /** The worker's view: its model's frame queue and the priority bands beside it (FRAMECAST_FRAME_QUEUE_BANDS). */
+  get frameBands(): Readonly<Partial<Record<Band, Queue>>> & { readonly normal: Queue } {
+    return this.once('frameBands', () => {
+      const { high, low } = loadConfig(['frameQueueBands'], this.env).frameQueueBands;
+      return {
+        normal: this.frameQueue,
+        ...(high && { high: new Queue(this.aws().sqs, high) }),
+        ...(low && { low: new Queue(this.aws().sqs, low) }),
+      };
+    });
   }
 
   get eventQueue(): Queue {

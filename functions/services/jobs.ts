@@ -152,6 +152,9 @@ export class JobService {
         `unknown model "${request.model}"; this stack runs: ${this.deps.models.join(', ')}`,
       );
     }
+    if (request.startBy !== undefined && Date.parse(request.startBy) <= now.getTime()) {
+      throw invalid('body.startBy', 'must be in the future');
+    }
     const window = this.windowsOf(request);
     if (window && request.output?.format === 'exr') {
       // A window's context and cross-fades read the stored frames back as the model's PNGs.
@@ -180,6 +183,7 @@ export class JobService {
       seedMode: request.seedMode,
       ...(request.params !== undefined && { params: request.params }),
       priority: request.priority,
+      ...(request.startBy !== undefined && { startBy: new Date(request.startBy).toISOString() }),
       ...(request.webhook !== undefined && { webhook: request.webhook }),
       succeeded: 0,
       failed: 0,

@@ -10,6 +10,10 @@ export const ENV = {
   planQueueUrl: 'FRAMECAST_PLAN_QUEUE_URL',
   frameQueueUrl: 'FRAMECAST_FRAME_QUEUE_URL',
   frameQueueUrls: 'FRAMECAST_FRAME_QUEUE_URLS',
+  /** Senders: the high and low priority bands of each model, `{"<model>:<band>": url}` (core/fair-share.ts). */
+  frameQueueBandUrls: 'FRAMECAST_FRAME_QUEUE_BAND_URLS',
+  /** The worker: its model's high and low bands, `{"high": url, "low": url}`, beside FRAMECAST_FRAME_QUEUE_URL. */
+  frameQueueBands: 'FRAMECAST_FRAME_QUEUE_BANDS',
   eventQueueUrl: 'FRAMECAST_EVENT_QUEUE_URL',
   eventDlqUrl: 'FRAMECAST_EVENT_DLQ_URL',
   frameLimit: 'FRAMECAST_FRAME_LIMIT',
@@ -17,6 +21,8 @@ export const ENV = {
   modelSpecs: 'FRAMECAST_MODEL_SPECS',
   urlExpirySeconds: 'FRAMECAST_URL_EXPIRY_SECONDS',
   chunkSize: 'FRAMECAST_CHUNK_SIZE',
+  /** Fair share: chunks of one job queued and unfinished at most (core/fair-share.ts). */
+  fairShareChunks: 'FRAMECAST_FAIR_SHARE_CHUNKS',
   maxAttempts: 'FRAMECAST_MAX_ATTEMPTS',
   modelUrl: 'FRAMECAST_MODEL_URL',
   modelName: 'FRAMECAST_MODEL_NAME',

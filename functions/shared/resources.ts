@@ -47,7 +47,7 @@ export const TABLE: TableDefinition = {
  */
 export const ASSET_FILE_BYTES = { default: 512 * 1024 * 1024, max: 5 * 1024 * 1024 * 1024 } as const;
 
-export type QueueName = 'plan' | 'frame' | 'event';
+export type QueueName = 'plan' | 'frame' | 'frame-high' | 'frame-low' | 'event';
 
 export interface QueueDefinition {
   readonly name: QueueName;
@@ -58,6 +58,13 @@ export interface QueueDefinition {
   /** How long the queue, and its DLQ, keep a message. */
   readonly retentionSeconds: number;
 }
+
+const FRAME_QUEUE: QueueDefinition = {
+  name: 'frame',
+  visibilityTimeoutSeconds: 120,
+  maxReceiveCount: 8,
+  retentionSeconds: 14 * 24 * 3600,
+};
 
 /**
  * Visibility timeouts: the plan and event queues feed Lambdas whose timeout is a sixth of the visibility
@@ -72,12 +79,10 @@ export const QUEUES: Readonly<Record<QueueName, QueueDefinition>> = {
     maxReceiveCount: 5,
     retentionSeconds: 4 * 24 * 3600,
   },
-  frame: {
-    name: 'frame',
-    visibilityTimeoutSeconds: 120,
-    maxReceiveCount: 8,
-    retentionSeconds: 14 * 24 * 3600,
-  },
+  frame: FRAME_QUEUE,
+  // Priority bands (core/fair-share.ts): a model's high and low frame queues beside its normal one, alike.
+  'frame-high': { ...FRAME_QUEUE, name: 'frame-high' },
+  'frame-low': { ...FRAME_QUEUE, name: 'frame-low' },
   event: {
     name: 'event',
     visibilityTimeoutSeconds: 6 * 60,
@@ -85,6 +90,10 @@ export const QUEUES: Readonly<Record<QueueName, QueueDefinition>> = {
     retentionSeconds: 4 * 24 * 3600,
   },
 };
+
+/** The queue definition of a priority band: the normal band is the model's frame queue of old. */
+export const bandQueue = (band: 'high' | 'normal' | 'low'): QueueDefinition =>
+  QUEUES[band === 'high' ? 'frame-high' : band === 'low' ? 'frame-low' : 'frame'];
 
 /**
  * Every dead-letter queue keeps its messages for SQS's maximum. A standard queue's message keeps its
@@ -98,6 +107,13 @@ export const CONSUMER_TIMEOUT_SECONDS: Readonly<Record<'plan' | 'event', number>
   plan: 60,
   event: 60,
 };
+
+/**
+ * Fair share: chunks of one job queued and unfinished at most, by default (core/fair-share.ts). Wide
+ * enough that a 300-frame shot of 8-frame chunks goes out whole, and that one worker's chunks in hand
+ * are a small part of it.
+ */
+export const DEFAULT_FAIR_SHARE_CHUNKS = 40;
 
 /** The worker extends a message's visibility this often while it works on the message's frames. */
 export const WORKER_HEARTBEAT_SECONDS = 30;

@@ -6,9 +6,13 @@ import { CogClient } from './cog.ts';
 import { deliverFrames, exrPlates, timelineWriter } from './deliverables.ts';
 import { assetInputs } from './inputs.ts';
 import { modelIdentity, once } from './model-image.ts';
+import { BandedQueue } from './polling.ts';
 import { thumbnail } from './thumbnail.ts';
 import { stagedInputKeys } from './video-input.ts';
 import { Worker, type WorkerSettings } from './worker.ts';
+
+/** Long-poll wait of the worker's receives: SQS's longest. */
+const WAIT_SECONDS = 20;
 
 /** A worker wired from the environment: the container's entry point and local mode build it alike. */
 export function createWorker(
@@ -61,7 +65,9 @@ export function createWorker(
     events: app.events,
     // The worker writes a thumbnail beside each frame it stores (the API only reads them).
     frames: app.frameStore.withThumbnails(thumbnail),
-    queue: app.frameQueue,
+    // The model's priority bands, highest first (./polling.ts); one queue when the stack has no bands.
+    // An empty band is asked again once per long-poll period: the cost of one more long-polling consumer.
+    queue: new BandedQueue(app.frameBands, { recheckMs: (overrides.waitSeconds ?? WAIT_SECONDS) * 1000 }),
     versions: app.versionStore,
     model: new CogClient({ url: config.modelUrl, onBusy: () => worker.modelBusy() }),
     publishEvents: app.publishEvents,
@@ -89,6 +95,8 @@ export function createWorker(
         metadataUri: env.ECS_CONTAINER_METADATA_URI_V4,
       }),
     ),
+    // Fair share: a finished chunk may ask the fan-out to release more of its job (./fair-share.ts).
+    sendPlan: (body) => app.planQueue.send(body),
     writeTimeline: timelineWriter((key, value) => app.frameStore.putJson(key, value), {
       naming: config.namingTemplate,
       rate: config.frameRate,
@@ -100,7 +108,7 @@ export function createWorker(
       visibilitySeconds: config.workerVisibilitySeconds,
       // Renewed well before it runs out, however short it is set.
       heartbeatSeconds: Math.min(WORKER_HEARTBEAT_SECONDS, config.workerVisibilitySeconds / 3),
-      waitSeconds: 20,
+      waitSeconds: WAIT_SECONDS,
       retryBaseMs: 1000,
       modelImage: config.modelImage,
       ...overrides,

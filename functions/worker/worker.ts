@@ -1,5 +1,5 @@
 import type { FrameStore } from '../adapters/frame-store.ts';
-import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
+import type { ReceivedMessage } from '../adapters/queues.ts';
 import type { EventStore } from '../adapters/store/events.ts';
 import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
 import type { VersionStore } from '../adapters/store/versions.ts';
@@ -19,8 +19,10 @@ import { APP_METRICS } from '../shared/metrics.ts';
 import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
 import { type DeliverFrame, deliverFrames } from './deliverables.ts';
+import { FairShare } from './fair-share.ts';
 import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
 import { recordedModel } from './model-image.ts';
+import type { FrameQueue } from './polling.ts';
 import { isReroll, RerollMaker } from './reroll.ts';
 import { stagedKeys, WindowMaker } from './windows.ts';
 
@@ -47,7 +49,8 @@ export interface WorkerDeps {
   readonly store: JobStore;
   readonly events: Pick<EventStore, 'getEvent'>;
   readonly frames: FrameStore;
-  readonly queue: Queue;
+  /** The model's frame queue, or its priority bands read as one (./polling.ts). */
+  readonly queue: FrameQueue;
   readonly model: CogClient;
   readonly publishEvents: (events: readonly EventRecord[]) => Promise<void>;
   /** A prediction's extra inputs and their hashes (./inputs.ts); none when absent. */
@@ -66,6 +69,8 @@ export interface WorkerDeps {
   readonly writeTimeline?: (job: JobRecord) => Promise<void>;
   /** The model's image and digest for the audit trail (./model-image.ts); the configured image when absent. */
   readonly modelIdentity?: () => Promise<ModelIdentity>;
+  /** Sends a plan message, asking the fan-out to release more of a job (./fair-share.ts). */
+  readonly sendPlan?: (body: string) => Promise<void>;
   readonly settings: WorkerSettings;
 }
 
@@ -152,8 +157,10 @@ export class Worker {
   /** A new job's start, made once however many of its chunks arrive together. */
   private readonly starting = new Map<string, Promise<JobRecord | undefined>>();
   private readonly rerolls?: RerollMaker;
+  private readonly fairShare: FairShare;
 
   constructor(readonly deps: WorkerDeps) {
+    this.fairShare = new FairShare(deps.store, deps.sendPlan);
     this.slots = new Slots(deps.settings.concurrency);
     this.uploads = limiter(deps.settings.uploadConcurrency ?? 4);
     this.windows = new WindowMaker(this);
@@ -338,7 +345,11 @@ export class Worker {
       return 'done';
     }
     const seedOf = (frame: number) => frameSeed(job.seed, job.seedMode, frame, job.frames.start);
-    const inRange = chunk.frames.filter((f) => f >= job.frames.start && f <= job.frames.end);
+    // After the job's startBy, only frames started before it are made; the rest are canceled.
+    const inRange = await this.fairShare.framesToMake(
+      job,
+      chunk.frames.filter((f) => f >= job.frames.start && f <= job.frames.end),
+    );
     // Whether anyone listens to frame events, asked while the frames are taken.
     const events = this.frameEventsWanted(job);
     // The chunk's frames are taken in one transaction, before the model is asked for the first of them.
@@ -416,8 +427,10 @@ export class Worker {
     if (handBack) return 'handed-back';
     // The job may have ended, or (gated) reached its review: read it. Otherwise the counts as read at the
     // chunk's start, plus what it recorded, tell whether a progress step is due.
-    if (recorded.last || start.done.length > 0 || isGated(job)) await this.afterWork(job.id);
+    if (recorded.last || start.done.length > 0 || isGated(job) || inRange.length < chunk.frames.length)
+      await this.afterWork(job.id);
     else await this.maybeProgress(job, recorded.counts);
+    await this.fairShare.chunkDone(job, chunk.frames);
     return 'done';
   }
 

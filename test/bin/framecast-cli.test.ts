@@ -386,6 +386,24 @@ describe('framecast usage and connection', () => {
     expect(help.stdout).toContain('Exit codes: 0 ok');
   });
 
+  it('passes --start-by to the API, which refuses a deadline in the past naming the field', async () => {
+    const r = await run([
+      'submit',
+      '--shot',
+      'CLI_LATE',
+      '--prompt',
+      'p',
+      '--frames',
+      '1-2',
+      '--size',
+      '64x64',
+      '--start-by',
+      '2001-01-01T00:00:00Z',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('body.startBy: must be in the future');
+  });
+
   it('shows the API error without a stack trace', async () => {
     const r = await run(['status', 'job_00000000000000000000000000']);
     expect(r.code).toBe(1);

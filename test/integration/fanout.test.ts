@@ -14,11 +14,12 @@ let stack: LocalStack;
 
 // No worker: the frame queue keeps what the fan-out puts on it, for the test to read.
 beforeAll(async () => {
-  // Chunks of 4, as the plans these tests make by hand, for the continuations the stack's fan-out takes.
+  // Chunks of 4, as the plans these tests make by hand, for the continuations the stack's fan-out takes;
+  // a fair-share window wider than any shot here, since nothing finishes chunks (test/integration/fair-share.test.ts).
   stack = await startLocalStack({
     withoutWorker: true,
     withoutWebhooks: true,
-    env: { FRAMECAST_CHUNK_SIZE: '4' },
+    env: { FRAMECAST_CHUNK_SIZE: '4', FRAMECAST_FAIR_SHARE_CHUNKS: '1000' },
   });
 });
 afterAll(() => stack?.stop());

@@ -98,7 +98,8 @@ describe('Observability', () => {
   });
 
   it('sends every alarm and its recovery to the SNS topic', () => {
-    expect(opsAlarms).toHaveLength(3 * 2 + 1 + ROUTES.length + 3);
+    // Two alarms (dead letters, oldest message) for each of the plan, frame (three priority bands) and event queues.
+    expect(opsAlarms).toHaveLength(5 * 2 + 1 + ROUTES.length + 3);
     for (const alarm of opsAlarms) {
       expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
       expect(alarm.OKActions).toEqual([{ Ref: topic }]);

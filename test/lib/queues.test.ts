@@ -30,11 +30,16 @@ const work = [
   { path: 'Event', definition: QUEUES.event },
   { path: 'Frames-reference', definition: QUEUES.frame },
   { path: 'Frames-sdxl', definition: QUEUES.frame },
+  // Each model's high and low priority bands beside its frame queue (core/fair-share.ts).
+  { path: 'Frames-reference-high', definition: QUEUES['frame-high'] },
+  { path: 'Frames-reference-low', definition: QUEUES['frame-low'] },
+  { path: 'Frames-sdxl-high', definition: QUEUES['frame-high'] },
+  { path: 'Frames-sdxl-low', definition: QUEUES['frame-low'] },
 ];
 const fanOut = functionId(template, 'Framecast fan-out: plan messages to frame chunks');
 
 describe('Queues', () => {
-  it('makes a plan queue, an event queue and one frame queue per model, each with its dead-letter queue', () => {
+  it('makes a plan queue, an event queue and three frame queues (priority bands) per model, each with its dead-letter queue', () => {
     expect(Object.keys(queues)).toHaveLength(work.length * 2);
   });
 
@@ -131,6 +136,32 @@ describe('FanOut', () => {
     });
     expect(env).toMatchObject({ [ENV.planQueueUrl]: { Ref: queueId('Plan') }, [ENV.chunkSize]: '8' });
     expect(env).not.toHaveProperty(ENV.frameQueueUrl);
+  });
+
+  it('knows the high and low priority bands of every model, as JSON', () => {
+    const env = (
+      propsOf(resourcesOf(template, 'AWS::Lambda::Function')[fanOut]).Environment as {
+        Variables: Record<string, unknown>;
+      }
+    ).Variables;
+    const urls = stack.resolve(env[ENV.frameQueueBandUrls]) as {
+      'Fn::Join': [string, (string | { Ref: string })[]];
+    };
+    const json = urls['Fn::Join'][1]
+      .map((part) => (typeof part === 'string' ? part : `url-of:${part.Ref}`))
+      .join('');
+    expect(JSON.parse(json)).toEqual({
+      'reference:high': `url-of:${queueId('Frames-reference-high')}`,
+      'reference:low': `url-of:${queueId('Frames-reference-low')}`,
+      'sdxl:high': `url-of:${queueId('Frames-sdxl-high')}`,
+      'sdxl:low': `url-of:${queueId('Frames-sdxl-low')}`,
+    });
+    const statements = functionStatements(template, fanOut);
+    for (const path of ['Frames-sdxl-high', 'Frames-sdxl-low']) {
+      const actions = actionsOf(statements.filter((st) => mentions(st, queueId(path))));
+      expect(actions).toContain('sqs:SendMessage');
+      expect(actions).not.toContain('sqs:ReceiveMessage');
+    }
   });
 
   it('may send to the frame queues and the plan queue, and consume only the plan queue', () => {

@@ -58,6 +58,26 @@ describe('RenderFleet', () => {
     });
   });
 
+  it("has each worker consume its model's priority bands, ask the fan-out for more on the plan queue, and scale on every band", () => {
+    const worker = env(container('sdxl', 'worker'));
+    expect(worker[ENV.planQueueUrl]).toEqual({ Ref: idAt(spot.stack, 'Queues/Plan/Queue') });
+    const bands = JSON.stringify(spot.stack.resolve(worker[ENV.frameQueueBands]));
+    for (const band of ['high', 'low']) {
+      expect(bands).toContain(`\\"${band}\\"`);
+      expect(bands).toContain(idAt(spot.stack, `Queues/Frames-sdxl-${band}/Queue`));
+    }
+    const scaling = JSON.stringify(
+      Object.values(resourcesOf(spot.template, 'AWS::ApplicationAutoScaling::ScalingPolicy')).find(
+        (p) =>
+          p.Properties?.PolicyType === 'TargetTrackingScaling' &&
+          JSON.stringify(p).includes(idAt(spot.stack, 'Queues/Frames-sdxl-high/Queue')),
+      ),
+    );
+    for (const band of ['', '-high', '-low'])
+      expect(scaling).toContain(idAt(spot.stack, `Queues/Frames-sdxl${band}/Queue`));
+    expect(scaling).toContain('FILL(visible2, 0) + FILL(inflight2, 0)');
+  });
+
   it("tells the worker the production's colour pipeline: OCIO config, plate and model colour spaces, EXR compression", () => {
     expect(env(container('sdxl', 'worker'))).toMatchObject({
       [ENV.ocioConfig]: 'colour/framecast.ocio',

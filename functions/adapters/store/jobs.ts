@@ -404,17 +404,20 @@ export class JobStore {
     );
   }
 
-  /** Records that the fan-out queued every frame before `upTo`; only moves forward. */
-  async advancePlan(jobId: string, upTo: number): Promise<void> {
+  /**
+   * Records that the fan-out queued every frame before `upTo`; only moves forward. `releaseAt`: the frame
+   * whose chunk asks for the next release of a job queued in steps (core/fair-share.ts).
+   */
+  async advancePlan(jobId: string, upTo: number, releaseAt?: number): Promise<void> {
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: jobKey(jobId),
-          UpdateExpression: 'SET plannedUpTo = :upTo',
+          UpdateExpression: `SET plannedUpTo = :upTo${releaseAt === undefined ? '' : ', releaseAt = :at'}`,
           ConditionExpression:
             'attribute_exists(pk) AND (attribute_not_exists(plannedUpTo) OR plannedUpTo < :upTo)',
-          ExpressionAttributeValues: { ':upTo': upTo },
+          ExpressionAttributeValues: { ':upTo': upTo, ...(releaseAt !== undefined && { ':at': releaseAt }) },
         }),
       );
     } catch (err) {
@@ -530,6 +533,113 @@ export class JobStore {
       if (isConditionFailure(err)) return false;
       throw err;
     }
+  }
+
+  /**
+   * A chunk taken after the job's `startBy`: its frames that no worker has started are canceled (a
+   * record each, so a late duplicate never starts them) and counted, in one transaction. The first such
+   * chunk also cancels the frames never released (from `plannedUpTo` to the end: no chunk of them exists)
+   * and marks the job's plan done, conditional on `plannedUpTo` as read, so a release at the same moment
+   * is counted once: frames at or past `unplannedCanceledFrom` are counted there, not again by their
+   * chunk. Frames started before the deadline (they have a record) are left to be made. Returns the
+   * frames this call canceled; `job-ended` when the job is no longer live.
+   */
+  async cancelUnstarted(
+    job: JobRecord,
+    frames: readonly { frame: number; seed: number }[],
+    reason: string,
+    now = new Date(),
+  ): Promise<{ ok: true; canceled: number[] } | { ok: false; reason: 'job-ended' }> {
+    // A transaction holds at most 100 items: the job and 90 frames at a time (a chunk may hold 100).
+    const canceled: number[] = [];
+    for (let i = 0; i === 0 || i < frames.length; i += 90) {
+      const out = await this.cancelGroup(job, frames.slice(i, i + 90), reason, now);
+      if (!out.ok) return out;
+      canceled.push(...out.canceled);
+    }
+    return { ok: true, canceled };
+  }
+
+  private async cancelGroup(
+    job: JobRecord,
+    frames: readonly { frame: number; seed: number }[],
+    reason: string,
+    now: Date,
+  ): Promise<{ ok: true; canceled: number[] } | { ok: false; reason: 'job-ended' }> {
+    const live = statusIn(liveJobStatuses());
+    const to: FrameStatus = 'canceled';
+    let read = job;
+    let pending = [...frames];
+    for (let round = 0; round < 2 * CONFLICT_ROUNDS; round++) {
+      const cutOff = read.unplannedCanceledFrom;
+      const planned = read.plannedUpTo ?? read.frames.start;
+      // The frames never released, counted once, by the first chunk to find the deadline passed.
+      const unreleased = cutOff === undefined ? Math.max(0, read.frames.end + 1 - planned) : 0;
+      const from = cutOff ?? planned;
+      const counted = pending.filter((f) => f.frame < from).length + unreleased;
+      const items: Record<string, TransactItem> = {
+        job: {
+          Update: {
+            TableName: this.table,
+            Key: jobKey(job.id),
+            UpdateExpression: `SET canceledReason = if_not_exists(canceledReason, :reason)${
+              cutOff === undefined ? ', unplannedCanceledFrom = :from, plannedUpTo = :end' : ''
+            } ADD canceled :n, unfinished :minus`,
+            ConditionExpression: `${live.condition} AND ${
+              cutOff === undefined
+                ? `attribute_not_exists(unplannedCanceledFrom) AND ${
+                    read.plannedUpTo === undefined
+                      ? 'attribute_not_exists(plannedUpTo)'
+                      : 'plannedUpTo = :planned'
+                  }`
+                : 'attribute_exists(unplannedCanceledFrom)'
+            }`,
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':reason': reason,
+              ':n': counted,
+              ':minus': -counted,
+              ...(cutOff === undefined && { ':from': from, ':end': read.frames.end + 1 }),
+              ...(cutOff === undefined && read.plannedUpTo !== undefined && { ':planned': read.plannedUpTo }),
+              ...live.values,
+            },
+          },
+        },
+      };
+      for (const { frame, seed } of pending) {
+        items[`f${frame}`] = {
+          Put: {
+            TableName: this.table,
+            Item: {
+              ...frameKey(job.id, frame),
+              jobId: job.id,
+              frame,
+              status: to,
+              seed,
+              attempts: 0,
+              error: reason,
+              finishedAt: nowIso(now),
+            },
+            // A frame with a record was started before the deadline: it is made, not canceled.
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        };
+      }
+      const written = await transact(this.db, items);
+      if (written.ok) return { ok: true, canceled: pending.map((p) => p.frame) };
+      const started = new Set(written.failedAll.filter((n) => n !== 'job'));
+      if (started.size > 0) pending = pending.filter((p) => !started.has(`f${p.frame}`));
+      if (written.failedAll.includes('job') || (!written.conflict && started.size === 0)) {
+        // The job moved on (a release, another chunk's deadline, its end): read it again.
+        const fresh = await this.getJob(job.id);
+        if (!fresh || !liveJobStatuses().includes(fresh.status)) return { ok: false, reason: 'job-ended' };
+        read = fresh;
+      } else if (written.conflict && started.size === 0) {
+        await backOff(round);
+      }
+      if (pending.length === 0 && read.unplannedCanceledFrom !== undefined) return { ok: true, canceled: [] };
+    }
+    throw new FramecastError('conflict', 'job is changing too fast to cancel its unstarted frames; retry');
   }
 
   // ---- frames -----------------------------------------------------------------------------------------

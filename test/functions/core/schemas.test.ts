@@ -55,6 +55,9 @@ describe('the job request', () => {
     ['a negative seed', { ...valid, seed: -1 }, 'body.seed'],
     ['an unknown seed mode', { ...valid, seedMode: 'random' }, 'body.seedMode'],
     ['a priority over 100', { ...valid, priority: 101 }, 'body.priority'],
+    ['a fractional priority', { ...valid, priority: 50.5 }, 'body.priority'],
+    ['a startBy that is not a time', { ...valid, startBy: 'tomorrow' }, 'body.startBy'],
+    ['a startBy without its time zone', { ...valid, startBy: '2030-01-01T00:00:00' }, 'body.startBy'],
     ['params that are not an object', { ...valid, params: [1, 2] }, 'body.params'],
     ['params over 16 KB', { ...valid, params: { x: 'y'.repeat(17_000) } }, 'body.params'],
     // What the table cannot hold is a 400 naming where, not a 500 from DynamoDB (found by test/faults/hostile).
