@@ -3,6 +3,7 @@ import { ColourSpaceName, DEFAULT_COLOUR, DEFAULT_OCIO_CONFIG, EXR_COMPRESSIONS 
 import { DEFAULT_NAMING_TEMPLATE, NamingError, type NamingTemplate, parseTemplate } from './core/naming.ts';
 import { PublishersSchema, TRACKERS } from './core/publish.ts';
 import { ORIGIN } from './shared/cors.ts';
+import { CostSettingsSchema } from './shared/cost.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
 import { ASSET_FILE_BYTES, QUEUES } from './shared/resources.ts';
@@ -129,6 +130,7 @@ export const SETTINGS = {
     .string()
     .regex(/^[A-Za-z0-9:/*.\- ]+$/, 'must be CSP source expressions separated by spaces')
     .default('https:'),
+  cost: z.string().default('{}').pipe(json).pipe(CostSettingsSchema),
 } satisfies Record<EnvKey, z.ZodType>;
 
 export type Settings = { [K in EnvKey]: z.output<(typeof SETTINGS)[K]> };

@@ -70,6 +70,20 @@ export interface JobRecord {
   readonly plannedUpTo?: number;
   /** SHA-256 of the canonical request body, for Idempotency-Key checks. */
   readonly requestHash: string;
+  /** GPU time and spend of the job's recorded frames, counted with them (core/cost.ts). */
+  readonly gpuMs?: number;
+  readonly costMicros?: number;
+  /** What the job was estimated to take when it was accepted. */
+  readonly estimate?: JobEstimate;
+}
+
+/** A job's estimate as recorded at submit (core/cost.ts `estimateJob`). */
+export interface JobEstimate {
+  readonly gpuMs: number;
+  readonly costMicros: number;
+  readonly basis: 'history' | 'prior';
+  readonly expectedStart: string;
+  readonly expectedFinish: string;
 }
 
 /** One input of a job: its asset and binding, and the asset's frames (absent for a still), read at submit. */
@@ -121,6 +135,10 @@ export interface FrameRecord {
   readonly inputs?: Readonly<Record<string, string>>;
   /** The model's own time (Cog `metrics.predict_time`), seconds. */
   readonly predictTime?: number;
+  /** GPU time the frame held, ms (the task's share of its host; a window's shared out over its frames). */
+  readonly gpuMs?: number;
+  /** What that time cost at the production's GPU price when it was recorded, micro-dollars (core/cost.ts). */
+  readonly costMicros?: number;
   /** The event announcing the frame's last outcome, re-published if a worker dies after recording it. */
   readonly eventId?: string;
   /** The version the sequence name points at, once one other than the first was selected. */

@@ -264,6 +264,28 @@ export const ReviewView = z
   .meta({ id: 'Review' });
 export type ReviewView = z.output<typeof ReviewView>;
 
+/** GPU time and what it cost (core/cost.ts): frames, jobs and usage show spend alike. */
+export const Spend = z
+  .object({
+    gpuSeconds: z.number().meta({ description: "GPU time held, seconds (the task's share of its host)" }),
+    usd: z.number().meta({ description: "What it cost at the production's GPU price, USD" }),
+  })
+  .meta({ id: 'Spend' });
+
+/** What a job is expected to take, before it runs (`POST /v1/jobs?dryRun=true`, and on the job). */
+export const EstimateView = z
+  .object({
+    gpuSeconds: z.number(),
+    usd: z.number(),
+    basis: z.enum(['history', 'prior']).meta({
+      description:
+        "history: the model's recorded seconds per megapixel; prior: the configured guess for a model with none",
+    }),
+    expectedStart: z.iso.datetime(),
+    expectedFinish: z.iso.datetime(),
+  })
+  .meta({ id: 'Estimate' });
+
 export const JobResponse = z
   .object({
     id: z.string().meta({ example: 'job_01JBZ8Q1XG9X3J5W2Y7K4M6N8P' }),
@@ -325,6 +347,12 @@ export const JobResponse = z
     startedAt: z.iso.datetime().optional(),
     finishedAt: z.iso.datetime().optional(),
     outputPrefix: z.string().meta({ example: 's3://bucket/tenant/EP101_SH040/job_.../' }),
+    cost: Spend.meta({
+      description: 'What the frames recorded so far took: the actual, beside the estimate',
+    }),
+    estimate: EstimateView.optional().meta({
+      description: 'What the job was estimated to take when accepted',
+    }),
   })
   .meta({ id: 'Job' });
 export type JobResponse = z.output<typeof JobResponse>;
@@ -359,6 +387,11 @@ export const FrameResponse = z
         'The version the sequence name points at: 1, the first generation, until another is selected',
     }),
     error: z.string().optional(),
+    predictTime: z
+      .number()
+      .optional()
+      .meta({ description: "The model's own time (Cog metrics.predict_time), seconds" }),
+    cost: Spend.optional().meta({ description: 'GPU time the frame held and its spend, once recorded' }),
   })
   .meta({ id: 'Frame' });
 export type FrameResponse = z.output<typeof FrameResponse>;

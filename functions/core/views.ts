@@ -1,5 +1,6 @@
+import { spendView } from './cost.ts';
 import { frameCount } from './frames.ts';
-import type { FrameRecord, JobRecord, VersionRecord } from './model.ts';
+import type { FrameRecord, JobEstimate, JobRecord, VersionRecord } from './model.ts';
 import type { FrameResponse, JobResponse, Reroll, ReviewView } from './schemas.ts';
 import { planWindows } from './windows.ts';
 
@@ -52,8 +53,18 @@ export function toJobResponse(job: JobRecord): JobResponse {
     ...(job.startedAt !== undefined && { startedAt: job.startedAt }),
     ...(job.finishedAt !== undefined && { finishedAt: job.finishedAt }),
     outputPrefix: `s3://${job.bucket}/${job.prefix}`,
+    cost: spendView(job),
+    ...(job.estimate && { estimate: estimateView(job.estimate) }),
   };
 }
+
+/** A recorded estimate as shown: seconds and dollars. */
+export const estimateView = (e: JobEstimate) => ({
+  ...spendView(e),
+  basis: e.basis,
+  expectedStart: e.expectedStart,
+  expectedFinish: e.expectedFinish,
+});
 
 /** A job's review gate as shown: its status follows from the job's and from who decided. */
 function reviewView(job: JobRecord): ReviewView {
@@ -90,6 +101,8 @@ export function toFrameResponse(frame: FrameRecord): FrameResponse {
     ...(frame.key !== undefined && { key: frame.key }),
     ...(frame.status === 'succeeded' && { version: frame.selected ?? 1 }),
     ...(frame.error !== undefined && { error: frame.error }),
+    ...(frame.predictTime !== undefined && { predictTime: frame.predictTime }),
+    ...(frame.gpuMs !== undefined && { cost: spendView(frame) }),
   };
 }
 

@@ -6,6 +6,7 @@ import { ApiKeyStore } from '../adapters/store/api-keys.ts';
 import { AssetStore } from '../adapters/store/assets.ts';
 import { EventStore } from '../adapters/store/events.ts';
 import { JobStore } from '../adapters/store/jobs.ts';
+import { UsageStore } from '../adapters/store/usage.ts';
 import { VersionStore } from '../adapters/store/versions.ts';
 import { credentialsOf, secretsManager } from '../adapters/trackers.ts';
 import { WebhookStore } from '../adapters/webhook-store.ts';
@@ -45,7 +46,11 @@ export class Container {
     return this.once('store', () => new JobStore(this.aws().dynamo, this.table));
   }
 
-  /** Where API keys are looked up: the one place the HTTP edge and the admin tooling find them. */
+  /** Spend by tenant, day and month, and each model's record for estimates (docs/operations.md). */
+  get usageStore(): UsageStore {
+    return this.once('usageStore', () => new UsageStore(this.aws().dynamo, this.table));
+  }
+
   /** Frame versions and re-rolls. */
   get versionStore(): VersionStore {
     return this.once('versionStore', () => new VersionStore(this.aws().dynamo, this.table));

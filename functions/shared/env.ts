@@ -47,4 +47,6 @@ export const ENV = {
   oiiotool: 'FRAMECAST_OIIOTOOL',
   reviewPageDir: 'FRAMECAST_REVIEW_PAGE_DIR',
   reviewSources: 'FRAMECAST_REVIEW_SOURCES',
+  /** Prices, fleet sizes, the estimate prior and the production budget, as JSON (shared/cost.ts). */
+  cost: 'FRAMECAST_COST',
 } as const;

@@ -1,6 +1,8 @@
 import { Oiio } from '../adapters/oiio.ts';
 import { loadConfig } from '../config.ts';
+import { usdToMicros } from '../core/cost.ts';
 import type { Container } from '../services/container.ts';
+import { modelCost } from '../shared/cost.ts';
 import { WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
 import { CogClient } from './cog.ts';
 import { deliverFrames, exrPlates, timelineWriter } from './deliverables.ts';
@@ -30,6 +32,8 @@ export function createWorker(
       'oiiotool',
       'namingTemplate',
       'frameRate',
+      'cost',
+      'modelName',
     ],
     env,
   );
@@ -93,6 +97,7 @@ export function createWorker(
       waitSeconds: 20,
       retryBaseMs: 1000,
       modelImage: config.modelImage,
+      gpuHourMicros: usdToMicros(modelCost(config.cost, config.modelName).gpuHourUsd),
       ...overrides,
     },
   });

@@ -4,6 +4,7 @@ import type { EventStore } from '../adapters/store/events.ts';
 import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
 import type { VersionStore } from '../adapters/store/versions.ts';
 import { eachLimit, limiter } from '../core/concurrency.ts';
+import { DEFAULT_GPU_HOUR_USD, gpuShareMs, spendMicros, usdToMicros } from '../core/cost.ts';
 import { frameCount, frameSeed, manifestKey } from '../core/frames.ts';
 import { manifestOf } from '../core/manifest.ts';
 import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
@@ -39,6 +40,8 @@ export interface WorkerSettings {
   /** First back-off between tries of a frame; doubles each time. */
   readonly retryBaseMs: number;
   readonly modelImage: string;
+  /** What an hour of this task's GPU host costs, micro-dollars (core/cost.ts); the default price when absent. */
+  readonly gpuHourMicros?: number;
 }
 
 export interface WorkerDeps {
@@ -89,6 +92,9 @@ export interface StoredFrameInput {
   readonly seed: number;
   readonly png: Buffer;
   readonly predictTime?: number;
+  /** GPU time the frame held (the task's share), ms, and its spend, micro-dollars (Worker.spendOf). */
+  readonly gpuMs?: number;
+  readonly costMicros?: number;
   readonly inputs?: Readonly<Record<string, string>>;
 }
 
@@ -386,7 +392,11 @@ export class Worker {
           handBack = true;
           break;
         }
-        const made = await this.generate(job, frame, seedOf(frame), await prepared[index]!, delivery);
+        const extra = await prepared[index]!;
+        const began = Date.now();
+        const generated = await this.generate(job, frame, seedOf(frame), extra, delivery);
+        // The slot was held for the frame from its first try to its last, back-off included.
+        const made = { ...generated, ...this.spendOf(Date.now() - began) };
         if (made.status === 'failed') {
           results.push(made);
           continue;
@@ -477,6 +487,14 @@ export class Worker {
     }
   }
 
+  /** The GPU time and its spend of a model slot held `heldMs` (core/cost.ts). */
+  spendOf(heldMs: number): { gpuMs: number; costMicros: number } {
+    const { settings } = this.deps;
+    const gpuMs = gpuShareMs(heldMs, settings.concurrency);
+    const price = settings.gpuHourMicros ?? usdToMicros(DEFAULT_GPU_HOUR_USD);
+    return { gpuMs, costMicros: spendMicros(gpuMs, price) };
+  }
+
   /** Stores a made frame's PNG under its sequence name: what recording it needs. */
   async storeFrame(job: JobRecord, made: StoredFrameInput): Promise<FinishedFrame> {
     // What the job asks the frame delivered as (PNG, or EXR in the plate's colour space); a frame that
@@ -486,8 +504,12 @@ export class Worker {
       made.frame,
       made.png,
     ).catch((err: Error) => err);
+    const spend = {
+      ...(made.gpuMs !== undefined && { gpuMs: made.gpuMs }),
+      ...(made.costMicros !== undefined && { costMicros: made.costMicros }),
+    };
     if (file instanceof Error) {
-      return { status: 'failed', frame: made.frame, seed: made.seed, error: file.message };
+      return { status: 'failed', frame: made.frame, seed: made.seed, error: file.message, ...spend };
     }
     const { sha256, size } = await this.deps.frames.putFrame(
       file.key,
@@ -503,6 +525,7 @@ export class Worker {
       size,
       key: file.key,
       ...(made.predictTime !== undefined && { predictTime: made.predictTime }),
+      ...spend,
       ...(made.inputs && { inputs: made.inputs }),
     };
   }
@@ -593,12 +616,14 @@ export class Worker {
     png: Buffer,
     predictTime?: number,
     inputs?: Readonly<Record<string, string>>,
+    spend?: { gpuMs: number; costMicros: number },
   ): Promise<void> {
     const stored = await this.storeFrame(job, {
       frame,
       seed,
       png,
       ...(predictTime !== undefined && { predictTime }),
+      ...spend,
       ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
     });
     if (stored.status === 'failed') return this.recordFailure(job, frame, seed, attempts, stored.error ?? '');
