@@ -558,6 +558,10 @@ export class Worker {
     this.stats.duplicates += out.duplicates.length;
     if (counts.succeeded > 0) countMetric(APP_METRICS.framesSucceeded, counts.succeeded);
     if (counts.failed > 0) countMetric(APP_METRICS.framesFailed, counts.failed);
+    const spend = out.recorded.reduce((n, r) => n + (r.costMicros ?? 0), 0);
+    if (spend > 0) countMetric(APP_METRICS.spendMicros, spend);
+    const gpuMs = out.recorded.reduce((n, r) => n + (r.gpuMs ?? 0), 0);
+    if (gpuMs > 0) countMetric(APP_METRICS.gpuMilliseconds, gpuMs);
     publishMetrics();
     if (publish && out.events.length > 0) await this.deps.publishEvents(out.events);
     return { last: out.last, counts };
