@@ -570,7 +570,10 @@ withTable(
     .command('create')
     .description('make a key for a tenant; it is printed once, only its SHA-256 is stored')
     .requiredOption('--tenant <tenant>', 'the tenant the key acts for (lowercase letters, digits, -)')
-    .option('--scopes <a,b>', 'comma-separated scopes (default: every scope)')
+    .option(
+      '--scopes <a,b>',
+      'comma-separated scopes (default: every scope but admin, which is granted only by name)',
+    )
     .option('--name <name>', 'a label for the key, e.g. "comp team"'),
 ).action(async (o: TableFlags & { tenant: string; scopes?: string; name?: string }) => {
   const { keys: k, store, where } = await keyTable(o);

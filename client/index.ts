@@ -20,6 +20,7 @@ import type {
   Redelivery,
   Reroll,
   RerollRequest,
+  UsageReport,
   WebhookEndpoint,
   WebhookEndpointList,
   WebhookEndpointRequest,
@@ -46,6 +47,7 @@ export type {
   JobResponse as Job,
   JobStatus,
   Reroll,
+  UsageReport,
   WebhookEndpoint,
 };
 export type JobListPage = z.output<typeof JobList>;
@@ -94,6 +96,7 @@ export const ROUTES_BY_METHOD = {
   completeAsset: ['POST', '/v1/assets/{id}/complete'],
   deleteAsset: ['DELETE', '/v1/assets/{id}'],
   getOpenApi: ['GET', '/v1/openapi.json'],
+  getUsage: ['GET', '/v1/usage'],
 } as const satisfies Record<string, readonly [HttpMethod, string]>;
 type RouteName = keyof typeof ROUTES_BY_METHOD;
 
@@ -287,6 +290,15 @@ export class FramecastClient {
 
   getOpenApi(): Promise<Record<string, unknown>> {
     return this.#call('getOpenApi', {});
+  }
+
+  // ---- money --------------------------------------------------------------------------------------------
+
+  /** `GET /v1/usage`: spend of the days from..to (UTC, default this month), by day, tenant, shot or model. */
+  getUsage(
+    query: { from?: string; to?: string; groupBy?: UsageReport['groupBy']; tenant?: string } = {},
+  ): Promise<UsageReport> {
+    return this.#call('getUsage', {}, { query });
   }
 
   // ---- helpers over the routes --------------------------------------------------------------------------

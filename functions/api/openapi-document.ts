@@ -24,6 +24,8 @@ import {
   Reroll,
   RerollRequest,
   SelectVersionRequest,
+  USAGE_GROUPS,
+  UsageReport,
   WebhookEndpoint,
   WebhookEndpointList,
   WebhookEndpointRequest,
@@ -435,6 +437,29 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
         responses: {
           '200': json(asset, 'The asset, ready, with its width and height'),
           ...errorResponses(401, 403, 404, 409, 422, 429),
+        },
+      },
+    },
+    '/v1/usage': {
+      get: {
+        operationId: 'getUsage',
+        summary: 'Spend (GPU seconds and USD) of the days from..to, by day, tenant, shot or model',
+        description:
+          "A key sees its own tenant's usage; a key with the admin scope may name another tenant, or, with " +
+          'groupBy=tenant and no tenant, see every tenant. Default: this month so far, by day (UTC).',
+        parameters: [
+          { name: 'from', in: 'query', schema: { type: 'string', format: 'date' } },
+          { name: 'to', in: 'query', schema: { type: 'string', format: 'date' } },
+          {
+            name: 'groupBy',
+            in: 'query',
+            schema: { type: 'string', enum: [...USAGE_GROUPS], default: 'day' },
+          },
+          { name: 'tenant', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': json(component(components, 'UsageReport', UsageReport, 'output'), 'The spend, grouped'),
+          ...errorResponses(400, 401, 403, 429),
         },
       },
     },

@@ -22,8 +22,20 @@ export interface ApiKeyRecord {
   readonly revokedAt?: string;
 }
 
-export const SCOPES = ['jobs:read', 'jobs:write', 'webhooks:manage', 'assets:read', 'assets:write'] as const;
+export const SCOPES = [
+  'jobs:read',
+  'jobs:write',
+  'webhooks:manage',
+  'assets:read',
+  'assets:write',
+  'admin',
+] as const;
 export type Scope = (typeof SCOPES)[number];
+/**
+ * What a key gets when none are named: every scope but `admin` (budgets, every tenant's usage), which
+ * reaches across tenants and is granted only by name (`framecast keys create --scopes admin,...`).
+ */
+export const DEFAULT_SCOPES: readonly Scope[] = SCOPES.filter((s) => s !== 'admin');
 
 export interface JobRecord {
   readonly id: string;

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { OUTPUT_FORMATS } from './colour.ts';
-import { ASSET_ID } from './ids.ts';
+import { ASSET_ID, TENANT } from './ids.ts';
 
 /**
  * The schemas of the HTTP API (the design's "HTTP API (v1)"): one per boundary, shared by the handlers,
@@ -556,3 +556,74 @@ export const EventListQuery = z.strictObject({
 export const Redelivery = z
   .object({ event: z.string(), targets: z.array(z.string()) })
   .meta({ id: 'Redelivery' });
+
+// ---- usage and budgets (docs/operations.md, "Prices, spend and budgets") ------------------------------
+
+const Day = z.iso.date().meta({ description: 'A UTC day, yyyy-mm-dd' });
+const Tenant = z.string().regex(TENANT, 'must be a tenant: 1 to 63 lowercase letters, digits or "-"');
+export const USAGE_GROUPS = ['day', 'tenant', 'shot', 'model'] as const;
+
+/** GET /v1/usage: the days from..to (inclusive, at most 366), grouped. Default: this month so far, by day. */
+export const UsageQuery = z
+  .strictObject({
+    from: Day.optional(),
+    to: Day.optional(),
+    groupBy: z.enum(USAGE_GROUPS).default('day'),
+    tenant: Tenant.optional().meta({
+      description:
+        "Another tenant's usage, or every tenant's with groupBy=tenant: for a key with the admin scope",
+    }),
+  })
+  .meta({ id: 'UsageQuery' });
+export type UsageQuery = z.output<typeof UsageQuery>;
+
+const UsageGroup = z.object({
+  key: z.string().meta({ description: 'The day, tenant, shot or model' }),
+  frames: z.int(),
+  gpuSeconds: z.number(),
+  usd: z.number(),
+});
+
+export const UsageReport = z
+  .object({
+    from: Day,
+    to: Day,
+    groupBy: z.enum(USAGE_GROUPS),
+    tenant: z.string().optional().meta({ description: 'The tenant reported; absent: every tenant' }),
+    total: UsageGroup.omit({ key: true }),
+    groups: z.array(UsageGroup),
+  })
+  .meta({ id: 'UsageReport' });
+export type UsageReport = z.output<typeof UsageReport>;
+
+/** PUT /v1/budgets/{tenant}: a tenant's monthly budget and its graduated actions. */
+export const BudgetRequest = z
+  .strictObject({
+    limitUsd: z.number().min(0).max(100_000_000).meta({ description: 'USD a calendar month (UTC)' }),
+    warningPercent: z.number().min(1).max(1000).default(80).meta({
+      description: 'At this share of the limit: a budget.warning event and the alarm',
+    }),
+    stopPercent: z.number().min(1).max(1000).default(100).meta({
+      description: 'At this share: new jobs are refused with 402 and unstarted frames are held',
+    }),
+  })
+  .refine((b) => b.warningPercent <= b.stopPercent, {
+    message: 'must not be above stopPercent',
+    path: ['warningPercent'],
+  })
+  .meta({ id: 'BudgetRequest' });
+export type BudgetRequest = z.output<typeof BudgetRequest>;
+
+export const BudgetView = z
+  .object({
+    tenant: z.string(),
+    limitUsd: z.number(),
+    warningPercent: z.number(),
+    stopPercent: z.number(),
+    month: z.string().meta({ description: 'The month the spend is of, yyyy-mm' }),
+    spentUsd: z.number(),
+    level: z.enum(['ok', 'warning', 'stopped']),
+    updatedAt: z.iso.datetime().optional(),
+  })
+  .meta({ id: 'Budget' });
+export type BudgetView = z.output<typeof BudgetView>;

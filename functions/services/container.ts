@@ -17,6 +17,7 @@ import { policyFromSettings } from '../core/webhooks/ssrf.ts';
 import { AssetService } from './assets.ts';
 import { JobService } from './jobs.ts';
 import { publishers } from './publishing.ts';
+import { UsageService } from './usage.ts';
 import { VersionService } from './versions.ts';
 import { WebhookService } from './webhooks.ts';
 
@@ -49,6 +50,10 @@ export class Container {
   /** Spend by tenant, day and month, and each model's record for estimates (docs/operations.md). */
   get usageStore(): UsageStore {
     return this.once('usageStore', () => new UsageStore(this.aws().dynamo, this.table));
+  }
+
+  get usage(): UsageService {
+    return this.once('usage', () => new UsageService(this.usageStore));
   }
 
   /** Frame versions and re-rolls. */

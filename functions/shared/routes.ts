@@ -206,6 +206,14 @@ export const ROUTES: readonly RouteDefinition[] = [
     memoryMiB: 1024,
     access: { table: 'readWrite', assets: 'remove' },
   },
+  {
+    // Money (docs/operations.md, "Prices, spend and budgets"): a tenant's own spend; every tenant's for admin keys.
+    method: 'GET',
+    path: '/v1/usage',
+    entry: 'functions/api/get-usage.ts',
+    scope: 'jobs:read',
+    access: { table: 'read' },
+  },
   { method: 'GET', path: '/v1/openapi.json', entry: 'functions/api/openapi.ts', access: {} },
 ];
 

@@ -83,6 +83,61 @@ describe('spend', () => {
     expect(days.filter((d) => d.model).reduce((n, d) => n + d.frames, 0)).toBe(20);
     // Another tenant's spend is its own.
     expect(await stack.app.usageStore.month('dev', monthOf(new Date()))).toEqual({ gpuMs: 0, costMicros: 0 });
-    void api;
+
+    // GET /v1/usage answers the same sums, by day, shot and model.
+    const today = dayOf(new Date());
+    const byDay = await studio.getUsage({ from: today, to: today });
+    expect(byDay.status).toBe(200);
+    expect(byDay.body).toMatchObject({ tenant, groupBy: 'day', total: { frames: 20 } });
+    expect(usdToMicros(byDay.body.total.usd)).toBe(jobMicros);
+    expect(Math.round(byDay.body.total.gpuSeconds * 1000)).toBe(jobMs);
+    const byShot = await studio.getUsage({ from: today, to: today, groupBy: 'shot' });
+    expect(byShot.body.groups.map((g) => [g.key, g.frames])).toEqual([
+      ['SPEND_A', 10],
+      ['SPEND_B', 10],
+    ]);
+    const byModel = await studio.getUsage({ groupBy: 'model' });
+    expect(byModel.body.groups).toEqual([{ key: 'reference', ...byDay.body.total }]);
+    usage.tenant = tenant;
+    usage.micros = jobMicros;
+  });
+});
+
+const usage = { tenant: '', micros: 0 };
+
+describe('GET /v1/usage', () => {
+  it("shows a key its own tenant's usage only; an admin key sees every tenant's", async () => {
+    const today = dayOf(new Date());
+    const mine = await api.getUsage({ groupBy: 'tenant', from: today, to: today });
+    expect(mine.status).toBe(200);
+    expect(mine.body.tenant).toBe('dev');
+    expect(mine.body.groups.map((g) => g.key)).not.toContain(usage.tenant);
+    const other = await api.getUsage({ tenant: usage.tenant });
+    expect(other.status).toBe(403);
+    expect(other.body).toMatchObject({ error: { code: 'forbidden' } });
+
+    const admin = client(stack.url, await stack.createApiKey('ops', ['jobs:read', 'admin']));
+    const all = await admin.getUsage({ groupBy: 'tenant', from: today, to: today });
+    expect(all.status).toBe(200);
+    expect(all.body.tenant).toBeUndefined();
+    const row = all.body.groups.find((g) => g.key === usage.tenant);
+    expect(row && usdToMicros(row.usd)).toBe(usage.micros);
+    const theirs = await admin.getUsage({ tenant: usage.tenant, from: today, to: today });
+    expect(usdToMicros(theirs.body.total.usd)).toBe(usage.micros);
+  });
+
+  it('refuses a bad period with a 400 naming the field', async () => {
+    const backwards = await api.getUsage({ from: '2026-02-01', to: '2026-01-01' });
+    expect(backwards.status).toBe(400);
+    expect(backwards.body).toMatchObject({
+      error: { code: 'invalid_request', details: { field: 'query.from' } },
+    });
+    const long = await api.getUsage({ from: '2020-01-01', to: '2026-01-01' });
+    expect(long.status).toBe(400);
+    const notADay = await api.getUsage({ from: 'yesterday' });
+    expect(notADay.status).toBe(400);
+    expect(JSON.stringify(notADay.body)).toContain('from');
+    const group = await api.call('GET', '/v1/usage?groupBy=week');
+    expect(group.status).toBe(400);
   });
 });
