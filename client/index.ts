@@ -7,6 +7,7 @@ import type {
   AssetUploads,
 } from '../functions/core/assets.ts';
 import type {
+  DryRunResponse,
   EventList,
   EventView,
   FrameDetail,
@@ -39,6 +40,7 @@ export type {
   AssetResponse as Asset,
   AssetUpload,
   AssetUploads,
+  DryRunResponse as JobEstimate,
   EventView as Event,
   FrameDetail,
   FrameResponse as Frame,
@@ -196,6 +198,13 @@ export class FramecastClient {
   /** `POST /v1/jobs`: 202 with the job. A fresh Idempotency-Key is sent unless one is given. */
   createJob(body: JobRequestInput, options?: RequestOptions): Promise<JobResponse> {
     return this.#call('createJob', {}, { body, create: true, ...options });
+  }
+  /**
+   * `POST /v1/jobs?dryRun=true`: what the job would take (GPU seconds, cost, expected start and finish),
+   * checked as a job would be; nothing is written, so it is safe to repeat.
+   */
+  estimateJob(body: JobRequestInput): Promise<DryRunResponse> {
+    return this.#call('createJob', {}, { body, query: { dryRun: 'true' }, retrySafe: true });
   }
   listJobs(query: { shot?: string; status?: JobStatus; limit?: number; cursor?: string } = {}) {
     return this.#call<JobListPage>('listJobs', {}, { query });

@@ -160,5 +160,6 @@ function bindRoute(
     if (name === 'plan') bindQueue(handler, queues.plan.queue, 'send', ENV.planQueueUrl);
     if (name === 'event') bindQueue(handler, queues.event.queue, 'send', ENV.eventQueueUrl);
     if (name === 'frame') bindQueues(handler, queues.frameQueues, 'send', ENV.frameQueueUrls);
+    if (name === 'frameDepth') bindQueues(handler, queues.frameQueues, 'depth', ENV.frameQueueUrls);
   }
 }

@@ -10,6 +10,7 @@ import {
 } from '../core/assets.ts';
 import {
   DEFAULT_FRAME_LIMIT,
+  DryRunResponse,
   ErrorResponse,
   EventList,
   FrameDetail,
@@ -76,6 +77,7 @@ const ERROR_TEXT: Record<number, string> = {
   413: 'Body too large',
   415: 'Body is not JSON',
   422: 'Unprocessable: an Idempotency-Key reused with another body, or an asset whose files are not what it says',
+  402: 'budget_exceeded: the budget named in the message is at its stop threshold, or the job’s estimate is more than it has left',
   429: 'Too many requests',
   503: 'Temporarily unavailable (throttled or an outage); retry after the Retry-After seconds',
 };
@@ -158,11 +160,24 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
             schema: { type: 'string', minLength: 1, maxLength: 255 },
             description: 'Same key and body return the first job; same key with another body is a 422',
           },
+          {
+            name: 'dryRun',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: ['true', 'false'] },
+            description:
+              'true: check the job as it would be accepted and answer 200 with its estimate (GPU seconds, ' +
+              'cost, expected start and finish); nothing is written and no job is made',
+          },
         ],
         requestBody: { required: true, content: { 'application/json': { schema: jobRequest } } },
         responses: {
+          '200': json(
+            component(components, 'DryRun', DryRunResponse, 'output'),
+            'dryRun=true: the estimate; nothing was written',
+          ),
           '202': json(job, 'Accepted; frames are generated in the background'),
-          ...errorResponses(400, 401, 403, 413, 415, 422, 429, 503),
+          ...errorResponses(400, 401, 402, 403, 413, 415, 422, 429, 503),
         },
       },
       get: {

@@ -118,9 +118,6 @@ export interface Estimate {
   readonly expectedFinish: string;
 }
 
-/** Below this much history a model is estimated from the prior (one small job is not yet a record). */
-const MIN_HISTORY_PIXELS = 1_000_000;
-
 /**
  * GPU time and cost of a job before it runs, and when it should start and finish: the model's recorded
  * seconds per megapixel-frame (a windowed model's window time is shared out over its frames, so the
@@ -128,7 +125,7 @@ const MIN_HISTORY_PIXELS = 1_000_000;
  */
 export function estimateJob(input: EstimateInput): Estimate {
   const megapixels = (input.width * input.height) / 1e6;
-  const fromHistory = input.history !== undefined && input.history.pixels >= MIN_HISTORY_PIXELS;
+  const fromHistory = input.history !== undefined && input.history.pixels > 0 && input.history.gpuMs > 0;
   const secondsPerMegapixel = fromHistory
     ? input.history!.gpuMs / 1000 / (input.history!.pixels / 1e6)
     : input.priorSecondsPerMegapixel;

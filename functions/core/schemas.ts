@@ -627,3 +627,23 @@ export const BudgetView = z
   })
   .meta({ id: 'Budget' });
 export type BudgetView = z.output<typeof BudgetView>;
+
+/** POST /v1/jobs query: `dryRun=true` answers the estimate and writes nothing. */
+export const CreateJobQuery = z
+  .strictObject({
+    dryRun: z
+      .enum(['true', 'false'])
+      .optional()
+      .transform((v) => v === 'true'),
+  })
+  .meta({ id: 'CreateJobQuery' });
+
+export const DryRunResponse = z
+  .object({
+    dryRun: z.literal(true),
+    model: z.string(),
+    frames: z.int().meta({ description: 'Frames the job would make' }),
+    estimate: EstimateView,
+  })
+  .meta({ id: 'DryRun' });
+export type DryRunResponse = z.output<typeof DryRunResponse>;

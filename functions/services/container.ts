@@ -15,6 +15,7 @@ import { encodeEvent, encodePlan } from '../core/messages.ts';
 import type { EventRecord } from '../core/model.ts';
 import { policyFromSettings } from '../core/webhooks/ssrf.ts';
 import { AssetService } from './assets.ts';
+import { Estimator } from './estimates.ts';
 import { JobService } from './jobs.ts';
 import { publishers } from './publishing.ts';
 import { UsageService } from './usage.ts';
@@ -185,6 +186,23 @@ export class Container {
         naming: (({ namingTemplate, namingPass }) => ({ template: namingTemplate, pass: namingPass }))(
           loadConfig(['namingTemplate', 'namingPass'], this.env),
         ),
+        estimator: this.estimator,
+      });
+    });
+  }
+
+  /** Estimates of jobs before they run: the model's record, its queue's backlog, its fleet. */
+  get estimator(): Estimator {
+    return this.once('estimator', () => {
+      const { chunkSize, cost } = loadConfig(['chunkSize', 'cost'], this.env);
+      return new Estimator({
+        history: (model) => this.usageStore.modelHistory(model),
+        queued: async (model) => {
+          const { visible, inFlight } = await this.frameQueueFor(model).depth();
+          return visible + inFlight;
+        },
+        chunkSize,
+        cost,
       });
     });
   }
