@@ -7,6 +7,8 @@ import type {
   AssetUploads,
 } from '../functions/core/assets.ts';
 import type {
+  BudgetRequest,
+  BudgetView,
   DryRunResponse,
   EventList,
   EventView,
@@ -40,6 +42,7 @@ export type {
   AssetResponse as Asset,
   AssetUpload,
   AssetUploads,
+  BudgetView,
   DryRunResponse as JobEstimate,
   EventView as Event,
   FrameDetail,
@@ -61,6 +64,7 @@ export type WebhookEndpointInput = z.input<typeof WebhookEndpointRequest>;
 export type WebhookEndpointListPage = z.output<typeof WebhookEndpointList>;
 export type WebhookSigningSecret = z.output<typeof WebhookSecret>;
 export type RedeliveryResult = z.output<typeof Redelivery>;
+export type BudgetInput = z.input<typeof BudgetRequest>;
 export type AssetFileInput = { frame?: number; sha256: string; size: number };
 export type AssetRequest = {
   name: string;
@@ -69,7 +73,7 @@ export type AssetRequest = {
   files: AssetFileInput[];
 };
 
-type HttpMethod = 'GET' | 'POST' | 'DELETE';
+type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 /** Each client method's route: the method and path as the route table and the OpenAPI document name them. */
 export const ROUTES_BY_METHOD = {
@@ -99,6 +103,7 @@ export const ROUTES_BY_METHOD = {
   deleteAsset: ['DELETE', '/v1/assets/{id}'],
   getOpenApi: ['GET', '/v1/openapi.json'],
   getUsage: ['GET', '/v1/usage'],
+  setBudget: ['PUT', '/v1/budgets/{tenant}'],
 } as const satisfies Record<string, readonly [HttpMethod, string]>;
 type RouteName = keyof typeof ROUTES_BY_METHOD;
 
@@ -308,6 +313,14 @@ export class FramecastClient {
     query: { from?: string; to?: string; groupBy?: UsageReport['groupBy']; tenant?: string } = {},
   ): Promise<UsageReport> {
     return this.#call('getUsage', {}, { query });
+  }
+
+  /**
+   * `PUT /v1/budgets/{tenant}` (a key with the admin scope): the tenant's monthly budget; at `stopPercent`
+   * new jobs are refused (402) and unstarted frames held, and raising it lets them resume.
+   */
+  setBudget(tenant: string, body: BudgetInput): Promise<BudgetView> {
+    return this.#call('setBudget', { tenant }, { body });
   }
 
   // ---- helpers over the routes --------------------------------------------------------------------------

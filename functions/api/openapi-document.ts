@@ -9,6 +9,8 @@ import {
   assetRequestSchema,
 } from '../core/assets.ts';
 import {
+  BudgetRequest,
+  BudgetView,
   DEFAULT_FRAME_LIMIT,
   DryRunResponse,
   ErrorResponse,
@@ -475,6 +477,37 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
         responses: {
           '200': json(component(components, 'UsageReport', UsageReport, 'output'), 'The spend, grouped'),
           ...errorResponses(400, 401, 403, 429),
+        },
+      },
+    },
+    '/v1/budgets/{tenant}': {
+      put: {
+        operationId: 'setBudget',
+        summary: 'Set a tenant’s monthly budget and its graduated actions (admin scope)',
+        description:
+          'At warningPercent of the limit a budget.warning event (once a month) and the alarm; at stopPercent ' +
+          'new jobs are refused with 402 budget_exceeded and unstarted frames of running jobs are held, until ' +
+          'the budget is raised, when they resume by themselves. Months are UTC calendar months.',
+        parameters: [
+          {
+            name: 'tenant',
+            in: 'path',
+            required: true,
+            schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: component(components, 'BudgetRequest', BudgetRequest, 'input') },
+          },
+        },
+        responses: {
+          '200': json(
+            component(components, 'Budget', BudgetView, 'output'),
+            'The budget and where it stands',
+          ),
+          ...errorResponses(400, 401, 403, 413, 415, 429),
         },
       },
     },

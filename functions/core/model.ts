@@ -87,6 +87,14 @@ export interface JobRecord {
   readonly costMicros?: number;
   /** What the job was estimated to take when it was accepted. */
   readonly estimate?: JobEstimate;
+  /** Set while a budget at its stop threshold holds the job's unstarted frames (docs/operations.md, "Budgets"). */
+  readonly held?: JobHold;
+}
+
+/** Why a job's unstarted frames wait, and since when. */
+export interface JobHold {
+  readonly reason: string;
+  readonly since: string;
 }
 
 /** A job's estimate as recorded at submit (core/cost.ts `estimateJob`). */

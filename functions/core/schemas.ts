@@ -36,6 +36,8 @@ export const EVENT_TYPES = [
   'frame.rerolled',
   'job.review_requested',
   'job.approved',
+  /** A tenant's or the production's spend this month crossed its budget's warning threshold (once a month). */
+  'budget.warning',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -303,6 +305,10 @@ export const JobResponse = z
       succeeded: z.int(),
       failed: z.int(),
       canceled: z.int(),
+      held: z.int().optional().meta({
+        description:
+          'While a budget holds the job: its frames not yet finished, which wait until it is raised',
+      }),
     }),
     failedFrames: z.array(z.int()).meta({ description: 'Frame numbers that failed after every attempt' }),
     inputs: z
@@ -352,6 +358,10 @@ export const JobResponse = z
     }),
     estimate: EstimateView.optional().meta({
       description: 'What the job was estimated to take when accepted',
+    }),
+    held: z.object({ reason: z.string(), since: z.iso.datetime() }).optional().meta({
+      description:
+        'Set while a budget at its stop threshold holds the unstarted frames; they resume once it is raised',
     }),
   })
   .meta({ id: 'Job' });

@@ -1,7 +1,9 @@
 import { spendView } from './cost.ts';
 import { frameCount } from './frames.ts';
 import type { FrameRecord, JobEstimate, JobRecord, VersionRecord } from './model.ts';
+import { unfinishedFrames } from './progress.ts';
 import type { FrameResponse, JobResponse, Reroll, ReviewView } from './schemas.ts';
+import { isTerminalJob } from './state.ts';
 import { planWindows } from './windows.ts';
 
 /** How records are shown to studios: in the API, and as the `data` of a webhook event. */
@@ -23,6 +25,7 @@ export function toJobResponse(job: JobRecord): JobResponse {
       succeeded: job.succeeded,
       failed: job.failed,
       canceled: job.canceled,
+      ...(job.held && !isTerminalJob(job.status) && { held: unfinishedFrames(job) }),
     },
     failedFrames: [...job.failedFrames],
     ...(job.inputs && {
@@ -55,6 +58,7 @@ export function toJobResponse(job: JobRecord): JobResponse {
     outputPrefix: `s3://${job.bucket}/${job.prefix}`,
     cost: spendView(job),
     ...(job.estimate && { estimate: estimateView(job.estimate) }),
+    ...(job.held && !isTerminalJob(job.status) && { held: { ...job.held } }),
   };
 }
 

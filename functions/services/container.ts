@@ -4,6 +4,7 @@ import { FrameStore } from '../adapters/frame-store.ts';
 import { Queue } from '../adapters/queues.ts';
 import { ApiKeyStore } from '../adapters/store/api-keys.ts';
 import { AssetStore } from '../adapters/store/assets.ts';
+import { BudgetStore } from '../adapters/store/budgets.ts';
 import { EventStore } from '../adapters/store/events.ts';
 import { JobStore } from '../adapters/store/jobs.ts';
 import { UsageStore } from '../adapters/store/usage.ts';
@@ -15,6 +16,7 @@ import { encodeEvent, encodePlan } from '../core/messages.ts';
 import type { EventRecord } from '../core/model.ts';
 import { policyFromSettings } from '../core/webhooks/ssrf.ts';
 import { AssetService } from './assets.ts';
+import { BudgetService } from './budgets.ts';
 import { Estimator } from './estimates.ts';
 import { JobService } from './jobs.ts';
 import { publishers } from './publishing.ts';
@@ -51,6 +53,22 @@ export class Container {
   /** Spend by tenant, day and month, and each model's record for estimates (docs/operations.md). */
   get usageStore(): UsageStore {
     return this.once('usageStore', () => new UsageStore(this.aws().dynamo, this.table));
+  }
+
+  get budgetStore(): BudgetStore {
+    return this.once('budgetStore', () => new BudgetStore(this.aws().dynamo, this.table));
+  }
+
+  get budgets(): BudgetService {
+    return this.once(
+      'budgets',
+      () =>
+        new BudgetService({
+          budgets: this.budgetStore,
+          usage: this.usageStore,
+          production: loadConfig(['cost'], this.env).cost.budget,
+        }),
+    );
   }
 
   get usage(): UsageService {
@@ -187,6 +205,7 @@ export class Container {
           loadConfig(['namingTemplate', 'namingPass'], this.env),
         ),
         estimator: this.estimator,
+        checkBudget: (tenant, estimate) => this.budgets.checkCreate(tenant, estimate),
       });
     });
   }

@@ -216,6 +216,13 @@ export const ROUTES: readonly RouteDefinition[] = [
     scope: 'jobs:read',
     access: { table: 'read' },
   },
+  {
+    method: 'PUT',
+    path: '/v1/budgets/{tenant}',
+    entry: 'functions/api/put-budget.ts',
+    scope: 'admin',
+    access: { table: 'readWrite' },
+  },
   { method: 'GET', path: '/v1/openapi.json', entry: 'functions/api/openapi.ts', access: {} },
 ];
 

@@ -83,6 +83,10 @@ export function createWorker(
     inputFiles: (job) => stagedInputKeys(job, config.modelSpecs),
     deliver: deliverFrames(oiio, config.namingTemplate),
     naming: config.namingTemplate,
+    budgets: {
+      standings: (tenant) => app.budgets.standings(tenant),
+      store: app.budgetStore,
+    },
     writeTimeline: timelineWriter((key, value) => app.frameStore.putJson(key, value), {
       naming: config.namingTemplate,
       rate: config.frameRate,

@@ -16,6 +16,7 @@ import { finalStatus, isTerminalJob } from '../core/state.ts';
 import { logger } from '../logger.ts';
 import { countMetric, publishMetrics } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
+import { BudgetGate, type WorkerBudgets } from './budget-gate.ts';
 import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
 import { type DeliverFrame, deliverFrames } from './deliverables.ts';
@@ -42,6 +43,10 @@ export interface WorkerSettings {
   readonly modelImage: string;
   /** What an hour of this task's GPU host costs, micro-dollars (core/cost.ts); the default price when absent. */
   readonly gpuHourMicros?: number;
+  /** How often a tenant's budgets are read again (./budget-gate.ts). @default 5000 */
+  readonly budgetCheckMs?: number;
+  /** How long a message held by a budget waits before it is looked at again. @default 60 */
+  readonly holdSeconds?: number;
 }
 
 export interface WorkerDeps {
@@ -65,6 +70,8 @@ export interface WorkerDeps {
   readonly naming?: NamingTemplate;
   /** Writes a finished job's OpenTimelineIO file beside its manifest (./deliverables.ts). */
   readonly writeTimeline?: (job: JobRecord) => Promise<void>;
+  /** Budgets: work of a tenant at its stop threshold is held, warnings are sent (./budget-gate.ts). */
+  readonly budgets?: WorkerBudgets;
   readonly settings: WorkerSettings;
 }
 
@@ -84,6 +91,8 @@ export interface WorkerStats {
   windowsSucceeded: number;
   /** Windows that failed after every attempt. */
   windowsFailed: number;
+  /** Messages put back because a budget held their tenant's work. */
+  held: number;
 }
 
 /** A frame made and stamped with its provenance, to be stored. */
@@ -142,6 +151,7 @@ export class Worker {
     modelRefusals: 0,
     windowsSucceeded: 0,
     windowsFailed: 0,
+    held: 0,
   };
   private stopping = false;
   private readonly stopController = new AbortController();
@@ -154,8 +164,12 @@ export class Worker {
   /** A new job's start, made once however many of its chunks arrive together. */
   private readonly starting = new Map<string, Promise<JobRecord | undefined>>();
   private readonly rerolls?: RerollMaker;
+  private readonly budgetGate?: BudgetGate;
 
   constructor(readonly deps: WorkerDeps) {
+    if (deps.budgets) {
+      this.budgetGate = new BudgetGate(deps.budgets, deps.publishEvents, deps.settings.budgetCheckMs);
+    }
     this.slots = new Slots(deps.settings.concurrency);
     this.uploads = limiter(deps.settings.uploadConcurrency ?? 4);
     this.windows = new WindowMaker(this);
@@ -279,6 +293,11 @@ export class Worker {
       await this.refuse(message, 're-roll message, and this worker has no version store');
       return;
     }
+    const hold = await this.budgetGate?.holdReason(work.tenant);
+    if (hold) {
+      await this.holdBack(message, work.jobId, hold);
+      return;
+    }
     const heartbeat = setInterval(() => {
       queue.setVisibility(message.receiptHandle, settings.visibilitySeconds).catch((err: unknown) => {
         logger.warn('visibility heartbeat failed', { messageId: message.id, error: err as Error });
@@ -308,10 +327,24 @@ export class Worker {
     }
   }
 
+  /**
+   * A budget holds the message's tenant: the job says why, and the message goes back on the queue as a
+   * new one, delayed (a redelivery of the same one would climb towards the DLQ with every look), then the
+   * one in hand is deleted. A worker dying in between leaves both: the duplicate is harmless.
+   */
+  private async holdBack(message: ReceivedMessage, jobId: string, reason: string): Promise<void> {
+    this.stats.held++;
+    await this.budgetGate!.hold(jobId, reason);
+    await this.deps.queue.send(message.body, this.deps.settings.holdSeconds ?? 60);
+    await this.deps.queue.delete(message.receiptHandle);
+  }
+
   /** The job a message names, moved to running by the first message of it that arrives. */
   async jobOf(jobId: string, tenant: string): Promise<JobRecord | undefined> {
     const job = await this.deps.store.getJob(jobId);
     if (!job || job.tenant !== tenant) return undefined;
+    // Its tenant may spend again (this message was not held): frames a budget held go on.
+    if (job.held) await this.budgetGate?.release(job);
     if (job.status !== 'queued') return job;
     let starting = this.starting.get(jobId);
     if (!starting) {
@@ -563,6 +596,7 @@ export class Worker {
     const gpuMs = out.recorded.reduce((n, r) => n + (r.gpuMs ?? 0), 0);
     if (gpuMs > 0) countMetric(APP_METRICS.gpuMilliseconds, gpuMs);
     publishMetrics();
+    if (counts.succeeded + counts.failed > 0) await this.budgetGate?.afterSpend(job);
     if (publish && out.events.length > 0) await this.deps.publishEvents(out.events);
     return { last: out.last, counts };
   }
