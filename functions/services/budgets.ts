@@ -56,13 +56,16 @@ export class BudgetService {
   /** The budgets a tenant's work is held against, as they stand now: its own, and the production's. */
   async standings(tenant: string, now = new Date()): Promise<BudgetStanding[]> {
     const month = monthOf(now);
-    const [own, spent, production] = await Promise.all([
-      this.deps.budgets.get(tenant),
-      this.deps.usage.month(tenant, month),
-      this.productionStanding(now),
-    ]);
+    // A tenant without a budget of its own costs one read: its month's spend is read only when it has one.
+    const ownStanding = async () => {
+      const own = await this.deps.budgets.get(tenant);
+      if (!own) return undefined;
+      const spent = await this.deps.usage.month(tenant, month);
+      return standing(own, `tenant "${tenant}" budget`, month, spent.costMicros);
+    };
+    const [own, production] = await Promise.all([ownStanding(), this.productionStanding(now)]);
     const out: BudgetStanding[] = [];
-    if (own) out.push(standing(own, `tenant "${tenant}" budget`, month, spent.costMicros));
+    if (own) out.push(own);
     if (production) out.push(production);
     return out;
   }
