@@ -79,6 +79,7 @@ export class BudgetGate {
       const base = newEvent(job, 'budget.warning', now);
       const event: EventRecord = { ...base, data: { ...base.data, budget: budgetView(s) } };
       const sent = await this.budgets.store.warnOnce(s.budget, s.month, event);
+      // Marked only once the write answered: a failure above leaves it to a later chunk.
       this.warned.add(key);
       if (!sent) continue;
       logger.warn('budget warning', { budget: s.budget, month: s.month, level: s.level });

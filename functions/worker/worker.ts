@@ -334,9 +334,15 @@ export class Worker {
    */
   private async holdBack(message: ReceivedMessage, jobId: string, reason: string): Promise<void> {
     this.stats.held++;
-    await this.budgetGate!.hold(jobId, reason);
-    await this.deps.queue.send(message.body, this.deps.settings.holdSeconds ?? 60);
-    await this.deps.queue.delete(message.receiptHandle);
+    try {
+      await this.budgetGate!.hold(jobId, reason);
+      await this.deps.queue.send(message.body, this.deps.settings.holdSeconds ?? 60);
+      await this.deps.queue.delete(message.receiptHandle);
+    } catch (err) {
+      // Not lost: the message in hand comes back after a short wait, and is looked at again.
+      logger.warn('could not hold a message back; it returns shortly', { jobId, error: err as Error });
+      await this.deps.queue.setVisibility(message.receiptHandle, 30).catch(() => undefined);
+    }
   }
 
   /** The job a message names, moved to running by the first message of it that arrives. */
@@ -596,7 +602,15 @@ export class Worker {
     const gpuMs = out.recorded.reduce((n, r) => n + (r.gpuMs ?? 0), 0);
     if (gpuMs > 0) countMetric(APP_METRICS.gpuMilliseconds, gpuMs);
     publishMetrics();
-    if (counts.succeeded + counts.failed > 0) await this.budgetGate?.afterSpend(job);
+    if (counts.succeeded + counts.failed > 0) {
+      // A warning that cannot be sent now is sent by a later chunk: the frames are recorded either way.
+      await this.budgetGate?.afterSpend(job).catch((err: unknown) => {
+        logger.warn('budget warning not sent; a later chunk tries again', {
+          jobId: job.id,
+          error: err as Error,
+        });
+      });
+    }
     if (publish && out.events.length > 0) await this.deps.publishEvents(out.events);
     return { last: out.last, counts };
   }
