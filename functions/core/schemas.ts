@@ -381,7 +381,10 @@ export const JobListQuery = z.strictObject({
 export const FrameResponse = z
   .object({
     frame: z.int(),
-    status: z.enum(FRAME_STATUSES),
+    status: z.enum([...FRAME_STATUSES, 'held']).meta({
+      description:
+        'held: not started, and waiting while a budget holds the job (docs/operations.md, "Budgets"); shown, never stored',
+    }),
     seed: z.int(),
     attempts: z.int(),
     sha256: z.string().optional(),

@@ -457,7 +457,8 @@ export class JobService {
     for (let n = from; n <= to; n++) {
       const record = byNumber.get(n);
       if (!record) {
-        const status = job.status === 'canceled' || job.status === 'failed' ? 'canceled' : 'pending';
+        const status =
+          job.status === 'canceled' || job.status === 'failed' ? 'canceled' : job.held ? 'held' : 'pending';
         frames.push({
           frame: n,
           status,

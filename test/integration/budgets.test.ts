@@ -118,6 +118,7 @@ describe('a tenant at its stop threshold', () => {
     const listed = await studio.allFrames(id);
     expect(listed.filter((f) => f.status === 'succeeded')).toHaveLength(succeeded);
     expect(listed.filter((f) => f.status === 'running')).toHaveLength(0);
+    expect(listed.filter((f) => f.status === 'held')).toHaveLength(heldFrames!);
 
     // Raised: the held frames resume by themselves, and every frame is made once.
     const raised = await admin.setBudget(tenant, { limitUsd: 100 });
@@ -127,6 +128,7 @@ describe('a tenant at its stop threshold', () => {
     expect(done.frames).toEqual({ start: 1, end: 40, total: 40, succeeded: 40, failed: 0, canceled: 0 });
     expect(done.held).toBeUndefined();
     const frames = await studio.allFrames(id);
+    expect(frames.filter((f) => f.status === 'held')).toHaveLength(0);
     expect(new Set(frames.filter((f) => f.status === 'succeeded').map((f) => f.frame)).size).toBe(40);
     // The spend of the job is its frames', held or not.
     const usage = await studio.getUsage({ groupBy: 'shot' });
