@@ -10,9 +10,10 @@ import {
   FramecastNetworkError,
   type Job,
   type JobRequest,
+  type UsageReport,
   type WebhookEndpointInput,
 } from '../client/index.ts';
-import { EVENT_TYPES } from '../functions/core/schemas.ts';
+import { EVENT_TYPES, USAGE_GROUPS } from '../functions/core/schemas.ts';
 import { resolveConnection } from './cli/connection.ts';
 import { SequenceError } from './cli/sequence.ts';
 import { type DownloadResult, downloadJob, type Progress, syncJob, uploadSequence } from './cli/transfer.ts';
@@ -578,6 +579,68 @@ webhooks
     );
   });
 
+// ---- money (docs/operations.md, "Prices, spend and budgets") ------------------------------------------
+
+const usd = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError(`${name} must be USD, e.g. 2500`);
+  return n;
+};
+
+program
+  .command('usage')
+  .description('spend (GPU seconds and USD) of the days FROM..TO (UTC, default this month), grouped')
+  .option('--from <day>', 'first day, yyyy-mm-dd')
+  .option('--to <day>', 'last day, yyyy-mm-dd')
+  .addOption(
+    new Option('--group-by <group>', 'one row per day, shot, model or tenant')
+      .choices([...USAGE_GROUPS])
+      .default('day'),
+  )
+  .option('--tenant <tenant>', "another tenant's (an admin key)")
+  .action(async (o: { from?: string; to?: string; groupBy: UsageReport['groupBy']; tenant?: string }) => {
+    const r = await (await connect()).getUsage({
+      groupBy: o.groupBy,
+      ...(o.from && { from: o.from }),
+      ...(o.to && { to: o.to }),
+      ...(o.tenant && { tenant: o.tenant }),
+    });
+    const row = (key: string, g: { frames: number; gpuSeconds: number; usd: number }) =>
+      `${key.padEnd(24)}  ${String(g.frames).padStart(8)} frames  ${g.gpuSeconds.toFixed(1).padStart(10)} GPU s  $${g.usd.toFixed(2)}`;
+    print(r, () =>
+      [
+        `${r.tenant ?? 'every tenant'}, ${r.from} to ${r.to}, by ${r.groupBy}`,
+        ...r.groups.map((g) => row(g.key, g)),
+        row('total', r.total),
+      ].join('\n'),
+    );
+  });
+
+const budget = program.command('budget').description("a tenant's monthly budget (an admin key)");
+budget
+  .command('set')
+  .description(
+    'set the limit and thresholds: a warning event and alarm, then 402s and held frames at the stop',
+  )
+  .argument('<tenant>', 'the tenant')
+  .requiredOption('--limit-usd <usd>', 'USD a calendar month (UTC)', usd('--limit-usd'))
+  .option('--warning-percent <n>', 'warn at this share of the limit (default 80)', int('--warning-percent'))
+  .option('--stop-percent <n>', 'stop at this share (default 100)', int('--stop-percent'))
+  .action(async (tenant: string, o: { limitUsd: number; warningPercent?: number; stopPercent?: number }) => {
+    const b = await (await connect()).setBudget(tenant, {
+      limitUsd: o.limitUsd,
+      ...(o.warningPercent !== undefined && { warningPercent: o.warningPercent }),
+      ...(o.stopPercent !== undefined && { stopPercent: o.stopPercent }),
+    });
+    print(
+      b,
+      () =>
+        `${b.tenant}: $${b.limitUsd} a month (warning at ${b.warningPercent}%, stop at ${b.stopPercent}%); ` +
+        `${b.month}: $${b.spentUsd} spent, ${b.level}`,
+    );
+  });
+
 // ---- keys (ops: straight to the table, not through the API) --------------------------------------------
 
 interface TableFlags {
@@ -618,7 +681,10 @@ withTable(
     .command('create')
     .description('make a key for a tenant; it is printed once, only its SHA-256 is stored')
     .requiredOption('--tenant <tenant>', 'the tenant the key acts for (lowercase letters, digits, -)')
-    .option('--scopes <a,b>', 'comma-separated scopes (default: every scope)')
+    .option(
+      '--scopes <a,b>',
+      'comma-separated scopes (default: every scope but admin, which is granted only by name)',
+    )
     .option('--name <name>', 'a label for the key, e.g. "comp team"'),
 ).action(async (o: TableFlags & { tenant: string; scopes?: string; name?: string }) => {
   const { keys: k, store, where } = await keyTable(o);

@@ -8,6 +8,9 @@ import type {
 } from '../functions/core/assets.ts';
 import type {
   AuditList,
+  BudgetRequest,
+  BudgetView,
+  DryRunResponse,
   EventList,
   EventView,
   FrameDetail,
@@ -21,6 +24,7 @@ import type {
   Redelivery,
   Reroll,
   RerollRequest,
+  UsageReport,
   WebhookEndpoint,
   WebhookEndpointList,
   WebhookEndpointRequest,
@@ -39,6 +43,8 @@ export type {
   AssetResponse as Asset,
   AssetUpload,
   AssetUploads,
+  BudgetView,
+  DryRunResponse as JobEstimate,
   EventView as Event,
   FrameDetail,
   FrameResponse as Frame,
@@ -47,6 +53,7 @@ export type {
   JobResponse as Job,
   JobStatus,
   Reroll,
+  UsageReport,
   WebhookEndpoint,
 };
 export type JobListPage = z.output<typeof JobList>;
@@ -61,6 +68,7 @@ export type RedeliveryResult = z.output<typeof Redelivery>;
 export type AuditPage = z.output<typeof AuditList>;
 export type AuditRecord = AuditPage['records'][number];
 export type AuditQuery = { from?: string; to?: string; tenant?: string; limit?: number; cursor?: string };
+export type BudgetInput = z.input<typeof BudgetRequest>;
 export type AssetFileInput = { frame?: number; sha256: string; size: number };
 export type AssetRequest = {
   name: string;
@@ -69,7 +77,7 @@ export type AssetRequest = {
   files: AssetFileInput[];
 };
 
-type HttpMethod = 'GET' | 'POST' | 'DELETE';
+type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 /** Each client method's route: the method and path as the route table and the OpenAPI document name them. */
 export const ROUTES_BY_METHOD = {
@@ -99,6 +107,8 @@ export const ROUTES_BY_METHOD = {
   deleteAsset: ['DELETE', '/v1/assets/{id}'],
   listAudit: ['GET', '/v1/audit'],
   getOpenApi: ['GET', '/v1/openapi.json'],
+  getUsage: ['GET', '/v1/usage'],
+  setBudget: ['PUT', '/v1/budgets/{tenant}'],
 } as const satisfies Record<string, readonly [HttpMethod, string]>;
 type RouteName = keyof typeof ROUTES_BY_METHOD;
 
@@ -199,6 +209,13 @@ export class FramecastClient {
   createJob(body: JobRequestInput, options?: RequestOptions): Promise<JobResponse> {
     return this.#call('createJob', {}, { body, create: true, ...options });
   }
+  /**
+   * `POST /v1/jobs?dryRun=true`: what the job would take (GPU seconds, cost, expected start and finish),
+   * checked as a job would be; nothing is written, so it is safe to repeat.
+   */
+  estimateJob(body: JobRequestInput): Promise<DryRunResponse> {
+    return this.#call('createJob', {}, { body, query: { dryRun: 'true' }, retrySafe: true });
+  }
   listJobs(query: { shot?: string; status?: JobStatus; limit?: number; cursor?: string } = {}) {
     return this.#call<JobListPage>('listJobs', {}, { query });
   }
@@ -292,6 +309,23 @@ export class FramecastClient {
 
   getOpenApi(): Promise<Record<string, unknown>> {
     return this.#call('getOpenApi', {});
+  }
+
+  // ---- money --------------------------------------------------------------------------------------------
+
+  /** `GET /v1/usage`: spend of the days from..to (UTC, default this month), by day, tenant, shot or model. */
+  getUsage(
+    query: { from?: string; to?: string; groupBy?: UsageReport['groupBy']; tenant?: string } = {},
+  ): Promise<UsageReport> {
+    return this.#call('getUsage', {}, { query });
+  }
+
+  /**
+   * `PUT /v1/budgets/{tenant}` (a key with the admin scope): the tenant's monthly budget; at `stopPercent`
+   * new jobs are refused (402) and unstarted frames held, and raising it lets them resume.
+   */
+  setBudget(tenant: string, body: BudgetInput): Promise<BudgetView> {
+    return this.#call('setBudget', { tenant }, { body });
   }
 
   // ---- helpers over the routes --------------------------------------------------------------------------

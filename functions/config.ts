@@ -4,6 +4,7 @@ import { ColourSpaceName, DEFAULT_COLOUR, DEFAULT_OCIO_CONFIG, EXR_COMPRESSIONS 
 import { DEFAULT_NAMING_TEMPLATE, NamingError, type NamingTemplate, parseTemplate } from './core/naming.ts';
 import { PublishersSchema, TRACKERS } from './core/publish.ts';
 import { ORIGIN } from './shared/cors.ts';
+import { CostSettingsSchema } from './shared/cost.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
 import { ASSET_FILE_BYTES, DEFAULT_FAIR_SHARE_CHUNKS, QUEUES } from './shared/resources.ts';
@@ -139,6 +140,7 @@ export const SETTINGS = {
     .default('https:'),
   /** Audit records' retention in days: seven years unless the production says otherwise (core/audit.ts). */
   auditRetentionDays: intFrom(DEFAULT_AUDIT_RETENTION_DAYS, 1, 36_500),
+  cost: z.string().default('{}').pipe(json).pipe(CostSettingsSchema),
 } satisfies Record<EnvKey, z.ZodType>;
 
 export type Settings = { [K in EnvKey]: z.output<(typeof SETTINGS)[K]> };

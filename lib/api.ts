@@ -15,7 +15,7 @@ import { Construct } from 'constructs';
 import { CORS } from '../functions/shared/cors.ts';
 import { ENV } from '../functions/shared/env.ts';
 import type { RouteDefinition } from '../functions/shared/routes.ts';
-import { bindAssetBucket, bindBucket, bindQueue, bindTable } from './bindings.ts';
+import { bindAssetBucket, bindBucket, bindQueue, bindQueues, bindTable } from './bindings.ts';
 import { FramecastFunction, handlerId, type LogSettings } from './lambda.ts';
 import type { Queues } from './queues.ts';
 
@@ -160,5 +160,6 @@ function bindRoute(
     if (name === 'plan') bindQueue(handler, queues.plan.queue, 'send', ENV.planQueueUrl);
     if (name === 'event') bindQueue(handler, queues.event.queue, 'send', ENV.eventQueueUrl);
     if (name === 'frame') queues.bindSenders(handler);
+    if (name === 'frameDepth') bindQueues(handler, queues.frameQueues, 'depth', ENV.frameQueueUrls);
   }
 }

@@ -137,10 +137,17 @@ export function bindAssetBucket(bindable: Bindable, bucket: IBucket, access: Ass
   target.addEnvironment(ENV.assetBucket, bucket.bucketName);
 }
 
-/** `consumeAndSend`: a consumer that also puts messages back (a job planned in steps, a webhook retry). */
-export type QueueAccess = 'send' | 'consume' | 'consumeAndSend';
+/**
+ * `consumeAndSend`: a consumer that also puts messages back (a job planned in steps, a webhook retry).
+ * `depth`: reads the queue's attributes (how many messages wait) and nothing else.
+ */
+export type QueueAccess = 'send' | 'consume' | 'consumeAndSend' | 'depth';
 
 function grantQueue(queue: IQueue, role: IRole, access: QueueAccess): void {
+  if (access === 'depth') {
+    queue.grant(role, 'sqs:GetQueueAttributes');
+    return;
+  }
   if (access !== 'send') queue.grantConsumeMessages(role);
   if (access !== 'consume') queue.grantSendMessages(role);
 }

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { ORIGIN } from '../functions/shared/cors.ts';
+import { BudgetSettingsSchema, DEFAULT_PRIOR_SECONDS_PER_MEGAPIXEL } from '../functions/shared/cost.ts';
 import {
   ColourSpaceName,
   DEFAULT_COLOUR,
@@ -191,6 +192,22 @@ export const ConfigSchema = z
       .default([]),
     /** USD per month for the AWS Budget on this production's tag; 0 creates no budget. */
     monthlyBudgetUsd: z.number().min(0).max(10_000_000).default(1000),
+    /**
+     * Prices, estimates and the production's own budget (docs/operations.md, "Prices, spend and budgets").
+     * `gpuHourUsd`: USD per instance-hour by instance type, over the list prices in functions/core/cost.ts;
+     * a model's frames are priced at the first of `gpu.instanceTypes`.
+     */
+    cost: z
+      .strictObject({
+        gpuHourUsd: z.record(InstanceType, z.number().min(0).max(1000)).default({}),
+        priorSecondsPerMegapixel: z
+          .number()
+          .positive()
+          .max(10_000)
+          .default(DEFAULT_PRIOR_SECONDS_PER_MEGAPIXEL),
+        budget: BudgetSettingsSchema.optional(),
+      })
+      .prefault({}),
     /** Subscribed to the alarm topic (the address must confirm the subscription). */
     alarmEmail: z.email().optional(),
     logRetentionDays: z

@@ -1,6 +1,7 @@
 import { CfnOutput, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { type CostSettings, hostHourUsd } from '../functions/shared/cost.ts';
 import { ENV } from '../functions/shared/env.ts';
 import { APP_METRICS } from '../functions/shared/metrics.ts';
 import type { ModelSpec } from '../functions/shared/models.ts';
@@ -65,6 +66,7 @@ export class FramecastStack extends Stack {
       [ENV.frameRate]: String(config.frameRate),
       [ENV.publishers]: JSON.stringify(config.publish),
       [ENV.auditRetentionDays]: String(config.auditRetentionDays),
+      [ENV.cost]: JSON.stringify(costSettings(config)),
       POWERTOOLS_METRICS_NAMESPACE: APP_METRICS.namespace,
     };
 
@@ -159,6 +161,21 @@ export class FramecastStack extends Stack {
     output('DashboardUrl', observability.dashboardUrl, 'CloudWatch dashboard');
     output('AlarmTopicArn', observability.topic.topicArn, 'SNS topic of the alarms and budget notifications');
   }
+}
+
+/**
+ * FRAMECAST_COST (functions/shared/cost.ts): each model's frames priced at the production's first instance
+ * type, its fleet's slots at full size (tasks × the model's slots), the estimate prior and the budget.
+ */
+export function costSettings(config: ProductionConfig): CostSettings {
+  const price = hostHourUsd(config.gpu.instanceTypes[0]!, config.cost.gpuHourUsd);
+  return {
+    models: Object.fromEntries(
+      config.models.map((m) => [m.name, { gpuHourUsd: price, slots: m.maxTasks * m.concurrency }]),
+    ),
+    priorSecondsPerMegapixel: config.cost.priorSecondsPerMegapixel,
+    ...(config.cost.budget && { budget: config.cost.budget }),
+  };
 }
 
 /** The models' declarations the runtime reads (FRAMECAST_MODEL_SPECS), for those the config declares. */

@@ -297,6 +297,35 @@ export class Observability extends Construct {
         ),
       ),
     );
+    // A budget crossing its warning threshold (docs/operations.md, "Budgets"): the worker publishes one per
+    // crossing, with Powertools' service dimension beside the production's.
+    alarm('BudgetWarning', 'a tenant or the production crossed its budget warning threshold', {
+      metric: new Metric({
+        namespace: APP_METRICS.namespace,
+        metricName: APP_METRICS.budgetWarnings,
+        dimensionsMap: { [APP_METRICS.productionDimension]: props.production, service: 'framecast' },
+        statistic: 'Sum',
+        period: Duration.minutes(5),
+      }),
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    this.dashboard.addWidgets(
+      graph(
+        'Spend (USD per hour, at the configured GPU price)',
+        [
+          new MathExpression({
+            label: 'spend USD',
+            expression:
+              `SUM(SEARCH('Namespace="${APP_METRICS.namespace}" MetricName="${APP_METRICS.spendMicros}" ` +
+              `${APP_METRICS.productionDimension}="${props.production}"', 'Sum', 3600)) / 1000000`,
+            usingMetrics: {},
+            period: Duration.hours(1),
+          }),
+        ],
+        { right: [appMetric(APP_METRICS.budgetWarnings, 'budget warnings', Duration.hours(1))] },
+      ),
+    );
     this.dashboard.addWidgets(new AlarmStatusWidget({ title: 'Alarms', alarms, width: 24, height: 6 }));
   }
 

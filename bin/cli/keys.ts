@@ -8,7 +8,7 @@ import { API_KEY_PATTERN, hashApiKey, KEY_ID_PATTERN, keyIdOf } from '../../func
 export { KEY_CACHE_MS } from '../../functions/api/middleware/authenticate.ts';
 
 import { isTenant } from '../../functions/core/ids.ts';
-import { SCOPES, type Scope } from '../../functions/core/model.ts';
+import { DEFAULT_SCOPES, SCOPES, type Scope } from '../../functions/core/model.ts';
 import { createApiKey } from '../../functions/services/api-keys.ts';
 import { ENV } from '../../functions/shared/env.ts';
 import type { LocalConnectionFile } from '../../local/stack.ts';
@@ -96,7 +96,7 @@ function running(pid: number): boolean {
 }
 
 export function parseScopes(value: string | undefined): Scope[] {
-  if (value === undefined) return [...SCOPES];
+  if (value === undefined) return [...DEFAULT_SCOPES];
   const scopes = value
     .split(',')
     .map((s) => s.trim())

@@ -10,7 +10,10 @@ import {
 } from '../core/assets.ts';
 import {
   AuditList,
+  BudgetRequest,
+  BudgetView,
   DEFAULT_FRAME_LIMIT,
+  DryRunResponse,
   ErrorResponse,
   EventList,
   FrameDetail,
@@ -25,6 +28,8 @@ import {
   Reroll,
   RerollRequest,
   SelectVersionRequest,
+  USAGE_GROUPS,
+  UsageReport,
   WebhookEndpoint,
   WebhookEndpointList,
   WebhookEndpointRequest,
@@ -75,6 +80,7 @@ const ERROR_TEXT: Record<number, string> = {
   413: 'Body too large',
   415: 'Body is not JSON',
   422: 'Unprocessable: an Idempotency-Key reused with another body, or an asset whose files are not what it says',
+  402: 'budget_exceeded: the budget named in the message is at its stop threshold, or the job’s estimate is more than it has left',
   429: 'Too many requests',
   503: 'Temporarily unavailable (throttled or an outage); retry after the Retry-After seconds',
 };
@@ -158,11 +164,24 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
             schema: { type: 'string', minLength: 1, maxLength: 255 },
             description: 'Same key and body return the first job; same key with another body is a 422',
           },
+          {
+            name: 'dryRun',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: ['true', 'false'] },
+            description:
+              'true: check the job as it would be accepted and answer 200 with its estimate (GPU seconds, ' +
+              'cost, expected start and finish); nothing is written and no job is made',
+          },
         ],
         requestBody: { required: true, content: { 'application/json': { schema: jobRequest } } },
         responses: {
+          '200': json(
+            component(components, 'DryRun', DryRunResponse, 'output'),
+            'dryRun=true: the estimate; nothing was written',
+          ),
           '202': json(job, 'Accepted; frames are generated in the background'),
-          ...errorResponses(400, 401, 403, 413, 415, 422, 429, 503),
+          ...errorResponses(400, 401, 402, 403, 413, 415, 422, 429, 503),
         },
       },
       get: {
@@ -470,6 +489,60 @@ export function openApiDocument(options: OpenApiOptions = {}): Json {
             },
           },
           ...errorResponses(400, 401, 403, 404, 429),
+        },
+      },
+    },
+    '/v1/usage': {
+      get: {
+        operationId: 'getUsage',
+        summary: 'Spend (GPU seconds and USD) of the days from..to, by day, tenant, shot or model',
+        description:
+          "A key sees its own tenant's usage; a key with the admin scope may name another tenant, or, with " +
+          'groupBy=tenant and no tenant, see every tenant. Default: this month so far, by day (UTC).',
+        parameters: [
+          { name: 'from', in: 'query', schema: { type: 'string', format: 'date' } },
+          { name: 'to', in: 'query', schema: { type: 'string', format: 'date' } },
+          {
+            name: 'groupBy',
+            in: 'query',
+            schema: { type: 'string', enum: [...USAGE_GROUPS], default: 'day' },
+          },
+          { name: 'tenant', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': json(component(components, 'UsageReport', UsageReport, 'output'), 'The spend, grouped'),
+          ...errorResponses(400, 401, 403, 429),
+        },
+      },
+    },
+    '/v1/budgets/{tenant}': {
+      put: {
+        operationId: 'setBudget',
+        summary: 'Set a tenant’s monthly budget and its graduated actions (admin scope)',
+        description:
+          'At warningPercent of the limit a budget.warning event (once a month) and the alarm; at stopPercent ' +
+          'new jobs are refused with 402 budget_exceeded and unstarted frames of running jobs are held, until ' +
+          'the budget is raised, when they resume by themselves. Months are UTC calendar months.',
+        parameters: [
+          {
+            name: 'tenant',
+            in: 'path',
+            required: true,
+            schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: component(components, 'BudgetRequest', BudgetRequest, 'input') },
+          },
+        },
+        responses: {
+          '200': json(
+            component(components, 'Budget', BudgetView, 'output'),
+            'The budget and where it stands',
+          ),
+          ...errorResponses(400, 401, 403, 413, 415, 429),
         },
       },
     },

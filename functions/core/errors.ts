@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'asset_incomplete'
   | 'payload_too_large'
   | 'unsupported_media_type'
+  | 'budget_exceeded'
   | 'idempotency_mismatch'
   | 'asset_invalid'
   | 'rate_limited'
@@ -28,6 +29,8 @@ const STATUS: Record<ErrorCode, number> = {
   asset_incomplete: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  /** A budget at its stop threshold, or a job whose estimate is more than the budget has left. */
+  budget_exceeded: 402,
   idempotency_mismatch: 422,
   asset_invalid: 422,
   rate_limited: 429,

@@ -30,8 +30,14 @@ export const SCOPES = [
   'assets:write',
   // The audit trail (GET /v1/audit): who made what; a key for disclosure work needs nothing else.
   'audit:read',
+  'admin',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
+/**
+ * What a key gets when none are named: every scope but `admin` (budgets, every tenant's usage), which
+ * reaches across tenants and is granted only by name (`framecast keys create --scopes admin,...`).
+ */
+export const DEFAULT_SCOPES: readonly Scope[] = SCOPES.filter((s) => s !== 'admin');
 
 export interface JobRecord {
   readonly id: string;
@@ -91,6 +97,28 @@ export interface JobRecord {
   readonly unplannedCanceledFrom?: number;
   /** SHA-256 of the canonical request body, for Idempotency-Key checks. */
   readonly requestHash: string;
+  /** GPU time and spend of the job's recorded frames, counted with them (core/cost.ts). */
+  readonly gpuMs?: number;
+  readonly costMicros?: number;
+  /** What the job was estimated to take when it was accepted. */
+  readonly estimate?: JobEstimate;
+  /** Set while a budget at its stop threshold holds the job's unstarted frames (docs/operations.md, "Budgets"). */
+  readonly held?: JobHold;
+}
+
+/** Why a job's unstarted frames wait, and since when. */
+export interface JobHold {
+  readonly reason: string;
+  readonly since: string;
+}
+
+/** A job's estimate as recorded at submit (core/cost.ts `estimateJob`). */
+export interface JobEstimate {
+  readonly gpuMs: number;
+  readonly costMicros: number;
+  readonly basis: 'history' | 'prior';
+  readonly expectedStart: string;
+  readonly expectedFinish: string;
 }
 
 /** One input of a job: its asset and binding, and the asset's frames (absent for a still), read at submit. */
@@ -142,6 +170,10 @@ export interface FrameRecord {
   readonly inputs?: Readonly<Record<string, string>>;
   /** The model's own time (Cog `metrics.predict_time`), seconds. */
   readonly predictTime?: number;
+  /** GPU time the frame held, ms (the task's share of its host; a window's shared out over its frames). */
+  readonly gpuMs?: number;
+  /** What that time cost at the production's GPU price when it was recorded, micro-dollars (core/cost.ts). */
+  readonly costMicros?: number;
   /** The event announcing the frame's last outcome, re-published if a worker dies after recording it. */
   readonly eventId?: string;
   /** The version the sequence name points at, once one other than the first was selected. */

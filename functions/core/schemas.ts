@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { OUTPUT_FORMATS } from './colour.ts';
-import { ASSET_ID } from './ids.ts';
+import { ASSET_ID, TENANT } from './ids.ts';
 
 /**
  * The schemas of the HTTP API (the design's "HTTP API (v1)"): one per boundary, shared by the handlers,
@@ -36,6 +36,8 @@ export const EVENT_TYPES = [
   'frame.rerolled',
   'job.review_requested',
   'job.approved',
+  /** A tenant's or the production's spend this month crossed its budget's warning threshold (once a month). */
+  'budget.warning',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -276,6 +278,28 @@ export const ReviewView = z
   .meta({ id: 'Review' });
 export type ReviewView = z.output<typeof ReviewView>;
 
+/** GPU time and what it cost (core/cost.ts): frames, jobs and usage show spend alike. */
+export const Spend = z
+  .object({
+    gpuSeconds: z.number().meta({ description: "GPU time held, seconds (the task's share of its host)" }),
+    usd: z.number().meta({ description: "What it cost at the production's GPU price, USD" }),
+  })
+  .meta({ id: 'Spend' });
+
+/** What a job is expected to take, before it runs (`POST /v1/jobs?dryRun=true`, and on the job). */
+export const EstimateView = z
+  .object({
+    gpuSeconds: z.number(),
+    usd: z.number(),
+    basis: z.enum(['history', 'prior']).meta({
+      description:
+        "history: the model's recorded seconds per megapixel; prior: the configured guess for a model with none",
+    }),
+    expectedStart: z.iso.datetime(),
+    expectedFinish: z.iso.datetime(),
+  })
+  .meta({ id: 'Estimate' });
+
 export const JobResponse = z
   .object({
     id: z.string().meta({ example: 'job_01JBZ8Q1XG9X3J5W2Y7K4M6N8P' }),
@@ -293,6 +317,10 @@ export const JobResponse = z
       succeeded: z.int(),
       failed: z.int(),
       canceled: z.int(),
+      held: z.int().optional().meta({
+        description:
+          'While a budget holds the job: its frames not yet finished, which wait until it is raised',
+      }),
     }),
     failedFrames: z.array(z.int()).meta({ description: 'Frame numbers that failed after every attempt' }),
     inputs: z
@@ -342,6 +370,16 @@ export const JobResponse = z
     startedAt: z.iso.datetime().optional(),
     finishedAt: z.iso.datetime().optional(),
     outputPrefix: z.string().meta({ example: 's3://bucket/tenant/EP101_SH040/job_.../' }),
+    cost: Spend.meta({
+      description: 'What the frames recorded so far took: the actual, beside the estimate',
+    }),
+    estimate: EstimateView.optional().meta({
+      description: 'What the job was estimated to take when accepted',
+    }),
+    held: z.object({ reason: z.string(), since: z.iso.datetime() }).optional().meta({
+      description:
+        'Set while a budget at its stop threshold holds the unstarted frames; they resume once it is raised',
+    }),
   })
   .meta({ id: 'Job' });
 export type JobResponse = z.output<typeof JobResponse>;
@@ -360,7 +398,10 @@ export const JobListQuery = z.strictObject({
 export const FrameResponse = z
   .object({
     frame: z.int(),
-    status: z.enum(FRAME_STATUSES),
+    status: z.enum([...FRAME_STATUSES, 'held']).meta({
+      description:
+        'held: not started, and waiting while a budget holds the job (docs/operations.md, "Budgets"); shown, never stored',
+    }),
     seed: z.int(),
     attempts: z.int(),
     sha256: z.string().optional(),
@@ -376,6 +417,11 @@ export const FrameResponse = z
         'The version the sequence name points at: 1, the first generation, until another is selected',
     }),
     error: z.string().optional(),
+    predictTime: z
+      .number()
+      .optional()
+      .meta({ description: "The model's own time (Cog metrics.predict_time), seconds" }),
+    cost: Spend.optional().meta({ description: 'GPU time the frame held and its spend, once recorded' }),
   })
   .meta({ id: 'Frame' });
 export type FrameResponse = z.output<typeof FrameResponse>;
@@ -637,3 +683,93 @@ export const AuditList = z
   .object({ records: z.array(AuditRecord), nextCursor: z.string().optional() })
   .meta({ id: 'AuditList' });
 export type AuditList = z.output<typeof AuditList>;
+// ---- usage and budgets (docs/operations.md, "Prices, spend and budgets") ------------------------------
+
+const Day = z.iso.date().meta({ description: 'A UTC day, yyyy-mm-dd' });
+const Tenant = z.string().regex(TENANT, 'must be a tenant: 1 to 63 lowercase letters, digits or "-"');
+export const USAGE_GROUPS = ['day', 'tenant', 'shot', 'model'] as const;
+
+/** GET /v1/usage: the days from..to (inclusive, at most 366), grouped. Default: this month so far, by day. */
+export const UsageQuery = z
+  .strictObject({
+    from: Day.optional(),
+    to: Day.optional(),
+    groupBy: z.enum(USAGE_GROUPS).default('day'),
+    tenant: Tenant.optional().meta({
+      description:
+        "Another tenant's usage, or every tenant's with groupBy=tenant: for a key with the admin scope",
+    }),
+  })
+  .meta({ id: 'UsageQuery' });
+export type UsageQuery = z.output<typeof UsageQuery>;
+
+const UsageGroup = z.object({
+  key: z.string().meta({ description: 'The day, tenant, shot or model' }),
+  frames: z.int(),
+  gpuSeconds: z.number(),
+  usd: z.number(),
+});
+
+export const UsageReport = z
+  .object({
+    from: Day,
+    to: Day,
+    groupBy: z.enum(USAGE_GROUPS),
+    tenant: z.string().optional().meta({ description: 'The tenant reported; absent: every tenant' }),
+    total: UsageGroup.omit({ key: true }),
+    groups: z.array(UsageGroup),
+  })
+  .meta({ id: 'UsageReport' });
+export type UsageReport = z.output<typeof UsageReport>;
+
+/** PUT /v1/budgets/{tenant}: a tenant's monthly budget and its graduated actions. */
+export const BudgetRequest = z
+  .strictObject({
+    limitUsd: z.number().min(0).max(100_000_000).meta({ description: 'USD a calendar month (UTC)' }),
+    warningPercent: z.number().min(1).max(1000).default(80).meta({
+      description: 'At this share of the limit: a budget.warning event and the alarm',
+    }),
+    stopPercent: z.number().min(1).max(1000).default(100).meta({
+      description: 'At this share: new jobs are refused with 402 and unstarted frames are held',
+    }),
+  })
+  .refine((b) => b.warningPercent <= b.stopPercent, {
+    message: 'must not be above stopPercent',
+    path: ['warningPercent'],
+  })
+  .meta({ id: 'BudgetRequest' });
+export type BudgetRequest = z.output<typeof BudgetRequest>;
+
+export const BudgetView = z
+  .object({
+    tenant: z.string(),
+    limitUsd: z.number(),
+    warningPercent: z.number(),
+    stopPercent: z.number(),
+    month: z.string().meta({ description: 'The month the spend is of, yyyy-mm' }),
+    spentUsd: z.number(),
+    level: z.enum(['ok', 'warning', 'stopped']),
+    updatedAt: z.iso.datetime().optional(),
+  })
+  .meta({ id: 'Budget' });
+export type BudgetView = z.output<typeof BudgetView>;
+
+/** POST /v1/jobs query: `dryRun=true` answers the estimate and writes nothing. */
+export const CreateJobQuery = z
+  .strictObject({
+    dryRun: z
+      .enum(['true', 'false'])
+      .optional()
+      .transform((v) => v === 'true'),
+  })
+  .meta({ id: 'CreateJobQuery' });
+
+export const DryRunResponse = z
+  .object({
+    dryRun: z.literal(true),
+    model: z.string(),
+    frames: z.int().meta({ description: 'Frames the job would make' }),
+    estimate: EstimateView,
+  })
+  .meta({ id: 'DryRun' });
+export type DryRunResponse = z.output<typeof DryRunResponse>;

@@ -1,6 +1,9 @@
+import { spendView } from './cost.ts';
 import { frameCount } from './frames.ts';
-import type { FrameRecord, JobRecord, VersionRecord } from './model.ts';
+import type { FrameRecord, JobEstimate, JobRecord, VersionRecord } from './model.ts';
+import { unfinishedFrames } from './progress.ts';
 import type { FrameResponse, JobResponse, Reroll, ReviewView } from './schemas.ts';
+import { isTerminalJob } from './state.ts';
 import { planWindows } from './windows.ts';
 
 /** How records are shown to studios: in the API, and as the `data` of a webhook event. */
@@ -22,6 +25,7 @@ export function toJobResponse(job: JobRecord): JobResponse {
       succeeded: job.succeeded,
       failed: job.failed,
       canceled: job.canceled,
+      ...(job.held && !isTerminalJob(job.status) && { held: unfinishedFrames(job) }),
     },
     failedFrames: [...job.failedFrames],
     ...(job.inputs && {
@@ -54,8 +58,19 @@ export function toJobResponse(job: JobRecord): JobResponse {
     ...(job.startedAt !== undefined && { startedAt: job.startedAt }),
     ...(job.finishedAt !== undefined && { finishedAt: job.finishedAt }),
     outputPrefix: `s3://${job.bucket}/${job.prefix}`,
+    cost: spendView(job),
+    ...(job.estimate && { estimate: estimateView(job.estimate) }),
+    ...(job.held && !isTerminalJob(job.status) && { held: { ...job.held } }),
   };
 }
+
+/** A recorded estimate as shown: seconds and dollars. */
+export const estimateView = (e: JobEstimate) => ({
+  ...spendView(e),
+  basis: e.basis,
+  expectedStart: e.expectedStart,
+  expectedFinish: e.expectedFinish,
+});
 
 /** A job's review gate as shown: its status follows from the job's and from who decided. */
 function reviewView(job: JobRecord): ReviewView {
@@ -92,6 +107,8 @@ export function toFrameResponse(frame: FrameRecord): FrameResponse {
     ...(frame.key !== undefined && { key: frame.key }),
     ...(frame.status === 'succeeded' && { version: frame.selected ?? 1 }),
     ...(frame.error !== undefined && { error: frame.error }),
+    ...(frame.predictTime !== undefined && { predictTime: frame.predictTime }),
+    ...(frame.gpuMs !== undefined && { cost: spendView(frame) }),
   };
 }
 

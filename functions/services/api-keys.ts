@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ApiKeyStore } from '../adapters/store/api-keys.ts';
 import { API_KEY_PATTERN, hashApiKey } from '../core/api-keys.ts';
 import { isTenant } from '../core/ids.ts';
-import { SCOPES, type Scope } from '../core/model.ts';
+import { DEFAULT_SCOPES, type Scope } from '../core/model.ts';
 
 /**
  * Issues an API key: `fc_` and 256 random bits. Only its SHA-256 is stored; the key itself is shown
@@ -20,7 +20,7 @@ export async function createApiKey(
   await store.putApiKey({
     hash: hashApiKey(key),
     tenant: options.tenant,
-    scopes: [...(options.scopes ?? SCOPES)],
+    scopes: [...(options.scopes ?? DEFAULT_SCOPES)],
     name: options.name ?? 'api key',
     createdAt: new Date().toISOString(),
   });

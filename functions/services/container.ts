@@ -5,8 +5,10 @@ import { Queue } from '../adapters/queues.ts';
 import { ApiKeyStore } from '../adapters/store/api-keys.ts';
 import { AssetStore } from '../adapters/store/assets.ts';
 import { AuditStore } from '../adapters/store/audit.ts';
+import { BudgetStore } from '../adapters/store/budgets.ts';
 import { EventStore } from '../adapters/store/events.ts';
 import { JobStore } from '../adapters/store/jobs.ts';
+import { UsageStore } from '../adapters/store/usage.ts';
 import { VersionStore } from '../adapters/store/versions.ts';
 import { credentialsOf, secretsManager } from '../adapters/trackers.ts';
 import { WebhookStore } from '../adapters/webhook-store.ts';
@@ -17,8 +19,11 @@ import type { EventRecord } from '../core/model.ts';
 import { policyFromSettings } from '../core/webhooks/ssrf.ts';
 import { AssetService } from './assets.ts';
 import { AuditService } from './audit.ts';
+import { BudgetService } from './budgets.ts';
+import { Estimator } from './estimates.ts';
 import { JobService } from './jobs.ts';
 import { publishers } from './publishing.ts';
+import { UsageService } from './usage.ts';
 import { VersionService } from './versions.ts';
 import { WebhookService } from './webhooks.ts';
 
@@ -64,7 +69,31 @@ export class Container {
     return this.once('audit', () => new AuditService({ store: this.auditStore }));
   }
 
-  /** Where API keys are looked up: the one place the HTTP edge and the admin tooling find them. */
+  /** Spend by tenant, day and month, and each model's record for estimates (docs/operations.md). */
+  get usageStore(): UsageStore {
+    return this.once('usageStore', () => new UsageStore(this.aws().dynamo, this.table));
+  }
+
+  get budgetStore(): BudgetStore {
+    return this.once('budgetStore', () => new BudgetStore(this.aws().dynamo, this.table));
+  }
+
+  get budgets(): BudgetService {
+    return this.once(
+      'budgets',
+      () =>
+        new BudgetService({
+          budgets: this.budgetStore,
+          usage: this.usageStore,
+          production: loadConfig(['cost'], this.env).cost.budget,
+        }),
+    );
+  }
+
+  get usage(): UsageService {
+    return this.once('usage', () => new UsageService(this.usageStore));
+  }
+
   /** Frame versions and re-rolls. */
   get versionStore(): VersionStore {
     return this.once(
@@ -217,6 +246,24 @@ export class Container {
         naming: (({ namingTemplate, namingPass }) => ({ template: namingTemplate, pass: namingPass }))(
           loadConfig(['namingTemplate', 'namingPass'], this.env),
         ),
+        estimator: this.estimator,
+        checkBudget: (tenant, estimate) => this.budgets.checkCreate(tenant, estimate),
+      });
+    });
+  }
+
+  /** Estimates of jobs before they run: the model's record, its queue's backlog, its fleet. */
+  get estimator(): Estimator {
+    return this.once('estimator', () => {
+      const { chunkSize, cost } = loadConfig(['chunkSize', 'cost'], this.env);
+      return new Estimator({
+        history: (model) => this.usageStore.modelHistory(model),
+        queued: async (model) => {
+          const { visible, inFlight } = await this.frameQueueFor(model).depth();
+          return visible + inFlight;
+        },
+        chunkSize,
+        cost,
       });
     });
   }

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import type { JobStore } from '../adapters/store/jobs.ts';
 import type { Caller } from '../core/api-keys.ts';
 import type { AssetRecord } from '../core/assets.ts';
+import type { Estimate } from '../core/cost.ts';
 import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import { FramecastError, invalid, notFound } from '../core/errors.ts';
-import { frameSeed, jobPrefix, manifestKey, randomSeed } from '../core/frames.ts';
+import { frameCount, frameSeed, jobPrefix, manifestKey, randomSeed } from '../core/frames.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
 import { firstUncovered } from '../core/inputs.ts';
 import type { PlanMessage } from '../core/messages.ts';
@@ -15,18 +16,20 @@ import {
   type Actor,
   type FrameResponse,
   type JobRequest,
+  type JobResponse,
   type JobStatus,
   jobRequestSchema,
   RejectRequest,
 } from '../core/schemas.ts';
 import { isTerminalJob } from '../core/state.ts';
 import { parse } from '../core/validation.ts';
-import { toFrameResponse, toJobResponse } from '../core/views.ts';
+import { estimateView, toFrameResponse, toJobResponse } from '../core/views.ts';
 import { jobWindowSpec } from '../core/windows.ts';
 import { logger } from '../logger.ts';
 import { countMetric } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
 import { type ModelSpec, specOf } from '../shared/models.ts';
+import { type Estimator, recordedEstimate } from './estimates.ts';
 import { frameLinks } from './frame-links.ts';
 
 /** What the job service needs from the outside; adapters over SDK v3 in the cloud and in local mode. */
@@ -48,6 +51,18 @@ export interface JobServiceDeps {
   readonly checkWebhookUrl?: (url: string) => Promise<string | undefined>;
   /** The production's naming template and default pass (docs/colour.md); absent: `<shot>.<frame>.png`. */
   readonly naming?: { readonly template: NamingTemplate; readonly pass: string };
+  /** What a job will take (services/estimates.ts); absent: jobs carry no estimate and dry runs are refused. */
+  readonly estimator?: Pick<Estimator, 'estimate'>;
+  /** Refuses a job its tenant's or the production's budget cannot pay for (services/budgets.ts). */
+  readonly checkBudget?: (tenant: string, estimate: Estimate | undefined) => Promise<void>;
+}
+
+/** The answer to `POST /v1/jobs?dryRun=true`: what the job would take; nothing is written. */
+export interface DryRun {
+  readonly dryRun: true;
+  readonly model: string;
+  readonly frames: number;
+  readonly estimate: ReturnType<typeof estimateView>;
 }
 
 /** Canonical JSON (sorted keys), so the same request in another key order is the same request. */
@@ -140,6 +155,29 @@ export class JobService {
   async create(who: Caller | string, body: unknown, idempotencyKey?: string, now = new Date()) {
     // A caller is recorded as the job's creator (its audit record); a bare tenant is an unnamed caller.
     const caller: Caller = typeof who === 'string' ? { tenant: who, scopes: [] } : who;
+    const accepted = await this.accept(caller, body, idempotencyKey, now, false);
+    if ('dryRun' in accepted) throw new Error('unreachable: a real create answered a dry run');
+    return accepted;
+  }
+
+  /**
+   * `POST /v1/jobs?dryRun=true`: the request is checked exactly as a job would be (each refusal the same
+   * 400), then estimated (GPU seconds, cost, expected start and finish); nothing is written or queued.
+   */
+  async dryRun(who: Caller | string, body: unknown, now = new Date()): Promise<DryRun> {
+    const caller: Caller = typeof who === 'string' ? { tenant: who, scopes: [] } : who;
+    const answer = await this.accept(caller, body, undefined, now, true);
+    if (!('dryRun' in answer)) throw new Error('unreachable: a dry run made a job');
+    return answer;
+  }
+
+  private async accept(
+    caller: Caller,
+    body: unknown,
+    idempotencyKey: string | undefined,
+    now: Date,
+    dryRun: boolean,
+  ): Promise<DryRun | { job: JobResponse; created: boolean }> {
     const tenant = caller.tenant;
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw invalid('Idempotency-Key', 'must be 1 to 255 visible ASCII characters');
@@ -167,6 +205,17 @@ export class JobService {
       const reason = await this.deps.checkWebhookUrl(request.webhook.url);
       if (reason) throw invalid('body.webhook.url', reason);
     }
+    const estimate = await this.deps.estimator?.estimate(request, now);
+    if (dryRun) {
+      if (!estimate) throw new FramecastError('unavailable', 'estimates are not configured on this stack');
+      return {
+        dryRun: true,
+        model: request.model,
+        frames: frameCount(request.frames),
+        estimate: estimateView(estimate),
+      };
+    }
+    await this.deps.checkBudget?.(tenant, estimate);
     const id = newJobId(now.getTime());
     const job: JobRecord = {
       id,
@@ -193,6 +242,7 @@ export class JobService {
       ...(window && { window }),
       ...(review && { review }),
       ...(output && { output }),
+      ...(estimate && { estimate: recordedEstimate(estimate) }),
       createdAt: now.toISOString(),
       createdBy: actorOf(caller),
       bucket: this.deps.bucket,
@@ -418,7 +468,8 @@ export class JobService {
     for (let n = from; n <= to; n++) {
       const record = byNumber.get(n);
       if (!record) {
-        const status = job.status === 'canceled' || job.status === 'failed' ? 'canceled' : 'pending';
+        const status =
+          job.status === 'canceled' || job.status === 'failed' ? 'canceled' : job.held ? 'held' : 'pending';
         frames.push({
           frame: n,
           status,

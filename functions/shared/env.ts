@@ -55,4 +55,6 @@ export const ENV = {
   /** Days an audit record is kept (docs/operations.md, "Audit trail"); the frames' retention is separate. */
   auditRetentionDays: 'FRAMECAST_AUDIT_RETENTION_DAYS',
   reviewSources: 'FRAMECAST_REVIEW_SOURCES',
+  /** Prices, fleet sizes, the estimate prior and the production budget, as JSON (shared/cost.ts). */
+  cost: 'FRAMECAST_COST',
 } as const;

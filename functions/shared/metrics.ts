@@ -8,6 +8,11 @@ export const APP_METRICS = {
   jobsSubmitted: 'JobsSubmitted',
   framesSucceeded: 'FramesSucceeded',
   framesFailed: 'FramesFailed',
+  /** The spend of recorded frames, micro-dollars (core/cost.ts), and their GPU time, ms: published by the worker. */
+  spendMicros: 'SpendMicros',
+  gpuMilliseconds: 'GpuMilliseconds',
+  /** A tenant's or the production's budget crossed its warning threshold (one per crossing). */
+  budgetWarnings: 'BudgetWarnings',
 } as const;
 
 export type AppMetricName = (typeof APP_METRICS)[Exclude<

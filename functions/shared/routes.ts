@@ -25,7 +25,8 @@ export interface RouteDefinition {
     readonly bucket?: 'read' | 'readWrite';
     /** Asset content: sign uploads and see what is held, verify it, or remove it (lib/bindings.ts). */
     readonly assets?: 'upload' | 'verify' | 'remove' | 'read';
-    readonly queues?: readonly ('plan' | 'frame' | 'event')[];
+    /** `frameDepth`: reads how many messages wait on each frame queue (estimates), and sends nothing. */
+    readonly queues?: readonly ('plan' | 'frame' | 'event' | 'frameDepth')[];
   };
 }
 
@@ -35,8 +36,9 @@ export const ROUTES: readonly RouteDefinition[] = [
     path: '/v1/jobs',
     entry: 'functions/api/create-job.ts',
     scope: 'jobs:write',
-    // The table is read for the job's webhook URL check too; DNS is resolved for it (SSRF policy).
-    access: { table: 'readWrite', queues: ['plan'] },
+    // The table is read for the job's webhook URL check too; DNS is resolved for it (SSRF policy). The
+    // frame queues' depth is the backlog an estimate counts (docs/operations.md, "Estimates").
+    access: { table: 'readWrite', queues: ['plan', 'frameDepth'] },
   },
   {
     method: 'GET',
@@ -213,6 +215,21 @@ export const ROUTES: readonly RouteDefinition[] = [
     entry: 'functions/api/list-audit.ts',
     scope: 'audit:read',
     access: { table: 'read' },
+  },
+  {
+    // Money (docs/operations.md, "Prices, spend and budgets"): a tenant's own spend; every tenant's for admin keys.
+    method: 'GET',
+    path: '/v1/usage',
+    entry: 'functions/api/get-usage.ts',
+    scope: 'jobs:read',
+    access: { table: 'read' },
+  },
+  {
+    method: 'PUT',
+    path: '/v1/budgets/{tenant}',
+    entry: 'functions/api/put-budget.ts',
+    scope: 'admin',
+    access: { table: 'readWrite' },
   },
   { method: 'GET', path: '/v1/openapi.json', entry: 'functions/api/openapi.ts', access: {} },
 ];

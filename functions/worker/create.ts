@@ -1,6 +1,8 @@
 import { Oiio } from '../adapters/oiio.ts';
 import { loadConfig } from '../config.ts';
+import { usdToMicros } from '../core/cost.ts';
 import type { Container } from '../services/container.ts';
+import { modelCost } from '../shared/cost.ts';
 import { WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
 import { CogClient } from './cog.ts';
 import { deliverFrames, exrPlates, timelineWriter } from './deliverables.ts';
@@ -36,6 +38,8 @@ export function createWorker(
       'oiiotool',
       'namingTemplate',
       'frameRate',
+      'cost',
+      'modelName',
     ],
     env,
   );
@@ -97,6 +101,10 @@ export function createWorker(
     ),
     // Fair share: a finished chunk may ask the fan-out to release more of its job (./fair-share.ts).
     sendPlan: (body) => app.planQueue.send(body),
+    budgets: {
+      standings: (tenant) => app.budgets.standings(tenant),
+      store: app.budgetStore,
+    },
     writeTimeline: timelineWriter((key, value) => app.frameStore.putJson(key, value), {
       naming: config.namingTemplate,
       rate: config.frameRate,
@@ -111,6 +119,7 @@ export function createWorker(
       waitSeconds: WAIT_SECONDS,
       retryBaseMs: 1000,
       modelImage: config.modelImage,
+      gpuHourMicros: usdToMicros(modelCost(config.cost, config.modelName).gpuHourUsd),
       ...overrides,
     },
   });

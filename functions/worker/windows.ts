@@ -90,6 +90,7 @@ export type WindowHost = Pick<
   | 'storeFrame'
   | 'recordFrames'
   | 'frameEventsWanted'
+  | 'spendOf'
   | 'republishFrameEvent'
   | 'afterWork'
 >;
@@ -114,6 +115,8 @@ interface Made {
   readonly attempt: number;
   /** The model's time for the window, shared out over its frames. */
   readonly predictTimePerFrame?: number;
+  /** How long the window held its model slot over this delivery's attempts, ms. */
+  readonly heldMs: number;
   /** Chained mode: the context the window was made from. */
   readonly context?: Context;
 }
@@ -244,6 +247,7 @@ export class WindowMaker {
     const { job, w } = p;
     const length = w.end - w.start + 1;
     const recorded = Math.max(0, ...[...records.values()].map((r) => r.attempts));
+    let heldMs = 0;
     for (let tries = 1; ; tries++) {
       if ((await this.startOwn(p)) === 'job-ended') return 'job-ended';
       // The own frames' attempts as read before, plus this delivery's tries (each took them once more).
@@ -262,14 +266,17 @@ export class WindowMaker {
         };
         const out = await model.predictFiles(`${job.id}-w${w.index}-${attempt}`, input);
         stats.modelBusyMs += Date.now() - began;
+        heldMs += Date.now() - began;
         return {
           frames: await framesOf(out, length),
           attempt,
+          heldMs,
           ...(context && { context }),
           ...(out.predictTime !== undefined && { predictTimePerFrame: out.predictTime / length }),
         };
       } catch (err) {
         stats.modelBusyMs += Date.now() - began;
+        heldMs += Date.now() - began;
         const error = err instanceof Error ? err.message : String(err);
         const retryable = !(err instanceof ModelError && !err.retryable);
         logger.warn('window attempt failed', { jobId: job.id, window: w.index, attempt, error });
@@ -336,8 +343,18 @@ export class WindowMaker {
       seed: this.seedOf(p.job, f),
       png,
       ...(made.predictTimePerFrame !== undefined && { predictTime: made.predictTimePerFrame }),
+      ...this.spendPerFrame(p, made),
       ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
     });
+  }
+
+  /**
+   * A frame's share of its window's GPU time: the window's held time over the frames it keeps, so a chained
+   * window's overlap (made, not kept) is paid by its kept frames. In parallel mode a shared frame is
+   * recorded once, with the share of whichever window cross-fades it.
+   */
+  private spendPerFrame(p: Planned, made: Made) {
+    return this.host.spendOf(made.heldMs / Math.max(1, p.kept.end - p.kept.start + 1));
   }
 
   /**
@@ -422,6 +439,7 @@ export class WindowMaker {
         this.stamp(p, f, png, frameOrigin(job, windows, f), extra),
         made.predictTimePerFrame,
         extra.hashes?.get(f),
+        this.spendPerFrame(p, made),
       );
     });
   }

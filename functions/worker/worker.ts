@@ -5,6 +5,7 @@ import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
 import type { VersionStore } from '../adapters/store/versions.ts';
 import type { ModelIdentity } from '../core/audit.ts';
 import { eachLimit, limiter } from '../core/concurrency.ts';
+import { DEFAULT_GPU_HOUR_USD, gpuShareMs, spendMicros, usdToMicros } from '../core/cost.ts';
 import { frameCount, frameSeed, manifestKey } from '../core/frames.ts';
 import { manifestOf } from '../core/manifest.ts';
 import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
@@ -16,6 +17,7 @@ import { finalStatus, isTerminalJob } from '../core/state.ts';
 import { logger } from '../logger.ts';
 import { countMetric, publishMetrics } from '../metrics.ts';
 import { APP_METRICS } from '../shared/metrics.ts';
+import { BudgetGate, type WorkerBudgets } from './budget-gate.ts';
 import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
 import { type DeliverFrame, deliverFrames } from './deliverables.ts';
@@ -43,6 +45,12 @@ export interface WorkerSettings {
   /** First back-off between tries of a frame; doubles each time. */
   readonly retryBaseMs: number;
   readonly modelImage: string;
+  /** What an hour of this task's GPU host costs, micro-dollars (core/cost.ts); the default price when absent. */
+  readonly gpuHourMicros?: number;
+  /** How often a tenant's budgets are read again (./budget-gate.ts). @default 5000 */
+  readonly budgetCheckMs?: number;
+  /** How long a message held by a budget waits before it is looked at again. @default 60 */
+  readonly holdSeconds?: number;
 }
 
 export interface WorkerDeps {
@@ -71,6 +79,8 @@ export interface WorkerDeps {
   readonly modelIdentity?: () => Promise<ModelIdentity>;
   /** Sends a plan message, asking the fan-out to release more of a job (./fair-share.ts). */
   readonly sendPlan?: (body: string) => Promise<void>;
+  /** Budgets: work of a tenant at its stop threshold is held, warnings are sent (./budget-gate.ts). */
+  readonly budgets?: WorkerBudgets;
   readonly settings: WorkerSettings;
 }
 
@@ -90,6 +100,8 @@ export interface WorkerStats {
   windowsSucceeded: number;
   /** Windows that failed after every attempt. */
   windowsFailed: number;
+  /** Messages put back because a budget held their tenant's work. */
+  held: number;
 }
 
 /** A frame made and stamped with its provenance, to be stored. */
@@ -98,6 +110,9 @@ export interface StoredFrameInput {
   readonly seed: number;
   readonly png: Buffer;
   readonly predictTime?: number;
+  /** GPU time the frame held (the task's share), ms, and its spend, micro-dollars (Worker.spendOf). */
+  readonly gpuMs?: number;
+  readonly costMicros?: number;
   readonly inputs?: Readonly<Record<string, string>>;
 }
 
@@ -145,6 +160,7 @@ export class Worker {
     modelRefusals: 0,
     windowsSucceeded: 0,
     windowsFailed: 0,
+    held: 0,
   };
   private stopping = false;
   private readonly stopController = new AbortController();
@@ -158,9 +174,13 @@ export class Worker {
   private readonly starting = new Map<string, Promise<JobRecord | undefined>>();
   private readonly rerolls?: RerollMaker;
   private readonly fairShare: FairShare;
+  private readonly budgetGate?: BudgetGate;
 
   constructor(readonly deps: WorkerDeps) {
     this.fairShare = new FairShare(deps.store, deps.sendPlan);
+    if (deps.budgets) {
+      this.budgetGate = new BudgetGate(deps.budgets, deps.publishEvents, deps.settings.budgetCheckMs);
+    }
     this.slots = new Slots(deps.settings.concurrency);
     this.uploads = limiter(deps.settings.uploadConcurrency ?? 4);
     this.windows = new WindowMaker(this);
@@ -284,6 +304,11 @@ export class Worker {
       await this.refuse(message, 're-roll message, and this worker has no version store');
       return;
     }
+    const hold = await this.budgetGate?.holdReason(work.tenant);
+    if (hold) {
+      await this.holdBack(message, work.jobId, hold);
+      return;
+    }
     const heartbeat = setInterval(() => {
       queue.setVisibility(message.receiptHandle, settings.visibilitySeconds).catch((err: unknown) => {
         logger.warn('visibility heartbeat failed', { messageId: message.id, error: err as Error });
@@ -313,10 +338,30 @@ export class Worker {
     }
   }
 
+  /**
+   * A budget holds the message's tenant: the job says why, and the message goes back on the queue as a
+   * new one, delayed (a redelivery of the same one would climb towards the DLQ with every look), then the
+   * one in hand is deleted. A worker dying in between leaves both: the duplicate is harmless.
+   */
+  private async holdBack(message: ReceivedMessage, jobId: string, reason: string): Promise<void> {
+    this.stats.held++;
+    try {
+      await this.budgetGate!.hold(jobId, reason);
+      await this.deps.queue.send(message.body, this.deps.settings.holdSeconds ?? 60);
+      await this.deps.queue.delete(message.receiptHandle);
+    } catch (err) {
+      // Not lost: the message in hand comes back after a short wait, and is looked at again.
+      logger.warn('could not hold a message back; it returns shortly', { jobId, error: err as Error });
+      await this.deps.queue.setVisibility(message.receiptHandle, 30).catch(() => undefined);
+    }
+  }
+
   /** The job a message names, moved to running by the first message of it that arrives. */
   async jobOf(jobId: string, tenant: string): Promise<JobRecord | undefined> {
     const job = await this.deps.store.getJob(jobId);
     if (!job || job.tenant !== tenant) return undefined;
+    // Its tenant may spend again (this message was not held): frames a budget held go on.
+    if (job.held) await this.budgetGate?.release(job);
     if (job.status !== 'queued') return job;
     let starting = this.starting.get(jobId);
     if (!starting) {
@@ -401,7 +446,11 @@ export class Worker {
           handBack = true;
           break;
         }
-        const made = await this.generate(job, frame, seedOf(frame), await prepared[index]!, delivery);
+        const extra = await prepared[index]!;
+        const began = Date.now();
+        const generated = await this.generate(job, frame, seedOf(frame), extra, delivery);
+        // The slot was held for the frame from its first try to its last, back-off included.
+        const made = { ...generated, ...this.spendOf(Date.now() - began) };
         if (made.status === 'failed') {
           results.push(made);
           continue;
@@ -494,6 +543,14 @@ export class Worker {
     }
   }
 
+  /** The GPU time and its spend of a model slot held `heldMs` (core/cost.ts). */
+  spendOf(heldMs: number): { gpuMs: number; costMicros: number } {
+    const { settings } = this.deps;
+    const gpuMs = gpuShareMs(heldMs, settings.concurrency);
+    const price = settings.gpuHourMicros ?? usdToMicros(DEFAULT_GPU_HOUR_USD);
+    return { gpuMs, costMicros: spendMicros(gpuMs, price) };
+  }
+
   /** Stores a made frame's PNG under its sequence name: what recording it needs. */
   async storeFrame(job: JobRecord, made: StoredFrameInput): Promise<FinishedFrame> {
     // What the job asks the frame delivered as (PNG, or EXR in the plate's colour space); a frame that
@@ -503,8 +560,12 @@ export class Worker {
       made.frame,
       made.png,
     ).catch((err: Error) => err);
+    const spend = {
+      ...(made.gpuMs !== undefined && { gpuMs: made.gpuMs }),
+      ...(made.costMicros !== undefined && { costMicros: made.costMicros }),
+    };
     if (file instanceof Error) {
-      return { status: 'failed', frame: made.frame, seed: made.seed, error: file.message };
+      return { status: 'failed', frame: made.frame, seed: made.seed, error: file.message, ...spend };
     }
     const { sha256, size } = await this.deps.frames.putFrame(
       file.key,
@@ -520,6 +581,7 @@ export class Worker {
       size,
       key: file.key,
       ...(made.predictTime !== undefined && { predictTime: made.predictTime }),
+      ...spend,
       ...(made.inputs && { inputs: made.inputs }),
     };
   }
@@ -552,7 +614,20 @@ export class Worker {
     this.stats.duplicates += out.duplicates.length;
     if (counts.succeeded > 0) countMetric(APP_METRICS.framesSucceeded, counts.succeeded);
     if (counts.failed > 0) countMetric(APP_METRICS.framesFailed, counts.failed);
+    const spend = out.recorded.reduce((n, r) => n + (r.costMicros ?? 0), 0);
+    if (spend > 0) countMetric(APP_METRICS.spendMicros, spend);
+    const gpuMs = out.recorded.reduce((n, r) => n + (r.gpuMs ?? 0), 0);
+    if (gpuMs > 0) countMetric(APP_METRICS.gpuMilliseconds, gpuMs);
     publishMetrics();
+    if (counts.succeeded + counts.failed > 0) {
+      // A warning that cannot be sent now is sent by a later chunk: the frames are recorded either way.
+      await this.budgetGate?.afterSpend(job).catch((err: unknown) => {
+        logger.warn('budget warning not sent; a later chunk tries again', {
+          jobId: job.id,
+          error: err as Error,
+        });
+      });
+    }
     if (publish && out.events.length > 0) await this.deps.publishEvents(out.events);
     return { last: out.last, counts };
   }
@@ -610,12 +685,14 @@ export class Worker {
     png: Buffer,
     predictTime?: number,
     inputs?: Readonly<Record<string, string>>,
+    spend?: { gpuMs: number; costMicros: number },
   ): Promise<void> {
     const stored = await this.storeFrame(job, {
       frame,
       seed,
       png,
       ...(predictTime !== undefined && { predictTime }),
+      ...spend,
       ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
     });
     if (stored.status === 'failed') return this.recordFailure(job, frame, seed, attempts, stored.error ?? '');

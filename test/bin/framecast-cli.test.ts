@@ -367,6 +367,40 @@ describe('framecast --json', () => {
   });
 });
 
+describe('framecast usage and budget', () => {
+  it("prints the tenant's spend by shot, and sets a budget with an admin key only", async () => {
+    const submitted = await runJson<Job>([
+      'submit',
+      '--shot',
+      'CLI_SPEND',
+      '--prompt',
+      'p',
+      '--frames',
+      '1-2',
+      '--size',
+      '64x64',
+      '--wait',
+    ]);
+    expect(submitted.status).toBe('succeeded');
+    const usage = await runJson<{ groups: { key: string; frames: number; usd: number }[] }>([
+      'usage',
+      '--group-by',
+      'shot',
+    ]);
+    expect(usage.groups.find((g) => g.key === 'CLI_SPEND')).toMatchObject({ frames: 2 });
+    expect((await run(['usage', '--group-by', 'week'])).code).toBe(2);
+    expect(await runJson(['budget', 'set', 'dev', '--limit-usd', '100'], 1)).toMatchObject({
+      error: { status: 403 },
+    });
+    const admin = await stack.createApiKey('ops', ['admin', 'jobs:read']);
+    const r = await run(['--json', 'budget', 'set', 'dev', '--limit-usd', '100'], {
+      FRAMECAST_API_KEY: admin,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ tenant: 'dev', limitUsd: 100, level: 'ok' });
+  });
+});
+
 describe('framecast usage and connection', () => {
   it('exits 2 with a usage line on a bad argument, an unknown command or a missing connection', async () => {
     const bad = await run(['submit', '--shot', 'S', '--prompt', 'p', '--frames', 'abc']);

@@ -98,7 +98,8 @@ describe('tenants', () => {
       'POST /v1/jobs/{id}/reject': {},
     };
     const walked: string[] = [];
-    for (const r of ROUTES.filter((route) => route.path.includes('{'))) {
+    // Admin routes (budgets) name a tenant, not a thing of one: a tenant's key is refused them with 403.
+    for (const r of ROUTES.filter((route) => route.path.includes('{') && route.scope !== 'admin')) {
       const path = pathOf(
         r.path,
         ids[r.path] ?? {

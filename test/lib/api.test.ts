@@ -137,7 +137,11 @@ describe('Api', () => {
 
     for (const [name, id] of Object.entries(queue)) {
       const granted = route.access.queues?.includes(name as keyof typeof queue) ?? false;
-      expect(on(statements, id)).toEqual(granted ? expect.arrayContaining(['sqs:SendMessage']) : []);
+      // `frameDepth` (estimates) reads a frame queue's attributes and nothing else.
+      const depth = name === 'frame' && (route.access.queues?.includes('frameDepth') ?? false);
+      expect(on(statements, id)).toEqual(
+        granted ? expect.arrayContaining(['sqs:SendMessage']) : depth ? ['sqs:GetQueueAttributes'] : [],
+      );
       expect(on(statements, id)).not.toContain('sqs:ReceiveMessage');
     }
     expect(actionsOf(statements).filter((a) => !/^(dynamodb|s3|sqs|logs):/.test(a))).toEqual([]);
@@ -163,14 +167,17 @@ describe('Api', () => {
     expect(actions.some((a) => a.startsWith('s3:'))).toBe(false);
   });
 
-  it('lets create-job send to the plan queue and to no other queue', () => {
+  it("lets create-job send to the plan queue and to no other queue, and read the frame queues' depth", () => {
     const statements = functionStatements(
       template,
       routeFunction(ROUTES.find((r) => r.entry.endsWith('create-job.ts'))!),
     );
     const sqs = statements.filter((s) => actionsOf([s]).some((a) => a.startsWith('sqs:')));
     expect(sqs.length).toBeGreaterThan(0);
-    for (const statement of sqs) expect(statement.Resource).toEqual({ 'Fn::GetAtt': [queue.plan, 'Arn'] });
+    const sends = sqs.filter((s) => actionsOf([s]).some((a) => a !== 'sqs:GetQueueAttributes'));
+    for (const statement of sends) expect(statement.Resource).toEqual({ 'Fn::GetAtt': [queue.plan, 'Arn'] });
+    // The estimate's backlog (docs/operations.md, "Estimates").
+    expect(on(statements, queue.frame)).toEqual(['sqs:GetQueueAttributes']);
   });
 
   it('names in each function only the resources it is granted', () => {

@@ -2,10 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CostSettingsSchema } from '../../functions/shared/cost.ts';
 import { ModelSpecsSchema } from '../../functions/shared/models.ts';
 import { QUEUES } from '../../functions/shared/resources.ts';
 import { assertProductionName, loadProductionConfig, parseConfig } from '../../lib/config.ts';
-import { modelSpecs } from '../../lib/framecast-stack.ts';
+import { costSettings, modelSpecs } from '../../lib/framecast-stack.ts';
 import { PROJECT_ROOT } from '../../lib/lambda.ts';
 
 const dirs: string[] = [];
@@ -251,6 +252,39 @@ describe('production config', () => {
   it('accepts only the log retention periods CloudWatch Logs knows', () => {
     expect(() => parseConfig('demo', { logRetentionDays: 31 })).toThrow(
       /logRetentionDays: must be one of 1, 3, 5/,
+    );
+  });
+});
+
+describe('cost', () => {
+  it('prices each model at the first instance type, list price unless the production names its own', () => {
+    const listed = costSettings(parseConfig('demo', { gpu: { instanceTypes: ['g5.xlarge', 'g6.xlarge'] } }));
+    expect(listed.models.reference).toEqual({ gpuHourUsd: 1.006, slots: 2 });
+    expect(listed.priorSecondsPerMegapixel).toBe(2);
+    expect(listed.budget).toBeUndefined();
+    const own = costSettings(
+      parseConfig('demo', {
+        gpu: { instanceTypes: ['g6.xlarge'], maxInstances: 4 },
+        models: [{ name: 'wan', image: 'registry.example/wan:1', concurrency: 2 }],
+        cost: {
+          gpuHourUsd: { 'g6.xlarge': 0.35 },
+          priorSecondsPerMegapixel: 9,
+          budget: { limitUsd: 5000 },
+        },
+      }),
+    );
+    expect(own.models.wan).toEqual({ gpuHourUsd: 0.35, slots: 8 });
+    expect(own.budget).toEqual({ limitUsd: 5000, warningPercent: 80, stopPercent: 100 });
+    // What the stack writes, the runtime reads back alike.
+    expect(CostSettingsSchema.parse(JSON.parse(JSON.stringify(own)))).toEqual(own);
+  });
+
+  it('refuses a price for something that is not a GPU instance type, naming the field', () => {
+    expect(() => parseConfig('demo', { cost: { gpuHourUsd: { 'm5.large': 0.1 } } })).toThrow(
+      /cost\.gpuHourUsd/,
+    );
+    expect(() => parseConfig('demo', { cost: { budget: { limitUsd: -1 } } })).toThrow(
+      /cost\.budget\.limitUsd/,
     );
   });
 });

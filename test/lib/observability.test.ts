@@ -47,6 +47,7 @@ describe('Observability', () => {
       'API requests and errors',
       'Lambda errors',
       'Dead-letter queues',
+      'Spend (USD per hour, at the configured GPU price)',
       'Alarms',
     ]);
   });
@@ -97,9 +98,17 @@ describe('Observability', () => {
     }
   });
 
+  it("charts the production's spend and alarms when a budget crosses its warning threshold", () => {
+    expect(JSON.stringify(dashboardBody())).toContain(`MetricName=\\"${APP_METRICS.spendMicros}\\"`);
+    const warning = opsAlarms.filter((a) => a.MetricName === APP_METRICS.budgetWarnings);
+    expect(warning).toHaveLength(1);
+    expect(warning[0]).toMatchObject({ Namespace: 'Framecast', Threshold: 0 });
+  });
+
   it('sends every alarm and its recovery to the SNS topic', () => {
-    // Two alarms (dead letters, oldest message) for each of the plan, frame (three priority bands) and event queues.
-    expect(opsAlarms).toHaveLength(5 * 2 + 1 + ROUTES.length + 3);
+    // Two alarms (dead letters, oldest message) for each of the plan, frame (three priority bands) and event
+    // queues, and the budget warning (docs/operations.md, "Budgets").
+    expect(opsAlarms).toHaveLength(5 * 2 + 1 + ROUTES.length + 3 + 1);
     for (const alarm of opsAlarms) {
       expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
       expect(alarm.OKActions).toEqual([{ Ref: topic }]);

@@ -46,6 +46,7 @@ import {
   type TransactItem,
   transact,
 } from './table.ts';
+import { modelStatsItem, USAGE_ITEMS, usageItems } from './usage.ts';
 
 /**
  * Jobs, their frames and idempotency keys (keys: ./table.ts).
@@ -89,8 +90,20 @@ export type StartFramesResult =
 /** A frame a worker made, or gave up on, ready to be recorded. */
 export type FinishedFrame =
   | ({ status: 'succeeded' } & Pick<FrameRecord, 'frame' | 'seed' | 'sha256' | 'size' | 'key'> &
-      Partial<Pick<FrameRecord, 'predictTime' | 'inputs'>>)
-  | ({ status: 'failed' } & Pick<FrameRecord, 'frame' | 'seed' | 'error'>);
+      Partial<Pick<FrameRecord, 'predictTime' | 'inputs' | 'gpuMs' | 'costMicros'>>)
+  | ({ status: 'failed' } & Pick<FrameRecord, 'frame' | 'seed' | 'error'> &
+      Partial<Pick<FrameRecord, 'gpuMs' | 'costMicros'>>);
+
+/** The spend of the frames a write records (core/cost.ts): counted on the job and the tenant's usage. */
+function spendOf(frames: readonly Pick<FrameRecord, 'gpuMs' | 'costMicros'>[]) {
+  let gpuMs = 0;
+  let costMicros = 0;
+  for (const f of frames) {
+    gpuMs += f.gpuMs ?? 0;
+    costMicros += f.costMicros ?? 0;
+  }
+  return { gpuMs, costMicros, frames: frames.length };
+}
 
 export interface FinishFramesResult {
   readonly recorded: FinishedFrame[];
@@ -789,8 +802,8 @@ export class JobStore {
       events: [],
     };
     let last = false;
-    // 100 items a transaction: the job, and each frame with its event.
-    const perTransaction = 49;
+    // 100 items a transaction: the job, the tenant's usage items, and each frame with its event.
+    const perTransaction = Math.floor((100 - 1 - USAGE_ITEMS) / 2);
     for (let i = 0; i < results.length; i += perTransaction) {
       const group = results.slice(i, i + perTransaction);
       const written = await this.finishGroup(job, group, now);
@@ -848,23 +861,27 @@ export class JobStore {
       }
       const failed = pending.filter((r) => r.status === 'failed').map((r) => r.frame);
       const succeeded = pending.length - failed.length;
+      const spend = spendOf(pending);
       items.job = {
         Update: {
           TableName: this.table,
           Key: jobKey(job.id),
-          UpdateExpression: `SET succeeded = succeeded + :s, failed = failed + :f ADD unfinished :minus${failed.length > 0 ? ', failedFrames :frameSet' : ''}`,
+          UpdateExpression: `SET succeeded = succeeded + :s, failed = failed + :f ADD unfinished :minus, gpuMs :ms, costMicros :micros${failed.length > 0 ? ', failedFrames :frameSet' : ''}`,
           ConditionExpression: expectMore ? `${live.condition} AND unfinished > :n` : live.condition,
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
             ':s': succeeded,
             ':f': failed.length,
             ':minus': -pending.length,
+            ':ms': spend.gpuMs,
+            ':micros': spend.costMicros,
             ...(expectMore && { ':n': pending.length }),
             ...(failed.length > 0 && { ':frameSet': new Set(failed) }),
             ...live.values,
           },
         },
       };
+      Object.assign(items, usageItems(this.table, job, spend, now));
       const written = await transact(this.db, items);
       if (written.ok) return { recorded: pending, duplicates, events: made, last: !expectMore };
       const frames = new Set(written.failedAll.filter((n) => n.startsWith('f')));
@@ -889,7 +906,16 @@ export class JobStore {
     job: JobRecord,
     result: Pick<
       FrameRecord,
-      'frame' | 'seed' | 'attempts' | 'sha256' | 'size' | 'key' | 'predictTime' | 'inputs'
+      | 'frame'
+      | 'seed'
+      | 'attempts'
+      | 'sha256'
+      | 'size'
+      | 'key'
+      | 'predictTime'
+      | 'inputs'
+      | 'gpuMs'
+      | 'costMicros'
     >,
     now = new Date(),
   ): Promise<{ outcome: FinishFrameResult; event?: EventRecord }> {
@@ -903,7 +929,7 @@ export class JobStore {
       job,
       frame,
       'frame.succeeded',
-      'SET succeeded = succeeded + :one ADD unfinished :minusOne',
+      'SET succeeded = succeeded + :one ADD unfinished :minusOne, gpuMs :ms, costMicros :micros',
       now,
     );
   }
@@ -911,7 +937,7 @@ export class JobStore {
   /** Records a frame that failed every attempt, once, and lists it on the job. */
   async frameFailed(
     job: JobRecord,
-    result: Pick<FrameRecord, 'frame' | 'seed' | 'attempts' | 'error'>,
+    result: Pick<FrameRecord, 'frame' | 'seed' | 'attempts' | 'error' | 'gpuMs' | 'costMicros'>,
     now = new Date(),
   ): Promise<{ outcome: FinishFrameResult; event?: EventRecord }> {
     const frame: FrameRecord = { jobId: job.id, status: 'failed', ...result, finishedAt: nowIso(now) };
@@ -919,7 +945,7 @@ export class JobStore {
       job,
       frame,
       'frame.failed',
-      'SET failed = failed + :one ADD failedFrames :frameSet, unfinished :minusOne',
+      'SET failed = failed + :one ADD failedFrames :frameSet, unfinished :minusOne, gpuMs :ms, costMicros :micros',
       now,
       new Set([result.frame]),
     );
@@ -944,7 +970,9 @@ export class JobStore {
       values[`:a${i}`] = v;
       return `#a${i} = :a${i}`;
     });
+    const spend = spendOf([frame]);
     const written = await transact(this.db, {
+      ...usageItems(this.table, job, spend, now),
       frame: {
         Update: {
           TableName: this.table,
@@ -965,6 +993,8 @@ export class JobStore {
           ExpressionAttributeValues: {
             ':one': 1,
             ':minusOne': -1,
+            ':ms': spend.gpuMs,
+            ':micros': spend.costMicros,
             ...live.values,
             ...(frameSet ? { ':frameSet': frameSet } : {}),
           },
@@ -1033,6 +1063,8 @@ export class JobStore {
       event,
       false,
       this.inTransaction(records),
+      // The model's record of time per pixel grows by the job's, in the move that ends it: once.
+      modelStatsItem(this.table, job),
     );
     // Parts beyond one transaction (a shot of tens of thousands of frames) follow it.
     if (moved) await this.afterTransaction(records);
@@ -1214,8 +1246,10 @@ export class JobStore {
     retryConflicts = false,
     /** Audit records of the change, written with it (core/audit.ts). */
     audit: readonly TransactItem[] = [],
+    also?: TransactItem,
   ): Promise<boolean> {
-    const written = await transact(this.db, {
+    const items: Record<string, TransactItem> = {
+      ...(also && { also }),
       job: {
         Update: {
           TableName: this.table,
@@ -1228,7 +1262,8 @@ export class JobStore {
       },
       event: putEvent(this.table, event),
       ...Object.fromEntries(audit.map((item, i) => [`audit${i}`, item])),
-    });
+    };
+    const written = await transact(this.db, items);
     if (written.ok) return true;
     if (written.failed === 'job' || (retryConflicts && written.conflict)) return false;
     throw written.error;

@@ -23,6 +23,11 @@ import {
  *   content    pk CONTENT#<t>#<sha256> sk CONTENT        holders: the assets holding it; a removal claim
  *   audit      pk AUDIT#<t>           sk <ISO time>#<job>#<kind>...  written once, never updated (./audit.ts)
  *
+ *   usage      pk USAGE#<t>           sk MONTH#<yyyy-mm> | DAY#<yyyy-mm-dd> | DAY#<day>#MODEL#<m> | DAY#<day>#SHOT#<s>
+ *                                     the day total: gsi1 USAGE / <day>#<t> (every tenant's, for admins)
+ *   model stats pk MODELSTATS#<model>  sk STATS            gpuMs and pixels of finished jobs (./usage.ts)
+ *   budget     pk BUDGET#<t>          sk BUDGET            a tenant's limit, thresholds, warned month (./budgets.ts)
+ *
  * Webhook endpoints, secrets and deliveries live in the same table: see ../webhook-store.ts.
  */
 
@@ -46,6 +51,9 @@ export const contentRecordKey = (tenant: string, sha256: string) => ({
   pk: `CONTENT#${tenant}#${sha256}`,
   sk: 'CONTENT',
 });
+export const usageKey = (tenant: string, sk: string) => ({ pk: `USAGE#${tenant}`, sk });
+export const modelStatsKey = (model: string) => ({ pk: `MODELSTATS#${model}`, sk: 'STATS' });
+export const budgetKey = (tenant: string) => ({ pk: `BUDGET#${tenant}`, sk: 'BUDGET' });
 export const nowIso = (now: Date) => now.toISOString();
 
 const INTERNAL = ['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'expiresAt'] as const;

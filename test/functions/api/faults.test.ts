@@ -156,6 +156,8 @@ describe('a plan queue that refuses messages', () => {
   });
 
   it('keeps the job when it cannot be taken back either, and a retry with the same key queues it', async () => {
+    // No budget, usage or model record: what a create reads besides the key finds nothing.
+    dynamo.on(GetCommand).resolves({});
     dynamo.on(GetCommand, { Key: { pk: `KEY#${hashApiKey(KEY)}`, sk: 'KEY' } }).resolves(keyItem);
     let writes = 0;
     dynamo.on(TransactWriteCommand).callsFake(() => {
