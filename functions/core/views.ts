@@ -1,4 +1,4 @@
-import { frameCount } from './frames.ts';
+import { frameCount, hasThumbnail } from './frames.ts';
 import type { FrameRecord, JobRecord, VersionRecord } from './model.ts';
 import type { FrameResponse, JobResponse, Reroll, ReviewView } from './schemas.ts';
 import { planWindows } from './windows.ts';
@@ -47,6 +47,7 @@ export function toJobResponse(job: JobRecord): JobResponse {
     ...(job.params !== undefined && { params: job.params as JobResponse['params'] }),
     priority: job.priority,
     ...(job.review && { review: reviewView(job) }),
+    thumbnails: hasThumbnail(job),
     rerolls: job.rerolls ?? 0,
     createdAt: job.createdAt,
     ...(job.startedAt !== undefined && { startedAt: job.startedAt }),

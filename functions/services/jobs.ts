@@ -185,6 +185,8 @@ export class JobService {
       ...(inputs && { inputs }),
       ...(window && { window }),
       ...(review && { review }),
+      // Thumbnails cost a PUT a frame: made where someone looks at the frames before delivery.
+      thumbnails: request.thumbnails ?? review !== undefined,
       ...(output && { output }),
       createdAt: now.toISOString(),
       bucket: this.deps.bucket,

@@ -4,7 +4,7 @@ import type { EventStore } from '../adapters/store/events.ts';
 import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
 import type { VersionStore } from '../adapters/store/versions.ts';
 import { eachLimit, limiter } from '../core/concurrency.ts';
-import { frameCount, frameSeed, manifestKey } from '../core/frames.ts';
+import { frameCount, frameSeed, hasThumbnail, manifestKey } from '../core/frames.ts';
 import { manifestOf } from '../core/manifest.ts';
 import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
@@ -494,6 +494,7 @@ export class Worker {
       file.body,
       { job: job.id, frame: String(made.frame), seed: String(made.seed) },
       file.contentType,
+      { thumbnail: hasThumbnail(job) },
     );
     return {
       status: 'succeeded',

@@ -155,7 +155,8 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
 
   beforeAll(async () => {
     // The default per-frame seeds: frame k of a window has the grain of its frame seed, so windows agree.
-    job = await makeShot(windowedShot('WIN_CHAIN'));
+    // Thumbnails asked for (a job without a review gate has none by default): each window's frames get theirs.
+    job = await makeShot(windowedShot('WIN_CHAIN', { thumbnails: true }));
     frames = await storedFrames(job.id);
   }, 150_000);
 

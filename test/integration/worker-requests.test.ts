@@ -66,13 +66,18 @@ describe('the AWS requests of a 48-frame shot (6 chunks of 8)', () => {
     // Per chunk the job's read; per job event the webhook consumer's reads of the event and the job; once
     // a job, the API key, the fan-out's reads of the job and the last chunk's read of the job's end.
     expect(count('DynamoDB.GetItem')).toBeLessThanOrEqual(CHUNKS + 2 * toEvents + 5);
-    // Each frame and its thumbnail once, the manifest and the OpenTimelineIO clip.
-    expect(count('S3.PutObject')).toBe(2 * FRAMES + 2);
-    // Everything but polling: two PUTs a frame; a receive, a job read, two transactions and a delete a
+    // Each frame once (no review gate: no thumbnails), the manifest and the OpenTimelineIO clip.
+    expect(count('S3.PutObject')).toBe(FRAMES + 2);
+    // Everything but polling: one PUT a frame; a receive, a job read, two transactions and a delete a
     // chunk; and what a job costs once whatever its length (its POST, plan, events and their delivery,
     // manifest). Over the bench's 300 frames this is under 3 a frame (docs/performance.md).
     const notPolling = requests.filter((r) => !(r.operation === 'ReceiveMessage' && r.received === 0));
-    expect(notPolling.length).toBeLessThanOrEqual(2 * FRAMES + 5 * CHUNKS + 10 * toEvents + 10);
+    expect(notPolling.length).toBeLessThanOrEqual(FRAMES + 5 * CHUNKS + 10 * toEvents + 10);
+  });
+
+  it('puts each frame and its thumbnail once when the job asks for thumbnails', async () => {
+    const { count } = await shot('REQ_SH015', { thumbnails: true });
+    expect(count('S3.PutObject')).toBe(2 * FRAMES + 2);
   });
 
   it('sends no frame event when no endpoint or job webhook wants one, yet records them for the job', async () => {
