@@ -134,11 +134,49 @@ export class WindowMaker {
     return this.host.deps.frames;
   }
 
-  /** Makes one window; 'handed-back' when the worker stopped before the model started on it. */
+  /**
+   * Makes the message's window and, in chained mode, the windows after it, here, while the message stays
+   * in hand (docs/architecture.md, "Windows"): this worker holds the context the next window needs, so
+   * the model does not wait for a queue hop per window. The message stands for the chain from its window
+   * on: it is deleted only once the chain stops (the last window, a failed window, a cancel, a review
+   * gate), so a worker killed mid-chain loses nothing: the message comes back, and its next delivery
+   * walks the windows from its own, past those whose frames are finished, to the first that is not.
+   * 'handed-back' when the worker stops: the chain continues from the message on another worker.
+   */
   async process(message: WindowMessage): Promise<'done' | 'handed-back'> {
+    const held = Date.now();
+    const holdMs = (this.host.deps.settings.chainHoldSeconds ?? 3600) * 1000;
+    for (let window = message.window; ; ) {
+      const out = await this.processWindow({ ...message, window }, window !== message.window);
+      if (typeof out !== 'number') return out;
+      if (this.host.isStopping) return 'handed-back';
+      if (Date.now() - held >= holdMs) {
+        // SQS lets a message stay hidden 12 hours at most: past the hold, the chain goes on by a message of
+        // its own, as any worker would take it. Dying between the send and the delete below makes both
+        // this message's next delivery and the new one run the next window; the first to record it goes on.
+        await this.host.deps.queue.send(
+          encodeWindow({ jobId: message.jobId, tenant: message.tenant, window: out }),
+        );
+        return 'done';
+      }
+      window = out;
+    }
+  }
+
+  /**
+   * Makes one window: 'handed-back' when the worker stopped before the model started on it, the next
+   * window's index when the chain goes on from here, 'done' otherwise. `continued`: the window follows
+   * one this worker just made for the same message.
+   */
+  private async processWindow(
+    message: WindowMessage,
+    continued: boolean,
+  ): Promise<'done' | 'handed-back' | number> {
     const { stats } = this.host;
     const job = await this.host.jobOf(message.jobId, message.tenant);
     if (!job) return 'done';
+    // The chain stops at a review gate's last window until approval, which sends the next window.
+    if (continued && !mayQueueWindow(job, message.window)) return 'done';
     if (!job.window) {
       logger.error('a window message for a job without windows; it is dropped', { jobId: job.id });
       return 'done';
@@ -205,8 +243,15 @@ export class WindowMaker {
       await this.failWindow(p, made.failed);
       return 'done';
     }
-    if (p.job.window.mode === 'chained') await this.storeChained(p, made, records, extra);
-    else await this.storeParallel(p, made, records, extra);
+    if (p.job.window.mode === 'chained') {
+      if ((await this.storeChained(p, made, records, extra)) === 'made-elsewhere') {
+        // Every frame was recorded by another delivery making the same chain at the same time (a
+        // duplicated message): that one goes on, this one stops, so the chain is made once from here.
+        stats.windowsSucceeded++;
+        await this.host.afterWork(job.id);
+        return 'done';
+      }
+    } else await this.storeParallel(p, made, records, extra);
     stats.windowsSucceeded++;
     return this.afterWindow(p);
   }
@@ -310,7 +355,7 @@ export class WindowMaker {
     made: Made,
     records: ReadonlyMap<number, FrameRecord>,
     extra: PredictionInputs,
-  ): Promise<void> {
+  ): Promise<'recorded' | 'made-elsewhere'> {
     const { job, w } = p;
     const { context } = made;
     const events = this.host.frameEventsWanted(job);
@@ -325,7 +370,8 @@ export class WindowMaker {
         return this.store1(p, f, this.stamp(p, f, png, origin, extra), made, extra);
       },
     );
-    await this.host.recordFrames(job, stored, await events);
+    const { counts } = await this.host.recordFrames(job, stored, await events);
+    return stored.length > 0 && counts.succeeded + counts.failed === 0 ? 'made-elsewhere' : 'recorded';
   }
 
   /** One frame of a made window, stored under its sequence name, ready to be recorded. */
@@ -470,33 +516,21 @@ export class WindowMaker {
   }
 
   /**
-   * A window whose frames are all finished. In chained mode the next window is sent now, and only then is
-   * this message deleted: a worker dying in between leaves this message, whose next delivery finds its
-   * frames done and sends the next window again (harmless: its frames are recorded once). A failed
-   * window instead makes sure the job records its failure.
+   * A window whose frames are all finished. In chained mode, the next window's index when the chain goes
+   * on (process makes it); a failed window instead makes sure the job records its failure.
    */
-  private async afterWindow(p: Planned): Promise<'done'> {
+  private async afterWindow(p: Planned): Promise<'done' | number> {
     const { job } = p;
+    let next: number | undefined;
     if (job.window.mode === 'chained') {
       const own = await this.recordsOf(job.id, p.own);
       const failed = [...own.values()].find((r) => r.status === 'failed');
       if (failed) await this.recordWindowFailure(p, failed.error ?? 'failed');
-      else await this.sendNext(p);
+      else next = p.windows[p.w.index + 1]?.index;
     }
     await this.host.afterWork(job.id);
-    return 'done';
-  }
-
-  private async sendNext(p: Planned): Promise<void> {
-    const next = p.windows[p.w.index + 1];
-    if (!next) return;
-    const job = await this.store.getJob(p.job.id);
-    // Canceled or ended: the chain stops. So it does at a review gate's last window until approval.
-    if (job?.status !== 'running' || !mayQueueWindow(job, next.index)) return;
-    // Already under way (a redelivery of this window after the next was sent and taken): its own message
-    // is in flight until it has sent the one after it.
-    if (await this.store.getFrame(job.id, chainedFrames(next, p.windows, job.frames).start)) return;
-    await this.host.deps.queue.send(encodeWindow({ jobId: job.id, tenant: job.tenant, window: next.index }));
+    // Whether the job still runs, and lets the next window be made, is for the next window to read.
+    return next ?? 'done';
   }
 }
 

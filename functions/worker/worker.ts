@@ -36,6 +36,12 @@ export interface WorkerSettings {
   readonly heartbeatSeconds: number;
   /** Long-poll wait of each receive (SQS allows up to 20 s). */
   readonly waitSeconds: number;
+  /**
+   * Longest a chained job's window message is held while this worker makes the windows after it
+   * (functions/worker/windows.ts); then the chain goes on by a message of its own. Default one hour:
+   * SQS keeps a message hidden 12 hours at most.
+   */
+  readonly chainHoldSeconds?: number;
   /** First back-off between tries of a frame; doubles each time. */
   readonly retryBaseMs: number;
   readonly modelImage: string;
