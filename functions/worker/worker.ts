@@ -380,6 +380,8 @@ export class Worker {
       return extra;
     });
     const storing: Promise<void>[] = [];
+    const uploadLimit = settings.uploadConcurrency ?? 4;
+    const unstored = new Set<Promise<void>>();
     let storeError: unknown;
     let handBack = false;
     // The chunk holds one slot from its first frame to its last, so its frames go to the model back to
@@ -392,22 +394,27 @@ export class Worker {
           handBack = true;
           break;
         }
+        // No more made frames wait for their upload than can be uploaded at once: a model faster than the
+        // uploads waits for them, rather than filling the worker's memory with frames (docs/performance.md).
+        while (unstored.size >= uploadLimit) await Promise.race(unstored);
         const made = await this.generate(job, frame, seedOf(frame), await prepared[index]!, delivery);
         if (made.status === 'failed') {
           results.push(made);
           continue;
         }
         // Stored beside the next frame's generation; recorded with the chunk's others.
-        storing.push(
-          this.uploads(() => this.storeFrame(job, made)).then(
+        const upload: Promise<void> = this.uploads(() => this.storeFrame(job, made))
+          .then(
             (stored) => {
               results.push(stored);
             },
             (err: unknown) => {
               storeError ??= err;
             },
-          ),
-        );
+          )
+          .finally(() => unstored.delete(upload));
+        unstored.add(upload);
+        storing.push(upload);
       }
     } finally {
       if (todo.length > 0) this.slots.release();
