@@ -151,6 +151,8 @@ export class Worker {
   private readonly windows: WindowMaker;
   /** Bounds the frames being stored at once. */
   readonly uploads: ReturnType<typeof limiter>;
+  /** Chunk frames made and not yet stored (each holds its PNG): no frame is made while the uploads are full. */
+  private readonly unstored = new Set<Promise<void>>();
   /** A new job's start, made once however many of its chunks arrive together. */
   private readonly starting = new Map<string, Promise<JobRecord | undefined>>();
   private readonly rerolls?: RerollMaker;
@@ -381,7 +383,7 @@ export class Worker {
     });
     const storing: Promise<void>[] = [];
     const uploadLimit = settings.uploadConcurrency ?? 4;
-    const unstored = new Set<Promise<void>>();
+    const unstored = this.unstored;
     let storeError: unknown;
     let handBack = false;
     // The chunk holds one slot from its first frame to its last, so its frames go to the model back to
@@ -394,8 +396,9 @@ export class Worker {
           handBack = true;
           break;
         }
-        // No more made frames wait for their upload than can be uploaded at once: a model faster than the
-        // uploads waits for them, rather than filling the worker's memory with frames (docs/performance.md).
+        // No more made frames wait for their upload, over the worker's slots, than can be uploaded at once:
+        // a model faster than the uploads waits for them rather than fill the worker's memory with frames
+        // (docs/performance.md, "Memory"); each slot may add the one it is making.
         while (unstored.size >= uploadLimit) await Promise.race(unstored);
         const made = await this.generate(job, frame, seedOf(frame), await prepared[index]!, delivery);
         if (made.status === 'failed') {
