@@ -523,7 +523,7 @@ try {
       mostAfter100Frames: Number(mb(mostAfter).toFixed(1)),
     };
     figures.push({
-      label: 'worker RSS growth from frame 100 to frame 1,000',
+      label: 'worker RSS, most after frame 100 over RSS at frame 100 (workerRssMb)',
       value: mb(mostAfter - after100),
       unit: 'MB',
       target: 'flat',
