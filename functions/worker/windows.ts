@@ -118,12 +118,25 @@ interface Made {
   readonly context?: Context;
 }
 
+/** `run` started by the first call, and the same promise given to every call. */
+function once<T>(run: () => Promise<T>): () => Promise<T> {
+  let started: Promise<T> | undefined;
+  return () => {
+    started ??= run();
+    return started;
+  };
+}
+
 /** Frames this worker stored and recorded, by number: their keys and hashes. */
 type Stored = ReadonlyMap<number, { readonly key: string; readonly sha256: string }>;
 
 /** What one window hands the next one made for the same message. */
 interface Carried {
-  /** Settles once the previous window's frames are all stored and recorded (and the job counted). */
+  /**
+   * The previous window's frames after its context: stored, recorded and counted once this settles.
+   * Started by the first call (each call gives the same promise): this window calls it once it has taken
+   * its own frames, so that the two windows' transactions on the job do not meet.
+   */
   readonly behind: () => Promise<void>;
   /** The previous window's context frames as stored; absent for the message's own window. */
   readonly known: Stored | undefined;
@@ -132,7 +145,7 @@ interface Carried {
 /** A window's end: the chain stops (`outcome`), or goes on with window `next`. */
 type Step =
   | { readonly outcome: 'done' | 'handed-back' }
-  | { readonly next: number; readonly context: Stored; readonly rest: Promise<void> };
+  | { readonly next: number; readonly context: Stored; readonly rest: () => Promise<void> };
 
 export interface Context {
   /** Presigned GET URLs of the predecessor's stored overlap frames, in frame order. */
@@ -164,28 +177,26 @@ export class WindowMaker {
     const holdMs = (this.host.deps.settings.chainHoldSeconds ?? 3600) * 1000;
     // The previous window's frames after its context, still being stored and recorded while the model
     // makes this one; settled before this window stores its own and before the message goes.
-    let behind: Promise<void> = Promise.resolve();
+    let behind: () => Promise<void> = () => Promise.resolve();
     let known: Stored | undefined;
     try {
       for (let window = message.window; ; ) {
-        const out = await this.processWindow({ ...message, window }, { behind: () => behind, known });
+        const out = await this.processWindow({ ...message, window }, { behind, known });
         if (!('next' in out)) {
-          await behind;
+          await behind();
           return out.outcome;
         }
-        behind = out.rest;
-        // Awaited later; marked handled now, so a failure meanwhile is not an unhandled rejection.
-        behind.catch(() => undefined);
+        behind = once(out.rest);
         known = out.context;
         if (this.host.isStopping) {
-          await behind;
+          await behind();
           return 'handed-back';
         }
         if (Date.now() - held >= holdMs) {
           // SQS lets a message stay hidden 12 hours at most: past the hold, the chain goes on by a message of
           // its own, as any worker would take it. Dying between the send and the delete below makes both
           // this message's next delivery and the new one run the next window; the first to record it goes on.
-          await behind;
+          await behind();
           await this.host.deps.queue.send(
             encodeWindow({ jobId: message.jobId, tenant: message.tenant, window: out.next }),
           );
@@ -194,7 +205,7 @@ export class WindowMaker {
         window = out.next;
       }
     } catch (err) {
-      await behind.catch(() => undefined);
+      await behind().catch(() => undefined);
       throw err;
     }
   }
@@ -269,7 +280,7 @@ export class WindowMaker {
     }
     let made: Made | { failed: string; attempt: number } | 'job-ended';
     try {
-      made = await this.generate(p, records, extra, carried.known);
+      made = await this.generate(p, records, extra, carried);
     } finally {
       this.host.slots.release();
     }
@@ -292,7 +303,7 @@ export class WindowMaker {
       if (stored.outcome === 'made-elsewhere') {
         // Every frame was recorded by another delivery making the same chain at the same time (a
         // duplicated message): that one goes on, this one stops, so the chain is made once from here.
-        await stored.rest;
+        await stored.rest();
         await this.host.afterWork(job.id);
         return 'done';
       }
@@ -302,10 +313,10 @@ export class WindowMaker {
         return {
           next: next.index,
           context: stored.context,
-          rest: stored.rest.then(() => this.host.afterWork(job.id)),
+          rest: () => stored.rest().then(() => this.host.afterWork(job.id)),
         };
       }
-      await stored.rest;
+      await stored.rest();
       return this.afterWindow(p);
     }
     await this.storeParallel(p, made, records, extra);
@@ -340,7 +351,7 @@ export class WindowMaker {
     p: Planned,
     records: ReadonlyMap<number, FrameRecord>,
     extra: PredictionInputs,
-    known?: Stored,
+    carried?: Carried,
   ): Promise<Made | { failed: string; attempt: number } | 'job-ended'> {
     const { deps, stats } = this.host;
     const { model, settings } = deps;
@@ -349,6 +360,8 @@ export class WindowMaker {
     const recorded = Math.max(0, ...[...records.values()].map((r) => r.attempts));
     for (let tries = 1; ; tries++) {
       if ((await this.startOwn(p)) === 'job-ended') return 'job-ended';
+      // This window's frames are taken: the previous window's rest may be recorded now, beside the model.
+      carried?.behind().catch(() => undefined);
       // The own frames' attempts as read before, plus this delivery's tries (each took them once more).
       const attempt = recorded + tries;
       if (attempt > settings.maxAttempts) {
@@ -356,7 +369,7 @@ export class WindowMaker {
       }
       // Presigned for each attempt: a URL must outlive the prediction, not the wait for a slot. Not an
       // attempt's failure when it cannot be read: the message is delivered again.
-      const context = await this.contextOf(p, known);
+      const context = await this.contextOf(p, carried?.known);
       const began = Date.now();
       try {
         const input = {
@@ -421,7 +434,7 @@ export class WindowMaker {
   ): Promise<{
     outcome: 'context-recorded' | 'recorded' | 'made-elsewhere';
     context: Stored;
-    rest: Promise<void>;
+    rest: () => Promise<void>;
   }> {
     const { job, w } = p;
     const { context } = made;
@@ -446,10 +459,12 @@ export class WindowMaker {
         r.status === 'succeeded' && r.key && r.sha256 ? [[r.frame, { key: r.key, sha256: r.sha256 }]] : [],
       ),
     );
-    const rest = (async () => {
-      const later = await storeAll(todo.filter((f) => !isContext(f)));
-      await this.host.recordFrames(job, later, await events);
-    })();
+    // Uploaded now; recorded when `rest` is first called (after the next window's take, see Carried).
+    const uploading = storeAll(todo.filter((f) => !isContext(f)));
+    uploading.catch(() => undefined);
+    const rest = once(async () => {
+      await this.host.recordFrames(job, await uploading, await events);
+    });
     if (first.length === 0) return { outcome: 'recorded', context: keys, rest };
     if (counts.succeeded + counts.failed === 0) return { outcome: 'made-elsewhere', context: keys, rest };
     // A context frame that failed to store (no format to deliver it in) stops the chain: afterWindow says why.
@@ -613,7 +628,7 @@ export class WindowMaker {
     }
     await this.host.afterWork(job.id);
     // Whether the job still runs, and lets the next window be made, is for the next window to read.
-    return next === undefined ? 'done' : { next, context: new Map(), rest: Promise.resolve() };
+    return next === undefined ? 'done' : { next, context: new Map(), rest: () => Promise.resolve() };
   }
 }
 
