@@ -212,8 +212,9 @@ export class WindowMaker {
 
   /**
    * Makes one window: 'handed-back' when the worker stopped before the model started on it, the next
-   * window's index when the chain goes on from here, 'done' otherwise. `continued`: the window follows
-   * one this worker just made for the same message.
+   * window when the chain goes on from here (with this window's context frames and the rest of its
+   * frames to record), 'done' otherwise. `carried` is what the window before, made here for the same
+   * message, hands on (nothing for the message's own window).
    */
   private async processWindow(message: WindowMessage, carried: Carried): Promise<Step> {
     const step = await this.makeWindow(message, carried);
