@@ -1,15 +1,19 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { createClients } from '../functions/adapters/clients.ts';
 import { startReferenceModel } from '../functions/model/reference/server.ts';
 import { Container } from '../functions/services/container.ts';
 import { ENV } from '../functions/shared/env.ts';
+import { CogClient } from '../functions/worker/cog.ts';
 import { createWorker } from '../functions/worker/create.ts';
 import type { Worker } from '../functions/worker/worker.ts';
 import { startLocalStack } from '../local/stack.ts';
 import { runBaseline } from './baseline.ts';
 import { bundles } from './bundles.ts';
 import { PRICES } from './prices.ts';
+import { startReplayModel } from './replay-model.ts';
 import { awsPolling, type Counted, RequestCounter } from './requests.ts';
 
 /**
@@ -439,14 +443,116 @@ try {
     console.log(
       `  model busy ${((worker.stats.modelBusyMs / wall / slots) * 100).toFixed(0)}% of ${slots} worker slot(s) (waits on a busy model count as busy)`,
     );
-    const rss = peakRss / 1024 / 1024;
     peakRss = Math.max(peakRss, rssBefore);
-    figures.push({
-      label: `peak RSS over ${frames} frames of 1024x576, whole local process`,
-      value: rss,
+  }
+
+  // 6b. The worker's memory, in a process of its own (functions/worker/main.ts, as the container runs
+  // it), its RSS sampled from outside: 1,000 frames of 1024x576, then 4K frames in a fresh process. The
+  // frames come from a replay model (./replay-model.ts: a reference frame, answered at once), so the
+  // figures are the worker's, at the worker's own pace.
+  {
+    const reference = await startReferenceModel({ port: 0, concurrency: 1 });
+    const cog = new CogClient({ url: reference.url });
+    await cog.waitUntilReady(60_000);
+    const frameOf = async (width: number, height: number) =>
+      (
+        await cog.predict(`bench-${width}`, {
+          prompt: 'a building collapses, dust, dusk',
+          seed: 7,
+          shot_seed: 7,
+          width,
+          height,
+          frame: 1001,
+          job_id: 'job_BENCH',
+          shot: 'MEMORY',
+        })
+      ).png;
+    const hd = await frameOf(1024, 576);
+    const uhd = await frameOf(4096, 2160);
+    await reference.close();
+
+    const memoryRun = async (png: Uint8Array, width: number, height: number, frames: number) => {
+      await drain();
+      const replay = await startReplayModel(png);
+      const worker = await workerProcess(replay.url);
+      try {
+        const baseline = worker.rss();
+        let peak = baseline;
+        const byFrames: [number, number][] = [];
+        const sampling = setInterval(() => {
+          peak = Math.max(peak, worker.rss());
+        }, 10);
+        const { id } = await submit({
+          shot: `MEMORY_${width}`,
+          prompt: 'bench',
+          width,
+          height,
+          frames: { start: 1001, end: 1000 + frames },
+        });
+        for (;;) {
+          const job = await observer.store.getJob(id);
+          byFrames.push([job?.succeeded ?? 0, worker.rss()]);
+          if (job && ['succeeded', 'failed', 'canceled'].includes(job.status)) {
+            if (job.succeeded !== frames) throw new Error(`memory run: ${job.succeeded} of ${frames} frames`);
+            break;
+          }
+          await sleep(100);
+        }
+        clearInterval(sampling);
+        return { baseline, peak, byFrames };
+      } finally {
+        worker.kill();
+        await replay.close();
+      }
+    };
+
+    const hdRun = await memoryRun(hd, 1024, 576, 1000);
+    const mb = (n: number) => n / 1024 / 1024;
+    // Flat: the RSS once 100 frames are done against the most after that.
+    const after100 = hdRun.byFrames.find(([f]) => f >= 100)?.[1] ?? hdRun.baseline;
+    const mostAfter = Math.max(...hdRun.byFrames.filter(([f]) => f >= 100).map(([, r]) => r));
+    console.log(
+      `worker process, 1,000 frames of 1024x576 (${(hd.byteLength / 1024).toFixed(0)} KB each): RSS ${mb(hdRun.baseline).toFixed(0)} MB idle, ${mb(after100).toFixed(0)} MB after 100 frames, at most ${mb(mostAfter).toFixed(0)} MB after that; peak ${mb(hdRun.peak).toFixed(0)} MB`,
+    );
+    record({
+      key: 'workerPeakRssMb',
+      label: 'worker process peak RSS, 1,000 frames of 1024x576',
+      value: mb(hdRun.peak),
       unit: 'MB',
-      target: 'workerPeakRssMb: 1,000 frames, worker alone',
-      note: 'not measured as asked: key omitted',
+    });
+    // The RSS as the frames went by: flat once the heap has grown to its working size.
+    const at = (n: number) => hdRun.byFrames.find(([f]) => f >= n)?.[1] ?? 0;
+    const steps = [100, 250, 500, 750, 1000];
+    console.log(`  RSS by frames done: ${steps.map((n) => `${n}: ${mb(at(n)).toFixed(0)} MB`).join(', ')}`);
+    json.workerRssMb = {
+      idle: Number(mb(hdRun.baseline).toFixed(1)),
+      ...Object.fromEntries(steps.map((n) => [`after${n}Frames`, Number(mb(at(n)).toFixed(1))])),
+      mostAfter100Frames: Number(mb(mostAfter).toFixed(1)),
+    };
+    figures.push({
+      label: 'worker RSS, most after frame 100 over RSS at frame 100 (workerRssMb)',
+      value: mb(mostAfter - after100),
+      unit: 'MB',
+      target: 'flat',
+    });
+
+    const uhdFrames = 8;
+    const uhdRun = await memoryRun(uhd, 4096, 2160, uhdFrames);
+    const held = uhdRun.peak - uhdRun.baseline;
+    console.log(
+      `worker process, ${uhdFrames} frames of 4096x2160 (${mb(uhd.byteLength).toFixed(1)} MB each as PNG): RSS ${mb(uhdRun.baseline).toFixed(0)} MB idle, peak ${mb(uhdRun.peak).toFixed(0)} MB: ${mb(held).toFixed(0)} MB held at most = ${(held / uhd.byteLength).toFixed(2)}x a frame`,
+    );
+    json.frame4k = {
+      frameMb: Number(mb(uhd.byteLength).toFixed(2)),
+      idleRssMb: Number(mb(uhdRun.baseline).toFixed(1)),
+      peakRssMb: Number(mb(uhdRun.peak).toFixed(1)),
+      peakHeldMb: Number(mb(held).toFixed(1)),
+      peakHeldPerFrameSize: Number((held / uhd.byteLength).toFixed(2)),
+    };
+    figures.push({
+      label: `4096x2160 frames: peak RSS over idle, in frame sizes (frame4k; ${mb(uhd.byteLength).toFixed(1)} MB PNG)`,
+      value: held / uhd.byteLength,
+      target: 'see docs/performance.md, "Memory"',
     });
   }
 
@@ -496,6 +602,46 @@ try {
 } finally {
   clearInterval(sampler);
   await stack.stop();
+}
+
+/**
+ * The worker as the container runs it (functions/worker/main.ts), in a process of its own with the local
+ * stack's environment, on `modelUrl`; its RSS read from /proc (Linux). Resolves once it polls.
+ */
+async function workerProcess(modelUrl: string) {
+  const child = spawn(
+    process.execPath,
+    ['--openssl-legacy-provider', '--import', 'tsx', 'functions/worker/main.ts'],
+    {
+      env: { ...process.env, [ENV.modelUrl]: modelUrl, [ENV.modelImage]: 'replay of a reference frame' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('the worker process did not start');
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    child.stdout.on('data', (d: Buffer) => {
+      if (seen.length < 1e6) seen += d.toString();
+      if (seen.includes('worker starting')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`the worker process exited (${code})`)));
+  });
+  // Past its start: its model check and first long poll.
+  await sleep(1500);
+  return {
+    rss: () => {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+        return m ? Number(m[1]) * 1024 : 0;
+      } catch {
+        return 0;
+      }
+    },
+    kill: () => {
+      child.kill('SIGKILL');
+    },
+  };
 }
 
 /** Messages sent to one queue (each SendMessage, each entry of a SendMessageBatch). */

@@ -22,7 +22,7 @@ export class FrameStore {
     readonly bucket: string,
     /** Presigned URLs live this long at most (config: FRAMECAST_URL_EXPIRY_SECONDS). */
     private readonly maxUrlExpirySeconds = 3600,
-    /** When set, every frame PNG stored gets its thumbnail beside it (`thumbnailKey`). */
+    /** When set, frame PNGs stored get their thumbnail beside them (`thumbnailKey`) unless told not to. */
     private readonly thumbnailer?: Thumbnailer,
   ) {}
 
@@ -34,18 +34,23 @@ export class FrameStore {
   /**
    * Uploads a frame. lib-storage streams it (multipart above 5 MB, so an 8K EXR-sized PNG never needs
    * to sit in one request), and the SHA-256 recorded for the frame travels as object metadata.
+   * `thumbnail: false` stores the frame alone (a job without thumbnails: one PUT a frame, not two).
    */
   async putFrame(
     key: string,
     frame: Uint8Array,
     metadata: Record<string, string> = {},
     contentType = 'image/png',
+    options: { readonly thumbnail?: boolean } = {},
   ): Promise<{ sha256: string; size: number }> {
     const sha256 = createHash('sha256').update(frame).digest('hex');
     await Promise.all([
       this.put(key, frame, contentType, { ...metadata, sha256 }),
       // The review page's thumbnail is made of the PNG; an EXR deliverable has none yet.
-      this.thumbnailer && contentType === 'image/png' && this.putThumbnail(key, frame),
+      this.thumbnailer &&
+        options.thumbnail !== false &&
+        contentType === 'image/png' &&
+        this.putThumbnail(key, frame),
     ]);
     return { sha256, size: frame.byteLength };
   }

@@ -62,6 +62,13 @@ export function thumbnailKey(pngKey: string): string {
   return `${pngKey.slice(0, slash + 1)}thumbnails/${pngKey.slice(slash + 1).replace(/\.png$/, '')}.webp`;
 }
 
+/**
+ * Whether a stored version of a frame has its thumbnail: a re-roll's versions always do (they are made
+ * to be looked at); version 1 when the job asked for thumbnails (by default, a job with a review gate).
+ */
+export const hasThumbnail = (job: { readonly thumbnails?: boolean }, version = 1): boolean =>
+  version > 1 || job.thumbnails !== false;
+
 const DEFAULT_NAMING = parseTemplate(DEFAULT_NAMING_TEMPLATE);
 
 type Delivered = Pick<JobRecord, 'tenant' | 'shot' | 'id' | 'output'>;

@@ -76,6 +76,11 @@ export interface JobRecord {
   readonly failedWindow?: FailedWindow;
   /** A review gate: its frames are made first, the rest once a person approves (core/review.ts). */
   readonly review?: JobReview;
+  /**
+   * Whether each frame stored gets its review thumbnail (docs/performance.md, "Cost"). Written on every
+   * job since the setting exists; absent on jobs stored before it, all of which had thumbnails.
+   */
+  readonly thumbnails?: boolean;
   /** Re-rolls accepted on this job, one per frame or window re-rolled (issue 12 prices them). */
   readonly rerolls?: number;
   readonly createdAt: string;

@@ -572,9 +572,9 @@ function checkImageData(buf: Buffer, chunks: readonly Chunk[], header: Header): 
   const bitsPerPixel = header.bitDepth * CHANNELS[header.colorType]!;
   const layout = passes(header).map(([w, rows]) => [Math.ceil((w * bitsPerPixel) / 8) + 1, rows] as const);
   const expected = layout.reduce((sum, [rowBytes, rows]) => sum + rowBytes * rows, 0);
-  const compressed = Buffer.concat(
-    chunks.filter((c) => c.type === 'IDAT').map((c) => buf.subarray(c.dataStart, c.dataEnd)),
-  );
+  // One IDAT (what Framecast's encoder writes) is inflated where it is: no copy of the frame for the check.
+  const idat = chunks.filter((c) => c.type === 'IDAT').map((c) => buf.subarray(c.dataStart, c.dataEnd));
+  const compressed = idat.length === 1 ? idat[0]! : Buffer.concat(idat);
   let raw: Buffer;
   try {
     raw = inflateSync(compressed, { maxOutputLength: expected + 1 });

@@ -245,6 +245,10 @@ export const jobRequestSchema = (frameLimit: number = DEFAULT_FRAME_LIMIT) =>
             "For a model with windows: a smaller window (a length the model allows) or another overlap than the model's",
         }),
       review: ReviewGate.optional(),
+      thumbnails: z.boolean().optional().meta({
+        description:
+          "Whether each frame gets a 256 px WebP thumbnail for the review page (one more S3 PUT a frame). Default: true for a job with a review gate, false otherwise; a re-roll's versions always get one. Without one, the review page shows the frame itself",
+      }),
     })
     .meta({ id: 'JobRequest' });
 
@@ -363,6 +367,9 @@ export const JobResponse = z
       .optional()
       .meta({ description: 'Why frames were canceled while the job ran (a missed startBy)' }),
     review: ReviewView.optional().meta({ description: 'Set on a job with a review gate' }),
+    thumbnails: z.boolean().meta({
+      description: "Whether the job's frames get thumbnails (`thumbnailUrl`); re-rolled versions always do",
+    }),
     rerolls: z.int().meta({
       description: 'Re-rolls accepted on this job (one per frame, or per window of a model with windows)',
     }),

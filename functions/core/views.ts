@@ -1,5 +1,5 @@
 import { spendView } from './cost.ts';
-import { frameCount } from './frames.ts';
+import { frameCount, hasThumbnail } from './frames.ts';
 import type { FrameRecord, JobEstimate, JobRecord, VersionRecord } from './model.ts';
 import { unfinishedFrames } from './progress.ts';
 import type { FrameResponse, JobResponse, Reroll, ReviewView } from './schemas.ts';
@@ -53,6 +53,7 @@ export function toJobResponse(job: JobRecord): JobResponse {
     ...(job.startBy !== undefined && { startBy: job.startBy }),
     ...(job.canceledReason !== undefined && { canceledReason: job.canceledReason }),
     ...(job.review && { review: reviewView(job) }),
+    thumbnails: hasThumbnail(job),
     rerolls: job.rerolls ?? 0,
     createdAt: job.createdAt,
     ...(job.startedAt !== undefined && { startedAt: job.startedAt }),

@@ -241,6 +241,8 @@ export class JobService {
       ...(inputs && { inputs }),
       ...(window && { window }),
       ...(review && { review }),
+      // Thumbnails cost a PUT a frame: made where someone looks at the frames before delivery.
+      thumbnails: request.thumbnails ?? review !== undefined,
       ...(output && { output }),
       ...(estimate && { estimate: recordedEstimate(estimate) }),
       createdAt: now.toISOString(),

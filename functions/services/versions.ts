@@ -10,6 +10,7 @@ import { FramecastError, invalid } from '../core/errors.ts';
 import {
   deliveredKey,
   frameSeed,
+  hasThumbnail,
   manifestKey,
   randomSeed,
   thumbnailKey,
@@ -220,7 +221,11 @@ export class VersionService {
       const f = v.frames[String(frame)];
       const key =
         v.version === 1 ? (rerolled ? versionKey(job, frame, 1, this.deps.naming) : record?.key) : f?.key;
-      const thumb = v.version === 1 ? record?.key && thumbnailKey(record.key) : f?.key && thumbnailKey(f.key);
+      const thumb = !hasThumbnail(job, v.version)
+        ? undefined
+        : v.version === 1
+          ? record?.key && thumbnailKey(record.key)
+          : f?.key && thumbnailKey(f.key);
       const stored = v.status === 'succeeded' && key !== undefined;
       const url = stored ? await this.deps.files.presignGet(key) : undefined;
       const thumbnail = stored && thumb ? await this.deps.files.presignGet(thumb) : undefined;

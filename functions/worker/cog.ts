@@ -3,6 +3,8 @@
  * thousands of packaged models: the worker talks to the model container in its task through this alone.
  */
 
+import { CogResponseError, readCogJson } from './cog-response.ts';
+
 export class ModelError extends Error {
   constructor(
     message: string,
@@ -229,7 +231,8 @@ export class CogClient {
       if (!res.ok && res.status !== 202) {
         throw new ModelError(`model answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
       }
-      const body = (await res.json()) as CogPrediction;
+      // Read as it streams in: a data URL output is decoded on the way, never held whole as text.
+      const body = (await this.readAnswer(res)) as CogPrediction;
       switch (body.status) {
         case 'succeeded':
           return {
@@ -247,10 +250,32 @@ export class CogClient {
     }
   }
 
-  /** A file output: a data URL, or an http(s) URL to fetch. */
+  private get maxOutputBytes(): number {
+    return this.options.maxOutputBytes ?? 512 * 1024 * 1024;
+  }
+
+  /** A prediction's answer, its data URL outputs decoded into bytes as they stream in (./cog-response.ts). */
+  private async readAnswer(res: Response): Promise<unknown> {
+    if (!res.body) return {};
+    try {
+      return await readCogJson(res.body as unknown as AsyncIterable<Uint8Array>, {
+        maxBytes: this.maxOutputBytes,
+      });
+    } catch (err) {
+      await res.body.cancel().catch(() => undefined);
+      if (err instanceof CogResponseError) throw new ModelError(err.message);
+      throw err;
+    }
+  }
+
+  /** A file output: bytes decoded from a data URL as the answer streamed in, a data URL, or an http(s) URL to fetch. */
   private async readOutput(value: unknown, signal?: AbortSignal): Promise<Uint8Array> {
+    const max = this.maxOutputBytes;
+    if (value instanceof Uint8Array) {
+      if (value.byteLength > max) throw new ModelError('output too large');
+      return value;
+    }
     if (typeof value !== 'string') throw new ModelError('model gave no file output');
-    const max = this.options.maxOutputBytes ?? 512 * 1024 * 1024;
     if (value.startsWith('data:')) {
       const comma = value.indexOf(',');
       if (comma < 0) throw new ModelError('malformed data URL output');
@@ -278,10 +303,34 @@ export class CogClient {
       if (!res.ok) throw new ModelError(`output download answered ${res.status}`);
       const declared = Number(res.headers.get('content-length') ?? '0');
       if (declared > max) throw new ModelError('output too large');
-      const bytes = new Uint8Array(await res.arrayBuffer());
-      if (bytes.byteLength > max) throw new ModelError('output too large');
-      return bytes;
+      return readBody(res, declared, max);
     }
     throw new ModelError('output is neither a data URL nor an http URL');
   }
+}
+
+/**
+ * A downloaded file's bytes, read into one buffer of its declared length as they arrive (no second copy
+ * of the file); without a length, in pieces joined at the end.
+ */
+async function readBody(res: Response, declared: number, max: number): Promise<Uint8Array> {
+  const body = res.body as unknown as AsyncIterable<Uint8Array> | null;
+  if (!body) return new Uint8Array(0);
+  const into = declared > 0 ? Buffer.allocUnsafe(declared) : undefined;
+  const pieces: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of body) {
+    if (length + chunk.byteLength > (into ? declared : max)) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new ModelError(into ? 'output longer than its content-length' : 'output too large');
+    }
+    if (into) into.set(chunk, length);
+    else pieces.push(chunk);
+    length += chunk.byteLength;
+  }
+  if (into) {
+    if (length !== declared) throw new ModelError('output shorter than its content-length');
+    return into;
+  }
+  return Buffer.concat(pieces, length);
 }

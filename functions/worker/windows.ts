@@ -121,6 +121,35 @@ interface Made {
   readonly context?: Context;
 }
 
+/** `run` started by the first call, and the same promise given to every call. */
+function once<T>(run: () => Promise<T>): () => Promise<T> {
+  let started: Promise<T> | undefined;
+  return () => {
+    started ??= run();
+    return started;
+  };
+}
+
+/** Frames this worker stored and recorded, by number: their keys and hashes. */
+type Stored = ReadonlyMap<number, { readonly key: string; readonly sha256: string }>;
+
+/** What one window hands the next one made for the same message. */
+interface Carried {
+  /**
+   * The previous window's frames after its context: stored, recorded and counted once this settles.
+   * Started by the first call (each call gives the same promise): this window calls it once it has taken
+   * its own frames, so that the two windows' transactions on the job do not meet.
+   */
+  readonly behind: () => Promise<void>;
+  /** The previous window's context frames as stored; absent for the message's own window. */
+  readonly known: Stored | undefined;
+}
+
+/** A window's end: the chain stops (`outcome`), or goes on with window `next`. */
+type Step =
+  | { readonly outcome: 'done' | 'handed-back' }
+  | { readonly next: number; readonly context: Stored; readonly rest: () => Promise<void> };
+
 export interface Context {
   /** Presigned GET URLs of the predecessor's stored overlap frames, in frame order. */
   readonly urls: string[];
@@ -137,11 +166,70 @@ export class WindowMaker {
     return this.host.deps.frames;
   }
 
-  /** Makes one window; 'handed-back' when the worker stopped before the model started on it. */
+  /**
+   * Makes the message's window and, in chained mode, the windows after it, here, while the message stays
+   * in hand (docs/architecture.md, "Windows"): this worker holds the context the next window needs, so
+   * the model does not wait for a queue hop per window. The message stands for the chain from its window
+   * on: it is deleted only once the chain stops (the last window, a failed window, a cancel, a review
+   * gate), so a worker killed mid-chain loses nothing: the message comes back, and its next delivery
+   * walks the windows from its own, past those whose frames are finished, to the first that is not.
+   * 'handed-back' when the worker stops: the chain continues from the message on another worker.
+   */
   async process(message: WindowMessage): Promise<'done' | 'handed-back'> {
+    const held = Date.now();
+    const holdMs = (this.host.deps.settings.chainHoldSeconds ?? 3600) * 1000;
+    // The previous window's frames after its context, still being stored and recorded while the model
+    // makes this one; settled before this window stores its own and before the message goes.
+    let behind: () => Promise<void> = () => Promise.resolve();
+    let known: Stored | undefined;
+    try {
+      for (let window = message.window; ; ) {
+        const out = await this.processWindow({ ...message, window }, { behind, known });
+        if (!('next' in out)) {
+          await behind();
+          return out.outcome;
+        }
+        behind = once(out.rest);
+        known = out.context;
+        if (this.host.isStopping) {
+          await behind();
+          return 'handed-back';
+        }
+        if (Date.now() - held >= holdMs) {
+          // SQS lets a message stay hidden 12 hours at most: past the hold, the chain goes on by a message of
+          // its own, as any worker would take it. Dying between the send and the delete below makes both
+          // this message's next delivery and the new one run the next window; the first to record it goes on.
+          await behind();
+          await this.host.deps.queue.send(
+            encodeWindow({ jobId: message.jobId, tenant: message.tenant, window: out.next }),
+          );
+          return 'done';
+        }
+        window = out.next;
+      }
+    } catch (err) {
+      await behind().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Makes one window: 'handed-back' when the worker stopped before the model started on it, the next
+   * window when the chain goes on from here (with this window's context frames and the rest of its
+   * frames to record), 'done' otherwise. `carried` is what the window before, made here for the same
+   * message, hands on (nothing for the message's own window).
+   */
+  private async processWindow(message: WindowMessage, carried: Carried): Promise<Step> {
+    const step = await this.makeWindow(message, carried);
+    return typeof step === 'string' ? { outcome: step } : step;
+  }
+
+  private async makeWindow(message: WindowMessage, carried: Carried): Promise<Step | 'done' | 'handed-back'> {
     const { stats } = this.host;
     const job = await this.host.jobOf(message.jobId, message.tenant);
     if (!job) return 'done';
+    // The chain stops at a review gate's last window until approval, which sends the next window.
+    if (carried.known && !mayQueueWindow(job, message.window)) return 'done';
     if (!job.window) {
       logger.error('a window message for a job without windows; it is dropped', { jobId: job.id });
       return 'done';
@@ -182,6 +270,7 @@ export class WindowMaker {
     );
     if (finished.length === framesIn(p.kept).length) {
       stats.duplicates += finished.length;
+      await carried.behind();
       return this.afterWindow(p);
     }
 
@@ -195,10 +284,13 @@ export class WindowMaker {
     }
     let made: Made | { failed: string; attempt: number } | 'job-ended';
     try {
-      made = await this.generate(p, records, extra);
+      made = await this.generate(p, records, extra, carried);
     } finally {
       this.host.slots.release();
     }
+    // The previous window's last frames are stored by now (a window's prediction takes longer); waiting
+    // here keeps at most two windows' frames in memory, and the job's counts in frame order.
+    await carried.behind();
     if (made === 'job-ended') {
       stats.framesSkipped += framesIn(p.kept).length;
       await this.host.afterWork(job.id);
@@ -208,8 +300,30 @@ export class WindowMaker {
       await this.failWindow(p, made.failed);
       return 'done';
     }
-    if (p.job.window.mode === 'chained') await this.storeChained(p, made, records, extra);
-    else await this.storeParallel(p, made, records, extra);
+    if (p.job.window.mode === 'chained') {
+      const stored = await this.storeChained(p, made, records, extra);
+      stats.windowsSucceeded++;
+      const next = p.windows[w.index + 1];
+      if (stored.outcome === 'made-elsewhere') {
+        // Every frame was recorded by another delivery making the same chain at the same time (a
+        // duplicated message): that one goes on, this one stops, so the chain is made once from here.
+        await stored.rest();
+        await this.host.afterWork(job.id);
+        return 'done';
+      }
+      if (next && stored.outcome === 'context-recorded') {
+        // The next window's context is stored and recorded: the model goes on with it while the rest of
+        // this window is stored, recorded and counted.
+        return {
+          next: next.index,
+          context: stored.context,
+          rest: () => stored.rest().then(() => this.host.afterWork(job.id)),
+        };
+      }
+      await stored.rest();
+      return this.afterWindow(p);
+    }
+    await this.storeParallel(p, made, records, extra);
     stats.windowsSucceeded++;
     return this.afterWindow(p);
   }
@@ -227,9 +341,9 @@ export class WindowMaker {
    * In chained mode, the frames of the predecessor this window overlaps, as stored: what the model
    * continues. They are all stored before this window is sent; a missing one is an error to retry.
    */
-  private async contextOf(p: Planned): Promise<Context | undefined> {
+  private async contextOf(p: Planned, known?: Stored): Promise<Context | undefined> {
     if (p.job.window.mode !== 'chained') return undefined;
-    return storedContext(this.store, this.files, p.job, p.w, p.windows);
+    return storedContext(this.store, this.files, p.job, p.w, p.windows, known);
   }
 
   /**
@@ -241,6 +355,7 @@ export class WindowMaker {
     p: Planned,
     records: ReadonlyMap<number, FrameRecord>,
     extra: PredictionInputs,
+    carried?: Carried,
   ): Promise<Made | { failed: string; attempt: number } | 'job-ended'> {
     const { deps, stats } = this.host;
     const { model, settings } = deps;
@@ -250,6 +365,8 @@ export class WindowMaker {
     let heldMs = 0;
     for (let tries = 1; ; tries++) {
       if ((await this.startOwn(p)) === 'job-ended') return 'job-ended';
+      // This window's frames are taken: the previous window's rest may be recorded now, beside the model.
+      carried?.behind().catch(() => undefined);
       // The own frames' attempts as read before, plus this delivery's tries (each took them once more).
       const attempt = recorded + tries;
       if (attempt > settings.maxAttempts) {
@@ -257,7 +374,7 @@ export class WindowMaker {
       }
       // Presigned for each attempt: a URL must outlive the prediction, not the wait for a slot. Not an
       // attempt's failure when it cannot be read: the message is delivered again.
-      const context = await this.contextOf(p);
+      const context = await this.contextOf(p, carried?.known);
       const began = Date.now();
       try {
         const input = {
@@ -311,28 +428,56 @@ export class WindowMaker {
     );
   }
 
-  /** Chained mode: the window's own frames, each stamped and recorded; the overlap it was given is not kept. */
+  /**
+   * Chained mode: the window's own frames, each stamped and recorded; the overlap it was given is not kept.
+   * The frames the next window continues from go first and are recorded at once: the chain may go on from
+   * them (`context-recorded`, with their keys) while `rest`, the other frames, is stored and recorded.
+   * `made-elsewhere`: another delivery recorded every one of them first.
+   */
   private async storeChained(
     p: Planned,
     made: Made,
     records: ReadonlyMap<number, FrameRecord>,
     extra: PredictionInputs,
-  ): Promise<void> {
+  ): Promise<{
+    outcome: 'context-recorded' | 'recorded' | 'made-elsewhere';
+    context: Stored;
+    rest: () => Promise<void>;
+  }> {
     const { job, w } = p;
     const { context } = made;
     const events = this.host.frameEventsWanted(job);
-    const stored = await mapLimit(
-      framesIn(p.own).filter((f) => !isFinished(records.get(f))),
-      STORE_CONCURRENCY,
-      (f) => {
+    const next = p.windows[w.index + 1];
+    const handsOn = next ? contextFrames(next, p.windows) : undefined;
+    const todo = framesIn(p.own).filter((f) => !isFinished(records.get(f)));
+    const isContext = (f: number) => handsOn !== undefined && f >= handsOn.start && f <= handsOn.end;
+    const storeAll = (frames: number[]) =>
+      mapLimit(frames, STORE_CONCURRENCY, (f) => {
         const png = made.frames[f - w.start]!;
         // Released as soon as it is stamped: the window is held at most twice (as made, and as stored).
         made.frames[f - w.start] = undefined;
         const origin = frameOrigin(job, p.windows, f, context?.sha256Of);
         return this.store1(p, f, this.stamp(p, f, png, origin, extra), made, extra);
-      },
+      });
+    const first = todo.filter(isContext);
+    const stored = await storeAll(first);
+    const { counts } = await this.host.recordFrames(job, stored, await events);
+    const keys: Stored = new Map(
+      stored.flatMap((r) =>
+        r.status === 'succeeded' && r.key && r.sha256 ? [[r.frame, { key: r.key, sha256: r.sha256 }]] : [],
+      ),
     );
-    await this.host.recordFrames(job, stored, await events);
+    // Uploaded now; recorded when `rest` is first called (after the next window's take, see Carried).
+    const uploading = storeAll(todo.filter((f) => !isContext(f)));
+    uploading.catch(() => undefined);
+    const rest = once(async () => {
+      await this.host.recordFrames(job, await uploading, await events);
+    });
+    if (first.length === 0) return { outcome: 'recorded', context: keys, rest };
+    if (counts.succeeded + counts.failed === 0) return { outcome: 'made-elsewhere', context: keys, rest };
+    // A context frame that failed to store (no format to deliver it in) stops the chain: afterWindow says why.
+    const outcome = stored.every((r) => r.status === 'succeeded') ? 'context-recorded' : 'recorded';
+    return { outcome, context: keys, rest };
   }
 
   /** One frame of a made window, stored under its sequence name, ready to be recorded. */
@@ -488,33 +633,21 @@ export class WindowMaker {
   }
 
   /**
-   * A window whose frames are all finished. In chained mode the next window is sent now, and only then is
-   * this message deleted: a worker dying in between leaves this message, whose next delivery finds its
-   * frames done and sends the next window again (harmless: its frames are recorded once). A failed
-   * window instead makes sure the job records its failure.
+   * A window whose frames are all finished. In chained mode, the next window's index when the chain goes
+   * on (process makes it); a failed window instead makes sure the job records its failure.
    */
-  private async afterWindow(p: Planned): Promise<'done'> {
+  private async afterWindow(p: Planned): Promise<Step | 'done'> {
     const { job } = p;
+    let next: number | undefined;
     if (job.window.mode === 'chained') {
       const own = await this.recordsOf(job.id, p.own);
       const failed = [...own.values()].find((r) => r.status === 'failed');
       if (failed) await this.recordWindowFailure(p, failed.error ?? 'failed');
-      else await this.sendNext(p);
+      else next = p.windows[p.w.index + 1]?.index;
     }
     await this.host.afterWork(job.id);
-    return 'done';
-  }
-
-  private async sendNext(p: Planned): Promise<void> {
-    const next = p.windows[p.w.index + 1];
-    if (!next) return;
-    const job = await this.store.getJob(p.job.id);
-    // Canceled or ended: the chain stops. So it does at a review gate's last window until approval.
-    if (job?.status !== 'running' || !mayQueueWindow(job, next.index)) return;
-    // Already under way (a redelivery of this window after the next was sent and taken): its own message
-    // is in flight until it has sent the one after it.
-    if (await this.store.getFrame(job.id, chainedFrames(next, p.windows, job.frames).start)) return;
-    await this.host.deps.queue.send(encodeWindow({ jobId: job.id, tenant: job.tenant, window: next.index }));
+    // Whether the job still runs, and lets the next window be made, is for the next window to read.
+    return next === undefined ? 'done' : { next, context: new Map(), rest: () => Promise.resolve() };
   }
 }
 
@@ -547,11 +680,16 @@ export async function storedContext(
   job: JobRecord,
   w: Window,
   windows: readonly Window[],
+  known?: Stored,
 ): Promise<Context | undefined> {
   const range = contextFrames(w, windows);
   if (!range || range.end < range.start) return undefined;
-  const list = await store.listFrames(job.id, range.start, range.end, true);
-  const records = new Map(list.map((f) => [f.frame, f]));
+  // Recorded by this worker a moment ago (the window before, made here): no need to read them back.
+  const records: ReadonlyMap<number, Pick<FrameRecord, 'status' | 'key' | 'sha256'>> = framesIn(range).every(
+    (f) => known?.has(f),
+  )
+    ? new Map(framesIn(range).map((f) => [f, { status: 'succeeded' as const, ...known!.get(f)! }]))
+    : new Map((await store.listFrames(job.id, range.start, range.end, true)).map((f) => [f.frame, f]));
   const urls: string[] = [];
   for (const f of framesIn(range)) {
     const record = records.get(f);

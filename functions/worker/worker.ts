@@ -6,7 +6,7 @@ import type { VersionStore } from '../adapters/store/versions.ts';
 import type { ModelIdentity } from '../core/audit.ts';
 import { eachLimit, limiter } from '../core/concurrency.ts';
 import { DEFAULT_GPU_HOUR_USD, gpuShareMs, spendMicros, usdToMicros } from '../core/cost.ts';
-import { frameCount, frameSeed, manifestKey } from '../core/frames.ts';
+import { frameCount, frameSeed, hasThumbnail, manifestKey } from '../core/frames.ts';
 import { manifestOf } from '../core/manifest.ts';
 import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
@@ -42,6 +42,12 @@ export interface WorkerSettings {
   readonly heartbeatSeconds: number;
   /** Long-poll wait of each receive (SQS allows up to 20 s). */
   readonly waitSeconds: number;
+  /**
+   * Longest a chained job's window message is held while this worker makes the windows after it
+   * (functions/worker/windows.ts); then the chain goes on by a message of its own. Default one hour:
+   * SQS keeps a message hidden 12 hours at most.
+   */
+  readonly chainHoldSeconds?: number;
   /** First back-off between tries of a frame; doubles each time. */
   readonly retryBaseMs: number;
   readonly modelImage: string;
@@ -170,6 +176,8 @@ export class Worker {
   private readonly windows: WindowMaker;
   /** Bounds the frames being stored at once. */
   readonly uploads: ReturnType<typeof limiter>;
+  /** Chunk frames made and not yet stored (each holds its PNG): no frame is made while the uploads are full. */
+  private readonly unstored = new Set<Promise<void>>();
   /** A new job's start, made once however many of its chunks arrive together. */
   private readonly starting = new Map<string, Promise<JobRecord | undefined>>();
   private readonly rerolls?: RerollMaker;
@@ -434,6 +442,8 @@ export class Worker {
       return extra;
     });
     const storing: Promise<void>[] = [];
+    const uploadLimit = settings.uploadConcurrency ?? 4;
+    const unstored = this.unstored;
     let storeError: unknown;
     let handBack = false;
     // The chunk holds one slot from its first frame to its last, so its frames go to the model back to
@@ -446,6 +456,10 @@ export class Worker {
           handBack = true;
           break;
         }
+        // No more made frames wait for their upload, over the worker's slots, than can be uploaded at once:
+        // a model faster than the uploads waits for them rather than fill the worker's memory with frames
+        // (docs/performance.md, "Memory"); each slot may add the one it is making.
+        while (unstored.size >= uploadLimit) await Promise.race(unstored);
         const extra = await prepared[index]!;
         const began = Date.now();
         const generated = await this.generate(job, frame, seedOf(frame), extra, delivery);
@@ -456,16 +470,18 @@ export class Worker {
           continue;
         }
         // Stored beside the next frame's generation; recorded with the chunk's others.
-        storing.push(
-          this.uploads(() => this.storeFrame(job, made)).then(
+        const upload: Promise<void> = this.uploads(() => this.storeFrame(job, made))
+          .then(
             (stored) => {
               results.push(stored);
             },
             (err: unknown) => {
               storeError ??= err;
             },
-          ),
-        );
+          )
+          .finally(() => unstored.delete(upload));
+        unstored.add(upload);
+        storing.push(upload);
       }
     } finally {
       if (todo.length > 0) this.slots.release();
@@ -572,6 +588,7 @@ export class Worker {
       file.body,
       { job: job.id, frame: String(made.frame), seed: String(made.seed) },
       file.contentType,
+      { thumbnail: hasThumbnail(job) },
     );
     return {
       status: 'succeeded',

@@ -72,6 +72,8 @@ describe('two worker processes killed 20 times over a 300-frame shot', () => {
       width: 64,
       height: 64,
       frames: { start: 1001, end: 1000 + FRAMES },
+      // Asked for, so that each frame's second object is checked for duplicates too.
+      thumbnails: true,
     });
     expect(created.status).toBe(202);
     const id = created.body.id;

@@ -77,6 +77,7 @@ describe('50 concurrent clients, 200 jobs, 5,000 frames', () => {
             height: 64,
             frames: { start, end: start + FRAMES_PER_JOB - 1 },
             seed: j,
+            thumbnails: true,
           });
           expect(res.status, JSON.stringify(res.body)).toBe(202);
           mine.push(res.body.id);

@@ -81,11 +81,12 @@ describe('a 48-frame shot', () => {
     const listed = await stack.app.frameStore.s3.send(
       new ListObjectsV2Command({ Bucket: stack.env.FRAMECAST_BUCKET, Prefix: `dev/EP101_SH040/${job.id}/` }),
     );
-    // Each frame, its thumbnail (docs/architecture.md, "Versions and review") and the manifest.
+    // Each frame and the manifest; no thumbnails: the job has no review gate and did not ask for them
+    // (docs/performance.md, "Cost").
+    expect(job.thumbnails).toBe(false);
     expect(listed.Contents?.map((o) => o.Key).sort()).toEqual(
       [
         ...frames.map((f) => f.key!),
-        ...frames.map((f) => f.key!.replace(/\/([^/]+)\.png$/, '/thumbnails/$1.webp')),
         `dev/EP101_SH040/${job.id}/manifest.json`,
         // The OpenTimelineIO clip of the sequence (docs/colour.md).
         `dev/EP101_SH040/${job.id}/EP101_SH040.otio`,

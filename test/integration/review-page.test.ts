@@ -204,6 +204,25 @@ describe('the review page', () => {
     expect(rejected.frames.succeeded).toBe(1);
   });
 
+  it('shows the frame itself in the contact sheet where a job has no thumbnails', async () => {
+    // No review gate and no ask: no thumbnails are made (docs/performance.md, "Cost").
+    const plain = await api.createJob({
+      shot: 'EP101_SH060',
+      prompt: 'rain on a tin roof',
+      frames: { start: 1, end: 4 },
+      width: 64,
+      height: 64,
+    });
+    expect(plain.thumbnails).toBe(false);
+    await page.locator(`#job-list li[data-job="${plain.id}"]`).click();
+    await page.locator('#job-status', { hasText: 'succeeded' }).waitFor({ timeout: 20_000 });
+    await expect.poll(() => succeededCells().count(), { timeout: 5_000 }).toBe(4);
+    const img = cell(1).locator('img');
+    await expect.poll(() => img.evaluate(naturalWidth)).toBe(64);
+    expect(await img.getAttribute('src')).not.toContain('thumbnails');
+    expect(pageErrors).toEqual([]);
+  });
+
   it('works with the API on another origin', async () => {
     // localhost and 127.0.0.1 are two origins: the page from one, the API at the other, through CORS.
     const elsewhere = await context.newPage();

@@ -84,6 +84,8 @@ describe('re-rolling a frame', () => {
       seed: 11,
       width: 512,
       height: 288,
+      // No review gate: thumbnails of the first generation are asked for (a gated job has them by default).
+      thumbnails: true,
     });
     job = await withWorker(() => api.waitForJob(created.body.id, isFinished));
     expect(job.status).toBe('succeeded');
@@ -299,6 +301,47 @@ describe('re-rolling a frame', () => {
     expect(r.body.error.message).toMatch(/frame 1 is pending/);
     expect((await api.getJob(created.body.id)).body.rerolls).toBe(0);
     expect((await api.cancelJob(created.body.id)).status).toBe(200);
+  });
+});
+
+describe('a job without thumbnails (the default without a review gate)', () => {
+  it('stores one object a frame and shows the frame itself, but gives a re-roll its thumbnail', async () => {
+    const created = await api.createJob({
+      shot: 'NO_THUMBS',
+      prompt: 'a lighthouse at dawn',
+      frames: { start: 1, end: 2 },
+      seed: 3,
+      width: 64,
+      height: 64,
+    });
+    expect(created.body.thumbnails).toBe(false);
+    const job = await withWorker(() => api.waitForJob(created.body.id, isFinished));
+    expect(job.status).toBe('succeeded');
+    const prefix = job.outputPrefix.replace(/^s3:\/\/[^/]+\//, '');
+    const listed = await api.allFrames(job.id);
+    // No thumbnail was made, and none is offered: the frame's own URL is what the review page shows.
+    for (const f of listed) {
+      expect(f.url).toBeDefined();
+      expect(f.thumbnailUrl).toBeUndefined();
+      expect(
+        await stack.app.frameStore.metadataOf(
+          `${prefix}thumbnails/NO_THUMBS.${String(f.frame).padStart(4, '0')}.webp`,
+        ),
+      ).toBeUndefined();
+    }
+    expect((await detail(job.id, 1)).versions[0]!.thumbnailUrl).toBeUndefined();
+
+    expect((await api.call('POST', `/v1/jobs/${job.id}/frames/1/retry`, { seed: 8 })).status).toBe(202);
+    const made = await withWorker(() => finished(job.id, 1));
+    const [v1, v2] = made.versions;
+    expect(v1!.thumbnailUrl).toBeUndefined();
+    expect(v2).toMatchObject({ version: 2, status: 'succeeded' });
+    const thumb = await sharp(await bytesOf(v2!.thumbnailUrl!)).metadata();
+    expect(thumb).toMatchObject({ format: 'webp', width: 64 });
+    // Selected, the re-roll's thumbnail is the frame's.
+    await api.call('POST', `/v1/jobs/${job.id}/frames/1/select`, { version: 2 });
+    const after = (await api.allFrames(job.id)).find((f) => f.frame === 1)!;
+    expect(await bytesOf(after.thumbnailUrl!)).toEqual(await bytesOf(v2!.thumbnailUrl!));
   });
 });
 

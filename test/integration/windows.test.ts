@@ -155,7 +155,8 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
 
   beforeAll(async () => {
     // The default per-frame seeds: frame k of a window has the grain of its frame seed, so windows agree.
-    job = await makeShot(windowedShot('WIN_CHAIN'));
+    // Thumbnails asked for (a job without a review gate has none by default): each window's frames get theirs.
+    job = await makeShot(windowedShot('WIN_CHAIN', { thumbnails: true }));
     frames = await storedFrames(job.id);
   }, 150_000);
 
@@ -353,10 +354,13 @@ describe('the same shot in parallel mode', () => {
  * A worker that dies at a chosen point: from then on every call it makes fails, as after a kill (nothing
  * more is written; its messages come back after their 2 s visibility timeout).
  */
-function doomedWorker(killAt: {
-  afterPrediction?: (predictionId: string) => boolean;
-  afterSend?: (body: string) => boolean;
-}) {
+function doomedWorker(
+  killAt: {
+    afterPrediction?: (predictionId: string) => boolean;
+    afterSend?: (body: string) => boolean;
+  },
+  chainHoldSeconds?: number,
+) {
   const state = { dead: false };
   const guard = <T extends object>(target: T, after?: (name: string, args: unknown[]) => void): T =>
     new Proxy(target, {
@@ -399,6 +403,7 @@ function doomedWorker(killAt: {
       waitSeconds: 1,
       retryBaseMs: 10,
       modelImage: 'framecast/reference-model',
+      ...(chainHoldSeconds !== undefined && { chainHoldSeconds }),
     },
   });
   return {
@@ -449,7 +454,8 @@ describe("the queue's guarantees for windows", () => {
     const partial = (await api.getJob(id)).body;
     expect(partial.frames.succeeded).toBe(49);
 
-    // Window 1's message comes back after its visibility timeout; another worker makes it again.
+    // Window 0's message, which the worker held while it made window 1, comes back after its visibility
+    // timeout; another worker finds window 0 done and makes window 1 again.
     const done = await withWorker(() => api.waitForJob(id, isFinished, 60_000));
     expect(done.status).toBe('succeeded');
     expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
@@ -459,11 +465,44 @@ describe("the queue's guarantees for windows", () => {
     expect((await frameEvents(id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
   });
 
+  it('makes a chain on the worker that holds its first message: one message for every window, nothing twice', async () => {
+    const created = await api.createJob(windowedShot('WIN_HELD', { frames: { start: 1, end: 100 } }));
+    const id = created.body.id;
+    const { job, received, windows } = await withWorker(async (worker) => {
+      const job = await api.waitForJob(id, isFinished, 60_000);
+      return { job, received: worker.stats.received, windows: worker.stats.windowsSucceeded };
+    });
+    expect(job.status).toBe('succeeded');
+    expect(job.window?.count).toBe(3);
+    // Window 0's message, from the fan-out, is the only one: windows 1 and 2 followed it on this worker.
+    expect(received).toBe(1);
+    expect(windows).toBe(3);
+    expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
+    expect(await objectsOf(job)).toHaveLength(101);
+  });
+
+  it('hands a chain back when its worker stops between windows, and another worker goes on from there', async () => {
+    const created = await api.createJob(windowedShot('WIN_STOP', { frames: { start: 1, end: 100 } }));
+    const id = created.body.id;
+    await withWorker(() => api.waitForJob(id, (j) => j.frames.succeeded >= 49, 60_000));
+    // Stopped (scale-in) after window 0 at least: the message went back at once, no window is made twice.
+    const stopped = (await api.getJob(id)).body;
+    expect(stopped.frames.succeeded).toBeLessThan(100);
+    const done = await withWorker(() => api.waitForJob(id, isFinished, 60_000));
+    expect(done.status).toBe('succeeded');
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
+    expect(await objectsOf(done)).toHaveLength(101);
+    expect((await frameEvents(id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
+  });
+
   it('sends the next window again, harmlessly, when a worker dies after sending it and before deleting its own', async () => {
     const created = await api.createJob(windowedShot('WIN_RESEND', { frames: { start: 1, end: 100 } }));
     const id = created.body.id;
-    // Dies right after sending window 1, before deleting window 0's message, which therefore comes back.
-    const doomed = doomedWorker({ afterSend: (body) => body.includes(id) && body.includes('"window":1') });
+    // A worker that holds a chain no longer than a window (a chain held past chainHoldSeconds goes on by
+    // a message of its own) dies right after sending window 1, before deleting window 0's message, which
+    // therefore comes back.
+    const doomed = doomedWorker({ afterSend: (body) => body.includes(id) && body.includes('"window":1') }, 0);
     const running = doomed.worker.run();
     await eventually(async () => (doomed.dead ? true : undefined), 'the doomed worker to send window 1');
     doomed.worker.stop();

@@ -72,14 +72,20 @@ describe('the AWS requests of a 48-frame shot (6 chunks of 8)', () => {
     // none; one that has costs a read of its month more each time.
     const money = 2 + 1;
     expect(count('DynamoDB.GetItem')).toBeLessThanOrEqual(CHUNKS + 2 * toEvents + 5 + money);
-    // Each frame and its thumbnail once, the manifest and the OpenTimelineIO clip.
-    expect(count('S3.PutObject')).toBe(2 * FRAMES + 2);
-    // Everything but polling: two PUTs a frame; a receive, a job read, two transactions and a delete a
-    // chunk; and what a job costs once whatever its length (its POST, plan, events and their delivery,
-    // manifest). Over the bench's 300 frames this is under 3 a frame (docs/performance.md).
+    // Each frame once (no review gate: no thumbnails), the manifest and the OpenTimelineIO clip.
+    expect(count('S3.PutObject')).toBe(FRAMES + 2);
+    // Everything but polling: one PUT a frame; a receive, a job read, two transactions and a delete a
+    // chunk; about ten a job event (its send, delivery and the consumer's reads); and what a job costs
+    // once whatever its length (its POST, plan and fan-out, manifest, clip, end): a dozen, seen at 11 with
+    // two job events. Money adds its reads above and, at submit, the frame queue's depth (the estimate's
+    // backlog). Over the bench's 300 frames this is about 2 a frame (docs/performance.md).
     const notPolling = requests.filter((r) => !(r.operation === 'ReceiveMessage' && r.received === 0));
-    // Money adds its reads above and, at submit, the frame queue's depth (the estimate's backlog).
-    expect(notPolling.length).toBeLessThanOrEqual(2 * FRAMES + 5 * CHUNKS + 10 * toEvents + 10 + money + 1);
+    expect(notPolling.length).toBeLessThanOrEqual(FRAMES + 5 * CHUNKS + 10 * toEvents + 12 + money + 1);
+  });
+
+  it('puts each frame and its thumbnail once when the job asks for thumbnails', async () => {
+    const { count } = await shot('REQ_SH015', { thumbnails: true });
+    expect(count('S3.PutObject')).toBe(2 * FRAMES + 2);
   });
 
   it('sends no frame event when no endpoint or job webhook wants one, yet records them for the job', async () => {

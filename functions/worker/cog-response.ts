@@ -1,0 +1,264 @@
+/**
+ * Reading a Cog prediction's JSON answer as it streams in. A model's file outputs arrive in it as `data:`
+ * URLs (Cog's synchronous answer): base64, a third larger than the file. Read whole, a 4K frame would be
+ * held as the response's bytes, its text, the parsed string and the decoded file. Here each base64 data
+ * URL is decoded as its bytes arrive, so the text of a file is never held whole: a file is in memory once,
+ * as its bytes (and, for a moment at its end, as the pieces they were decoded in). Everything else in the
+ * answer (status, metrics, error, URLs) is small and parsed as JSON, each data URL replaced by its bytes.
+ */
+
+export class CogResponseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CogResponseError';
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const SLASH = 0x2f;
+const DATA = Buffer.from('data:');
+/** Longest media type and parameters before a data URL's comma. */
+const MAX_META = 256;
+/** Base64 decoded this many characters at a time (a multiple of 4). */
+const DECODE_BLOCK = 256 * 1024;
+/** A string value that replaces a decoded data URL in the JSON parsed; not valid in any model's output text. */
+const PLACEHOLDER = '\u0000framecast-file:';
+
+export interface ReadOptions {
+  /** Largest file accepted, decoded, and largest text besides: a broken model cannot exhaust memory. */
+  readonly maxBytes: number;
+}
+
+type Mode =
+  | 'json' // outside strings
+  | 'prefix' // the first bytes of a string, to tell a data URL
+  | 'string' // any other string, copied as it is
+  | 'meta' // a data URL's media type, up to its comma
+  | 'base64' // a base64 data URL's payload, decoded on the way
+  | 'plain'; // a data URL that is not base64 (percent-encoded): kept as its JSON text, decoded at its end
+
+/**
+ * The parsed JSON of a Cog answer whose `data:` URL strings are replaced by the bytes they hold
+ * (`Uint8Array`); other values as JSON.parse gives them.
+ */
+export async function readCogJson(body: AsyncIterable<Uint8Array>, options: ReadOptions): Promise<unknown> {
+  const reader = new CogJsonReader(options);
+  for await (const chunk of body) reader.push(chunk);
+  return reader.end();
+}
+
+/** The state machine of readCogJson, fed chunk by chunk (exported for tests that split answers anywhere). */
+export class CogJsonReader {
+  private mode: Mode = 'json';
+  private escaped = false;
+  /** The answer without its data URLs' payloads. */
+  private readonly skeleton: Buffer[] = [];
+  private skeletonBytes = 0;
+  /** Of the current string: its first bytes (prefix), media type (meta) or JSON text (plain). */
+  private head: number[] = [];
+  /** A data URL that is not base64: its JSON text after `data:`. */
+  private plain: number[] = [];
+  /** Base64 characters not yet decoded (fewer than a block, or not a multiple of 4). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private pieces: Buffer[] = [];
+  private fileBytes = 0;
+  readonly files: Uint8Array[] = [];
+
+  constructor(private readonly options: ReadOptions) {}
+
+  push(chunk: Uint8Array): void {
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let i = 0;
+    let copiedFrom = 0; // json/string bytes of this chunk not yet copied to the skeleton
+    const flushCopy = (to: number) => {
+      if (to > copiedFrom) this.emit(buf.subarray(copiedFrom, to));
+      copiedFrom = to;
+    };
+    while (i < buf.length) {
+      switch (this.mode) {
+        case 'json': {
+          const q = buf.indexOf(QUOTE, i);
+          if (q < 0) {
+            i = buf.length;
+            break;
+          }
+          flushCopy(q);
+          copiedFrom = q + 1; // the quote is written with the string, once its kind is known
+          i = q + 1;
+          this.mode = 'prefix';
+          this.head = [];
+          break;
+        }
+        case 'prefix': {
+          const b = buf[i]!;
+          if (
+            b === QUOTE ||
+            b === BACKSLASH ||
+            this.head.length === DATA.length ||
+            b !== DATA[this.head.length]
+          ) {
+            // Not a data URL: the string as it is, from its quote.
+            this.emit(Buffer.from([QUOTE, ...this.head]));
+            this.mode = 'string';
+            this.escaped = false;
+            copiedFrom = i;
+            break;
+          }
+          this.head.push(b);
+          i++;
+          if (this.head.length === DATA.length) {
+            this.mode = 'meta';
+            this.escaped = false;
+            this.head = [];
+            copiedFrom = i;
+          }
+          break;
+        }
+        case 'string': {
+          const b = buf[i++]!;
+          if (this.escaped) this.escaped = false;
+          else if (b === BACKSLASH) this.escaped = true;
+          else if (b === QUOTE) this.mode = 'json';
+          break;
+        }
+        case 'meta': {
+          const b = buf[i]!;
+          if (this.escaped) {
+            this.escaped = false;
+          } else if (b === BACKSLASH) {
+            this.escaped = true;
+          } else if (b === COMMA) {
+            i++;
+            this.startData();
+            copiedFrom = i;
+            break;
+          } else if (b === QUOTE || this.head.length >= MAX_META) {
+            // A string that starts like a data URL and is not one: kept as it is.
+            this.emit(Buffer.concat([Buffer.from('"data:'), Buffer.from(this.head)]));
+            this.mode = 'string';
+            copiedFrom = i;
+            break;
+          }
+          this.head.push(b);
+          i++;
+          break;
+        }
+        case 'base64': {
+          // Up to the closing quote or an escape (a JSON writer may escape "/" as "\/").
+          if (this.escaped) {
+            if (buf[i] !== SLASH) throw new CogResponseError('malformed base64 in a data URL output');
+            this.addBase64(buf.subarray(i, i + 1));
+            this.escaped = false;
+            i++;
+            break;
+          }
+          let end = i;
+          while (end < buf.length && buf[end] !== QUOTE && buf[end] !== BACKSLASH) end++;
+          if (end > i) this.addBase64(buf.subarray(i, end));
+          i = end;
+          if (i >= buf.length) break;
+          if (buf[i] === BACKSLASH) this.escaped = true;
+          else this.endFile(this.decoded());
+          i++;
+          copiedFrom = i;
+          break;
+        }
+        case 'plain': {
+          const b = buf[i]!;
+          this.plain.push(b);
+          i++;
+          if (this.escaped) this.escaped = false;
+          else if (b === BACKSLASH) this.escaped = true;
+          else if (b === QUOTE) {
+            // The whole string, as JSON reads it: the payload is what follows its first comma.
+            const url = JSON.parse(`"data:${Buffer.from(this.plain).toString('utf8')}`) as string;
+            this.plain = [];
+            this.endFile(Buffer.from(decodeURIComponent(url.slice(url.indexOf(',') + 1)), 'latin1'));
+            copiedFrom = i;
+            break;
+          }
+          if (this.plain.length > this.options.maxBytes) throw new CogResponseError('output too large');
+          break;
+        }
+      }
+    }
+    if (this.mode === 'json' || this.mode === 'string') flushCopy(buf.length);
+  }
+
+  /** The answer parsed, with its files in place of their data URLs. */
+  end(): unknown {
+    if (this.mode !== 'json') throw new CogResponseError('the answer ended inside a string');
+    const text = Buffer.concat(this.skeleton).toString('utf8');
+    return JSON.parse(text, (_key, value: unknown) =>
+      typeof value === 'string' && value.startsWith(PLACEHOLDER)
+        ? this.files[Number(value.slice(PLACEHOLDER.length))]
+        : value,
+    );
+  }
+
+  private emit(bytes: Buffer): void {
+    this.skeletonBytes += bytes.length;
+    if (this.skeletonBytes > this.options.maxBytes) throw new CogResponseError('answer too large');
+    // Copied: a chunk's bytes are otherwise kept alive by a subarray of them.
+    this.skeleton.push(Buffer.from(bytes));
+  }
+
+  /** After a data URL's comma: base64 is decoded on the way; anything else is kept as text (rare, small). */
+  private startData(): void {
+    // The media type as JSON reads it (a writer may escape its "/").
+    const raw = Buffer.from(this.head);
+    const meta = (JSON.parse(`"${raw.toString('utf8')}"`) as string).toLowerCase();
+    this.startFile();
+    if (meta.endsWith(';base64')) this.mode = 'base64';
+    else {
+      this.mode = 'plain';
+      this.plain = [...raw, COMMA];
+    }
+    this.head = [];
+    this.escaped = false;
+  }
+
+  private startFile(): void {
+    this.pieces = [];
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.fileBytes = 0;
+  }
+
+  private addBase64(bytes: Buffer): void {
+    this.pending.push(Buffer.from(bytes));
+    this.pendingBytes += bytes.length;
+    if (this.pendingBytes >= DECODE_BLOCK) this.decodePending(false);
+  }
+
+  /** Decodes what is pending, all of it at the end, else the longest run of whole 4-character groups. */
+  private decodePending(all: boolean): void {
+    const text = Buffer.concat(this.pending, this.pendingBytes);
+    const upTo = all ? text.length : text.length - (text.length % 4);
+    const piece = Buffer.from(text.subarray(0, upTo).toString('latin1'), 'base64');
+    this.fileBytes += piece.length;
+    if (this.fileBytes > this.options.maxBytes) throw new CogResponseError('output too large');
+    this.pieces.push(piece);
+    const rest = text.subarray(upTo);
+    this.pending = rest.length > 0 ? [Buffer.from(rest)] : [];
+    this.pendingBytes = rest.length;
+  }
+
+  private decoded(): Buffer {
+    this.decodePending(true);
+    const file = Buffer.concat(this.pieces, this.fileBytes);
+    this.pieces = [];
+    return file;
+  }
+
+  private endFile(file: Buffer): void {
+    this.emit(Buffer.from(JSON.stringify(`${PLACEHOLDER}${this.files.length}`)));
+    this.files.push(file);
+    this.mode = 'json';
+  }
+}

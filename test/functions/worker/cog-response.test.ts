@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CogJsonReader, CogResponseError } from '../../../functions/worker/cog-response.ts';
+
+/** Feeds `text` to a reader in pieces cut at `cuts`, and parses the end. */
+function read(text: string, cuts: readonly number[] = [], maxBytes = 1 << 24): unknown {
+  const bytes = Buffer.from(text);
+  const reader = new CogJsonReader({ maxBytes });
+  let at = 0;
+  for (const cut of [...cuts].sort((a, b) => a - b)) {
+    if (cut <= at || cut >= bytes.length) continue;
+    reader.push(bytes.subarray(at, cut));
+    at = cut;
+  }
+  reader.push(bytes.subarray(at));
+  return reader.end();
+}
+
+const dataUrl = (bytes: Buffer, type = 'image/png') => `data:${type};base64,${bytes.toString('base64')}`;
+
+describe('reading a Cog answer as it streams in', () => {
+  it('decodes a data URL output into its bytes and keeps everything else as JSON gives it', () => {
+    const file = randomBytes(10_000);
+    const answer = {
+      id: 'job_T-1-1',
+      status: 'succeeded',
+      output: dataUrl(file),
+      metrics: { predict_time: 0.25 },
+      logs: 'say "data:" \\ and "data:x" are text, not files',
+      error: null,
+    };
+    const parsed = read(JSON.stringify(answer)) as typeof answer & { output: Uint8Array };
+    expect(Buffer.from(parsed.output)).toEqual(file);
+    expect(parsed).toMatchObject({ status: 'succeeded', metrics: { predict_time: 0.25 }, error: null });
+    expect(parsed.logs).toBe(answer.logs);
+  });
+
+  it('gives the same answer however the bytes are cut into chunks', () => {
+    const files = [randomBytes(700), randomBytes(1), randomBytes(0), randomBytes(301)];
+    const text = JSON.stringify({
+      status: 'succeeded',
+      output: files.map((f) => dataUrl(f)),
+      short: 'dat',
+      url: 'https://example.com/out.png',
+      'data:': 'a key that looks like a data URL',
+    }).replaceAll('/', '\\/'); // some JSON writers escape every "/"
+    fc.assert(
+      fc.property(fc.array(fc.nat(text.length), { maxLength: 40 }), (cuts) => {
+        const parsed = read(text, cuts) as { output: Uint8Array[]; short: string; url: string };
+        expect(parsed.output.map((f) => Buffer.from(f))).toEqual(files);
+        expect(parsed.short).toBe('dat');
+        expect(parsed.url).toBe('https://example.com/out.png');
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('decodes a data URL that is not base64 (percent-encoded)', () => {
+    const parsed = read(JSON.stringify({ output: 'data:text/plain,a%20b%00' })) as { output: Uint8Array };
+    expect(Buffer.from(parsed.output)).toEqual(Buffer.from('a b\0', 'latin1'));
+  });
+
+  it('refuses a file larger than allowed, and an answer that ends inside a string', () => {
+    expect(() => read(JSON.stringify({ output: dataUrl(randomBytes(600_000)) }), [], 500_000)).toThrow(
+      CogResponseError,
+    );
+    expect(() => read('{"output":"data:image/png;base64,AAAA')).toThrow(/ended inside a string/);
+  });
+
+  it('never holds the base64 text of a file whole: the pending text stays under a decode block', () => {
+    const file = randomBytes(3 * 1024 * 1024);
+    const reader = new CogJsonReader({ maxBytes: 1 << 24 });
+    const bytes = Buffer.from(JSON.stringify({ output: dataUrl(file) }));
+    let most = 0;
+    for (let at = 0; at < bytes.length; at += 64 * 1024) {
+      reader.push(bytes.subarray(at, at + 64 * 1024));
+      most = Math.max(most, (reader as unknown as { pendingBytes: number }).pendingBytes);
+    }
+    expect(Buffer.from((reader.end() as { output: Uint8Array }).output).equals(file)).toBe(true);
+    // The text of this file is 4 MB; at most one block of it (256 KB) and a chunk wait to be decoded.
+    expect(most).toBeLessThan(256 * 1024 + 64 * 1024);
+  });
+});

@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorker } from '../../functions/worker/create.ts';
+import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { client, isFinished } from '../support/api.ts';
+
+/**
+ * What the worker holds (docs/performance.md, "Memory"), counted by instrumenting its model and its frame
+ * store: a model faster than S3 does not fill the worker with frames waiting for their upload.
+ */
+
+let stack: LocalStack;
+let api: ReturnType<typeof client>;
+
+beforeAll(async () => {
+  stack = await startLocalStack({ withoutWorker: true });
+  api = client(stack.url, stack.apiKey);
+});
+afterAll(() => stack?.stop());
+
+describe("the worker's memory", () => {
+  it('makes no frame while as many as it uploads at once wait for S3, and still stores beside the model', async () => {
+    const worker = createWorker(stack.app, process.env, {
+      concurrency: 1,
+      waitSeconds: 1,
+      retryBaseMs: 5,
+      uploadConcurrency: 2,
+    });
+    // Frames made and not yet stored, at their most: each made frame is held until its upload ends.
+    let made = 0;
+    let stored = 0;
+    let most = 0;
+    const predict = worker.deps.model.predict.bind(worker.deps.model);
+    worker.deps.model.predict = async (...args: Parameters<typeof predict>) => {
+      const out = await predict(...args);
+      made++;
+      most = Math.max(most, made - stored);
+      return out;
+    };
+    // A slow S3: each upload waits before it starts, far longer than the model takes for a 64x64 frame.
+    const put = worker.deps.frames.putFrame.bind(worker.deps.frames);
+    worker.deps.frames.putFrame = async (...args: Parameters<typeof put>) => {
+      await new Promise((r) => setTimeout(r, 150));
+      try {
+        return await put(...args);
+      } finally {
+        stored++;
+      }
+    };
+    const running = worker.run();
+    try {
+      const created = await api.createJob({
+        shot: 'MEMORY_SH',
+        prompt: 'a dam bursts',
+        frames: { start: 1, end: 16 },
+        width: 64,
+        height: 64,
+      });
+      const job = await api.waitForJob(created.body.id, isFinished, 60_000);
+      expect(job.status).toBe('succeeded');
+    } finally {
+      worker.stop();
+      await running;
+    }
+    expect(made).toBe(16);
+    // Two uploading and none more: the chunk's 8 frames are never all held at once.
+    expect(most).toBe(2);
+  });
+});
