@@ -57,12 +57,20 @@ export const lowWaterMark = (plannedUpTo: number, window: number): number =>
 export function wantsRelease(
   job: Pick<JobRecord, 'frames' | 'plannedUpTo' | 'releaseAt' | 'status'>,
   frames: readonly number[],
+  /** The fan-out's window (`windowFrames`), when the worker knows it. */
+  window?: number,
 ): boolean {
   const planned = job.plannedUpTo;
-  if (planned === undefined || planned > job.frames.end || frames.length === 0) return false;
-  if (job.status === 'awaiting_review') return false;
+  if (frames.length === 0 || job.status === 'awaiting_review') return false;
   const first = Math.min(...frames);
   const last = Math.max(...frames);
+  if (planned === undefined) {
+    // Read before the job's first release was recorded (the fan-out records a release after sending it,
+    // so a resent plan never skips a chunk): what was released is not known. A job longer than one window
+    // may have frames left to release, so its chunk asks; a spare ask releases no more than the window allows.
+    return window !== undefined && job.frames.end - job.frames.start + 1 > window;
+  }
+  if (planned > job.frames.end) return false;
   if (last + 1 >= planned) return true;
   return job.releaseAt !== undefined && first <= job.releaseAt && job.releaseAt <= last;
 }

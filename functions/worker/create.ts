@@ -1,6 +1,7 @@
 import { Oiio } from '../adapters/oiio.ts';
 import { loadConfig } from '../config.ts';
 import { usdToMicros } from '../core/cost.ts';
+import { windowFrames } from '../core/fair-share.ts';
 import type { Container } from '../services/container.ts';
 import { modelCost } from '../shared/cost.ts';
 import { WORKER_HEARTBEAT_SECONDS } from '../shared/resources.ts';
@@ -37,6 +38,8 @@ export function createWorker(
       'exrCompression',
       'oiiotool',
       'namingTemplate',
+      'chunkSize',
+      'fairShareChunks',
       'frameRate',
       'cost',
       'modelName',
@@ -101,6 +104,7 @@ export function createWorker(
     ),
     // Fair share: a finished chunk may ask the fan-out to release more of its job (./fair-share.ts).
     sendPlan: (body) => app.planQueue.send(body),
+    releaseWindow: windowFrames(config.chunkSize, config.fairShareChunks),
     budgets: {
       standings: (tenant) => app.budgets.standings(tenant),
       store: app.budgetStore,

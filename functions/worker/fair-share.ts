@@ -15,6 +15,8 @@ export class FairShare {
     private readonly store: Pick<JobStore, 'cancelUnstarted'>,
     /** Sends a plan message: the fan-out releases the job's next chunks. Absent: nothing is asked. */
     private readonly sendPlan?: (body: string) => Promise<void>,
+    /** The fan-out's window in frames (core/fair-share.ts `windowFrames`), for a job read before its release. */
+    private readonly window?: number,
   ) {}
 
   /**
@@ -22,7 +24,7 @@ export class FairShare {
    * asked again by the next delivery, since the chunk is deleted only after this.
    */
   async chunkDone(job: JobRecord, frames: readonly number[], now = new Date()): Promise<void> {
-    if (!this.sendPlan || pastStartBy(job, now) || !wantsRelease(job, frames)) return;
+    if (!this.sendPlan || pastStartBy(job, now) || !wantsRelease(job, frames, this.window)) return;
     await this.sendPlan(encodePlan({ jobId: job.id, tenant: job.tenant }));
   }
 

@@ -85,6 +85,8 @@ export interface WorkerDeps {
   readonly modelIdentity?: () => Promise<ModelIdentity>;
   /** Sends a plan message, asking the fan-out to release more of a job (./fair-share.ts). */
   readonly sendPlan?: (body: string) => Promise<void>;
+  /** The fan-out's release window in frames (core/fair-share.ts), which a job read before its release needs. */
+  readonly releaseWindow?: number;
   /** Budgets: work of a tenant at its stop threshold is held, warnings are sent (./budget-gate.ts). */
   readonly budgets?: WorkerBudgets;
   readonly settings: WorkerSettings;
@@ -185,7 +187,7 @@ export class Worker {
   private readonly budgetGate?: BudgetGate;
 
   constructor(readonly deps: WorkerDeps) {
-    this.fairShare = new FairShare(deps.store, deps.sendPlan);
+    this.fairShare = new FairShare(deps.store, deps.sendPlan, deps.releaseWindow);
     if (deps.budgets) {
       this.budgetGate = new BudgetGate(deps.budgets, deps.publishEvents, deps.settings.budgetCheckMs);
     }

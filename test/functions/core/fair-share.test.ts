@@ -99,6 +99,12 @@ describe('which finished chunk asks the fan-out for more', () => {
     expect(wantsRelease({ ...read, status: 'awaiting_review' }, [1161])).toBe(false);
     expect(wantsRelease({ ...read, plannedUpTo: undefined }, [1161])).toBe(false);
   });
+
+  it('asks from a job read before its first release was recorded, when the job is longer than a window', () => {
+    const unread = { ...read, plannedUpTo: undefined, releaseAt: undefined };
+    expect(wantsRelease(unread, [1001, 1002], 320)).toBe(true);
+    expect(wantsRelease({ ...unread, frames: { start: 1001, end: 1300 } }, [1001, 1002], 320)).toBe(false);
+  });
 });
 
 describe('startBy', () => {
