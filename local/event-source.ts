@@ -13,7 +13,14 @@ type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchRespons
 export function pollQueue(
   queue: Queue,
   handler: SqsHandler,
-  options: { name: string; timeoutMs: number; waitSeconds?: number; concurrency?: number },
+  options: {
+    name: string;
+    timeoutMs: number;
+    waitSeconds?: number;
+    concurrency?: number;
+    /** How long a received batch stays hidden; omitted, the queue's visibility timeout (as in AWS). */
+    visibilitySeconds?: number;
+  },
 ) {
   const stop = new AbortController();
   const poller = async () => {
@@ -23,6 +30,7 @@ export function pollQueue(
         messages = await queue.receive({
           max: 10,
           waitSeconds: options.waitSeconds ?? 5,
+          ...(options.visibilitySeconds !== undefined && { visibilitySeconds: options.visibilitySeconds }),
           signal: stop.signal,
         });
       } catch {

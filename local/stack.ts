@@ -50,6 +50,8 @@ export interface LocalStackOptions {
   readonly withoutWorker?: boolean;
   /** Deliver no webhooks: tests that drive delivery themselves (with an injected clock). */
   readonly withoutWebhooks?: boolean;
+  /** Run no fan-out: tests that run it themselves (as a process of its own, to kill it). */
+  readonly withoutFanout?: boolean;
   /** Extra FRAMECAST_* settings, by variable name. */
   readonly env?: Record<string, string>;
   /** Told of every AWS request the stack's clients make (API, fan-out, worker): the benchmark counts them. */
@@ -150,13 +152,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     cleanup.push(() => gateway.close());
 
-    const fanout = (await import('../functions/fanout/handler.ts')) as { handler: SqsHandler };
-    const planPoller = pollQueue(app.planQueue, fanout.handler, {
-      name: CONSUMERS.fanout.entry,
-      timeoutMs: CONSUMER_TIMEOUT_SECONDS.plan * 1000,
-      waitSeconds: 1,
-    });
-    cleanup.push(() => planPoller.close());
+    if (!options.withoutFanout) {
+      const fanout = (await import('../functions/fanout/handler.ts')) as { handler: SqsHandler };
+      const planPoller = pollQueue(app.planQueue, fanout.handler, {
+        name: CONSUMERS.fanout.entry,
+        timeoutMs: CONSUMER_TIMEOUT_SECONDS.plan * 1000,
+        waitSeconds: 1,
+      });
+      cleanup.push(() => planPoller.close());
+    }
 
     if (!options.withoutWebhooks) {
       const webhooks = (await import('../functions/webhooks/handler.ts')) as { handler: SqsHandler };
