@@ -66,7 +66,17 @@ export function pollQueue(
         console.error(`${options.name} failed`, err);
         continue;
       }
-      await Promise.all(messages.filter((m) => !failed.has(m.id)).map((m) => queue.delete(m.receiptHandle)));
+      // A delete SQS refuses (an outage) leaves the message to come back after its visibility timeout, to
+      // a handler that takes it for the duplicate it is; it must not end the poller.
+      await Promise.all(
+        messages
+          .filter((m) => !failed.has(m.id))
+          .map((m) =>
+            queue
+              .delete(m.receiptHandle)
+              .catch((err: unknown) => console.error(`${options.name}: delete failed`, err)),
+          ),
+      );
     }
   };
   const running = Promise.all(Array.from({ length: options.concurrency ?? 1 }, poller));

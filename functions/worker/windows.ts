@@ -7,6 +7,7 @@ import type { FrameRecord, JobRecord, JobWindows } from '../core/model.ts';
 import { decodeRgb, encodePng, isPng, withProvenance } from '../core/png.ts';
 import { mayQueueWindow } from '../core/review.ts';
 import type { FrameStatus } from '../core/schemas.ts';
+import { isTerminalJob } from '../core/state.ts';
 import {
   chainedFrames,
   contextFrames,
@@ -91,6 +92,7 @@ export type WindowHost = Pick<
   | 'recordFrames'
   | 'frameEventsWanted'
   | 'republishFrameEvent'
+  | 'republishEnded'
   | 'afterWork'
 >;
 
@@ -135,7 +137,7 @@ export class WindowMaker {
   }
 
   /** Makes one window; 'handed-back' when the worker stopped before the model started on it. */
-  async process(message: WindowMessage): Promise<'done' | 'handed-back'> {
+  async process(message: WindowMessage, delivery = 1): Promise<'done' | 'handed-back'> {
     const { stats } = this.host;
     const job = await this.host.jobOf(message.jobId, message.tenant);
     if (!job) return 'done';
@@ -165,6 +167,7 @@ export class WindowMaker {
     if (job.status !== 'running') {
       // Canceled (or ended): the chain stops here, and nothing of this window is made.
       stats.framesSkipped += framesIn(p.kept).length;
+      if (delivery > 1 && isTerminalJob(job.status)) await this.host.republishEnded(job, framesIn(p.kept));
       await this.host.afterWork(job.id);
       return 'done';
     }
@@ -198,6 +201,7 @@ export class WindowMaker {
     }
     if (made === 'job-ended') {
       stats.framesSkipped += framesIn(p.kept).length;
+      if (delivery > 1 && isTerminalJob(job.status)) await this.host.republishEnded(job, framesIn(p.kept));
       await this.host.afterWork(job.id);
       return 'done';
     }
