@@ -201,7 +201,6 @@ export class WindowMaker {
     }
     if (made === 'job-ended') {
       stats.framesSkipped += framesIn(p.kept).length;
-      if (delivery > 1 && isTerminalJob(job.status)) await this.host.republishEnded(job, framesIn(p.kept));
       await this.host.afterWork(job.id);
       return 'done';
     }

@@ -1,5 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClients } from '../../functions/adapters/clients.ts';
+import { Queue } from '../../functions/adapters/queues.ts';
 import { type ReferenceModel, startReferenceModel } from '../../functions/model/reference/server.ts';
 import { ENV } from '../../functions/shared/env.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
@@ -18,6 +20,9 @@ import { exited, keysUnder, killAll, random, sleep, startWorker } from './suppor
 
 const FRAMES = 300;
 const KILLS = 20;
+// A run takes a minute and a half on an idle machine; on two cores shared with other work, several times
+// that. The test fails on what it finds, not on how long it took.
+const TIMEOUT_MS = 420_000;
 // A fixed schedule, so a failure can be replayed: the kill times come from this seed.
 const SEED = Number(process.env.KILL_SEED ?? 20261130);
 
@@ -46,15 +51,32 @@ afterAll(async () => {
  * Kills the worker running longest at random moments, KILLS times or until the job ends, starting a new
  * one in its place each time. The longest running, because a restarted worker takes the chunks the last
  * kill returned, and a chunk killed on every delivery is given up after FRAMECAST_MAX_ATTEMPTS (a poison
- * chunk), which is not the fault these tests make.
+ * chunk), which is not the fault these tests make. Each kill waits for the shot to have stored another
+ * frame since the last: on a loaded machine a worker may take seconds to start, and kills faster than
+ * workers come up would hand one message to eight workers in turn, each killed before it began, until SQS
+ * dead-letters it (a chained shot then waits for a redrive: the DLQ's fault, not this one's).
  */
 async function killOver(jobId: string, workers: ChildProcess[], start: () => ChildProcess): Promise<number> {
   const born = workers.map((_, i) => Date.now() + i);
   const next = random(SEED);
   let kills = 0;
+  let stored = 0;
   while (kills < KILLS) {
     await sleep(2000 + next() * 1500);
-    if (isFinished((await api.getJob(jobId)).body)) break;
+    let job = (await api.getJob(jobId)).body;
+    const stalled = Date.now() + 120_000;
+    while (!isFinished(job) && job.frames.succeeded <= stored) {
+      if (Date.now() > stalled) {
+        const dlq = await new Queue(createClients().sqs, stack.queues.frame.dlqUrl).depth();
+        throw new Error(
+          `no frame stored for 2 minutes after kill ${kills} (${job.frames.succeeded} stored, ${dlq.visible} messages in the frame DLQ)`,
+        );
+      }
+      await sleep(200);
+      job = (await api.getJob(jobId)).body;
+    }
+    if (isFinished(job)) break;
+    stored = job.frames.succeeded;
     const victim = born.indexOf(Math.min(...born));
     workers[victim]!.kill('SIGKILL');
     await exited(workers[victim]!);
@@ -94,66 +116,75 @@ async function expectExactlyOnce(id: string, shot: string) {
 }
 
 describe('two worker processes killed 20 times over a 300-frame shot', () => {
-  it('store every frame exactly once, count it once and announce the job once', async () => {
-    const created = await api.createJob({
-      shot: 'KILL_SH010',
-      prompt: 'a gantry crane folds into the harbour',
-      width: 64,
-      height: 64,
-      frames: { start: 1001, end: 1000 + FRAMES },
-    });
-    expect(created.status).toBe(202);
-    const id = created.body.id;
-    const workers = [startWorker(stack), startWorker(stack)];
-    try {
-      const kills = await killOver(id, workers, () => startWorker(stack));
-      // The shot outlasted every kill: the kills hit it at work, not after it ended.
-      expect(kills).toBe(KILLS);
-      const records = await expectExactlyOnce(id, 'KILL_SH010');
-      // Some frames were tried again after a kill: the attempts say so.
-      expect(records.some((f) => f.attempts > 1)).toBe(true);
-      console.log(
-        `killed workers: ${kills} kills, ${records.filter((f) => f.attempts > 1).length} frames tried more than once, max attempts ${Math.max(...records.map((f) => f.attempts))}`,
-      );
-    } finally {
-      await killAll(workers);
-    }
-  });
+  it(
+    'store every frame exactly once, count it once and announce the job once',
+    async () => {
+      const created = await api.createJob({
+        shot: 'KILL_SH010',
+        prompt: 'a gantry crane folds into the harbour',
+        width: 64,
+        height: 64,
+        frames: { start: 1001, end: 1000 + FRAMES },
+      });
+      expect(created.status).toBe(202);
+      const id = created.body.id;
+      const workers = [startWorker(stack), startWorker(stack)];
+      try {
+        const kills = await killOver(id, workers, () => startWorker(stack));
+        // The shot outlasted every kill: the kills hit it at work, not after it ended.
+        expect(kills).toBe(KILLS);
+        const records = await expectExactlyOnce(id, 'KILL_SH010');
+        // Some frames were tried again after a kill: the attempts say so.
+        expect(records.some((f) => f.attempts > 1)).toBe(true);
+        console.log(
+          `killed workers: ${kills} kills, ${records.filter((f) => f.attempts > 1).length} frames tried more than once, max attempts ${Math.max(...records.map((f) => f.attempts))}`,
+        );
+      } finally {
+        await killAll(workers);
+      }
+    },
+    TIMEOUT_MS,
+  );
 });
 
 describe('two worker processes killed 20 times over a chained windowed shot of 300 frames', () => {
-  it('store every frame exactly once, in one chain, and announce the job once', async () => {
-    // Windows of 13 frames sharing 4 (33 windows, one at a time: each is made from the last frames its
-    // predecessor stored), 900 ms a window on a model of their own: about 40 s of chain before any kill.
-    windowModel = await startReferenceModel({ port: 0, concurrency: 2, renderDelayMs: 900 });
-    const created = await api.createJob({
-      shot: 'KILL_WIN010',
-      prompt: 'a dam wall gives way, the water takes the valley road',
-      model: 'reference-window',
-      windowMode: 'chained',
-      window: { size: 13, overlap: 4 },
-      width: 64,
-      height: 64,
-      frames: { start: 1001, end: 1000 + FRAMES },
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(202);
-    const id = created.body.id;
-    const url = windowModel.url;
-    const workers = [startWorker(stack, url), startWorker(stack, url)];
-    const started = Date.now();
-    try {
-      const kills = await killOver(id, workers, () => startWorker(stack, url));
-      expect(kills).toBe(KILLS);
-      const records = await expectExactlyOnce(id, 'KILL_WIN010');
-      // A window is the unit of retry: a kill that hit one made each of its frames again.
-      const again = records.filter((f) => f.attempts > 1);
-      expect(again.length).toBeGreaterThan(0);
-      const windows = created.body.window!;
-      console.log(
-        `killed workers, chained windows: ${kills} kills over ${windows.count} windows, ${again.length} frames made more than once, max attempts ${Math.max(...records.map((f) => f.attempts))}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
-      );
-    } finally {
-      await killAll(workers);
-    }
-  });
+  it(
+    'store every frame exactly once, in one chain, and announce the job once',
+    async () => {
+      // Windows of 13 frames sharing 4 (33 windows, one at a time: each is made from the last frames its
+      // predecessor stored), 600 ms a window on a model of their own: about 30 s of chain before any kill,
+      // and each kill of the worker holding the window adds its 3 s visibility and a restart.
+      windowModel = await startReferenceModel({ port: 0, concurrency: 2, renderDelayMs: 600 });
+      const created = await api.createJob({
+        shot: 'KILL_WIN010',
+        prompt: 'a dam wall gives way, the water takes the valley road',
+        model: 'reference-window',
+        windowMode: 'chained',
+        window: { size: 13, overlap: 4 },
+        width: 64,
+        height: 64,
+        frames: { start: 1001, end: 1000 + FRAMES },
+      });
+      expect(created.status, JSON.stringify(created.body)).toBe(202);
+      const id = created.body.id;
+      const url = windowModel.url;
+      const workers = [startWorker(stack, url), startWorker(stack, url)];
+      const started = Date.now();
+      try {
+        const kills = await killOver(id, workers, () => startWorker(stack, url));
+        expect(kills).toBe(KILLS);
+        const records = await expectExactlyOnce(id, 'KILL_WIN010');
+        // A window is the unit of retry: a kill that hit one made each of its frames again.
+        const again = records.filter((f) => f.attempts > 1);
+        expect(again.length).toBeGreaterThan(0);
+        const windows = created.body.window!;
+        console.log(
+          `killed workers, chained windows: ${kills} kills over ${windows.count} windows, ${again.length} frames made more than once, max attempts ${Math.max(...records.map((f) => f.attempts))}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        );
+      } finally {
+        await killAll(workers);
+      }
+    },
+    TIMEOUT_MS,
+  );
 });

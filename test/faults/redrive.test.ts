@@ -147,5 +147,5 @@ describe('plans and chunks dead-lettered by a fault, redriven once it is fixed',
       worker.stop();
       await running;
     }
-  });
+  }, 180_000); // generous: two cores shared with other work make minutes of seconds
 });
