@@ -735,6 +735,42 @@ withTable(
   );
 });
 
+// ---- redrive (ops: a DLQ back to its queue, once the fault is fixed) ---------------------------------------
+
+program
+  .command('redrive')
+  .description(
+    "move a queue's dead-letter messages back to the queue, once the fault that sent them there is fixed (docs/operations.md)",
+  )
+  .requiredOption('--queue <queue>', 'plan, frame or event (whose <queue>DeadLetters alarm fired)')
+  .option('--dlq-url <url>', "a deployed stack's dead-letter queue (aws sqs list-queues lists them)")
+  .option('--region <region>', 'AWS region of --dlq-url (default: AWS_REGION, the AWS profile)')
+  .option('--local <dir>', "the local stack's data folder, when no --dlq-url is given", '.framecast')
+  .action(async (o: { queue: string; dlqUrl?: string; region?: string; local?: string }) => {
+    // Loaded here: only this command pays for the SQS client.
+    const r = await import('./cli/redrive.ts');
+    const usage = (err: Error) => {
+      throw err instanceof r.RedriveUsageError ? new UsageError(err.message) : err;
+    };
+    const target = await Promise.resolve()
+      .then(() =>
+        r.redriveTarget({
+          queue: r.parseQueue(o.queue),
+          ...(o.dlqUrl && { dlqUrl: o.dlqUrl }),
+          ...(o.region && { region: o.region }),
+          ...(o.local && { local: o.local }),
+        }),
+      )
+      .catch(usage);
+    const result = await r.redrive(target);
+    print(result, () =>
+      result.status === 'COMPLETED'
+        ? `${result.moved} message(s) moved back from ${target.where}`
+        : `the move from ${target.where} ended ${result.status}${result.failureReason ? `: ${result.failureReason}` : ''} after ${result.moved} message(s)`,
+    );
+    if (result.status !== 'COMPLETED') throw new Outcome();
+  });
+
 // ---- run ------------------------------------------------------------------------------------------------
 
 function fail(message: string, code: number): never {

@@ -7,7 +7,12 @@ import { ORIGIN } from './shared/cors.ts';
 import { CostSettingsSchema } from './shared/cost.ts';
 import { ENV } from './shared/env.ts';
 import { ModelSpecsSchema } from './shared/models.ts';
-import { ASSET_FILE_BYTES, DEFAULT_FAIR_SHARE_CHUNKS, QUEUES } from './shared/resources.ts';
+import {
+  ASSET_FILE_BYTES,
+  DEFAULT_FAIR_SHARE_CHUNKS,
+  QUEUES,
+  WEBHOOK_CLAIM_STALE_SECONDS,
+} from './shared/resources.ts';
 
 /**
  * Runtime configuration, read once from the environment at cold start.
@@ -78,6 +83,12 @@ export const SETTINGS = {
   modelImage: z.string().min(1).default('framecast/reference-model'),
   workerConcurrency: intFrom(2, 1, 64),
   workerVisibilitySeconds: intFrom(QUEUES.frame.visibilityTimeoutSeconds, 3, 43_200),
+  // Below the event queue's visibility timeout: a killed sender's message comes back to a stale claim.
+  webhookClaimStaleSeconds: intFrom(
+    WEBHOOK_CLAIM_STALE_SECONDS,
+    1,
+    QUEUES.event.visibilityTimeoutSeconds - 1,
+  ),
   webhookAllowLoopback: z
     .enum(['0', '1', 'true', 'false'])
     .default('0')

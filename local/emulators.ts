@@ -66,6 +66,12 @@ export interface Emulators {
   /** What an SDK v3 client and Framecast's config read: region, credentials, endpoints, resource names. */
   readonly env: Readonly<Record<string, string>>;
   readonly resources: EmulatedResources;
+  /**
+   * Stops one emulator and starts it again on the same port, `downMs` later: the outage of a service under
+   * load (test/faults/emulator-restart.test.ts). DynamoDB Local keeps its data only with a data directory;
+   * the SQS emulator keeps its queues and messages in this process, as SQS keeps them through an outage.
+   */
+  restart(service: 'dynamodb' | 'sqs', downMs?: number): Promise<void>;
   /** Stops the three emulators; safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -142,7 +148,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
     );
     throw started.find((r) => r.status === 'rejected')?.reason;
   }
-  const dynamo = dynamoResult.value.emulator;
+  let dynamo = dynamoResult.value.emulator;
   const s3 = s3Result.value.emulator;
   const sqs = sqsResult.value.emulator;
 
@@ -178,6 +184,17 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
   return {
     env,
     resources,
+    restart: async (service, downMs = 0) => {
+      if (service === 'sqs') {
+        await sqs.pause?.(downMs);
+        return;
+      }
+      if (dataDir === undefined)
+        throw new Error('DynamoDB Local keeps nothing across a restart without a data directory');
+      await dynamo.stop();
+      await delay(downMs);
+      dynamo = await startDynamoDbLocal(under('dynamodb'), Number(new URL(dynamo.endpoint).port));
+    },
     stop: () => {
       stopping ??= Promise.allSettled([dynamo.stop(), s3.stop(), sqs.stop()]).then((results) => {
         const failure = results.find((r) => r.status === 'rejected');
@@ -191,6 +208,8 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
 interface RunningEmulator {
   readonly endpoint: string;
   stop(): Promise<void>;
+  /** Refuses connections for `ms`, keeping its state, then listens again on the same port. */
+  pause?(ms: number): Promise<void>;
 }
 
 /** Creates resources on an emulator once it runs; an emulator whose resources fail is stopped again. */
@@ -242,11 +261,12 @@ const JVM_GUARD = [
 /** C1 only and the serial collector: the emulator starts about 20% sooner and uses less memory. */
 const JVM_OPTIONS = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC'];
 
-async function startDynamoDbLocal(dbPath: string | undefined): Promise<RunningEmulator> {
+/** `fixedPort`: the port of a restart, which the clients already point at; otherwise a free one. */
+async function startDynamoDbLocal(dbPath: string | undefined, fixedPort?: number): Promise<RunningEmulator> {
   const { jar, nativeLibs } = await locateDynamoDbLocal();
   if (dbPath !== undefined) await mkdir(dbPath, { recursive: true });
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = fixedPort ?? (await freePort());
     const args = [
       ...JVM_OPTIONS,
       `-Djava.library.path=${nativeLibs}`,
@@ -272,7 +292,7 @@ async function startDynamoDbLocal(dbPath: string | undefined): Promise<RunningEm
     } catch (error) {
       await stop();
       // The port was free a moment ago; someone else may have taken it in between.
-      if (error instanceof PortTakenError && attempt < PORT_ATTEMPTS) continue;
+      if (error instanceof PortTakenError && attempt < PORT_ATTEMPTS && fixedPort === undefined) continue;
       throw error;
     }
   }
@@ -563,14 +583,32 @@ async function startSqs(): Promise<RunningEmulator> {
   });
   const address = server.address();
   if (address === null || typeof address !== 'object') throw new Error('The SQS emulator has no port');
+  const close = async () => {
+    if (!server.listening) return;
+    const closed = new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
+    // A long poll would otherwise hold close() for up to 20 s.
+    server.closeAllConnections();
+    await closed;
+  };
+  let stopped = false;
   return {
     endpoint: `http://${HOST}:${address.port}`,
     stop: async () => {
-      if (!server.listening) return;
-      const closed = new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
-      // A long poll would otherwise hold close() for up to 20 s.
-      server.closeAllConnections();
-      await closed;
+      stopped = true;
+      await close();
+    },
+    // The queues live in the server's request handler: the same server listening again has them all.
+    pause: async (ms) => {
+      await close();
+      await delay(ms);
+      if (stopped) return;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(address.port, HOST, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
     },
   };
 }

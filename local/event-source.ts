@@ -13,7 +13,14 @@ type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchRespons
 export function pollQueue(
   queue: Queue,
   handler: SqsHandler,
-  options: { name: string; timeoutMs: number; waitSeconds?: number; concurrency?: number },
+  options: {
+    name: string;
+    timeoutMs: number;
+    waitSeconds?: number;
+    concurrency?: number;
+    /** How long a received batch stays hidden; omitted, the queue's visibility timeout (as in AWS). */
+    visibilitySeconds?: number;
+  },
 ) {
   const stop = new AbortController();
   const poller = async () => {
@@ -23,6 +30,7 @@ export function pollQueue(
         messages = await queue.receive({
           max: 10,
           waitSeconds: options.waitSeconds ?? 5,
+          ...(options.visibilitySeconds !== undefined && { visibilitySeconds: options.visibilitySeconds }),
           signal: stop.signal,
         });
       } catch {
@@ -58,7 +66,17 @@ export function pollQueue(
         console.error(`${options.name} failed`, err);
         continue;
       }
-      await Promise.all(messages.filter((m) => !failed.has(m.id)).map((m) => queue.delete(m.receiptHandle)));
+      // A delete SQS refuses (an outage) leaves the message to come back after its visibility timeout, to
+      // a handler that takes it for the duplicate it is; it must not end the poller.
+      await Promise.all(
+        messages
+          .filter((m) => !failed.has(m.id))
+          .map((m) =>
+            queue
+              .delete(m.receiptHandle)
+              .catch((err: unknown) => console.error(`${options.name}: delete failed`, err)),
+          ),
+      );
     }
   };
   const running = Promise.all(Array.from({ length: options.concurrency ?? 1 }, poller));

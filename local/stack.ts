@@ -17,7 +17,7 @@ import { CONSUMERS } from '../functions/shared/routes.ts';
 import { createWorker } from '../functions/worker/create.ts';
 import type { Worker, WorkerSettings } from '../functions/worker/worker.ts';
 import { writeReviewPage } from '../review/build.ts';
-import { type EmulatedResources, startEmulators } from './emulators.ts';
+import { type EmulatedResources, type Emulators, startEmulators } from './emulators.ts';
 import { pollQueue } from './event-source.ts';
 import { startGateway } from './gateway.ts';
 
@@ -30,6 +30,8 @@ type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchRespons
 export interface LocalConnectionFile {
   readonly apiUrl: string;
   readonly dynamodb: { readonly endpoint: string; readonly region: string; readonly table: string };
+  /** The SQS emulator and the queues with their DLQs (`framecast redrive`). */
+  readonly sqs?: { readonly endpoint: string; readonly queues: EmulatedResources['queues'] };
   readonly pid: number;
 }
 
@@ -50,6 +52,8 @@ export interface LocalStackOptions {
   readonly withoutWorker?: boolean;
   /** Deliver no webhooks: tests that drive delivery themselves (with an injected clock). */
   readonly withoutWebhooks?: boolean;
+  /** Run no fan-out: tests that run it themselves (as a process of its own, to kill it). */
+  readonly withoutFanout?: boolean;
   /** Extra FRAMECAST_* settings, by variable name. */
   readonly env?: Record<string, string>;
   /** Told of every AWS request the stack's clients make (API, fan-out, worker): the benchmark counts them. */
@@ -71,6 +75,8 @@ export interface LocalStack {
   readonly worker?: Worker;
   readonly env: Record<string, string>;
   createApiKey(tenant: string, scopes?: readonly Scope[]): Promise<string>;
+  /** Takes DynamoDB Local or the SQS emulator down for `downMs` and back on its port (the fault tests). */
+  restartEmulator: Emulators['restart'];
   stop(): Promise<void>;
 }
 
@@ -159,13 +165,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     cleanup.push(() => gateway.close());
 
-    const fanout = (await import('../functions/fanout/handler.ts')) as { handler: SqsHandler };
-    const planPoller = pollQueue(app.planQueue, fanout.handler, {
-      name: CONSUMERS.fanout.entry,
-      timeoutMs: CONSUMER_TIMEOUT_SECONDS.plan * 1000,
-      waitSeconds: 1,
-    });
-    cleanup.push(() => planPoller.close());
+    if (!options.withoutFanout) {
+      const fanout = (await import('../functions/fanout/handler.ts')) as { handler: SqsHandler };
+      const planPoller = pollQueue(app.planQueue, fanout.handler, {
+        name: CONSUMERS.fanout.entry,
+        timeoutMs: CONSUMER_TIMEOUT_SECONDS.plan * 1000,
+        waitSeconds: 1,
+      });
+      cleanup.push(() => planPoller.close());
+    }
 
     if (!options.withoutWebhooks) {
       const webhooks = (await import('../functions/webhooks/handler.ts')) as { handler: SqsHandler };
@@ -200,6 +208,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           region: emulators.env.AWS_REGION!,
           table: emulators.resources.table,
         },
+        sqs: { endpoint: emulators.env.AWS_ENDPOINT_URL_SQS!, queues: emulators.resources.queues },
         pid: process.pid,
       };
       await mkdir(dirname(file), { recursive: true });
@@ -215,6 +224,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...(worker && { worker }),
       env,
       createApiKey: (tenant, scopes) => createApiKey(app.apiKeys, { tenant, ...(scopes && { scopes }) }),
+      restartEmulator: (service, downMs) => emulators.restart(service, downMs),
       stop,
     };
   } catch (err) {

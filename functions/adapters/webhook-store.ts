@@ -7,6 +7,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { EventType } from '../core/schemas.ts';
+import { WEBHOOK_CLAIM_STALE_SECONDS } from '../shared/resources.ts';
 import { isConditionFailure } from './store/table.ts';
 
 /**
@@ -58,7 +59,7 @@ export interface DeliveryRecord {
 }
 
 /** Longer than the delivery Lambda's timeout: a claim this old was made by a sender that died. */
-export const CLAIM_STALE_MS = 90_000;
+export const CLAIM_STALE_MS = WEBHOOK_CLAIM_STALE_SECONDS * 1000;
 
 const tenantPk = (tenant: string) => `TENANT#${tenant}`;
 const strip = <T>(item: Record<string, unknown>): T => {
@@ -70,6 +71,8 @@ export class WebhookStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
+    /** When a claim counts as its dead sender's (FRAMECAST_WEBHOOK_CLAIM_STALE_SECONDS). */
+    private readonly claimStaleMs = CLAIM_STALE_MS,
   ) {}
 
   async putEndpoint(endpoint: EndpointRecord): Promise<void> {
@@ -231,7 +234,9 @@ export class WebhookStore {
    * Claims attempt `attempt` of a delivery before it is made. Only one claim per attempt number
    * succeeds, so a duplicated queue message never sends twice; a delivered event is not sent again
    * unless a person asks (`manual`). A claim whose attempt was never recorded (the sender died) goes
-   * stale after CLAIM_STALE_MS, so the queue's redelivery of that message can make the attempt.
+   * stale after CLAIM_STALE_MS (or the store's setting), so the queue's redelivery of that message can
+   * make the attempt. It must go stale before the event queue's visibility timeout brings the message
+   * back, or the redelivery finds the claim live, takes itself for a duplicate and is deleted unsent.
    */
   async claimAttempt(
     eventId: string,
@@ -258,7 +263,7 @@ export class WebhookStore {
             ':prev': attempt - 1,
             ':zero': 0,
             ':now': now.getTime(),
-            ':staleBefore': now.getTime() - CLAIM_STALE_MS,
+            ':staleBefore': now.getTime() - this.claimStaleMs,
             ':event': eventId,
             ':target': target,
             ':url': url,

@@ -190,7 +190,10 @@ export class Container {
   }
 
   get hooksStore(): WebhookStore {
-    return this.once('hooksStore', () => new WebhookStore(this.aws().dynamo, this.table));
+    return this.once('hooksStore', () => {
+      const { webhookClaimStaleSeconds } = loadConfig(['webhookClaimStaleSeconds'], this.env);
+      return new WebhookStore(this.aws().dynamo, this.table, webhookClaimStaleSeconds * 1000);
+    });
   }
 
   get webhooks(): WebhookService {

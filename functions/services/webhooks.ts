@@ -346,7 +346,9 @@ export class WebhookService {
       await hooks.recordAttempt(event.id, target.id, record, 'failed');
       if (!manual) {
         logger.warn('webhook delivery failed for good', { eventId: event.id, target: target.id, attempt });
-        await this.deps.eventDlq.send(encodeEvent({ ...retry, attempt }));
+        // The dead letter names the next attempt: redriven once the receiver is back, it makes that attempt.
+        // Naming this one, the redrive would find its claim taken and its attempt recorded, and send nothing.
+        await this.deps.eventDlq.send(encodeEvent(retry));
       }
       return;
     }

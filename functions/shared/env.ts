@@ -30,6 +30,8 @@ export const ENV = {
   workerConcurrency: 'FRAMECAST_WORKER_CONCURRENCY',
   /** How long a chunk the worker received stays hidden from others if the worker dies (its heartbeat renews it). */
   workerVisibilitySeconds: 'FRAMECAST_WORKER_VISIBILITY_SECONDS',
+  /** After how long a webhook attempt claimed by a sender that never recorded it may be made again. */
+  webhookClaimStaleSeconds: 'FRAMECAST_WEBHOOK_CLAIM_STALE_SECONDS',
   webhookAllowLoopback: 'FRAMECAST_WEBHOOK_ALLOW_LOOPBACK',
   webhookAllowedHosts: 'FRAMECAST_WEBHOOK_ALLOWED_HOSTS',
   /** Local mode's gateway only: origins a browser page may call the API from (the stack: config `api.corsOrigins`). */

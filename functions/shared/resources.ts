@@ -115,5 +115,12 @@ export const CONSUMER_TIMEOUT_SECONDS: Readonly<Record<'plan' | 'event', number>
  */
 export const DEFAULT_FAIR_SHARE_CHUNKS = 40;
 
+/**
+ * A webhook attempt claimed this long ago and never recorded was claimed by a sender that died: longer
+ * than the delivery Lambda's timeout, shorter than the event queue's visibility timeout (the redelivery
+ * of the dead sender's message must find the claim stale).
+ */
+export const WEBHOOK_CLAIM_STALE_SECONDS = 90;
+
 /** The worker extends a message's visibility this often while it works on the message's frames. */
 export const WORKER_HEARTBEAT_SECONDS = 30;

@@ -1,3 +1,4 @@
+import { isTransientAwsError } from '../adapters/clients.ts';
 import { Oiio } from '../adapters/oiio.ts';
 import { loadConfig } from '../config.ts';
 import { usdToMicros } from '../core/cost.ts';
@@ -16,6 +17,25 @@ import { Worker, type WorkerSettings } from './worker.ts';
 
 /** Long-poll wait of the worker's receives: SQS's longest. */
 const WAIT_SECONDS = 20;
+/**
+ * How long the worker keeps putting recorded events on the event queue while SQS refuses them, past the
+ * SDK's own retries. An event is recorded with the change it announces; a publish that fails fails the
+ * message, whose redelivery re-publishes frame events, but may find the job moved on (a job.progress
+ * step taken, the job ended) and not announce it again: an outage of SQS is better waited out here.
+ */
+const PUBLISH_PATIENCE_MS = 60_000;
+
+async function patiently(send: () => Promise<void>, patienceMs: number): Promise<void> {
+  const until = Date.now() + patienceMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send();
+    } catch (err) {
+      if (!isTransientAwsError(err) || Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** attempt, 5000)));
+    }
+  }
+}
 
 /** A worker wired from the environment: the container's entry point and local mode build it alike. */
 export function createWorker(
@@ -77,7 +97,7 @@ export function createWorker(
     queue: new BandedQueue(app.frameBands, { recheckMs: (overrides.waitSeconds ?? WAIT_SECONDS) * 1000 }),
     versions: app.versionStore,
     model: new CogClient({ url: config.modelUrl, onBusy: () => worker.modelBusy() }),
-    publishEvents: app.publishEvents,
+    publishEvents: (events) => patiently(() => app.publishEvents(events), PUBLISH_PATIENCE_MS),
     frameEventsWanted: (job) => app.webhooks.wantsAny(job, ['frame.succeeded', 'frame.failed']),
     inputsFor: assetInputs({
       files: (asset, frames) => app.assetStore.getFiles(asset, frames),

@@ -7,6 +7,7 @@ import type { FrameRecord, JobRecord, JobWindows } from '../core/model.ts';
 import { decodeRgb, encodePng, isPng, withProvenance } from '../core/png.ts';
 import { mayQueueWindow } from '../core/review.ts';
 import type { FrameStatus } from '../core/schemas.ts';
+import { isTerminalJob } from '../core/state.ts';
 import {
   chainedFrames,
   contextFrames,
@@ -92,6 +93,7 @@ export type WindowHost = Pick<
   | 'frameEventsWanted'
   | 'spendOf'
   | 'republishFrameEvent'
+  | 'republishEnded'
   | 'afterWork'
 >;
 
@@ -175,7 +177,7 @@ export class WindowMaker {
    * walks the windows from its own, past those whose frames are finished, to the first that is not.
    * 'handed-back' when the worker stops: the chain continues from the message on another worker.
    */
-  async process(message: WindowMessage): Promise<'done' | 'handed-back'> {
+  async process(message: WindowMessage, delivery = 1): Promise<'done' | 'handed-back'> {
     const held = Date.now();
     const holdMs = (this.host.deps.settings.chainHoldSeconds ?? 3600) * 1000;
     // The previous window's frames after its context, still being stored and recorded while the model
@@ -184,7 +186,12 @@ export class WindowMaker {
     let known: Stored | undefined;
     try {
       for (let window = message.window; ; ) {
-        const out = await this.processWindow({ ...message, window }, { behind, known });
+        // The message's own window is its delivery's; the windows after it are made here for the first time.
+        const out = await this.processWindow(
+          { ...message, window },
+          { behind, known },
+          window === message.window ? delivery : 1,
+        );
         if (!('next' in out)) {
           await behind();
           return out.outcome;
@@ -219,12 +226,16 @@ export class WindowMaker {
    * frames to record), 'done' otherwise. `carried` is what the window before, made here for the same
    * message, hands on (nothing for the message's own window).
    */
-  private async processWindow(message: WindowMessage, carried: Carried): Promise<Step> {
-    const step = await this.makeWindow(message, carried);
+  private async processWindow(message: WindowMessage, carried: Carried, delivery: number): Promise<Step> {
+    const step = await this.makeWindow(message, carried, delivery);
     return typeof step === 'string' ? { outcome: step } : step;
   }
 
-  private async makeWindow(message: WindowMessage, carried: Carried): Promise<Step | 'done' | 'handed-back'> {
+  private async makeWindow(
+    message: WindowMessage,
+    carried: Carried,
+    delivery: number,
+  ): Promise<Step | 'done' | 'handed-back'> {
     const { stats } = this.host;
     const job = await this.host.jobOf(message.jobId, message.tenant);
     if (!job) return 'done';
@@ -256,6 +267,7 @@ export class WindowMaker {
     if (job.status !== 'running') {
       // Canceled (or ended): the chain stops here, and nothing of this window is made.
       stats.framesSkipped += framesIn(p.kept).length;
+      if (delivery > 1 && isTerminalJob(job.status)) await this.host.republishEnded(job, framesIn(p.kept));
       await this.host.afterWork(job.id);
       return 'done';
     }

@@ -61,7 +61,7 @@ export interface WorkerSettings {
 
 export interface WorkerDeps {
   readonly store: JobStore;
-  readonly events: Pick<EventStore, 'getEvent'>;
+  readonly events: Pick<EventStore, 'getEvent' | 'latestEvents'>;
   readonly frames: FrameStore;
   /** The model's frame queue, or its priority bands read as one (./polling.ts). */
   readonly queue: FrameQueue;
@@ -328,7 +328,7 @@ export class Worker {
       const outcome = isReroll(work)
         ? await this.rerolls!.process(work)
         : work.kind === 'window'
-          ? await this.windows.process(work)
+          ? await this.windows.process(work, message.receiveCount)
           : await this.processChunk(work, message.receiveCount);
       if (outcome === 'handed-back') {
         await this.handBack(message);
@@ -397,6 +397,7 @@ export class Worker {
     if (!job) return 'done';
     if (job.status !== 'running') {
       this.stats.framesSkipped += chunk.frames.length;
+      if (delivery > 1 && isTerminalJob(job.status)) await this.republishEnded(job, chunk.frames);
       return 'done';
     }
     const seedOf = (frame: number) => frameSeed(job.seed, job.seedMode, frame, job.frames.start);
@@ -656,7 +657,11 @@ export class Worker {
    * which saves about half of the AWS requests a frame would otherwise cost (docs/performance.md).
    */
   frameEventsWanted(job: JobRecord): Promise<boolean> {
-    return this.deps.frameEventsWanted?.(job) ?? Promise.resolve(true);
+    const wanted = this.deps.frameEventsWanted?.(job) ?? Promise.resolve(true);
+    // Asked before work that may fail first (the table unreachable): its rejection, never awaited then,
+    // must not be an unhandled rejection, which ends the worker's process. Awaited, it still throws.
+    wanted.catch(() => undefined);
+    return wanted;
   }
 
   /** A job.progress event, when due for the job as read at the chunk's start plus what it recorded. */
@@ -745,6 +750,21 @@ export class Worker {
       publishMetrics();
       if (event) await this.deps.publishEvents([event]);
     }
+  }
+
+  /**
+   * A message delivered again to a job that has ended: the delivery before may have recorded its frames
+   * and failed to put their events (or the job's end) on the event queue, and the job ended meanwhile.
+   * They are announced again; the delivery claims make a second copy harmless.
+   */
+  async republishEnded(job: JobRecord, frames: readonly number[]): Promise<void> {
+    const ours = frames.filter((f) => f >= job.frames.start && f <= job.frames.end);
+    if (await this.frameEventsWanted(job))
+      await eachLimit(ours, 4, (f) => this.republishFrameEvent(job.id, f));
+    const ended = (await this.deps.events.latestEvents(job.id, 10)).find(
+      (e) => e.type === `job.${job.status}`,
+    );
+    if (ended) await this.deps.publishEvents([ended]);
   }
 
   /** A frame finished by an earlier delivery: announce it again in case that worker died before it could. */

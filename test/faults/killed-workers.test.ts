@@ -1,26 +1,34 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClients } from '../../functions/adapters/clients.ts';
+import { Queue } from '../../functions/adapters/queues.ts';
+import { type ReferenceModel, startReferenceModel } from '../../functions/model/reference/server.ts';
 import { ENV } from '../../functions/shared/env.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, isFinished } from '../support/api.ts';
+import { exited, keysUnder, killAll, random, sleep, startWorker } from './support/processes.ts';
 
 /**
  * Killed workers (issue 14, point 1): two workers, each a process of its own as in the GPU task, are
- * SIGKILLed at random moments 20 times over a 300-frame shot and started again. What must hold: every frame
- * stored exactly once (one object per frame, and one thumbnail), the job's counts exact, the job succeeded,
- * one job.succeeded event and one frame.succeeded per frame. A killed worker's chunks come back after the
- * visibility timeout, set to 3 s here (FRAMECAST_WORKER_VISIBILITY_SECONDS) so the run takes about a minute and a half.
+ * SIGKILLed at random moments 20 times over a 300-frame shot and started again: once over a shot of
+ * chunks, once over a chained windowed shot (each window made from its predecessor's stored frames).
+ * What must hold: every frame stored exactly once (one object per frame, and one thumbnail), the job's
+ * counts exact, the job succeeded, one job.succeeded event and one frame.succeeded per frame. A killed
+ * worker's chunks and windows come back after the visibility timeout, set to 3 s here
+ * (FRAMECAST_WORKER_VISIBILITY_SECONDS), so each run takes about a minute and a half.
  */
 
 const FRAMES = 300;
 const KILLS = 20;
+// A run takes a minute and a half on an idle machine; on two cores shared with other work, several times
+// that. The test fails on what it finds, not on how long it took.
+const TIMEOUT_MS = 420_000;
 // A fixed schedule, so a failure can be replayed: the kill times come from this seed.
 const SEED = Number(process.env.KILL_SEED ?? 20261130);
 
 let stack: LocalStack;
 let api: ReturnType<typeof client>;
+let windowModel: ReferenceModel | undefined;
 
 beforeAll(async () => {
   // The reference model takes 400 ms a frame and has two slots: one for each worker. Chunks of one frame,
@@ -34,113 +42,153 @@ beforeAll(async () => {
   });
   api = client(stack.url, stack.apiKey);
 });
-afterAll(() => stack?.stop());
+afterAll(async () => {
+  await windowModel?.close();
+  await stack?.stop();
+});
 
-function random(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
-    return s / 2 ** 32;
-  };
+/**
+ * Kills the worker running longest at random moments, KILLS times or until the job ends, starting a new
+ * one in its place each time. The longest running, because a restarted worker takes the chunks the last
+ * kill returned, and a chunk killed on every delivery is given up after FRAMECAST_MAX_ATTEMPTS (a poison
+ * chunk), which is not the fault these tests make. Each kill waits for the shot to have stored another
+ * frame since the last: on a loaded machine a worker may take seconds to start, and kills faster than
+ * workers come up would hand one message to eight workers in turn, each killed before it began, until SQS
+ * dead-letters it (a chained shot then waits for a redrive: the DLQ's fault, not this one's).
+ */
+async function killOver(jobId: string, workers: ChildProcess[], start: () => ChildProcess): Promise<number> {
+  const born = workers.map((_, i) => Date.now() + i);
+  const next = random(SEED);
+  let kills = 0;
+  let stored = 0;
+  while (kills < KILLS) {
+    await sleep(2000 + next() * 1500);
+    let job = (await api.getJob(jobId)).body;
+    const stalled = Date.now() + 120_000;
+    while (!isFinished(job) && job.frames.succeeded <= stored) {
+      if (Date.now() > stalled) {
+        const dlq = await new Queue(createClients().sqs, stack.queues.frame.dlqUrl).depth();
+        throw new Error(
+          `no frame stored for 2 minutes after kill ${kills} (${job.frames.succeeded} stored, ${dlq.visible} messages in the frame DLQ)`,
+        );
+      }
+      await sleep(200);
+      job = (await api.getJob(jobId)).body;
+    }
+    if (isFinished(job)) break;
+    stored = job.frames.succeeded;
+    const victim = born.indexOf(Math.min(...born));
+    workers[victim]!.kill('SIGKILL');
+    await exited(workers[victim]!);
+    kills++;
+    workers[victim] = start();
+    born[victim] = Date.now();
+  }
+  return kills;
 }
 
-function startWorker(): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'functions/worker/main.ts'], {
-    env: {
-      ...process.env,
-      ...stack.env,
-      [ENV.modelUrl]: stack.modelUrl,
-      [ENV.workerConcurrency]: '1',
-      [ENV.workerVisibilitySeconds]: '3',
-      [ENV.maxAttempts]: '6',
-      POWERTOOLS_LOG_LEVEL: 'ERROR',
-    },
-    stdio: 'ignore',
-  });
-}
+/** What a shot made through kills must show: each frame stored, counted and announced once. */
+async function expectExactlyOnce(id: string, shot: string) {
+  const done = await api.waitForJob(id, isFinished, 180_000);
+  expect(done.status).toBe('succeeded');
+  expect(done.frames).toMatchObject({ total: FRAMES, succeeded: FRAMES, failed: 0, canceled: 0 });
 
-const exited = (p: ChildProcess) =>
-  p.exitCode !== null || p.signalCode !== null
-    ? Promise.resolve()
-    : new Promise<void>((resolve) => p.once('exit', () => resolve()));
+  // One object per frame and one thumbnail, a manifest and a clip: nothing twice, nothing stray.
+  const prefix = done.outputPrefix.replace(/^s3:\/\/[^/]+\//, '');
+  const keys = await keysUnder(stack, done.outputPrefix);
+  const frames = keys.filter((k) => k.endsWith('.png') && !k.includes('/thumbnails/'));
+  expect(frames.sort()).toEqual(
+    Array.from({ length: FRAMES }, (_, i) => `${prefix}${shot}.${1001 + i}.png`).sort(),
+  );
+  expect(keys.filter((k) => k.includes('/thumbnails/'))).toHaveLength(FRAMES);
+  expect(keys).toHaveLength(2 * FRAMES + 2);
+
+  const records = await api.allFrames(id);
+  expect(records.filter((f) => f.status === 'succeeded')).toHaveLength(FRAMES);
+  const events = await stack.app.events.listEvents(id);
+  expect(events.filter((e) => e.type === 'job.succeeded')).toHaveLength(1);
+  expect(events.filter((e) => e.type === 'job.started')).toHaveLength(1);
+  const announced = events
+    .filter((e) => e.type === 'frame.succeeded')
+    .map((e) => (e.data.frame as { frame: number }).frame);
+  expect(announced.sort((a, b) => a - b)).toEqual(Array.from({ length: FRAMES }, (_, i) => 1001 + i));
+  return records;
+}
 
 describe('two worker processes killed 20 times over a 300-frame shot', () => {
-  it('store every frame exactly once, count it once and announce the job once', async () => {
-    const created = await api.createJob({
-      shot: 'KILL_SH010',
-      prompt: 'a gantry crane folds into the harbour',
-      width: 64,
-      height: 64,
-      frames: { start: 1001, end: 1000 + FRAMES },
-      // Asked for, so that each frame's second object is checked for duplicates too.
-      thumbnails: true,
-    });
-    expect(created.status).toBe(202);
-    const id = created.body.id;
-    const workers = [startWorker(), startWorker()];
-    const born = [Date.now(), Date.now() + 1];
-    const next = random(SEED);
-    let kills = 0;
-    try {
-      while (kills < KILLS) {
-        await new Promise((r) => setTimeout(r, 2000 + next() * 1500));
-        const job = (await api.getJob(id)).body;
-        if (isFinished(job)) break;
-        // The worker running longest: a restarted worker takes the chunks the last kill returned, and a
-        // frame whose chunk is killed on every delivery is given up after FRAMECAST_MAX_ATTEMPTS (a poison
-        // chunk), which is not the fault this test makes.
-        const victim = born.indexOf(Math.min(...born));
-        workers[victim]!.kill('SIGKILL');
-        await exited(workers[victim]!);
-        kills++;
-        workers[victim] = startWorker();
-        born[victim] = Date.now();
-      }
-      const done = await api.waitForJob(id, isFinished, 180_000);
-      // The shot outlasted every kill: the kills hit it at work, not after it ended.
-      expect(kills).toBe(KILLS);
-      expect(done.status).toBe('succeeded');
-      expect(done.frames).toMatchObject({ total: FRAMES, succeeded: FRAMES, failed: 0, canceled: 0 });
-
-      // One object per frame and one thumbnail, a manifest and a clip: nothing twice, nothing stray.
-      const prefix = done.outputPrefix.replace(/^s3:\/\/[^/]+\//, '');
-      const keys: string[] = [];
-      let token: string | undefined;
-      do {
-        const page = await createClients().s3.send(
-          new ListObjectsV2Command({
-            Bucket: stack.env[ENV.bucket],
-            Prefix: prefix,
-            ContinuationToken: token,
-          }),
+  it(
+    'store every frame exactly once, count it once and announce the job once',
+    async () => {
+      const created = await api.createJob({
+        shot: 'KILL_SH010',
+        prompt: 'a gantry crane folds into the harbour',
+        width: 64,
+        height: 64,
+        frames: { start: 1001, end: 1000 + FRAMES },
+        // Asked for, so that each frame's second object is checked for duplicates too.
+        thumbnails: true,
+      });
+      expect(created.status).toBe(202);
+      const id = created.body.id;
+      const workers = [startWorker(stack), startWorker(stack)];
+      try {
+        const kills = await killOver(id, workers, () => startWorker(stack));
+        // The shot outlasted every kill: the kills hit it at work, not after it ended.
+        expect(kills).toBe(KILLS);
+        const records = await expectExactlyOnce(id, 'KILL_SH010');
+        // Some frames were tried again after a kill: the attempts say so.
+        expect(records.some((f) => f.attempts > 1)).toBe(true);
+        console.log(
+          `killed workers: ${kills} kills, ${records.filter((f) => f.attempts > 1).length} frames tried more than once, max attempts ${Math.max(...records.map((f) => f.attempts))}`,
         );
-        keys.push(...(page.Contents ?? []).map((o) => o.Key!));
-        token = page.NextContinuationToken;
-      } while (token);
-      const frames = keys.filter((k) => k.endsWith('.png') && !k.includes('/thumbnails/'));
-      expect(frames.sort()).toEqual(
-        Array.from({ length: FRAMES }, (_, i) => `${prefix}KILL_SH010.${1001 + i}.png`).sort(),
-      );
-      expect(keys.filter((k) => k.includes('/thumbnails/'))).toHaveLength(FRAMES);
-      expect(keys).toHaveLength(2 * FRAMES + 2);
+      } finally {
+        await killAll(workers);
+      }
+    },
+    TIMEOUT_MS,
+  );
+});
 
-      const records = await api.allFrames(id);
-      expect(records.filter((f) => f.status === 'succeeded')).toHaveLength(FRAMES);
-      const events = await stack.app.events.listEvents(id);
-      expect(events.filter((e) => e.type === 'job.succeeded')).toHaveLength(1);
-      expect(events.filter((e) => e.type === 'job.started')).toHaveLength(1);
-      const announced = events
-        .filter((e) => e.type === 'frame.succeeded')
-        .map((e) => (e.data.frame as { frame: number }).frame);
-      expect(announced.sort((a, b) => a - b)).toEqual(Array.from({ length: FRAMES }, (_, i) => 1001 + i));
-      // Some frames were tried again after a kill: the attempts say so.
-      expect(records.some((f) => f.attempts > 1)).toBe(true);
-      console.log(
-        `killed workers: ${kills} kills, ${records.filter((f) => f.attempts > 1).length} frames tried more than once, max attempts ${Math.max(...records.map((f) => f.attempts))}`,
-      );
-    } finally {
-      for (const w of workers) w.kill('SIGKILL');
-      await Promise.all(workers.map(exited));
-    }
-  });
+describe('two worker processes killed 20 times over a chained windowed shot of 300 frames', () => {
+  it(
+    'store every frame exactly once, in one chain, and announce the job once',
+    async () => {
+      // Windows of 13 frames sharing 4 (33 windows, one at a time: each is made from the last frames its
+      // predecessor stored), 600 ms a window on a model of their own: about 30 s of chain before any kill,
+      // and each kill of the worker holding the window adds its 3 s visibility and a restart.
+      windowModel = await startReferenceModel({ port: 0, concurrency: 2, renderDelayMs: 600 });
+      const created = await api.createJob({
+        shot: 'KILL_WIN010',
+        prompt: 'a dam wall gives way, the water takes the valley road',
+        model: 'reference-window',
+        windowMode: 'chained',
+        window: { size: 13, overlap: 4 },
+        width: 64,
+        height: 64,
+        frames: { start: 1001, end: 1000 + FRAMES },
+        // Asked for, so that each frame's second object is checked for duplicates too.
+        thumbnails: true,
+      });
+      expect(created.status, JSON.stringify(created.body)).toBe(202);
+      const id = created.body.id;
+      const url = windowModel.url;
+      const workers = [startWorker(stack, url), startWorker(stack, url)];
+      const started = Date.now();
+      try {
+        const kills = await killOver(id, workers, () => startWorker(stack, url));
+        expect(kills).toBe(KILLS);
+        const records = await expectExactlyOnce(id, 'KILL_WIN010');
+        // A window is the unit of retry: a kill that hit one made each of its frames again.
+        const again = records.filter((f) => f.attempts > 1);
+        expect(again.length).toBeGreaterThan(0);
+        const windows = created.body.window!;
+        console.log(
+          `killed workers, chained windows: ${kills} kills over ${windows.count} windows, ${again.length} frames made more than once, max attempts ${Math.max(...records.map((f) => f.attempts))}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        );
+      } finally {
+        await killAll(workers);
+      }
+    },
+    TIMEOUT_MS,
+  );
 });

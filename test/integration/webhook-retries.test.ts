@@ -95,8 +95,9 @@ describe('a receiver that answers 500 three times and then 200', () => {
 });
 
 describe('a dead receiver', () => {
-  it('sees attempts follow the schedule, then the delivery fails and its message lands in the DLQ', async () => {
-    const receiver = await startReceiver(() => 503);
+  it('sees attempts follow the schedule, then the delivery fails and its message lands in the DLQ; redriven once the receiver is back, it is delivered once', async () => {
+    // Down for every scheduled attempt, back for the redrive.
+    const receiver = await startReceiver((n) => (n < MAX_ATTEMPTS ? 503 : 200));
     try {
       const event = await eventFor(receiver.url);
       const start = Date.now();
@@ -128,10 +129,19 @@ describe('a dead receiver', () => {
       expect(span).toBeGreaterThan(20);
       expect(span).toBeLessThan(34);
 
-      expect(h.dead).toEqual([{ ...first(event), endpoint: 'job', attempt: MAX_ATTEMPTS }]);
+      // The dead letter names the attempt a redrive makes.
+      expect(h.dead).toEqual([{ ...first(event), endpoint: 'job', attempt: MAX_ATTEMPTS + 1 }]);
       const [delivery] = await stack.app.hooksStore.listDeliveries(event.id);
       expect(delivery).toMatchObject({ status: 'failed', attemptCount: MAX_ATTEMPTS });
       expect(delivery!.attempts.every((a) => a.status === 503)).toBe(true);
+
+      // The DLQ redriven (framecast redrive --queue event), twice over: one more attempt, delivered once.
+      await h.service.deliver(h.dead[0]!);
+      await h.service.deliver(h.dead[0]!);
+      expect(receiver.received).toHaveLength(MAX_ATTEMPTS + 1);
+      const [after] = await stack.app.hooksStore.listDeliveries(event.id);
+      expect(after).toMatchObject({ status: 'succeeded', attemptCount: MAX_ATTEMPTS + 1 });
+      expect(h.queued).toHaveLength(0);
     } finally {
       await receiver.close();
     }

@@ -1,0 +1,76 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { createClients } from '../../../functions/adapters/clients.ts';
+import { ENV } from '../../../functions/shared/env.ts';
+import type { LocalStack } from '../../../local/stack.ts';
+
+/**
+ * Separate processes against one local stack, for the fault tests that SIGKILL them: GPU workers as the
+ * GPU task runs them (functions/worker/main.ts), and the queue consumers the Lambdas are
+ * (./consumer.ts). A SIGKILL leaves no chance to hand anything back: what a killed Lambda or container
+ * leaves is what the queues and the conditional writes must make good.
+ */
+
+/** A seeded generator, so that a failing run's schedule of kills can be replayed (KILL_SEED). */
+export function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Spawns a TypeScript entry point with the stack's environment and `env` over it; its output is dropped. */
+export function spawnEntry(
+  stack: LocalStack,
+  entry: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+    env: { ...process.env, ...stack.env, POWERTOOLS_LOG_LEVEL: 'ERROR', ...env },
+    stdio: 'ignore',
+  });
+}
+
+/**
+ * A GPU worker process with one model slot on `modelUrl`. Its chunks stay hidden 3 s after it dies
+ * (FRAMECAST_WORKER_VISIBILITY_SECONDS), so a run with many kills takes a minute or two, and it may try a
+ * frame 6 times (the most the frame queue's maxReceiveCount of 8 leaves room for).
+ */
+export function startWorker(stack: LocalStack, modelUrl = stack.modelUrl): ChildProcess {
+  return spawnEntry(stack, 'functions/worker/main.ts', [], {
+    [ENV.modelUrl]: modelUrl,
+    [ENV.workerConcurrency]: '1',
+    [ENV.workerVisibilitySeconds]: '3',
+    [ENV.maxAttempts]: '6',
+  });
+}
+
+export const exited = (p: ChildProcess) =>
+  p.exitCode !== null || p.signalCode !== null
+    ? Promise.resolve()
+    : new Promise<void>((resolve) => p.once('exit', () => resolve()));
+
+export async function killAll(processes: readonly ChildProcess[]): Promise<void> {
+  for (const p of processes) p.kill('SIGKILL');
+  await Promise.all(processes.map(exited));
+}
+
+/** Every key under the job's output prefix. */
+export async function keysUnder(stack: LocalStack, outputPrefix: string): Promise<string[]> {
+  const prefix = outputPrefix.replace(/^s3:\/\/[^/]+\//, '');
+  const s3 = createClients().s3;
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: stack.env[ENV.bucket], Prefix: prefix, ContinuationToken: token }),
+    );
+    keys.push(...(page.Contents ?? []).map((o) => o.Key!));
+    token = page.NextContinuationToken;
+  } while (token);
+  return keys;
+}
