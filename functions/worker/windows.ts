@@ -202,9 +202,13 @@ export class WindowMaker {
           await behind();
           return 'handed-back';
         }
-        if (Date.now() - held >= holdMs) {
-          // SQS lets a message stay hidden 12 hours at most: past the hold, the chain goes on by a message of
-          // its own, as any worker would take it. Dying between the send and the delete below makes both
+        if (delivery > 1 || Date.now() - held >= holdMs) {
+          // A message delivered again (its worker was killed mid-chain) has made progress past its own
+          // window: the chain goes on by a fresh message, so the kills over a long chain do not add up on
+          // one message's receive count until SQS dead-letters it (a window that kills every worker still
+          // does: its message makes no progress).
+          // And SQS lets a message stay hidden 12 hours at most: past the hold, the chain goes on by a
+          // message of its own, as any worker would take it. Dying between the send and the delete below makes both
           // this message's next delivery and the new one run the next window; the first to record it goes on.
           await behind();
           await this.host.deps.queue.send(

@@ -141,7 +141,13 @@ describe('every plan, frame and event message delivered twice and out of order',
     ];
     const ids: string[] = [];
     for (const body of bodies) {
-      const created = await api.createJob({ ...body, width: 64, height: 64, webhook: { url: receiver.url } });
+      const created = await api.createJob({
+        ...body,
+        width: 64,
+        height: 64,
+        thumbnails: true,
+        webhook: { url: receiver.url },
+      });
       expect(created.status, JSON.stringify(created.body)).toBe(202);
       ids.push(created.body.id);
     }

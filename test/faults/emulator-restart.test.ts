@@ -56,6 +56,8 @@ describe('DynamoDB Local and the SQS emulator restarted in mid-shot', () => {
     const studio = new FramecastClient({ baseUrl: stack.url, apiKey: stack.apiKey });
     const api = client(stack.url, stack.apiKey);
     const job = await studio.createJob({
+      // Asked for, so that each frame's second object is checked for duplicates too.
+      thumbnails: true,
       shot: 'OUTAGE_SH010',
       prompt: 'the lights of a stadium fail one bank at a time',
       width: 64,

@@ -105,6 +105,8 @@ describe('the fan-out and the webhook sender killed mid-batch', () => {
       const ids: string[] = [];
       for (let j = 0; j < JOBS; j++) {
         const created = await api.createJob({
+          // Asked for, so that each frame's second object is checked for duplicates too.
+          thumbnails: true,
           shot: `KILLC_SH${String(j).padStart(3, '0')}`,
           prompt: 'a radio mast buckles in the storm',
           width: 64,

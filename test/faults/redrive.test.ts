@@ -75,6 +75,8 @@ describe('plans and chunks dead-lettered by a fault, redriven once it is fixed',
     const frameDlq = dlq(stack.queues.frame.dlqUrl);
 
     const created = await api.createJob({
+      // Asked for, so that each frame's second object is checked for duplicates too.
+      thumbnails: true,
       shot: 'REDRIVE_SH010',
       prompt: 'a lighthouse lamp shatters in the gale',
       width: 64,
