@@ -33,7 +33,9 @@ beforeAll(async () => {
     referenceModel: { renderDelayMs: 60 },
     // A chunk whose worker could not hand it back during the outage returns after 6 s, not 120 s.
     worker: { concurrency: 2, retryBaseMs: 10, visibilitySeconds: 6, heartbeatSeconds: 2 },
-    env: { [ENV.chunkSize]: '2' },
+    // A webhook attempt claimed just before the table went away (its write applied, its answer lost) is
+    // stale by the message's next delivery, as in AWS (90 s claims, 6 min visibility), and is sent then.
+    env: { [ENV.chunkSize]: '2', [ENV.webhookClaimStaleSeconds]: '4' },
   });
   // A plan or event whose handler failed on the outage comes back after 6 s rather than the Lambdas'
   // 6 minutes: the same retry, sooner.

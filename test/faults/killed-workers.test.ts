@@ -154,9 +154,10 @@ describe('two worker processes killed 20 times over a chained windowed shot of 3
     'store every frame exactly once, in one chain, and announce the job once',
     async () => {
       // Windows of 13 frames sharing 4 (33 windows, one at a time: each is made from the last frames its
-      // predecessor stored), 600 ms a window on a model of their own: about 30 s of chain before any kill,
+      // predecessor stored), 1.5 s a window on a model of their own (the worker makes a chain without a queue hop per window):
+      // about 50 s of chain before any kill,
       // and each kill of the worker holding the window adds its 3 s visibility and a restart.
-      windowModel = await startReferenceModel({ port: 0, concurrency: 2, renderDelayMs: 600 });
+      windowModel = await startReferenceModel({ port: 0, concurrency: 2, renderDelayMs: 1500 });
       const created = await api.createJob({
         shot: 'KILL_WIN010',
         prompt: 'a dam wall gives way, the water takes the valley road',
