@@ -220,6 +220,9 @@ export interface VersionRecord {
   readonly finishedAt?: string;
   readonly requestedBy?: Actor;
   readonly error?: string;
+  /** GPU time the re-roll held its model slot (the task's share), ms, and its spend (core/cost.ts). */
+  readonly gpuMs?: number;
+  readonly costMicros?: number;
   /** What each frame of the unit came out as, by frame number. */
   readonly frames: Readonly<Record<string, VersionFrame>>;
 }

@@ -66,6 +66,7 @@ export class RerollMaker {
     }
     let made: Map<number, Buffer> | { failed: string; attempts: number } | 'done';
     let attempts = 0;
+    const held = Date.now();
     try {
       made = await this.make(job, unit, order, w, windows, (n) => {
         attempts = n;
@@ -74,8 +75,16 @@ export class RerollMaker {
       this.host.slots.release();
     }
     if (made === 'done') return 'done';
+    // The slot was held for the version from its first try to its last: spent like a frame's time.
+    const spend = this.host.spendOf(Date.now() - held);
     if (!(made instanceof Map)) {
-      await this.record(job, { ...version, status: 'failed', attempts: made.attempts, error: made.failed });
+      await this.record(job, {
+        ...version,
+        ...spend,
+        status: 'failed',
+        attempts: made.attempts,
+        error: made.failed,
+      });
       return 'done';
     }
     const frames: Record<string, VersionFrame> = {};
@@ -99,10 +108,16 @@ export class RerollMaker {
     });
     if (refused !== undefined) {
       // A format this worker cannot write (EXR without oiiotool): the version fails and says why.
-      await this.record(job, { ...version, status: 'failed', attempts, error: refused.slice(0, 1000) });
+      await this.record(job, {
+        ...version,
+        ...spend,
+        status: 'failed',
+        attempts,
+        error: refused.slice(0, 1000),
+      });
       return 'done';
     }
-    await this.record(job, { ...version, status: 'succeeded', attempts, frames });
+    await this.record(job, { ...version, ...spend, status: 'succeeded', attempts, frames });
     return 'done';
   }
 
@@ -221,7 +236,7 @@ export class RerollMaker {
     // Its audit record goes in the same transaction: written exactly when the version is recorded.
     const model = await recordedModel(deps, job.model);
     const audit = rerolledRecord(job, finished, model, finished.finishedAt!);
-    const recorded = await this.versions.finish(finished, event, audit);
+    const recorded = await this.versions.finish(finished, event, audit, job, now);
     if (recorded) await deps.publishEvents([event]);
     const all = await this.versions.versions(job.id, done.start);
     await this.versions.describeFrames(job.id, all);

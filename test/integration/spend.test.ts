@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayOf, monthOf, spendMicros, usdToMicros } from '../../functions/core/cost.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { client, isFinished } from '../support/api.ts';
+import { client, eventually, isFinished } from '../support/api.ts';
 
 /**
  * Spend on the local stack (docs/operations.md, "Prices, spend and budgets"): every frame records its
@@ -100,6 +100,29 @@ describe('spend', () => {
     expect(byModel.body.groups).toEqual([{ key: 'reference', ...byDay.body.total }]);
     usage.tenant = tenant;
     usage.micros = jobMicros;
+  });
+
+  it("counts a re-roll's GPU time on the job and the tenant, beside its frames'", async () => {
+    const tenant = `reroll${Date.now() % 1_000_000}`;
+    const studio = client(stack.url, await stack.createApiKey(tenant));
+    const created = await studio.createJob(shot('SPEND_R', { frames: { start: 1, end: 3 } }));
+    const job = await studio.waitForJob(created.body.id, isFinished);
+    expect(job.status).toBe('succeeded');
+    const before = await stack.app.usageStore.month(tenant, monthOf(new Date()));
+    expect(usdToMicros(job.cost.usd)).toBe(before.costMicros);
+
+    const reroll = await studio.call('POST', `/v1/jobs/${job.id}/frames/2/retry`, { seed: 9 });
+    expect(reroll.status).toBe(202);
+    const after = await eventually(async () => {
+      const j = (await studio.getJob(job.id)).body;
+      return usdToMicros(j.cost.usd) > before.costMicros ? j : undefined;
+    }, 're-roll priced');
+    const month = await stack.app.usageStore.month(tenant, monthOf(new Date()));
+    // The job's cost and the tenant's month grew by the same re-roll, and agree to the micro-dollar.
+    expect(month.costMicros).toBe(usdToMicros(after.cost.usd));
+    expect(month.gpuMs).toBe(Math.round(after.cost.gpuSeconds * 1000));
+    const days = await stack.app.usageStore.days(tenant, dayOf(new Date()), dayOf(new Date()));
+    expect(days.filter((d) => d.model).reduce((n, d) => n + d.frames, 0)).toBe(4);
   });
 });
 

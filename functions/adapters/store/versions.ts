@@ -17,6 +17,7 @@ import {
   type TransactItem,
   transact,
 } from './table.ts';
+import { usageItems } from './usage.ts';
 
 /**
  * Frame versions and re-rolls (docs/architecture.md, "Versions and review"), in the one table:
@@ -227,11 +228,36 @@ export class VersionStore {
    * frame.rerolled event, in one transaction, with its audit record when given. False when another
    * delivery recorded it first.
    */
-  async finish(done: VersionRecord, event: EventRecord, audit?: AuditRecord): Promise<boolean> {
+  async finish(
+    done: VersionRecord,
+    event: EventRecord,
+    audit?: AuditRecord,
+    /** The job, for a re-roll's spend: counted on the job and the tenant's usage with the version. */
+    job?: Pick<JobRecord, 'tenant' | 'model' | 'shot'>,
+    now = new Date(),
+  ): Promise<boolean> {
     const from = statusIn(versionStatusesBefore(done.status), '#status', 'was');
     const items: Record<string, TransactItem> = audit
       ? { audit: auditPut(this.table, audit, this.auditRetentionDays) }
       : {};
+    if (job && done.gpuMs !== undefined && done.costMicros !== undefined) {
+      const spend = {
+        gpuMs: done.gpuMs,
+        costMicros: done.costMicros,
+        frames: done.status === 'succeeded' ? Object.keys(done.frames).length : 0,
+      };
+      // A re-roll's GPU time is spent like a frame's: on the job's cost and the tenant's usage, once,
+      // with the move that records the version (docs/operations.md, "Prices, spend and budgets").
+      items.job = {
+        Update: {
+          TableName: this.table,
+          Key: jobKey(done.jobId),
+          UpdateExpression: 'ADD gpuMs :ms, costMicros :micros',
+          ExpressionAttributeValues: { ':ms': spend.gpuMs, ':micros': spend.costMicros },
+        },
+      };
+      Object.assign(items, usageItems(this.table, job, spend, now));
+    }
     const written = await transact(this.db, {
       ...items,
       version: {
@@ -240,7 +266,8 @@ export class VersionStore {
           Key: versionKey(done.jobId, done.start, done.version),
           UpdateExpression:
             'SET #status = :to, finishedAt = :at, frames = :frames, attempts = :attempts' +
-            (done.error !== undefined ? ', #error = :error' : ''),
+            (done.error !== undefined ? ', #error = :error' : '') +
+            (done.gpuMs !== undefined ? ', gpuMs = :gpu, costMicros = :cost' : ''),
           ConditionExpression: from.condition,
           ExpressionAttributeNames: {
             '#status': 'status',
@@ -252,6 +279,7 @@ export class VersionStore {
             ':frames': done.frames,
             ':attempts': done.attempts,
             ...(done.error !== undefined && { ':error': done.error }),
+            ...(done.gpuMs !== undefined && { ':gpu': done.gpuMs, ':cost': done.costMicros ?? 0 }),
             ...from.values,
           },
         },
