@@ -1,6 +1,7 @@
 import type { FrameStore } from '../adapters/frame-store.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
 import { eachLimit, mapLimit } from '../core/concurrency.ts';
+import { pastStartBy, startByReason } from '../core/fair-share.ts';
 import { type FrameRange, frameSeed } from '../core/frames.ts';
 import { encodeWindow, type WindowMessage } from '../core/messages.ts';
 import type { FrameRecord, JobRecord, JobWindows } from '../core/model.ts';
@@ -277,6 +278,21 @@ export class WindowMaker {
     }
 
     const records = await this.recordsOf(job.id, p.kept);
+    if (job.startBy !== undefined && pastStartBy(job, new Date()) && records.size === 0) {
+      // Not started by the job's queue deadline: the window's frames are canceled with the reason the
+      // job shows, and in chained mode every frame after them (no window of them will come), in the
+      // store's counted-once transactions; a window started before the deadline is made.
+      await carried.behind();
+      const last = job.window.mode === 'chained' ? job.frames.end : p.kept.end;
+      const frames = framesIn({ start: p.kept.start, end: last }).map((frame) => ({
+        frame,
+        seed: this.seedOf(job, frame),
+      }));
+      const out = await this.store.cancelUnstarted(job, frames, startByReason(job.startBy));
+      if (out.ok) stats.framesSkipped += out.canceled.length;
+      await this.host.afterWork(job.id);
+      return 'done';
+    }
     const finished = framesIn(p.kept).filter((f) => isFinished(records.get(f)));
     // Finished by an earlier delivery: announce them again, in case that worker died before it could.
     await eachLimit(

@@ -637,3 +637,25 @@ describe('asking for windows', () => {
     }
   });
 });
+
+describe('a chained shot with a queue deadline (startBy)', () => {
+  it('makes the windows started before it and cancels the rest, saying why, its counts adding up', async () => {
+    // Two seconds a window: the first starts well before the deadline, the third well after it.
+    const slow = await model({ renderDelayMs: 2000 });
+    const startBy = new Date(Date.now() + 4000).toISOString();
+    const created = await api.createJob(windowedShot('WIN_LATE', { windowMode: 'chained', startBy }));
+    expect(created.status, JSON.stringify(created.body)).toBe(202);
+    const job = await withWorker(() => api.waitForJob(created.body.id, isFinished, 120_000), slow.url);
+    expect(job.status).toBe('canceled');
+    expect(job.canceledReason).toContain(`startBy passed: frames not started by ${startBy}`);
+    expect(job.frames.succeeded).toBeGreaterThan(0);
+    expect(job.frames.canceled).toBeGreaterThan(0);
+    expect(job.frames.succeeded + job.frames.canceled).toBe(job.frames.total);
+    // What was made is the chain up to the deadline; everything after it is canceled, nothing is missing.
+    const frames = await api.allFrames(job.id);
+    expect(frames.map((f) => f.frame)).toEqual(Array.from({ length: SHOT.end }, (_, i) => i + 1));
+    const cut = frames.findIndex((f) => f.status === 'canceled');
+    expect(frames.slice(0, cut).every((f) => f.status === 'succeeded')).toBe(true);
+    expect(frames.slice(cut).every((f) => f.status === 'canceled')).toBe(true);
+  }, 150_000);
+});
