@@ -19,6 +19,9 @@ import {
 } from './table.ts';
 import { usageItems } from './usage.ts';
 
+/** Tries of a version's record that meet another transaction on the job or the usage items. */
+const CONFLICT_ROUNDS = 5;
+
 /**
  * Frame versions and re-rolls (docs/architecture.md, "Versions and review"), in the one table:
  *
@@ -258,7 +261,7 @@ export class VersionStore {
       };
       Object.assign(items, usageItems(this.table, job, spend, now));
     }
-    const written = await transact(this.db, {
+    const all: Record<string, TransactItem> = {
       ...items,
       version: {
         Update: {
@@ -294,10 +297,16 @@ export class VersionStore {
         },
       },
       event: putEvent(this.table, event),
-    });
-    if (written.ok) return true;
-    if (written.failed === 'version' || written.failed === 'head') return false;
-    throw written.error;
+    };
+    // The job and the tenant's usage items are shared with every chunk of the tenant: a transaction
+    // that meets another on them is tried again, with back-off, as finishFrames does.
+    for (let round = 0; ; round++) {
+      const written = await transact(this.db, all);
+      if (written.ok) return true;
+      if (written.failed === 'version' || written.failed === 'head') return false;
+      if (!written.conflict || round >= CONFLICT_ROUNDS) throw written.error;
+      await new Promise((r) => setTimeout(r, 20 * 2 ** round * (0.5 + Math.random())));
+    }
   }
 
   /**
