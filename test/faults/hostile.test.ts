@@ -502,6 +502,16 @@ describe('hostile headers', () => {
   });
 });
 
+/** Whether a parsed JSON value holds a reserved key name at any depth (JSON.parse makes `__proto__` an own key). */
+const hasReservedKey = (v: unknown): boolean =>
+  typeof v === 'object' &&
+  v !== null &&
+  Object.keys(v).some(
+    (k) =>
+      ['__proto__', 'constructor', 'prototype'].includes(k) ||
+      hasReservedKey((v as Record<string, unknown>)[k]),
+  );
+
 describe('hostile text in valid requests', () => {
   it('prompts and shot names with any unicode and control characters are kept as sent, and their S3 keys stay in the tenant’s prefix', async () => {
     const create = byPath('POST', '/v1/jobs');
@@ -534,8 +544,7 @@ describe('hostile text in valid requests', () => {
         const control =
           [...text].some((c) => c.charCodeAt(0) < 32 && !'\t\n\r'.includes(c)) || text.trim() === '';
         const reserved =
-          ['__proto__', 'constructor', 'prototype'].includes(text) ||
-          unstorableJson(JSON.parse(params)) !== undefined;
+          hasReservedKey(JSON.parse(params)) || unstorableJson(JSON.parse(params)) !== undefined;
         if (res.status !== 202) {
           expectRefused(res, `${shotName} ${JSON.stringify(text).slice(0, 60)}`);
           expect(onlyDots || control || reserved, JSON.stringify(res.body)).toBe(true);
