@@ -35,6 +35,8 @@ import { TABLE } from '../../shared/resources.ts';
 import { auditKey, auditPut } from './audit.ts';
 import { newEvent, putEvent } from './events.ts';
 import {
+  backOff,
+  CONFLICT_ROUNDS,
   frameKey,
   frameSk,
   idempotencyKey,
@@ -115,11 +117,6 @@ export interface FinishFramesResult {
   /** The job ended (canceled) before the frames were recorded: they count as canceled. */
   readonly jobEnded: boolean;
 }
-
-/** Tries of a transaction that met a concurrent one on the same items, before the error is thrown. */
-const CONFLICT_ROUNDS = 5;
-const backOff = (round: number) =>
-  new Promise((resolve) => setTimeout(resolve, 20 * 2 ** round + Math.random() * 20));
 
 function toFinishedRecord(job: JobRecord, r: FinishedFrame, now: Date): FrameRecord {
   const { status, ...rest } = r;

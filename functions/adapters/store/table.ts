@@ -56,6 +56,12 @@ export const modelStatsKey = (model: string) => ({ pk: `MODELSTATS#${model}`, sk
 export const budgetKey = (tenant: string) => ({ pk: `BUDGET#${tenant}`, sk: 'BUDGET' });
 export const nowIso = (now: Date) => now.toISOString();
 
+/** Tries of a transaction that met a concurrent one on the same items, before the error is thrown. */
+export const CONFLICT_ROUNDS = 5;
+/** The wait before try `round + 1` of a transaction that met a concurrent one. */
+export const backOff = (round: number) =>
+  new Promise((resolve) => setTimeout(resolve, 20 * 2 ** round + Math.random() * 20));
+
 const INTERNAL = ['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'expiresAt'] as const;
 
 /** A stored item without its keys: the record it holds. */

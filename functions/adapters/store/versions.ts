@@ -8,6 +8,8 @@ import { versionStatusesBefore } from '../../core/state.ts';
 import { auditPut } from './audit.ts';
 import { putEvent } from './events.ts';
 import {
+  backOff,
+  CONFLICT_ROUNDS,
   frameKey,
   idempotencyKey,
   isConditionFailure,
@@ -18,9 +20,6 @@ import {
   transact,
 } from './table.ts';
 import { usageItems } from './usage.ts';
-
-/** Tries of a version's record that meet another transaction on the job or the usage items. */
-const CONFLICT_ROUNDS = 5;
 
 /**
  * Frame versions and re-rolls (docs/architecture.md, "Versions and review"), in the one table:
@@ -305,7 +304,7 @@ export class VersionStore {
       if (written.ok) return true;
       if (written.failed === 'version' || written.failed === 'head') return false;
       if (!written.conflict || round >= CONFLICT_ROUNDS) throw written.error;
-      await new Promise((r) => setTimeout(r, 20 * 2 ** round * (0.5 + Math.random())));
+      await backOff(round);
     }
   }
 
