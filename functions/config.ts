@@ -54,6 +54,7 @@ export const SETTINGS = {
     .default('{}')
     .pipe(json)
     .pipe(z.strictObject({ high: z.url().optional(), low: z.url().optional() })),
+  frameDlqUrl: z.url().optional(),
   eventQueueUrl: z.url(),
   eventDlqUrl: z.url(),
   frameLimit: intFrom(10_000, 1, 1_000_000),

@@ -67,6 +67,12 @@ export interface ModelServiceProps {
   /** The model's own frame queue: the worker consumes it, and the service scales on its backlog. */
   readonly frameQueue: IQueue;
   /**
+   * The frame queue's DLQ: the worker puts frames that failed every attempt there, for a redrive once the
+   * fault is fixed (docs/reliability.md, "Poison and redrive").
+   * @default none: such frames are only recorded failed
+   */
+  readonly frameDeadLetterQueue?: IQueue;
+  /**
    * The model's high and low priority bands beside it (core/fair-share.ts): consumed and scaled on alike.
    * @default none: the frame queue alone
    */
@@ -177,6 +183,8 @@ export class ModelService extends Construct {
     if (props.bandQueues) bindQueues(this.worker, props.bandQueues, 'consume', ENV.frameQueueBands);
     if (props.planQueue) bindQueue(this.worker, props.planQueue, 'send', ENV.planQueueUrl);
     bindQueue(this.worker, props.eventQueue, 'send', ENV.eventQueueUrl);
+    if (props.frameDeadLetterQueue)
+      bindQueue(this.worker, props.frameDeadLetterQueue, 'send', ENV.frameDlqUrl);
     // After the bindings: the variables keep the order of deployed task definitions, so this adds no revision.
     const modelSettings = {
       [ENV.modelUrl]: MODEL_URL,

@@ -99,6 +99,7 @@ export class RenderFleet extends Construct {
         model,
         hosts: this.hosts,
         frameQueue: frameQueue.queue,
+        frameDeadLetterQueue: frameQueue.deadLetterQueue,
         ...(props.bands?.has(model.name) && {
           bandQueues: new Map([...props.bands.get(model.name)!].map(([band, work]) => [band, work.queue])),
         }),

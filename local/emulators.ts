@@ -173,6 +173,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
     [ENV.assetBucket]: resources.assetBucket,
     [ENV.planQueueUrl]: resources.queues.plan.url,
     [ENV.frameQueueUrl]: resources.queues.frame.url,
+    [ENV.frameDlqUrl]: resources.queues.frame.dlqUrl,
     [ENV.frameQueueBands]: JSON.stringify({
       high: resources.queues['frame-high'].url,
       low: resources.queues['frame-low'].url,

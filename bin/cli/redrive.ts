@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   GetQueueAttributesCommand,
+  ListDeadLetterSourceQueuesCommand,
   ListMessageMoveTasksCommand,
   SQSClient,
   StartMessageMoveTaskCommand,
@@ -87,6 +88,16 @@ export async function redriveTarget(flags: {
   return { sqs, dlqUrl, where: `${dlqUrl} (the local stack, from ${path})` };
 }
 
+/** The ARN of the one queue that dead-letters into `dlqUrl`; undefined if none or several do. */
+async function soleSourceArn(sqs: SQSClient, dlqUrl: string): Promise<string | undefined> {
+  const { queueUrls } = await sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: dlqUrl }));
+  if (queueUrls?.length !== 1) return undefined;
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrls[0], AttributeNames: ['QueueArn'] }),
+  );
+  return Attributes?.QueueArn;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -108,7 +119,13 @@ export async function redrive(
   if (!arn) throw new Error(`SQS answered no QueueArn for ${dlqUrl}`);
   if (Number(Attributes?.ApproximateNumberOfMessages ?? 0) === 0)
     return { dlqUrl, moved: 0, status: 'COMPLETED' };
-  const { TaskHandle } = await sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arn }));
+  // Named, not left to SQS: the frames a worker dead-letters itself (docs/reliability.md, "Poison and
+  // redrive") carry no source queue, and SQS fails a move without a destination on them
+  // (CouldNotDetermineMessageSource). Every DLQ of the stack has one source queue.
+  const destination = await soleSourceArn(sqs, dlqUrl);
+  const { TaskHandle } = await sqs.send(
+    new StartMessageMoveTaskCommand({ SourceArn: arn, ...(destination && { DestinationArn: destination }) }),
+  );
   const deadline = Date.now() + (options.timeoutMs ?? 15 * 60_000);
   for (;;) {
     const { Results } = await sqs.send(new ListMessageMoveTasksCommand({ SourceArn: arn, MaxResults: 10 }));

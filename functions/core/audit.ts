@@ -83,6 +83,26 @@ export function approvedRecord(job: JobRecord, by: Actor, at: string): AuditReco
 }
 
 /**
+ * A reopen (docs/reliability.md, "Poison and redrive"): failed frames redriven from the frame DLQ once
+ * their fault was fixed, to be made again. `reason` is what they had failed with; `status` what the job
+ * became. The frames made then are in the job's next job.finished record.
+ */
+export function reopenedRecord(
+  job: JobRecord,
+  frames: readonly number[],
+  reason: string,
+  at: string,
+): AuditRecord {
+  const sorted = [...frames].sort((a, b) => a - b);
+  return {
+    ...base(job, 'job.reopened', at, auditId(at, job.id, 'job.reopened'), { name: job.model }),
+    status: job.status,
+    frames: { start: sorted[0]!, end: sorted.at(-1)! },
+    reason: `frames ${sorted.join(', ')} reopened; they had failed: ${reason}`.slice(0, 2000),
+  };
+}
+
+/**
  * Bytes of outputs per end record (job.finished, job.canceled, job.rejected): a 10,000-frame shot (about
  * 1.1 MB of outputs, more with input hashes) is a dozen parts. Small enough for an item (400 KB) and for
  * one partition's write rate (1,000 units a second, a unit a KB), which all of a tenant's records share.

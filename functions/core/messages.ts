@@ -60,6 +60,21 @@ const ChunkV2 = ChunkV1.extend({
 });
 const WindowV2 = WindowV1.extend({ v: z.literal(2), reroll: Reroll });
 
+/**
+ * A dead letter (docs/reliability.md, "Poison and redrive"): frames that failed every attempt, put on the
+ * frame queue's DLQ by the worker that recorded them failed. Redriven once the fault is fixed, it reopens
+ * them: they are made again and the job finishes. A new version rather than a field: a worker that read
+ * it as v1 would find the frames finished and drop it as a duplicate; one that cannot read v3 refuses it,
+ * and it goes back to the DLQ to wait.
+ */
+const DeadLetter = z.object({
+  /** Why the frames failed: the last attempt's error. */
+  reason: z.string().max(1000),
+  /** When they were recorded failed (ISO 8601). */
+  at: z.iso.datetime('must be an ISO 8601 time'),
+});
+const ChunkV3 = ChunkV1.extend({ v: z.literal(3), deadLetter: DeadLetter });
+
 /** An event to deliver, on the event queue (the event itself is read from the table). */
 const EventV1 = z.object({
   v: z.literal(1),
@@ -82,7 +97,7 @@ const EventV1 = z.object({
 });
 
 export const planMessageSchema = z.discriminatedUnion('v', [PlanV1]);
-export const chunkMessageSchema = z.discriminatedUnion('v', [ChunkV1, ChunkV2]);
+export const chunkMessageSchema = z.discriminatedUnion('v', [ChunkV1, ChunkV2, ChunkV3]);
 export const windowMessageSchema = z.discriminatedUnion('v', [WindowV1, WindowV2]);
 export const eventMessageSchema = z.discriminatedUnion('v', [EventV1]);
 
@@ -181,11 +196,14 @@ export const encodePlan = (m: Fields<PlanMessage>): string =>
 /** What a re-roll message carries beyond the chunk or window it makes again. */
 export type RerollOrder = z.output<typeof Reroll>;
 
-type Producible<M> = Omit<M, 'v' | 'reroll'> & { readonly reroll?: RerollOrder };
+/** What a dead-lettered chunk carries beyond its frames. */
+export type DeadLetterNote = z.output<typeof DeadLetter>;
 
-/** A chunk body: v1, or v2 when it is a re-roll. */
-export const encodeChunk = (m: Producible<ChunkMessage>): string =>
-  encode(chunkMessageSchema, 'chunk', { ...m, v: m.reroll ? 2 : 1 });
+type Producible<M> = Omit<M, 'v' | 'reroll' | 'deadLetter'> & { readonly reroll?: RerollOrder };
+
+/** A chunk body: v1, v2 when it is a re-roll, v3 when it is a dead letter. */
+export const encodeChunk = (m: Producible<ChunkMessage> & { readonly deadLetter?: DeadLetterNote }): string =>
+  encode(chunkMessageSchema, 'chunk', { ...m, v: m.reroll ? 2 : m.deadLetter ? 3 : 1 });
 /** A window body: v1, or v2 when it is a re-roll. */
 export const encodeWindow = (m: Producible<WindowMessage>): string =>
   encode(windowMessageSchema, 'window', { ...m, v: m.reroll ? 2 : 1 });

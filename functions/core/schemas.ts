@@ -36,6 +36,8 @@ export const EVENT_TYPES = [
   'frame.rerolled',
   'job.review_requested',
   'job.approved',
+  /** A failed job's failed frames were redriven once their fault was fixed: it runs again (docs/reliability.md). */
+  'job.reopened',
   /** A tenant's or the production's spend this month crossed its budget's warning threshold (once a month). */
   'budget.warning',
 ] as const;
@@ -604,6 +606,7 @@ export const AUDIT_KINDS = [
   'job.rejected',
   'job.canceled',
   'version.selected',
+  'job.reopened',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

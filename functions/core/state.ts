@@ -107,6 +107,26 @@ export const liveJobStatuses = (): JobStatus[] => JOB_STATUSES.filter((s) => !is
 export const generatingJobStatuses = (): JobStatus[] =>
   jobStatusesBefore('succeeded').filter((s) => canMoveJob(s, 'failed'));
 
+/**
+ * Reopening (docs/reliability.md, "Poison and redrive"). Frames that failed every attempt are dead-lettered
+ * beside being recorded `failed`; redriven once the fault is fixed, they go back to `pending` (their
+ * record removed, so a worker takes them afresh) and a job that failed for them goes back to `running`.
+ * These are not moves of the machines above: no worker's own work leaves `failed`, which stays an end
+ * (`isTerminalJob`); only the operator's redrive does, through these.
+ */
+const REOPENED_FROM: FrameStatus = 'failed';
+const REOPENED_JOB: Partial<Record<JobStatus, JobStatus>> = { failed: 'running' };
+
+/** The status a frame must have to be reopened: `failed`. */
+export const reopenedFrameStatus = (): FrameStatus => REOPENED_FROM;
+
+/** The status a job reopening its frames moves to (`failed -> running`); undefined when it stays. */
+export const reopenedJobStatus = (s: JobStatus): JobStatus | undefined => REOPENED_JOB[s];
+
+/** The statuses of a job whose failed frames can be reopened: a live job keeps its status. */
+export const reopeningJobStatuses = (): JobStatus[] =>
+  JOB_STATUSES.filter((s) => REOPENED_JOB[s] !== undefined || !isTerminalJob(s));
+
 export interface FrameCounts {
   readonly total: number;
   readonly succeeded: number;

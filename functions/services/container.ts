@@ -175,6 +175,14 @@ export class Container {
     });
   }
 
+  /** The worker's frame DLQ (FRAMECAST_FRAME_DLQ_URL), for frames that failed every attempt; absent when unset. */
+  get frameDeadLetters(): Queue | undefined {
+    return this.once('frameDeadLetters', () => {
+      const url = loadConfig(['frameDlqUrl'], this.env).frameDlqUrl;
+      return url === undefined ? undefined : new Queue(this.aws().sqs, url);
+    });
+  }
+
   get eventQueue(): Queue {
     return this.once(
       'eventQueue',

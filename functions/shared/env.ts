@@ -14,6 +14,11 @@ export const ENV = {
   frameQueueBandUrls: 'FRAMECAST_FRAME_QUEUE_BAND_URLS',
   /** The worker: its model's high and low bands, `{"high": url, "low": url}`, beside FRAMECAST_FRAME_QUEUE_URL. */
   frameQueueBands: 'FRAMECAST_FRAME_QUEUE_BANDS',
+  /**
+   * The worker: its model's frame DLQ, where it puts frames that failed every attempt, to be redriven once
+   * the fault is fixed (docs/reliability.md, "Poison and redrive"). Without it they are only recorded failed.
+   */
+  frameDlqUrl: 'FRAMECAST_FRAME_DLQ_URL',
   eventQueueUrl: 'FRAMECAST_EVENT_QUEUE_URL',
   eventDlqUrl: 'FRAMECAST_EVENT_DLQ_URL',
   frameLimit: 'FRAMECAST_FRAME_LIMIT',

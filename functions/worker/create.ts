@@ -122,6 +122,10 @@ export function createWorker(
         metadataUri: env.ECS_CONTAINER_METADATA_URI_V4,
       }),
     ),
+    // Frames that failed every attempt wait in the frame DLQ for a redrive once fixed (docs/reliability.md).
+    ...(app.frameDeadLetters && {
+      deadLetter: (body: string) => app.frameDeadLetters!.send(body),
+    }),
     // Fair share: a finished chunk may ask the fan-out to release more of its job (./fair-share.ts).
     sendPlan: (body) => app.planQueue.send(body),
     releaseWindow: windowFrames(config.chunkSize, config.fairShareChunks),

@@ -8,7 +8,7 @@ import { eachLimit, limiter } from '../core/concurrency.ts';
 import { DEFAULT_GPU_HOUR_USD, gpuShareMs, spendMicros, usdToMicros } from '../core/cost.ts';
 import { frameCount, frameSeed, hasThumbnail, manifestKey } from '../core/frames.ts';
 import { manifestOf } from '../core/manifest.ts';
-import { type ChunkMessage, parseFrameQueueMessage } from '../core/messages.ts';
+import { type ChunkMessage, encodeChunk, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
 import type { NamingTemplate } from '../core/naming.ts';
 import { isPng, type Provenance, withProvenance } from '../core/png.ts';
@@ -89,6 +89,11 @@ export interface WorkerDeps {
   readonly releaseWindow?: number;
   /** Budgets: work of a tenant at its stop threshold is held, warnings are sent (./budget-gate.ts). */
   readonly budgets?: WorkerBudgets;
+  /**
+   * Puts a message on the frame queue's DLQ: frames that failed every attempt, to be redriven once the
+   * fault is fixed (docs/reliability.md, "Poison and redrive"). Absent: they are only recorded failed.
+   */
+  readonly deadLetter?: (body: string) => Promise<void>;
   readonly settings: WorkerSettings;
 }
 
@@ -393,8 +398,13 @@ export class Worker {
 
   private async processChunk(chunk: ChunkMessage, delivery: number): Promise<'done' | 'handed-back'> {
     const { store, settings } = this.deps;
-    const job = await this.jobOf(chunk.jobId, chunk.tenant);
+    let job = await this.jobOf(chunk.jobId, chunk.tenant);
     if (!job) return 'done';
+    if (chunk.v === 3) {
+      // A dead letter redriven once its fault was fixed: its frames are made again, the job runs again.
+      job = await this.reopen(job, chunk.frames, chunk.deadLetter.reason);
+      if (!job) return 'done';
+    }
     if (job.status !== 'running') {
       this.stats.framesSkipped += chunk.frames.length;
       if (delivery > 1 && isTerminalJob(job.status)) await this.republishEnded(job, chunk.frames);
@@ -491,6 +501,9 @@ export class Worker {
     }
     await Promise.all(storing);
     if (storeError) throw storeError;
+    // Frames that failed every attempt go to the DLQ before they are recorded failed: a worker dying in
+    // between leaves them running, to be given up and dead-lettered again by the next delivery.
+    await this.deadLetterFailed(job, results);
     const recorded = await this.recordFrames(job, results, await events);
     if (handBack) return 'handed-back';
     // The job may have ended, or (gated) reached its review: read it. Otherwise the counts as read at the
@@ -500,6 +513,47 @@ export class Worker {
     else await this.maybeProgress(job, recorded.counts);
     await this.fairShare.chunkDone(job, chunk.frames);
     return 'done';
+  }
+
+  /**
+   * Reopens a redriven dead letter's frames (JobStore.reopenFrames) and announces the job's reopening.
+   * The job as it stands after, or undefined when it cannot take them (canceled meanwhile).
+   */
+  private async reopen(
+    job: JobRecord,
+    frames: readonly number[],
+    reason: string,
+  ): Promise<JobRecord | undefined> {
+    const out = await this.deps.store.reopenFrames(job, frames, reason);
+    if (!out) {
+      logger.info('dead letter dropped: its job cannot be reopened', { jobId: job.id, status: job.status });
+      return undefined;
+    }
+    if (out.reopened.length > 0)
+      logger.info('failed frames reopened', {
+        jobId: job.id,
+        frames: out.reopened,
+        jobStatus: out.job.status,
+      });
+    if (out.event) await this.deps.publishEvents([out.event]);
+    return out.job;
+  }
+
+  /** Puts a chunk's frames that failed every attempt on the DLQ, with the last error, to be redriven. */
+  private async deadLetterFailed(job: JobRecord, results: readonly FinishedFrame[]): Promise<void> {
+    const failed = results.filter((r) => r.status === 'failed');
+    if (failed.length === 0 || !this.deps.deadLetter) return;
+    const body = encodeChunk({
+      jobId: job.id,
+      tenant: job.tenant,
+      frames: failed.map((r) => r.frame),
+      deadLetter: { reason: (failed[0]!.error ?? 'failed').slice(0, 1000), at: new Date().toISOString() },
+    });
+    await this.deps.deadLetter(body);
+    logger.warn('frames failed every attempt; dead-lettered for a redrive once fixed', {
+      jobId: job.id,
+      frames: failed.map((r) => r.frame),
+    });
   }
 
   /** Of `frames`, those whose attempts ran out over earlier deliveries (each of which died mid-frame). */

@@ -16,6 +16,7 @@ import {
   jobEndRecords,
   jobFinishedRecords,
   type ModelIdentity,
+  reopenedRecord,
 } from '../../core/audit.ts';
 import { FramecastError } from '../../core/errors.ts';
 import { frameCount } from '../../core/frames.ts';
@@ -29,6 +30,9 @@ import {
   jobStartStatuses,
   jobStatusesBefore,
   liveJobStatuses,
+  reopenedFrameStatus,
+  reopenedJobStatus,
+  reopeningJobStatuses,
 } from '../../core/state.ts';
 import { logger } from '../../logger.ts';
 import { TABLE } from '../../shared/resources.ts';
@@ -1025,6 +1029,90 @@ export class JobStore {
       );
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  /**
+   * Reopens frames that failed every attempt, once their fault is fixed: the worker takes a redriven dead
+   * letter (docs/reliability.md, "Poison and redrive") through here before it makes them. In one
+   * transaction each frame goes back to pending (its record removed, so it is taken afresh, attempts from
+   * one), the job's counts and `failedFrames` give it back, and a job that had failed for it moves
+   * `failed -> running` with its job.reopened event and audit record. Frames that are not failed (another
+   * copy of the message reopened them) are left out. Undefined when the job cannot take them (canceled).
+   */
+  async reopenFrames(
+    job: JobRecord,
+    frames: readonly number[],
+    reason: string,
+    now = new Date(),
+  ): Promise<{ job: JobRecord; reopened: number[]; event?: EventRecord } | undefined> {
+    const failed = reopenedFrameStatus();
+    let current = job;
+    let pending = [...new Set(frames)].filter((f) => f >= job.frames.start && f <= job.frames.end);
+    // The job, its event and audit record, and each frame: within DynamoDB's 100 items.
+    if (pending.length > 97) throw new Error(`cannot reopen ${pending.length} frames at once (97 at most)`);
+    for (let round = 0; ; round++) {
+      if (pending.length === 0) return { job: current, reopened: [] };
+      if (!reopeningJobStatuses().includes(current.status)) return undefined;
+      const to = reopenedJobStatus(current.status);
+      const gone = new Set(pending);
+      const after: JobRecord = {
+        ...current,
+        ...(to && { status: to }),
+        failed: current.failed - pending.length,
+        failedFrames: current.failedFrames.filter((f) => !gone.has(f)),
+      };
+      if (to) delete (after as { finishedAt?: string }).finishedAt;
+      const event = to ? newEvent(after, 'job.reopened', now) : undefined;
+      const from = to ? statusIn([current.status]) : statusIn(reopeningJobStatuses());
+      const items: Record<string, TransactItem> = {
+        job: {
+          Update: {
+            TableName: this.table,
+            Key: jobKey(job.id),
+            UpdateExpression: `SET failed = failed - :n${to ? ', #status = :to REMOVE finishedAt' : ''} ADD unfinished :n DELETE failedFrames :frames`,
+            ConditionExpression: `${from.condition} AND failed >= :n`,
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':n': pending.length,
+              ':frames': new Set(pending),
+              ...(to && { ':to': to }),
+              ...from.values,
+            },
+          },
+        },
+        ...(event && {
+          event: putEvent(this.table, event),
+          audit: this.auditItem(reopenedRecord(after, pending, reason, nowIso(now))),
+        }),
+      };
+      for (const frame of pending) {
+        items[`f${frame}`] = {
+          Delete: {
+            TableName: this.table,
+            Key: frameKey(job.id, frame),
+            ConditionExpression: '#status = :failed',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':failed': failed },
+          },
+        };
+      }
+      const written = await transact(this.db, items);
+      if (written.ok) return { job: after, reopened: pending, ...(event && { event }) };
+      const notFailed = new Set(written.failedAll.filter((n) => n.startsWith('f')));
+      if (notFailed.size > 0) {
+        pending = pending.filter((f) => !notFailed.has(`f${f}`));
+        continue;
+      }
+      if (written.failedAll.includes('job')) {
+        // Moved meanwhile (reopened by another copy, or canceled): read it and look again.
+        const read = await this.getJob(job.id);
+        if (!read || round >= CONFLICT_ROUNDS) return undefined;
+        current = read;
+        continue;
+      }
+      if (round >= CONFLICT_ROUNDS) throw written.error;
+      await backOff(round);
     }
   }
 

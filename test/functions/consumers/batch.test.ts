@@ -52,7 +52,7 @@ describe('a batch of queue messages', () => {
       chunk(2),
       JSON.stringify({ v: 1, jobId, tenant: 'acme', frames: ['3'] }), // wrong type
       JSON.stringify({ v: 1, jobId, frames: [4] }), // a field missing
-      JSON.stringify({ v: 3, jobId, tenant: 'acme', frames: [5] }), // a version this code does not read
+      JSON.stringify({ v: 9, jobId, tenant: 'acme', frames: [5] }), // a version this code does not read
       chunk(6),
     ];
     const out = await sqsBatch(chunkMessageSchema, r.handle)(sqsEvent(bodies), context);
@@ -64,7 +64,7 @@ describe('a batch of queue messages', () => {
       malformed('m2', /^not JSON/),
       malformed('m4', /^frames\.0: /),
       malformed('m5', /^tenant: /),
-      malformed('m6', /^unknown version 3; this code reads v1, v2$/),
+      malformed('m6', /^unknown version 9; this code reads v1, v2, v3$/),
     ]);
   });
 

@@ -38,6 +38,25 @@ describe('parsing a queue message', () => {
       expect(reasonOf(parseMessage(planMessageSchema, body(value)))).toBe('not a JSON object');
   });
 
+  it('writes a dead letter as a v3 chunk, which says why its frames failed, and reads it back', () => {
+    const deadLetter = { reason: 'injected failure: frame 1002', at: '2026-12-01T02:00:00.000Z' };
+    const written = encodeChunk({ jobId, tenant: 'acme', frames: [1002], deadLetter });
+    expect(JSON.parse(written)).toEqual({ v: 3, jobId, tenant: 'acme', frames: [1002], deadLetter });
+    expect(parseFrameQueueMessage(written)).toEqual({
+      ok: true,
+      message: { kind: 'chunk', v: 3, jobId, tenant: 'acme', frames: [1002], deadLetter },
+    });
+    // A dead letter must say when and why: without them it is refused, as any malformed message.
+    expect(reasonOf(parseMessage(chunkMessageSchema, body({ ...chunk, v: 3 })))).toMatch(/^deadLetter: /);
+    expect(
+      reasonOf(
+        parseMessage(chunkMessageSchema, body({ ...chunk, v: 3, deadLetter: { ...deadLetter, at: 'now' } })),
+      ),
+    ).toMatch(/^deadLetter\.at: must be an ISO 8601 time/);
+    // A plain chunk is still v1.
+    expect(JSON.parse(encodeChunk({ jobId, tenant: 'acme', frames: [1] })).v).toBe(1);
+  });
+
   it('refuses a message of a version it does not read, naming the version', () => {
     expect(reasonOf(parseMessage(planMessageSchema, body({ ...plan, v: 2 })))).toBe(
       'unknown version 2; this code reads v1',
@@ -46,10 +65,10 @@ describe('parsing a queue message', () => {
       'unknown version 0; this code reads v1',
     );
     expect(reasonOf(parseMessage(chunkMessageSchema, body({ ...chunk, v: '1' })))).toBe(
-      'unknown version "1"; this code reads v1, v2',
+      'unknown version "1"; this code reads v1, v2, v3',
     );
-    expect(reasonOf(parseMessage(chunkMessageSchema, body({ ...chunk, v: 3 })))).toBe(
-      'unknown version 3; this code reads v1, v2',
+    expect(reasonOf(parseMessage(chunkMessageSchema, body({ ...chunk, v: 4 })))).toBe(
+      'unknown version 4; this code reads v1, v2, v3',
     );
     const { v: _, ...unversioned } = event;
     expect(reasonOf(parseMessage(eventMessageSchema, body(unversioned)))).toBe(

@@ -22,6 +22,9 @@ import {
   liveJobStatuses,
   moveFrame,
   moveJob,
+  reopenedFrameStatus,
+  reopenedJobStatus,
+  reopeningJobStatuses,
   versionStatusesBefore,
 } from '../../../functions/core/state.ts';
 
@@ -89,6 +92,27 @@ describe('the job state machine', () => {
         if (moves === 2) expect(isTerminalJob(status)).toBe(true);
       }),
     );
+  });
+});
+
+describe('reopening failed frames (a redriven dead letter)', () => {
+  it('reopens only failed frames, and only a failed job moves (back to running); a live job keeps its status', () => {
+    expect(reopenedFrameStatus()).toBe('failed');
+    expect(reopenedJobStatus('failed')).toBe('running');
+    for (const s of JOB_STATUSES.filter((s) => s !== 'failed')) expect(reopenedJobStatus(s)).toBeUndefined();
+    expect(reopeningJobStatuses()).toEqual(['queued', 'running', 'awaiting_review', 'failed']);
+  });
+
+  it('leaves failed an end for the worker: the machine itself still has no move out of it', () => {
+    expect(isTerminalJob('failed')).toBe(true);
+    expect(liveJobStatuses()).not.toContain('failed');
+    for (const to of JOB_STATUSES) expect(canMoveJob('failed', to)).toBe(false);
+    for (const to of FRAME_STATUSES) expect(canMoveFrame('failed', to)).toBe(false);
+  });
+
+  it('never reopens a succeeded or canceled job', () => {
+    expect(reopeningJobStatuses()).not.toContain('succeeded');
+    expect(reopeningJobStatuses()).not.toContain('canceled');
   });
 });
 
