@@ -1,4 +1,4 @@
-import { constants, crc32, deflateSync, inflateSync } from 'node:zlib';
+import { constants, crc32, createInflate, deflateSync, inflateSync } from 'node:zlib';
 
 /**
  * PNG encoding, validation and frame provenance (the design's "Frames in S3": each PNG carries its provenance
@@ -198,7 +198,22 @@ export function withProvenance(png: Uint8Array, p: Provenance): Buffer {
   const buf = asBuffer(png);
   const chunks = parseChunks(buf);
   checkImageData(buf, chunks, readHeader(buf, chunks));
+  return stamp(buf, chunks, p);
+}
 
+/**
+ * `withProvenance` for a PNG `checkPng` has passed: its chunks are read again (and their CRCs checked),
+ * its image data is not inflated again.
+ */
+export function stampProvenance(png: Uint8Array, p: Provenance): Buffer {
+  if (p.generator !== 'framecast') throw new TypeError('provenance.generator must be "framecast"');
+  const buf = asBuffer(png);
+  const chunks = parseChunks(buf);
+  readHeader(buf, chunks);
+  return stamp(buf, chunks, p);
+}
+
+function stamp(buf: Buffer, chunks: readonly Chunk[], p: Provenance): Buffer {
   const kept: Buffer[] = [SIGNATURE];
   let hasSoftware = false;
   for (const c of chunks) {
@@ -564,35 +579,113 @@ function passes(h: Header): Array<[number, number]> {
 }
 
 /**
+ * The scanlines IHDR declares, as inflated image data: each row of each pass starts with a filter type of
+ * 0 to 4. Fed the inflated data piece by piece (`take`), in one piece or as a stream inflates it, so the
+ * check never needs the raw pixels whole; `end` says whether exactly the declared size came.
+ */
+class ScanlineCheck {
+  /** Byte offsets of the rows' filter bytes, as [row size, rows] per pass. */
+  private readonly layout: ReadonlyArray<readonly [number, number]>;
+  readonly expected: number;
+  private seen = 0;
+  private pass = 0;
+  private row = 0;
+  /** Where the next filter byte is, counted from the start of the data. */
+  private nextFilter = 0;
+
+  constructor(header: Header) {
+    const bitsPerPixel = header.bitDepth * CHANNELS[header.colorType]!;
+    this.layout = passes(header).map(([w, rows]) => [Math.ceil((w * bitsPerPixel) / 8) + 1, rows] as const);
+    this.expected = this.layout.reduce((sum, [rowBytes, rows]) => sum + rowBytes * rows, 0);
+  }
+
+  take(piece: Uint8Array): void {
+    const end = this.seen + piece.length;
+    // One byte over is named with the sizes (`end`); more is a stream not worth inflating further.
+    if (end > this.expected + 1) throw new PngError('image data is larger than IHDR declares');
+    while (this.pass < this.layout.length && this.nextFilter < end) {
+      const filter = piece[this.nextFilter - this.seen]!;
+      if (filter > 4)
+        throw new PngError(`unknown filter type ${filter} in scanline at byte ${this.nextFilter}`);
+      const [rowBytes, rows] = this.layout[this.pass]!;
+      this.nextFilter += rowBytes;
+      if (++this.row >= rows) {
+        this.pass++;
+        this.row = 0;
+      }
+    }
+    this.seen = end;
+  }
+
+  end(): void {
+    if (this.seen !== this.expected) {
+      throw new PngError(`image data is ${this.seen} bytes, IHDR declares ${this.expected}`);
+    }
+  }
+}
+
+/** The IDAT chunks' data, in order, as views of `buf`. */
+const idatOf = (buf: Buffer, chunks: readonly Chunk[]): Buffer[] =>
+  chunks.filter((c) => c.type === 'IDAT').map((c) => buf.subarray(c.dataStart, c.dataEnd));
+
+/**
  * The image data must inflate to exactly the scanlines IHDR declares, each starting with a known filter
  * type: a model that writes a truncated or padded stream with correct CRCs is caught here, not in a
  * compositor weeks later.
  */
 function checkImageData(buf: Buffer, chunks: readonly Chunk[], header: Header): void {
-  const bitsPerPixel = header.bitDepth * CHANNELS[header.colorType]!;
-  const layout = passes(header).map(([w, rows]) => [Math.ceil((w * bitsPerPixel) / 8) + 1, rows] as const);
-  const expected = layout.reduce((sum, [rowBytes, rows]) => sum + rowBytes * rows, 0);
+  const check = new ScanlineCheck(header);
   // One IDAT (what Framecast's encoder writes) is inflated where it is: no copy of the frame for the check.
-  const idat = chunks.filter((c) => c.type === 'IDAT').map((c) => buf.subarray(c.dataStart, c.dataEnd));
+  const idat = idatOf(buf, chunks);
   const compressed = idat.length === 1 ? idat[0]! : Buffer.concat(idat);
   let raw: Buffer;
   try {
-    raw = inflateSync(compressed, { maxOutputLength: expected + 1 });
+    raw = inflateSync(compressed, { maxOutputLength: check.expected + 1 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
       throw new PngError('image data is larger than IHDR declares');
     }
     throw new PngError(`image data does not inflate: ${(err as Error).message}`);
   }
-  if (raw.length !== expected) {
-    throw new PngError(`image data is ${raw.length} bytes, IHDR declares ${expected}`);
-  }
-  let at = 0;
-  for (const [rowBytes, rows] of layout) {
-    for (let r = 0; r < rows; r++, at += rowBytes) {
-      if (raw[at]! > 4) throw new PngError(`unknown filter type ${raw[at]} in scanline at byte ${at}`);
-    }
-  }
+  check.take(raw);
+  check.end();
+}
+
+/**
+ * Validates `png` as `withProvenance` does (signature, chunks and CRCs, IHDR, and image data that inflates
+ * to exactly the declared scanlines), but streams the inflate: the raw pixels (26.5 MB for a 4096x2160 RGB
+ * frame, four times its PNG) are never held, only 64 KB of them at a time, and the inflating runs on
+ * libuv's thread pool, off the thread that feeds the model. What the worker checks a model's frame with
+ * before it stamps it (`stampProvenance`). Rejects with a PngError.
+ */
+export async function checkPng(png: Uint8Array): Promise<void> {
+  const buf = asBuffer(png);
+  const chunks = parseChunks(buf);
+  const check = new ScanlineCheck(readHeader(buf, chunks));
+  const inflate = createInflate({ chunkSize: 64 * 1024 });
+  const done = new Promise<void>((resolve, reject) => {
+    inflate.on('data', (piece: Buffer) => {
+      try {
+        check.take(piece);
+      } catch (err) {
+        inflate.destroy(err as Error);
+      }
+    });
+    inflate.on('error', (err) =>
+      reject(err instanceof PngError ? err : new PngError(`image data does not inflate: ${err.message}`)),
+    );
+    inflate.on('end', () => {
+      try {
+        check.end();
+        resolve();
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
+  for (const part of idatOf(buf, chunks)) inflate.write(part);
+  inflate.end();
+  await done;
 }
 
 /** The keyword of a text chunk, or undefined when the chunk has no keyword terminator. */

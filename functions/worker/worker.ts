@@ -11,7 +11,7 @@ import { manifestOf } from '../core/manifest.ts';
 import { type ChunkMessage, encodeChunk, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
 import type { NamingTemplate } from '../core/naming.ts';
-import { isPng, type Provenance, withProvenance } from '../core/png.ts';
+import { checkPng, isPng, type Provenance, stampProvenance } from '../core/png.ts';
 import { isGated, reviewDue } from '../core/review.ts';
 import { finalStatus, isTerminalJob } from '../core/state.ts';
 import { logger } from '../logger.ts';
@@ -597,11 +597,13 @@ export class Worker {
           );
         }
         const inputs = extra.hashes?.get(frame);
+        // Checked as it inflates, off this thread and without holding the raw pixels (core/png.ts).
+        await checkPng(prediction.png);
         return {
           status: 'made',
           frame,
           seed,
-          png: withProvenance(prediction.png, this.provenance(job, frame, seed, { inputs })),
+          png: stampProvenance(prediction.png, this.provenance(job, frame, seed, { inputs })),
           ...(prediction.predictTime !== undefined && { predictTime: prediction.predictTime }),
           ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
         };

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import {
+  checkPng,
   decodeRgb as decodePixels,
   encodePng,
   PngError,
@@ -11,6 +12,7 @@ import {
   provenanceText,
   readPng,
   readProvenance,
+  stampProvenance,
   TRAINED_ALGORITHMIC_MEDIA,
   withProvenance,
   XMP_KEYWORD,
@@ -293,9 +295,41 @@ describe('reading a PNG', () => {
       ),
       /not consecutive/,
     ],
-  ])('refuses %s with a clear error', (_, bytes, message) => {
+  ])('refuses %s with a clear error, streaming the check or not', async (_, bytes, message) => {
     expect(() => readPng(bytes)).toThrow(PngError);
     expect(() => readPng(bytes)).toThrow(message);
+    await expect(checkPng(bytes)).rejects.toThrow(PngError);
+    await expect(checkPng(bytes)).rejects.toThrow(message);
+  });
+
+  it('streams the check of a large frame, pass by pass and row by row, as the whole check does', async () => {
+    // 1024x576 RGB: 1.7 MB of scanlines, checked 64 KB at a time, across several IDAT chunks.
+    const big = encodePng(gradient(1024, 576), 1024, 576);
+    await expect(checkPng(big)).resolves.toBeUndefined();
+    const rows = Buffer.from([0, 10, 0, 20, 0, 30, 31, 0, 40, 0, 41, 0, 50, 51, 52]);
+    const interlaced = pngOf(
+      ['IHDR', ihdr(3, 3, 8, 0, 1)],
+      ['IDAT', deflateSync(rows)],
+      ['IEND', new Uint8Array(0)],
+    );
+    await expect(checkPng(interlaced)).resolves.toBeUndefined();
+    // A bad filter byte deep in the data, in a later piece of the stream.
+    const raw = Buffer.alloc(576 * (1 + 1024 * 3));
+    raw[400 * (1 + 1024 * 3)] = 9;
+    const split = deflateSync(raw);
+    const bad = pngOf(
+      ['IHDR', ihdr(1024, 576, 8, 2)],
+      ['IDAT', split.subarray(0, 1000)],
+      ['IDAT', split.subarray(1000)],
+      ['IEND', new Uint8Array(0)],
+    );
+    await expect(checkPng(bad)).rejects.toThrow(`unknown filter type 9 in scanline at byte ${400 * 3073}`);
+    expect(() => readPng(bad)).toThrow(`unknown filter type 9 in scanline at byte ${400 * 3073}`);
+  });
+
+  it('stamps a checked PNG exactly as withProvenance does', async () => {
+    await checkPng(png);
+    expect(stampProvenance(png, provenance).equals(withProvenance(png, provenance))).toBe(true);
   });
 
   it('detects every single flipped byte', () => {
@@ -306,6 +340,35 @@ describe('reading a PNG', () => {
         expect(() => readPng(corrupt)).toThrow(PngError);
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('streams to the same verdict as the whole check on randomly damaged files', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(png.length - 1), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        async (writes) => {
+          const damaged = Buffer.from(png);
+          for (const [at, value] of writes) damaged[at] = value;
+          const whole = (() => {
+            try {
+              readPng(damaged);
+              return 'valid';
+            } catch (err) {
+              return (err as Error).constructor.name;
+            }
+          })();
+          const streamed = await checkPng(damaged).then(
+            () => 'valid',
+            (err: Error) => err.constructor.name,
+          );
+          expect(streamed).toBe(whole);
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 
