@@ -122,23 +122,13 @@ describe('plans and chunks dead-lettered by a fault, redriven once it is fixed',
     expect((await api.getJob(id)).body.status).toBe('queued');
 
     // Fixed: the fan-out runs again; the redrive brings the plan back and it is planned.
-    const fanout = (await import('../../functions/fanout/handler.ts')) as {
-      handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
-    };
-    const poller = pollQueue(stack.app.planQueue, fanout.handler, {
-      name: 'functions/fanout/handler.ts',
-      timeoutMs: CONSUMER_TIMEOUT_SECONDS.plan * 1000,
-      waitSeconds: 1,
-    });
-    try {
+    await withFanout(async () => {
       expect(await redrive('plan')).toMatchObject({ moved: 1, status: 'COMPLETED' });
       await eventually(async () => {
         const job = await stack.app.store.getJob(id);
         return job?.plannedUpTo === 1001 + FRAMES ? true : undefined;
       }, 'the redriven plan planned');
-    } finally {
-      await poller.close();
-    }
+    });
     const chunks = (await stack.app.frameQueue.depth()).visible;
     expect(chunks).toBeGreaterThan(0);
 
