@@ -138,7 +138,9 @@ export class CogClient {
           signal,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
-        (res: IncomingMessage) =>
+        (res: IncomingMessage) => {
+          // A connection lost mid-answer fails the read of the body (readAnswer), not the process.
+          res.on('error', () => undefined);
           resolve({
             status: res.statusCode ?? 0,
             body: res,
@@ -148,9 +150,11 @@ export class CogClient {
               return Buffer.concat(parts).toString('utf8');
             },
             cancel: () => res.destroy(),
-          }),
+          });
+        },
       );
-      req.once('error', reject);
+      // `on`, not `once`: the request may fail again after its answer began (rejecting then is a no-op).
+      req.on('error', reject);
       // Written whole to the connection: what follows is the model's.
       if (onSent) req.once('finish', onSent);
       req.end(body);

@@ -161,6 +161,35 @@ describe('the Cog client', () => {
     }
   });
 
+  it('fails a prediction whose answer is cut off, and goes on with the next', async () => {
+    let cut = true;
+    const png = readPngFixture();
+    const answer = JSON.stringify({
+      status: 'succeeded',
+      output: `data:image/png;base64,${png.toString('base64')}`,
+    });
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': answer.length });
+        if (!cut) return res.end(answer);
+        // Half the answer, then the connection goes.
+        res.write(answer.slice(0, answer.length / 2), () => res.socket?.destroy());
+      });
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const cog = new CogClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+      await expect(cog.predict('c-1-1', cog.inputFor(input(1)))).rejects.toThrow();
+      cut = false;
+      const out = await cog.predict('c-1-2', cog.inputFor(input(1)));
+      expect(Buffer.from(out.png).equals(png)).toBe(true);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it('gives up on a model that never becomes ready', async () => {
     const cog = new CogClient({ url: 'http://127.0.0.1:9' });
     await expect(cog.waitUntilReady(600)).rejects.toThrow(/not ready/);
