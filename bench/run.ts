@@ -15,9 +15,10 @@ import { bundles } from './bundles.ts';
 import { PRICES } from './prices.ts';
 import { startReplayModel } from './replay-model.ts';
 import { awsPolling, type Counted, RequestCounter } from './requests.ts';
+import { FLAT_MB_PER_1000_FRAMES, rssTrend } from './rss-trend.ts';
 
 /**
- * `npm run bench [-- --json FILE]`: figures of the local system on this machine, each beside its target
+ * `npm run bench [-- --json FILE] [-- --only NAMES]`: figures of the local system on this machine, each beside its target
  * where it has one (docs/performance.md says how each is measured and what bounds it).
  *
  *  1. POST /v1/jobs latency for a 1-frame and a 10,000-frame shot, 100 each (the API never fans out inline).
@@ -31,11 +32,41 @@ import { awsPolling, type Counted, RequestCounter } from './requests.ts';
  *     chained and in parallel, on the same one-slot model: frames and windows per second, efficiency.
  *  6. Worker throughput with the reference model at 1024x576 (2 slots), and the process's peak RSS.
  *  7. Bundle size of each Lambda handler (esbuild, as the CDK bundles them) and its import time.
+ *
+ * `--only submit,pipeline` runs those parts alone (names in SECTIONS); without it, every part runs.
  */
 
-const jsonIndex = process.argv.indexOf('--json');
-const jsonFile = jsonIndex >= 0 ? process.argv[jsonIndex + 1] : undefined;
-if (jsonIndex >= 0 && !jsonFile) throw new Error('--json needs a file name');
+const argAfter = (flag: string) => {
+  const i = process.argv.indexOf(flag);
+  if (i < 0) return undefined;
+  const value = process.argv[i + 1];
+  if (!value || value.startsWith('--')) throw new Error(`${flag} needs a value`);
+  return value;
+};
+const jsonFile = argAfter('--json');
+
+/** The parts of the bench, by the name `--only` takes, in the order they run. */
+const SECTIONS = [
+  'submit',
+  'fanout',
+  'pipeline',
+  'first-frame',
+  'refusals',
+  'windows',
+  'throughput',
+  'memory',
+  'bundles',
+] as const;
+type Section = (typeof SECTIONS)[number];
+const only = argAfter('--only')
+  ?.split(',')
+  .map((name) => name.trim())
+  .filter(Boolean);
+const unknown = only?.filter((name) => !(SECTIONS as readonly string[]).includes(name)) ?? [];
+if (unknown.length > 0) {
+  throw new Error(`--only: unknown part(s) ${unknown.join(', ')}; the parts are ${SECTIONS.join(', ')}`);
+}
+const runs = (section: Section) => !only || only.includes(section);
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -112,56 +143,68 @@ const record = (f: Figure) => {
 try {
   // 1. Accept latency. Warm the handlers first (module and client set-up, as a Lambda cold start).
   await observer.store.cancelJob((await post(1, 'WARM')).id);
-  const rounds = 100;
-  const one: number[] = [];
-  const many: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    for (const [frames, into] of [
-      [1, one],
-      [10_000, many],
-    ] as const) {
-      const { elapsed, id } = await post(frames, `LAT_${frames}`);
-      into.push(elapsed);
-      await observer.store.cancelJob(id);
+  if (runs('submit')) {
+    const rounds = 100;
+    const one: number[] = [];
+    const many: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      for (const [frames, into] of [
+        [1, one],
+        [10_000, many],
+      ] as const) {
+        const { elapsed, id } = await post(frames, `LAT_${frames}`);
+        into.push(elapsed);
+        await observer.store.cancelJob(id);
+      }
     }
+    console.log('POST /v1/jobs latency (local, sequential, %d each)', rounds);
+    console.log(
+      `  1 frame        p50 ${ms(quantile(one, 0.5))}  p95 ${ms(quantile(one, 0.95))}  p99 ${ms(quantile(one, 0.99))}`,
+    );
+    console.log(
+      `  10,000 frames  p50 ${ms(quantile(many, 0.5))}  p95 ${ms(quantile(many, 0.95))}  p99 ${ms(quantile(many, 0.99))}`,
+    );
+    const p99One = quantile(one, 0.99);
+    const p99Many = quantile(many, 0.99);
+    record({ key: 'submitP99Ms1', label: 'submit p99, 1 frame', value: p99One, unit: 'ms' });
+    record({
+      key: 'submitP99Ms10000',
+      label: 'submit p99, 10,000 frames',
+      value: p99Many,
+      unit: 'ms',
+      target: '<= 2x the 1-frame p99',
+      met: p99Many <= 2 * p99One,
+    });
   }
-  console.log('POST /v1/jobs latency (local, sequential, %d each)', rounds);
-  console.log(
-    `  1 frame        p50 ${ms(quantile(one, 0.5))}  p95 ${ms(quantile(one, 0.95))}  p99 ${ms(quantile(one, 0.99))}`,
-  );
-  console.log(
-    `  10,000 frames  p50 ${ms(quantile(many, 0.5))}  p95 ${ms(quantile(many, 0.95))}  p99 ${ms(quantile(many, 0.99))}`,
-  );
-  const p99One = quantile(one, 0.99);
-  const p99Many = quantile(many, 0.99);
-  record({ key: 'submitP99Ms1', label: 'submit p99, 1 frame', value: p99One, unit: 'ms' });
-  record({
-    key: 'submitP99Ms10000',
-    label: 'submit p99, 10,000 frames',
-    value: p99Many,
-    unit: 'ms',
-    target: '<= 2x the 1-frame p99',
-    met: p99Many <= 2 * p99One,
-  });
 
   // 2. Fan-out of a 10,000-frame shot into chunk messages.
-  await drain();
-  const t0 = performance.now();
-  const big = await post(10_000, 'FANOUT');
-  await planned(big.id, 10_001);
-  const fanout = performance.now() - t0;
-  const { visible } = await observer.frameQueue.depth();
-  const fanoutRate = 10_000 / (fanout / 1000);
-  console.log(
-    `fan-out of 10,000 frames: ${ms(fanout)} (${visible} chunk messages, ${fanoutRate.toFixed(0)} frames/s)`,
-  );
-  record({ key: 'fanoutFramesPerSec', label: 'fan-out, 10,000 frames', value: fanoutRate, unit: 'frames/s' });
-  await observer.store.cancelJob(big.id);
-  await drain();
+  if (runs('fanout')) {
+    await drain();
+    const t0 = performance.now();
+    const big = await post(10_000, 'FANOUT');
+    await planned(big.id, 10_001);
+    const fanout = performance.now() - t0;
+    const { visible } = await observer.frameQueue.depth();
+    const fanoutRate = 10_000 / (fanout / 1000);
+    console.log(
+      `fan-out of 10,000 frames: ${ms(fanout)} (${visible} chunk messages, ${fanoutRate.toFixed(0)} frames/s)`,
+    );
+    record({
+      key: 'fanoutFramesPerSec',
+      label: 'fan-out, 10,000 frames',
+      value: fanoutRate,
+      unit: 'frames/s',
+    });
+    await observer.store.cancelJob(big.id);
+    await drain();
+  }
 
   // 3. Pipeline efficiency: one worker slot against a one-slot model at a fixed 100 ms a prediction.
-  const model = await startReferenceModel({ port: 0, concurrency: 1, renderDelayMs: 100 });
-  const onModel = { ...process.env, [ENV.modelUrl]: model.url };
+  // Parts 3 to 5 share that model.
+  const model = ['pipeline', 'first-frame', 'refusals', 'windows'].some((name) => runs(name as Section))
+    ? await startReferenceModel({ port: 0, concurrency: 1, renderDelayMs: 100 })
+    : undefined;
+  const onModel = { ...process.env, ...(model && { [ENV.modelUrl]: model.url }) };
   const slotWorker = () =>
     createWorker(stack.app, onModel, { concurrency: 1, waitSeconds: 1, retryBaseMs: 10 });
   const shotFrames = 300;
@@ -217,98 +260,103 @@ try {
       beforeFirst: (spans[0]?.[0] ?? t) - t,
     };
   };
-  const baseline = await efficiencyRun('BASELINE', (w, done) => runBaseline(w, done));
-  const real = await efficiencyRun('PIPELINE', (w) => w.run());
-  for (const [name, r] of [
-    ['naive sequential worker', baseline],
-    ['worker', real],
-  ] as const) {
+  if (runs('pipeline')) {
+    const baseline = await efficiencyRun('BASELINE', (w, done) => runBaseline(w, done));
+    const real = await efficiencyRun('PIPELINE', (w) => w.run());
+    for (const [name, r] of [
+      ['naive sequential worker', baseline],
+      ['worker', real],
+    ] as const) {
+      console.log(
+        `${name}: ${shotFrames} frames of 64x64, 1 slot, model 100 ms: model ${ms(r.modelMs)} of ${ms(r.makespan)} = ${(r.efficiency * 100).toFixed(1)}% busy, ${r.counted.total} AWS requests`,
+      );
+    }
+    record({
+      key: 'pipelineEfficiency',
+      label: 'pipeline efficiency (300 frames, 1 slot, 100 ms)',
+      value: real.efficiency,
+      target: '>= 0.97 and > baseline',
+      met: real.efficiency >= 0.97 && real.efficiency > baseline.efficiency,
+    });
+    record({
+      key: 'baselineEfficiency',
+      label: 'naive sequential worker, same run',
+      value: baseline.efficiency,
+    });
     console.log(
-      `${name}: ${shotFrames} frames of 64x64, 1 slot, model 100 ms: model ${ms(r.modelMs)} of ${ms(r.makespan)} = ${(r.efficiency * 100).toFixed(1)}% busy, ${r.counted.total} AWS requests`,
+      `  the model's wait between predictions: ${ms(real.waitPerFrame)} a frame (naive: ${ms(baseline.waitPerFrame)}); a prediction takes ${ms(real.callMs)} at the worker against ${ms(real.modelMs / shotFrames)} of predict_time; ${ms(real.beforeFirst)} from the worker's start to its first request`,
+    );
+    record({
+      key: 'modelWaitMsPerFrame',
+      label: "model's wait between predictions, per frame",
+      value: real.waitPerFrame,
+      unit: 'ms',
+    });
+    record({
+      key: 'predictionCallMs',
+      label: 'a prediction at the worker (model time 100 ms + its server)',
+      value: real.callMs,
+      unit: 'ms',
+    });
+
+    // The cost shot: every request of the real worker's run, from the POST to the job's end.
+    // Empty receives are polling: local mode's 1 s polls are replaced by the long polls AWS would make.
+    const localPolling = real.counted.emptyReceives;
+    const polling = awsPolling(real.makespan / 1000);
+    const counted: Counted = real.counted.withoutPolling();
+    const planMessages = messagesTo(counted, stack.queues.plan.url);
+    const eventMessages = messagesTo(counted, stack.queues.event.url);
+    const lambda = {
+      // The POST, one fan-out invocation per plan message, one webhook invocation per event message (an
+      // upper bound: the event source batches up to 10).
+      invocations: 1 + planMessages + eventMessages,
+      assumedMsEach: 100,
+      memoryMb: 1024,
+    };
+    const cost = counted.cost(lambda, polling);
+    const perFrame = (counted.total + polling) / shotFrames;
+    json.requestsByOperation = {
+      ...counted.byOperation(),
+      'SQS.ReceiveMessage(empty, AWS estimate)': polling,
+    };
+    json.emptyReceivesLocal = localPolling;
+    const per1000 = (cost.total / shotFrames) * 1000;
+    record({
+      key: 'requestsPerFrame',
+      label: 'AWS requests per frame (300-frame shot)',
+      value: perFrame,
+      target: '<= 3',
+      met: perFrame <= 3,
+    });
+    record({
+      key: 'costPer1000Frames',
+      label: `non-GPU AWS cost of 1,000 frames (${PRICES.region}, prices of ${PRICES.checked})`,
+      value: per1000,
+      unit: '$',
+      target: '<= 0.01',
+      met: per1000 <= 0.01,
+    });
+    json.costPer1000FramesByService = Object.fromEntries(
+      Object.entries(cost).map(([k, v]) => [k, Number(((v / shotFrames) * 1000).toFixed(6))]),
+    );
+    console.log(`requests of the ${shotFrames}-frame shot, by operation (per frame):`);
+    for (const [op, n] of Object.entries(json.requestsByOperation as Record<string, number>)) {
+      console.log(`  ${op.padEnd(40)} ${String(n).padStart(6)}  ${(n / shotFrames).toFixed(3)}`);
+    }
+    console.log(
+      `  (local mode's own empty receives, left out: ${localPolling}; the AWS estimate above replaces them)`,
+    );
+    console.log(
+      `  cost of 1,000 frames: ${Object.entries(cost)
+        .map(([k, v]) => `${k} $${((v / shotFrames) * 1000).toFixed(5)}`)
+        .join(
+          ', ',
+        )} (Lambda: ${lambda.invocations} invocations, ${lambda.assumedMsEach} ms at ${lambda.memoryMb} MB assumed)`,
     );
   }
-  record({
-    key: 'pipelineEfficiency',
-    label: 'pipeline efficiency (300 frames, 1 slot, 100 ms)',
-    value: real.efficiency,
-    target: '>= 0.97 and > baseline',
-    met: real.efficiency >= 0.97 && real.efficiency > baseline.efficiency,
-  });
-  record({
-    key: 'baselineEfficiency',
-    label: 'naive sequential worker, same run',
-    value: baseline.efficiency,
-  });
-  console.log(
-    `  the model's wait between predictions: ${ms(real.waitPerFrame)} a frame (naive: ${ms(baseline.waitPerFrame)}); a prediction takes ${ms(real.callMs)} at the worker against ${ms(real.modelMs / shotFrames)} of predict_time; ${ms(real.beforeFirst)} from the worker's start to its first request`,
-  );
-  record({
-    key: 'modelWaitMsPerFrame',
-    label: "model's wait between predictions, per frame",
-    value: real.waitPerFrame,
-    unit: 'ms',
-  });
-  record({
-    key: 'predictionCallMs',
-    label: 'a prediction at the worker (model time 100 ms + its server)',
-    value: real.callMs,
-    unit: 'ms',
-  });
-
-  // The cost shot: every request of the real worker's run, from the POST to the job's end.
-  // Empty receives are polling: local mode's 1 s polls are replaced by the long polls AWS would make.
-  const localPolling = real.counted.emptyReceives;
-  const polling = awsPolling(real.makespan / 1000);
-  const counted: Counted = real.counted.withoutPolling();
-  const planMessages = messagesTo(counted, stack.queues.plan.url);
-  const eventMessages = messagesTo(counted, stack.queues.event.url);
-  const lambda = {
-    // The POST, one fan-out invocation per plan message, one webhook invocation per event message (an
-    // upper bound: the event source batches up to 10).
-    invocations: 1 + planMessages + eventMessages,
-    assumedMsEach: 100,
-    memoryMb: 1024,
-  };
-  const cost = counted.cost(lambda, polling);
-  const perFrame = (counted.total + polling) / shotFrames;
-  json.requestsByOperation = { ...counted.byOperation(), 'SQS.ReceiveMessage(empty, AWS estimate)': polling };
-  json.emptyReceivesLocal = localPolling;
-  const per1000 = (cost.total / shotFrames) * 1000;
-  record({
-    key: 'requestsPerFrame',
-    label: 'AWS requests per frame (300-frame shot)',
-    value: perFrame,
-    target: '<= 3',
-    met: perFrame <= 3,
-  });
-  record({
-    key: 'costPer1000Frames',
-    label: `non-GPU AWS cost of 1,000 frames (${PRICES.region}, prices of ${PRICES.checked})`,
-    value: per1000,
-    unit: '$',
-    target: '<= 0.01',
-    met: per1000 <= 0.01,
-  });
-  json.costPer1000FramesByService = Object.fromEntries(
-    Object.entries(cost).map(([k, v]) => [k, Number(((v / shotFrames) * 1000).toFixed(6))]),
-  );
-  console.log(`requests of the ${shotFrames}-frame shot, by operation (per frame):`);
-  for (const [op, n] of Object.entries(json.requestsByOperation as Record<string, number>)) {
-    console.log(`  ${op.padEnd(40)} ${String(n).padStart(6)}  ${(n / shotFrames).toFixed(3)}`);
-  }
-  console.log(
-    `  (local mode's own empty receives, left out: ${localPolling}; the AWS estimate above replaces them)`,
-  );
-  console.log(
-    `  cost of 1,000 frames: ${Object.entries(cost)
-      .map(([k, v]) => `${k} $${((v / shotFrames) * 1000).toFixed(5)}`)
-      .join(
-        ', ',
-      )} (Lambda: ${lambda.invocations} invocations, ${lambda.assumedMsEach} ms at ${lambda.memoryMb} MB assumed)`,
-  );
 
   // 4. First-frame overhead: submit to first frame recorded, minus the model's own time.
-  {
+  if (runs('first-frame')) {
     const worker = slotWorker();
     const running = worker.run();
     await sleep(200);
@@ -345,7 +393,7 @@ try {
 
   // 4b. A worker set for two slots against a one-slot model: it learns the model's slots from the first
   // refusal (confirmed by the health check) instead of being refused again and again.
-  {
+  if (runs('refusals')) {
     await drain();
     const worker = createWorker(stack.app, onModel, { concurrency: 2, waitSeconds: 1, retryBaseMs: 10 });
     const running = worker.run();
@@ -371,55 +419,57 @@ try {
   }
 
   // 5. Windows: one prediction makes 49 frames; chained windows wait for each other, parallel ones do not.
-  const windowed: Record<string, number> = {};
-  for (const windowMode of ['chained', 'parallel'] as const) {
-    const frames = 200;
-    await drain();
-    const worker = slotWorker();
-    const run = worker.run();
-    const t = performance.now();
-    const job = await submit({
-      shot: `WINDOWS_${windowMode.toUpperCase()}`,
-      prompt: 'a building collapses, dust, dusk',
-      model: 'reference-window',
-      windowMode,
-      width: 256,
-      height: 144,
-      frames: { start: 1001, end: 1000 + frames },
-    });
-    await ended(job.id);
-    const took = performance.now() - t;
-    worker.stop();
-    await run;
-    const count = job.window?.count ?? 0;
-    windowed[windowMode] = worker.stats.modelBusyMs / took;
-    console.log(
-      `windows, ${windowMode}: ${frames} frames of 256x144 in ${count} windows of 49 (overlap 8) in ${ms(took)} = ${(frames / (took / 1000)).toFixed(1)} frames/s, ${(count / (took / 1000)).toFixed(2)} windows/s`,
+  if (runs('windows')) {
+    const windowed: Record<string, number> = {};
+    for (const windowMode of ['chained', 'parallel'] as const) {
+      const frames = 200;
+      await drain();
+      const worker = slotWorker();
+      const run = worker.run();
+      const t = performance.now();
+      const job = await submit({
+        shot: `WINDOWS_${windowMode.toUpperCase()}`,
+        prompt: 'a building collapses, dust, dusk',
+        model: 'reference-window',
+        windowMode,
+        width: 256,
+        height: 144,
+        frames: { start: 1001, end: 1000 + frames },
+      });
+      await ended(job.id);
+      const took = performance.now() - t;
+      worker.stop();
+      await run;
+      const count = job.window?.count ?? 0;
+      windowed[windowMode] = worker.stats.modelBusyMs / took;
+      console.log(
+        `windows, ${windowMode}: ${frames} frames of 256x144 in ${count} windows of 49 (overlap 8) in ${ms(took)} = ${(frames / (took / 1000)).toFixed(1)} frames/s, ${(count / (took / 1000)).toFixed(2)} windows/s`,
+      );
+      console.log(`  model busy ${(windowed[windowMode] * 100).toFixed(0)}% of 1 slot (100 ms a prediction)`);
+    }
+    json.windowedEfficiency = {
+      chained: Number(windowed.chained!.toFixed(4)),
+      parallel: Number(windowed.parallel!.toFixed(4)),
+    };
+    figures.push(
+      {
+        label: 'windowed efficiency, chained (200 frames, 1 slot)',
+        value: windowed.chained,
+        target: '>= 0.97',
+        met: windowed.chained! >= 0.97,
+      },
+      {
+        label: 'windowed efficiency, parallel',
+        value: windowed.parallel,
+        target: '>= 0.97',
+        met: windowed.parallel! >= 0.97,
+      },
     );
-    console.log(`  model busy ${(windowed[windowMode] * 100).toFixed(0)}% of 1 slot (100 ms a prediction)`);
   }
-  json.windowedEfficiency = {
-    chained: Number(windowed.chained!.toFixed(4)),
-    parallel: Number(windowed.parallel!.toFixed(4)),
-  };
-  figures.push(
-    {
-      label: 'windowed efficiency, chained (200 frames, 1 slot)',
-      value: windowed.chained,
-      target: '>= 0.97',
-      met: windowed.chained! >= 0.97,
-    },
-    {
-      label: 'windowed efficiency, parallel',
-      value: windowed.parallel,
-      target: '>= 0.97',
-      met: windowed.parallel! >= 0.97,
-    },
-  );
-  await model.close();
+  await model?.close();
 
   // 6. Worker throughput on the reference model (CPU), at the default 1024x576.
-  {
+  if (runs('throughput')) {
     const frames = 48;
     await drain();
     const rssBefore = peakRss;
@@ -447,10 +497,10 @@ try {
   }
 
   // 6b. The worker's memory, in a process of its own (functions/worker/main.ts, as the container runs
-  // it), its RSS sampled from outside: 1,000 frames of 1024x576, then 4K frames in a fresh process. The
+  // it), its RSS sampled from outside: 3,000 frames of 1024x576, then 4K frames in a fresh process. The
   // frames come from a replay model (./replay-model.ts: a reference frame, answered at once), so the
   // figures are the worker's, at the worker's own pace.
-  {
+  if (runs('memory')) {
     const reference = await startReferenceModel({ port: 0, concurrency: 1 });
     const cog = new CogClient({ url: reference.url });
     await cog.waitUntilReady(60_000);
@@ -506,23 +556,26 @@ try {
       }
     };
 
-    const hdRun = await memoryRun(hd, 1024, 576, 1000);
+    // Long enough for a leak of a few KB a frame to stand out of the garbage collector's sawtooth.
+    const hdFrames = 3000;
+    const warmUpFrames = 300;
+    const hdRun = await memoryRun(hd, 1024, 576, hdFrames);
     const mb = (n: number) => n / 1024 / 1024;
     // Flat: the RSS once 100 frames are done against the most after that.
     const after100 = hdRun.byFrames.find(([f]) => f >= 100)?.[1] ?? hdRun.baseline;
     const mostAfter = Math.max(...hdRun.byFrames.filter(([f]) => f >= 100).map(([, r]) => r));
     console.log(
-      `worker process, 1,000 frames of 1024x576 (${(hd.byteLength / 1024).toFixed(0)} KB each): RSS ${mb(hdRun.baseline).toFixed(0)} MB idle, ${mb(after100).toFixed(0)} MB after 100 frames, at most ${mb(mostAfter).toFixed(0)} MB after that; peak ${mb(hdRun.peak).toFixed(0)} MB`,
+      `worker process, ${hdFrames.toLocaleString('en')} frames of 1024x576 (${(hd.byteLength / 1024).toFixed(0)} KB each): RSS ${mb(hdRun.baseline).toFixed(0)} MB idle, ${mb(after100).toFixed(0)} MB after 100 frames, at most ${mb(mostAfter).toFixed(0)} MB after that; peak ${mb(hdRun.peak).toFixed(0)} MB`,
     );
     record({
       key: 'workerPeakRssMb',
-      label: 'worker process peak RSS, 1,000 frames of 1024x576',
+      label: `worker process peak RSS, ${hdFrames.toLocaleString('en')} frames of 1024x576`,
       value: mb(hdRun.peak),
       unit: 'MB',
     });
     // The RSS as the frames went by: flat once the heap has grown to its working size.
     const at = (n: number) => hdRun.byFrames.find(([f]) => f >= n)?.[1] ?? 0;
-    const steps = [100, 250, 500, 750, 1000];
+    const steps = [100, 250, 500, 750, 1000, 2000, 3000];
     console.log(`  RSS by frames done: ${steps.map((n) => `${n}: ${mb(at(n)).toFixed(0)} MB`).join(', ')}`);
     json.workerRssMb = {
       idle: Number(mb(hdRun.baseline).toFixed(1)),
@@ -533,7 +586,21 @@ try {
       label: 'worker RSS, most after frame 100 over RSS at frame 100 (workerRssMb)',
       value: mb(mostAfter - after100),
       unit: 'MB',
-      target: 'flat',
+      target: 'see the slope below',
+    });
+    // Flat or not: the slope of the RSS against frames done, after the warm-up.
+    const trend = rssTrend(hdRun.byFrames, warmUpFrames);
+    if (!trend) throw new Error('memory run: too few samples for a trend');
+    console.log(
+      `  RSS trend after frame ${warmUpFrames}: ${trend.mbPer1000Frames.toFixed(2)} MB per 1,000 frames over ${trend.frames} frames (${trend.samples} samples): ${trend.flat ? 'flat' : 'NOT flat'} (flat: at most ${FLAT_MB_PER_1000_FRAMES})`,
+    );
+    record({
+      key: 'workerRssSlopeMbPer1000Frames',
+      label: `worker RSS slope after frame ${warmUpFrames}, least squares`,
+      value: trend.mbPer1000Frames,
+      unit: 'MB/1,000 frames',
+      target: `<= ${FLAT_MB_PER_1000_FRAMES} (flat)`,
+      met: trend.flat,
     });
 
     const uhdFrames = 8;
@@ -557,26 +624,28 @@ try {
   }
 
   // 7. Bundle sizes of the Lambda handlers, and the time to import each in a fresh process.
-  const built = await bundles(process.env);
-  const entries = Object.entries(built);
-  json.bundleKb = Object.fromEntries(entries.map(([k, b]) => [k, Number(b.kb.toFixed(1))]));
-  json.coldImportMs = Object.fromEntries(entries.map(([k, b]) => [k, Number(b.importMs.toFixed(1))]));
-  console.log('Lambda bundles (esbuild, minified ESM, AWS SDK bundled), and import time in a new process:');
-  for (const [entry, b] of entries) {
-    console.log(`  ${entry.padEnd(40)} ${b.kb.toFixed(0).padStart(5)} KB  ${ms(b.importMs)}`);
+  if (runs('bundles')) {
+    const built = await bundles(process.env);
+    const entries = Object.entries(built);
+    json.bundleKb = Object.fromEntries(entries.map(([k, b]) => [k, Number(b.kb.toFixed(1))]));
+    json.coldImportMs = Object.fromEntries(entries.map(([k, b]) => [k, Number(b.importMs.toFixed(1))]));
+    console.log('Lambda bundles (esbuild, minified ESM, AWS SDK bundled), and import time in a new process:');
+    for (const [entry, b] of entries) {
+      console.log(`  ${entry.padEnd(40)} ${b.kb.toFixed(0).padStart(5)} KB  ${ms(b.importMs)}`);
+    }
+    figures.push(
+      {
+        label: 'largest handler bundle (bundleKb)',
+        value: Math.max(...entries.map(([, b]) => b.kb)),
+        unit: 'KB',
+      },
+      {
+        label: 'slowest handler import, new process (coldImportMs)',
+        value: Math.max(...entries.map(([, b]) => b.importMs)),
+        unit: 'ms',
+      },
+    );
   }
-  figures.push(
-    {
-      label: 'largest handler bundle (bundleKb)',
-      value: Math.max(...entries.map(([, b]) => b.kb)),
-      unit: 'KB',
-    },
-    {
-      label: 'slowest handler import, new process (coldImportMs)',
-      value: Math.max(...entries.map(([, b]) => b.importMs)),
-      unit: 'ms',
-    },
-  );
 
   console.log(
     `peak RSS of the whole local system: ${(peakRss / 1024 / 1024).toFixed(0)} MB (DynamoDB Local's JVM not included)`,

@@ -462,6 +462,10 @@ export class Worker {
     // The chunk holds one slot from its first frame to its last, so its frames go to the model back to
     // back and the chunk is recorded as early as it can be; another chunk in hand waits its turn.
     if (todo.length > 0) await this.slots.acquire();
+    // The frame just made is stored once the next frame's prediction request is on its way (or when
+    // nothing more is asked of the model): storing it first (its hash, the S3 request's signing) would
+    // delay the request and leave the model idle meanwhile.
+    let storeLast: () => void = () => undefined;
     try {
       for (const [index, frame] of todo.entries()) {
         if (this.stopping) {
@@ -472,10 +476,11 @@ export class Worker {
         // No more made frames wait for their upload, over the worker's slots, than can be uploaded at once:
         // a model faster than the uploads waits for them rather than fill the worker's memory with frames
         // (docs/performance.md, "Memory"); each slot may add the one it is making.
+        if (unstored.size >= uploadLimit) storeLast();
         while (unstored.size >= uploadLimit) await Promise.race(unstored);
         const extra = await prepared[index]!;
         const began = Date.now();
-        const generated = await this.generate(job, frame, seedOf(frame), extra, delivery);
+        const generated = await this.generate(job, frame, seedOf(frame), extra, delivery, storeLast);
         // The slot was held for the frame from its first try to its last, back-off included.
         const made = { ...generated, ...this.spendOf(Date.now() - began) };
         if (made.status === 'failed') {
@@ -483,7 +488,11 @@ export class Worker {
           continue;
         }
         // Stored beside the next frame's generation; recorded with the chunk's others.
-        const upload: Promise<void> = this.uploads(() => this.storeFrame(job, made))
+        const sent = new Promise<void>((resolve) => {
+          storeLast = resolve;
+        });
+        const upload: Promise<void> = sent
+          .then(() => this.uploads(() => this.storeFrame(job, made)))
           .then(
             (stored) => {
               results.push(stored);
@@ -497,6 +506,7 @@ export class Worker {
         storing.push(upload);
       }
     } finally {
+      storeLast();
       if (todo.length > 0) this.slots.release();
     }
     await Promise.all(storing);
@@ -576,6 +586,8 @@ export class Worker {
     seed: number,
     extra: PredictionInputs,
     delivery: number,
+    /** Called once the prediction request is sent, or once no request will be. */
+    onSent: () => void = () => undefined,
   ): Promise<MadeFrame | (FinishedFrame & { status: 'failed' })> {
     const { store, model, settings } = this.deps;
     const tries = Math.max(1, settings.maxAttempts - (delivery - 1));
@@ -588,7 +600,9 @@ export class Worker {
           ...extra.inputs,
         };
         // The id is the same for the same delivery and try: a retried request joins its prediction.
-        const prediction = await model.predict(`${job.id}-${frame}-${delivery}-${attempt}`, input);
+        const prediction = await model
+          .predict(`${job.id}-${frame}-${delivery}-${attempt}`, input, undefined, { onSent })
+          .finally(onSent);
         this.stats.modelBusyMs += Date.now() - began;
         if (!isPng(prediction.png)) {
           throw new ModelError(

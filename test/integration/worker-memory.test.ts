@@ -65,4 +65,50 @@ describe("the worker's memory", () => {
     // Two uploading and none more: the chunk's 8 frames are never all held at once.
     expect(most).toBe(2);
   });
+
+  it("stores a made frame only once the next frame's prediction request is on its way", async () => {
+    // Room to upload the whole chunk at once: a full upload set would store the frame before (above).
+    const worker = createWorker(stack.app, process.env, {
+      concurrency: 1,
+      waitSeconds: 1,
+      retryBaseMs: 5,
+      uploadConcurrency: 8,
+    });
+    const events: string[] = [];
+    const frameOf = (id: string) => id.split('-').at(-3);
+    const predict = worker.deps.model.predict.bind(worker.deps.model);
+    worker.deps.model.predict = (id, input, signal, options) =>
+      predict(id, input, signal, {
+        onSent: () => {
+          events.push(`sent ${frameOf(id)}`);
+          options?.onSent?.();
+        },
+      });
+    const put = worker.deps.frames.putFrame.bind(worker.deps.frames);
+    worker.deps.frames.putFrame = (...args: Parameters<typeof put>) => {
+      events.push(`store ${args[2]?.frame}`);
+      return put(...args);
+    };
+    const running = worker.run();
+    try {
+      const created = await api.createJob({
+        shot: 'ORDER_SH',
+        prompt: 'a dam bursts',
+        frames: { start: 1, end: 8 },
+        width: 64,
+        height: 64,
+      });
+      const job = await api.waitForJob(created.body.id, isFinished, 60_000);
+      expect(job.status).toBe('succeeded');
+    } finally {
+      worker.stop();
+      await running;
+    }
+    // One chunk of 8: frame f is stored after frame f + 1's request is sent; the last, after its own.
+    for (let f = 1; f <= 8; f++) {
+      const next = events.indexOf(`sent ${Math.min(f + 1, 8)}`);
+      expect(next).toBeGreaterThanOrEqual(0);
+      expect(events.indexOf(`store ${f}`)).toBeGreaterThan(next);
+    }
+  });
 });

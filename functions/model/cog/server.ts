@@ -229,8 +229,16 @@ export async function startCogServer<T extends InputTable>(
     }).catch(() => undefined);
   }
 
-  /** Creates and starts a prediction, or throws the HttpError Cog would answer with. */
-  function create(id: string, body: Record<string, unknown>, baseUrl: string): Prediction {
+  /**
+   * Creates and starts a prediction, or throws the HttpError Cog would answer with. `respondAsync`: the
+   * client is answered at once, with the prediction as created.
+   */
+  function create(
+    id: string,
+    body: Record<string, unknown>,
+    baseUrl: string,
+    respondAsync: boolean,
+  ): Prediction {
     if (closing) throw new HttpError(503, { error: 'Server is shutting down', status: 'failed' });
     if (setup.status !== 'succeeded' || defunct) {
       throw new HttpError(503, { error: 'Predictor not ready', status: 'failed' });
@@ -277,8 +285,11 @@ export async function startCogServer<T extends InputTable>(
     forget(id);
     running.set(id, p);
     counts.predictions++;
-    // Started on the next turn, so an asynchronous answer shows the prediction `starting`, as Cog's does.
-    setImmediate(() => void run(p, checked.value));
+    // An asynchronous answer is written first, so it shows the prediction `starting`, as Cog's does. A
+    // client waiting for the outcome sees nothing before it: the predictor starts now, not a turn later
+    // behind whatever else the process has queued (measured at 0.3 to 4 ms a prediction, all idle model).
+    if (respondAsync) setImmediate(() => void run(p, checked.value));
+    else void run(p, checked.value);
     return p;
   }
 
@@ -360,7 +371,7 @@ export async function startCogServer<T extends InputTable>(
       const body = await readBody(req, maxBodyBytes);
       const id = typeof body.id === 'string' && body.id !== '' ? body.id : randomUUID().replaceAll('-', '');
       if (running.has(id)) throw new HttpError(409, { detail: `Prediction ${id} is already running` });
-      return answer(res, create(id, body, baseUrl), respondAsync);
+      return answer(res, create(id, body, baseUrl, respondAsync), respondAsync);
     }
     const idMatch = /^\/predictions\/([^/]+)$/.exec(path);
     if (idMatch) {
@@ -384,7 +395,7 @@ export async function startCogServer<T extends InputTable>(
       if (existing) return send(res, 202, view(existing));
       const done = finished.get(id);
       if (done) return send(res, 200, view(done));
-      return answer(res, create(id, body, baseUrl), respondAsync);
+      return answer(res, create(id, body, baseUrl, respondAsync), respondAsync);
     }
     return send(res, 404, { detail: 'Not Found' });
   }

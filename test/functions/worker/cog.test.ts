@@ -114,6 +114,82 @@ describe('the Cog client', () => {
     }
   });
 
+  it('tells when a prediction request is sent, before the model answers it', async () => {
+    const model = await start({ renderDelayMs: 200 });
+    const cog = new CogClient({ url: model.url });
+    await cog.waitUntilReady(10_000);
+    const events: string[] = [];
+    const predicted = cog
+      .predict('job_T-2-1', cog.inputFor(input(2)), undefined, { onSent: () => events.push('sent') })
+      .then(() => events.push('answered'));
+    await predicted;
+    expect(events).toEqual(['sent', 'answered']);
+  });
+
+  it('sends successive predictions over one kept-alive connection', async () => {
+    let connections = 0;
+    const png = readPngFixture();
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        if (req.url === '/health-check') return res.end(JSON.stringify({ status: 'READY' }));
+        if (req.url === '/openapi.json') return res.writeHead(404).end();
+        res.end(
+          JSON.stringify({
+            status: 'succeeded',
+            output: `data:image/png;base64,${png.toString('base64')}`,
+            metrics: { predict_time: 0.01 },
+          }),
+        );
+      });
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const cog = new CogClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+      const before = connections;
+      for (const frame of [1, 2, 3]) {
+        const out = await cog.predict(`k-${frame}-1`, cog.inputFor(input(frame)));
+        expect(Buffer.from(out.png).equals(png)).toBe(true);
+        expect(out.predictTime).toBe(0.01);
+      }
+      expect(connections - before).toBe(1);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('fails a prediction whose answer is cut off, and goes on with the next', async () => {
+    let cut = true;
+    const png = readPngFixture();
+    const answer = JSON.stringify({
+      status: 'succeeded',
+      output: `data:image/png;base64,${png.toString('base64')}`,
+    });
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': answer.length });
+        if (!cut) return res.end(answer);
+        // Half the answer, then the connection goes.
+        res.write(answer.slice(0, answer.length / 2), () => res.socket?.destroy());
+      });
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const cog = new CogClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+      await expect(cog.predict('c-1-1', cog.inputFor(input(1)))).rejects.toThrow();
+      cut = false;
+      const out = await cog.predict('c-1-2', cog.inputFor(input(1)));
+      expect(Buffer.from(out.png).equals(png)).toBe(true);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it('gives up on a model that never becomes ready', async () => {
     const cog = new CogClient({ url: 'http://127.0.0.1:9' });
     await expect(cog.waitUntilReady(600)).rejects.toThrow(/not ready/);

@@ -388,6 +388,37 @@ describe('slots and idempotency', () => {
 });
 
 describe('asynchronous predictions, cancellation and shutdown', () => {
+  it('starts a prediction asked synchronously at once and still announces it as starting', async () => {
+    let runningWhenPredicted: number | undefined;
+    const echo = echoPredictor(ECHO_INPUTS);
+    const model = await start({
+      ...echo,
+      predict(input, context) {
+        // The server counts it running while the client waits for the outcome.
+        runningWhenPredicted = model.stats().running;
+        return echo.predict(input, context);
+      },
+    });
+    const hook = await webhookReceiver();
+    try {
+      await ready(model);
+      const res = await put(model, 'sync-1', { input: input(), webhook: hook.url });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ id: 'sync-1', status: 'succeeded' });
+      expect(runningWhenPredicted).toBe(1);
+      const body = res.body as { started_at: string; completed_at: string; created_at: string };
+      expect(Date.parse(body.started_at)).toBeGreaterThanOrEqual(Date.parse(body.created_at));
+      expect(Date.parse(body.completed_at)).toBeGreaterThanOrEqual(Date.parse(body.started_at));
+      await until(
+        async () => hook.received.length,
+        (n) => n >= 2,
+      );
+      expect(hook.received.map((p) => p.status)).toEqual(['starting', 'succeeded']);
+    } finally {
+      await hook.close();
+    }
+  });
+
   it('answers Prefer: respond-async with 202 at once and reports by webhook', async () => {
     const model = await start(echoPredictor(ECHO_INPUTS, { delayMs: 200 }));
     const hook = await webhookReceiver();
