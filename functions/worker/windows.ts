@@ -393,7 +393,13 @@ export class WindowMaker {
     const { model, settings } = deps;
     const { job, w } = p;
     const length = w.end - w.start + 1;
-    const recorded = Math.max(0, ...[...records.values()].map((r) => r.attempts));
+    // Of its own frames only: in parallel mode the frames it shares with its predecessor are that one's.
+    const recorded = Math.max(
+      0,
+      ...[...records.values()]
+        .filter((r) => r.frame >= p.own.start && r.frame <= p.own.end)
+        .map((r) => r.attempts),
+    );
     let heldMs = 0;
     for (let tries = 1; ; tries++) {
       if ((await this.startOwn(p)) === 'job-ended') return 'job-ended';

@@ -271,11 +271,25 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
 describe('the same shot in parallel mode', () => {
   let job: JobResponse;
   let frames: Awaited<ReturnType<typeof storedFrames>>;
+  const predictions: string[] = [];
 
   beforeAll(async () => {
-    job = await makeShot(windowedShot('WIN_PARALLEL', { windowMode: 'parallel' }));
+    const created = await api.createJob(windowedShot('WIN_PARALLEL', { windowMode: 'parallel' }));
+    expect(created.status).toBe(202);
+    job = await withWorker((worker) => {
+      const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+      worker.deps.model.predictFiles = (predictionId, input, signal) => {
+        predictions.push(predictionId);
+        return predictFiles(predictionId, input, signal);
+      };
+      return api.waitForJob(created.body.id, isFinished, 120_000);
+    });
     frames = await storedFrames(job.id);
   }, 150_000);
+
+  it("counts each window's first attempt as its first, whatever its predecessor's attempts on the frames they share", () => {
+    expect(predictions.sort()).toEqual([0, 1, 2, 3, 4].map((w) => `${job.id}-w${w}-1`));
+  });
 
   it('succeeds with 200 frames stored once, and leaves no staged window frames behind', async () => {
     expect(job.status).toBe('succeeded');
