@@ -306,19 +306,23 @@ export class WindowMaker {
       return this.afterWindow(p);
     }
 
-    // Inputs before the model's slot is taken, so the model never waits on them.
+    // Inputs before the model's slot is taken, so the model never waits on them; so is the first
+    // attempt's take of the window's frames, as a chunk in hand takes its frames before its slot.
     const extra = await (this.host.deps.inputsFor ?? noInputs)(job, framesIn(w));
+    const taken = await this.startOwn(p, carried);
 
-    await this.host.slots.acquire();
-    if (this.host.isStopping) {
-      this.host.slots.release();
-      return 'handed-back';
-    }
-    let made: Made | { failed: string; attempt: number } | 'job-ended';
-    try {
-      made = await this.generate(p, records, extra, carried);
-    } finally {
-      this.host.slots.release();
+    let made: Made | { failed: string; attempt: number } | 'job-ended' = 'job-ended';
+    if (taken === 'started') {
+      await this.host.slots.acquire();
+      if (this.host.isStopping) {
+        this.host.slots.release();
+        return 'handed-back';
+      }
+      try {
+        made = await this.generate(p, records, extra, carried);
+      } finally {
+        this.host.slots.release();
+      }
     }
     // The previous window's last frames are stored by now (a window's prediction takes longer); waiting
     // here keeps at most two windows' frames in memory, and the job's counts in frame order.
@@ -402,9 +406,8 @@ export class WindowMaker {
     );
     let heldMs = 0;
     for (let tries = 1; ; tries++) {
-      if ((await this.startOwn(p)) === 'job-ended') return 'job-ended';
-      // This window's frames are taken: the previous window's rest may be recorded now, beside the model.
-      carried?.behind().catch(() => undefined);
+      // The first try's take is makeWindow's, before the slot.
+      if (tries > 1 && (await this.startOwn(p)) === 'job-ended') return 'job-ended';
       // The own frames' attempts as read before, plus this delivery's tries (each took them once more).
       const attempt = recorded + tries;
       if (attempt > settings.maxAttempts) {
@@ -441,12 +444,16 @@ export class WindowMaker {
     }
   }
 
-  /** One more attempt on each of the window's own frames not yet finished, in one transaction. */
-  private async startOwn(p: Planned): Promise<'started' | 'job-ended'> {
+  /**
+   * One more attempt on each of the window's own frames not yet finished, in one transaction. Once it is
+   * in, the previous window's frames (`carried`) are recorded, beside the model.
+   */
+  private async startOwn(p: Planned, carried?: Carried): Promise<'started' | 'job-ended'> {
     const started = await this.store.startFrames(
       p.job,
       framesIn(p.own).map((frame) => ({ frame, seed: this.seedOf(p.job, frame) })),
     );
+    carried?.behind().catch(() => undefined);
     return started.ok ? 'started' : 'job-ended';
   }
 

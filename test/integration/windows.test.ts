@@ -428,6 +428,52 @@ function doomedWorker(
   };
 }
 
+describe('keeping the model busy between windows', () => {
+  it('takes the frames of a window in hand while the model makes another, so the model does not wait for the take', async () => {
+    const slow = await model({ renderDelayMs: 1500, concurrency: 1 });
+    const created = await api.createJob(
+      windowedShot('WIN_TAKE', { windowMode: 'parallel', frames: { start: 1, end: 100 } }),
+    );
+    const id = created.body.id;
+    // The frames each window takes: from the frame after its predecessor's end.
+    const own = [
+      [1, 49],
+      [50, 90],
+      [91, 100],
+    ];
+    const done = await withWorker(
+      async (worker) => {
+        const asked: number[] = [];
+        let answered = 0;
+        const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+        worker.deps.model.predictFiles = async (predictionId, input, signal) => {
+          asked.push(Number(/-w(\d+)-\d+$/.exec(predictionId)![1]));
+          try {
+            return await predictFiles(predictionId, input, signal);
+          } finally {
+            answered++;
+          }
+        };
+        // While the model makes the first window asked for, the worker's other window in hand (two a
+        // slot) has taken its frames already.
+        await eventually(async () => {
+          if (asked.length !== 1 || answered > 0) return undefined;
+          const [start, end] = own[asked[0]!]!;
+          const running = (await api.allFrames(id)).filter((f) => f.status === 'running');
+          // Read while the first prediction was still running: no other window had its slot.
+          if (answered > 0) return undefined;
+          return running.some((f) => f.frame < start! || f.frame > end!) ? true : undefined;
+        }, "another window's frames taken while the model makes the first");
+        return api.waitForJob(id, isFinished, 60_000);
+      },
+      slow.url,
+      { concurrency: 1 },
+    );
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
+  });
+});
+
 describe("the queue's guarantees for windows", () => {
   it('stores nothing twice when a window message is duplicated, or redelivered after its successor was sent', async () => {
     const created = await api.createJob(windowedShot('WIN_DUP', { frames: { start: 1, end: 100 } }));
