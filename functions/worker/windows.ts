@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FrameStore } from '../adapters/frame-store.ts';
 import type { JobStore } from '../adapters/store/jobs.ts';
 import { eachLimit, mapLimit } from '../core/concurrency.ts';
@@ -24,6 +25,7 @@ import {
 import { logger } from '../logger.ts';
 import { type FilesPrediction, ModelError } from './cog.ts';
 import { sleep } from './concurrency.ts';
+import type { DeliveredFrame } from './deliverables.ts';
 import { noInputs, type PredictionInputs } from './inputs.ts';
 import { decodeVideo } from './video.ts';
 import type { Worker } from './worker.ts';
@@ -90,6 +92,7 @@ export type WindowHost = Pick<
   | 'recordSuccess'
   | 'recordFailure'
   | 'storeFrame'
+  | 'deliverFrame'
   | 'recordFrames'
   | 'frameEventsWanted'
   | 'spendOf'
@@ -136,25 +139,44 @@ function once<T>(run: () => Promise<T>): () => Promise<T> {
 /** Frames this worker stored and recorded, by number: their keys and hashes. */
 type Stored = ReadonlyMap<number, { readonly key: string; readonly sha256: string }>;
 
+/**
+ * Whose the previous window's context frames are once recorded: this delivery's (`recorded`), or another
+ * delivery's making the same chain at once (`elsewhere`), whose stored bytes may differ from the ones
+ * this delivery gave the next window from memory.
+ */
+type Handed = 'recorded' | 'elsewhere';
+
 /** What one window hands the next one made for the same message. */
 interface Carried {
   /**
-   * The previous window's frames after its context: stored, recorded and counted once this settles.
-   * Started by the first call (each call gives the same promise): this window calls it once it has taken
-   * its own frames, so that the two windows' transactions on the job do not meet.
+   * The previous window's frames: stored, recorded and counted once this settles. Started by the first
+   * call (each call gives the same promise): this window calls it once it has taken its own frames, so
+   * that the two windows' transactions on the job do not meet.
    */
-  readonly behind: () => Promise<void>;
+  readonly behind: () => Promise<Handed>;
   /** The previous window's context frames as stored; absent for the message's own window. */
   readonly known: Stored | undefined;
+  /** The previous window's context frames given from memory, the bytes being stored (`storeChained`). */
+  readonly given?: Context;
 }
 
 /** A window's end: the chain stops (`outcome`), or goes on with window `next`. */
 type Step =
   | { readonly outcome: 'done' | 'handed-back' }
-  | { readonly next: number; readonly context: Stored; readonly rest: () => Promise<void> };
+  | {
+      readonly next: number;
+      readonly context: Stored;
+      readonly given?: Context;
+      readonly rest: () => Promise<Handed>;
+    };
+
+const nothingBehind = (): Promise<Handed> => Promise.resolve('recorded');
 
 export interface Context {
-  /** Presigned GET URLs of the predecessor's stored overlap frames, in frame order. */
+  /**
+   * The predecessor's overlap frames, in frame order: presigned GET URLs of the stored frames, or data
+   * URLs of the very bytes being stored (a window made on this worker right after its predecessor).
+   */
   readonly urls: string[];
   readonly sha256Of: (frame: number) => string | undefined;
 }
@@ -181,16 +203,17 @@ export class WindowMaker {
   async process(message: WindowMessage, delivery = 1): Promise<'done' | 'handed-back'> {
     const held = Date.now();
     const holdMs = (this.host.deps.settings.chainHoldSeconds ?? 3600) * 1000;
-    // The previous window's frames after its context, still being stored and recorded while the model
-    // makes this one; settled before this window stores its own and before the message goes.
-    let behind: () => Promise<void> = () => Promise.resolve();
+    // The previous window's frames, still being stored and recorded while the model makes this one;
+    // settled before this window stores its own and before the message goes.
+    let behind: () => Promise<Handed> = nothingBehind;
     let known: Stored | undefined;
+    let given: Context | undefined;
     try {
       for (let window = message.window; ; ) {
         // The message's own window is its delivery's; the windows after it are made here for the first time.
         const out = await this.processWindow(
           { ...message, window },
-          { behind, known },
+          { behind, known, ...(given && { given }) },
           window === message.window ? delivery : 1,
         );
         if (!('next' in out)) {
@@ -199,6 +222,7 @@ export class WindowMaker {
         }
         behind = once(out.rest);
         known = out.context;
+        given = out.given;
         if (this.host.isStopping) {
           await behind();
           return 'handed-back';
@@ -326,7 +350,14 @@ export class WindowMaker {
     }
     // The previous window's last frames are stored by now (a window's prediction takes longer); waiting
     // here keeps at most two windows' frames in memory, and the job's counts in frame order.
-    await carried.behind();
+    if ((await carried.behind()) === 'elsewhere') {
+      // The context this window was given from memory was recorded by another delivery making the same
+      // chain at once (a duplicated message): its stored bytes may not be the ones this window continued,
+      // so nothing of it is kept, and that delivery goes on from there (its own take counted one more
+      // attempt on this window's frames).
+      await this.host.afterWork(job.id);
+      return 'done';
+    }
     if (made === 'job-ended') {
       stats.framesSkipped += framesIn(p.kept).length;
       await this.host.afterWork(job.id);
@@ -347,13 +378,18 @@ export class WindowMaker {
         await this.host.afterWork(job.id);
         return 'done';
       }
-      if (next && stored.outcome === 'context-recorded') {
-        // The next window's context is stored and recorded: the model goes on with it while the rest of
-        // this window is stored, recorded and counted.
+      if (next && (stored.outcome === 'context-recorded' || stored.outcome === 'handed-on')) {
+        // The next window's context is in hand, as stored or as being stored: the model goes on with it
+        // while this window is stored, recorded and counted.
         return {
           next: next.index,
           context: stored.context,
-          rest: () => stored.rest().then(() => this.host.afterWork(job.id)),
+          ...(stored.given && { given: stored.given }),
+          rest: () =>
+            stored.rest().then(async (handed) => {
+              await this.host.afterWork(job.id);
+              return handed;
+            }),
         };
       }
       await stored.rest();
@@ -413,9 +449,10 @@ export class WindowMaker {
       if (attempt > settings.maxAttempts) {
         return { failed: 'gave up: the worker stopped during every attempt', attempt: attempt - 1 };
       }
-      // Presigned for each attempt: a URL must outlive the prediction, not the wait for a slot. Not an
-      // attempt's failure when it cannot be read: the message is delivered again.
-      const context = await this.contextOf(p, carried?.known);
+      // Given from memory by the window before, made here; else presigned for each attempt: a URL must
+      // outlive the prediction, not the wait for a slot. Not an attempt's failure when it cannot be read:
+      // the message is delivered again.
+      const context = carried?.given ?? (await this.contextOf(p, carried?.known));
       const began = Date.now();
       try {
         const input = {
@@ -475,8 +512,18 @@ export class WindowMaker {
 
   /**
    * Chained mode: the window's own frames, each stamped and recorded; the overlap it was given is not kept.
-   * The frames the next window continues from go first and are recorded at once: the chain may go on from
-   * them (`context-recorded`, with their keys) while `rest`, the other frames, is stored and recorded.
+   *
+   * When every frame the next window continues from is this delivery's to store (none finished by an
+   * earlier one) and each can be delivered, their files are made at once and given to the next window
+   * from memory (`handed-on`, data URLs of the very bytes being stored, with their sha256): the model
+   * goes on without waiting for S3 or DynamoDB, while the whole window is uploaded beside it (the context
+   * frames first) and recorded when `rest` is first called (after the next window's take, see Carried).
+   * `rest` then says whether this delivery recorded them (`recorded`) or another one
+   * making the same chain did (`elsewhere`): only in the first case are the stored bytes the ones the next
+   * window was given.
+   *
+   * Otherwise the context frames go first and are recorded at once: the chain may go on from them
+   * (`context-recorded`, with their keys) while `rest`, the other frames, is stored and recorded.
    * `made-elsewhere`: another delivery recorded every one of them first.
    */
   private async storeChained(
@@ -485,9 +532,10 @@ export class WindowMaker {
     records: ReadonlyMap<number, FrameRecord>,
     extra: PredictionInputs,
   ): Promise<{
-    outcome: 'context-recorded' | 'recorded' | 'made-elsewhere';
+    outcome: 'handed-on' | 'context-recorded' | 'recorded' | 'made-elsewhere';
     context: Stored;
-    rest: () => Promise<void>;
+    given?: Context;
+    rest: () => Promise<Handed>;
   }> {
     const { job, w } = p;
     const { context } = made;
@@ -496,15 +544,78 @@ export class WindowMaker {
     const handsOn = next ? contextFrames(next, p.windows) : undefined;
     const todo = framesIn(p.own).filter((f) => !isFinished(records.get(f)));
     const isContext = (f: number) => handsOn !== undefined && f >= handsOn.start && f <= handsOn.end;
+    // Released as soon as it is stamped: the window is held at most twice (as made, and as stored).
+    const stamped = (f: number) => {
+      const png = made.frames[f - w.start]!;
+      made.frames[f - w.start] = undefined;
+      return this.stamp(p, f, png, frameOrigin(job, p.windows, f, context?.sha256Of), extra);
+    };
     const storeAll = (frames: number[]) =>
-      mapLimit(frames, STORE_CONCURRENCY, (f) => {
-        const png = made.frames[f - w.start]!;
-        // Released as soon as it is stamped: the window is held at most twice (as made, and as stored).
-        made.frames[f - w.start] = undefined;
-        const origin = frameOrigin(job, p.windows, f, context?.sha256Of);
-        return this.store1(p, f, this.stamp(p, f, png, origin, extra), made, extra);
-      });
+      mapLimit(frames, STORE_CONCURRENCY, (f) => this.store1(p, f, stamped(f), made, extra));
     const first = todo.filter(isContext);
+    const others = todo.filter((f) => !isContext(f));
+
+    if (handsOn && first.length === framesIn(handsOn).length) {
+      const files = await mapLimit(first, STORE_CONCURRENCY, async (f) => {
+        const png = stamped(f);
+        return { f, png, file: await this.host.deliverFrame(job, f, png) };
+      });
+      const delivered = files.flatMap(({ f, png, file }) =>
+        file instanceof Error ? [] : [{ f, png, file }],
+      );
+      if (delivered.length === files.length) {
+        const sha256 = new Map(delivered.map(({ f, file }) => [f, sha256Of(file.body)]));
+        const given: Context = {
+          urls: delivered.map(({ file }) => dataUrl(file)),
+          sha256Of: (f) => sha256.get(f),
+        };
+        // Uploaded now, the context frames first; recorded when `rest` is first called, the context frames
+        // in a transaction of their own: whose they are is that transaction's answer, all or nothing.
+        const contextStored = mapLimit(delivered, STORE_CONCURRENCY, ({ f, png, file }) =>
+          this.store1(p, f, png, made, extra, file),
+        );
+        const othersStored = storeAll(others);
+        contextStored.catch(() => undefined);
+        othersStored.catch(() => undefined);
+        const rest = once(async (): Promise<Handed> => {
+          const stored = await contextStored;
+          const { counts } = await this.host.recordFrames(job, stored, await events);
+          await this.host.recordFrames(job, await othersStored, await events);
+          if (counts.succeeded + counts.failed === stored.length) return 'recorded';
+          if (counts.succeeded + counts.failed === 0) return 'elsewhere';
+          // Some by this delivery, some by another: neither may go on from bytes of its own. Delivered
+          // again, the message finds this window finished and gives the next one its stored frames.
+          throw new Error(
+            `window ${w.index}'s context frames were recorded partly by another delivery; the next window is made again from the stored ones`,
+          );
+        });
+        return { outcome: 'handed-on', context: new Map(), given, rest };
+      }
+      // A context frame that cannot be delivered (no format for it) is stored below, failing, and stops
+      // the chain; its stamped PNG is stored as it is.
+      const ready = new Map(files.map(({ f, png }) => [f, png]));
+      return this.storeContextFirst(p, made, first, others, events, (f) => ready.get(f) ?? stamped(f), extra);
+    }
+    return this.storeContextFirst(p, made, first, others, events, stamped, extra);
+  }
+
+  /** storeChained's path when the next window's context is stored and recorded before it starts. */
+  private async storeContextFirst(
+    p: Planned,
+    made: Made,
+    first: number[],
+    others: number[],
+    events: Promise<boolean>,
+    stamped: (f: number) => Buffer,
+    extra: PredictionInputs,
+  ): Promise<{
+    outcome: 'context-recorded' | 'recorded' | 'made-elsewhere';
+    context: Stored;
+    rest: () => Promise<Handed>;
+  }> {
+    const { job } = p;
+    const storeAll = (frames: number[]) =>
+      mapLimit(frames, STORE_CONCURRENCY, (f) => this.store1(p, f, stamped(f), made, extra));
     const stored = await storeAll(first);
     const { counts } = await this.host.recordFrames(job, stored, await events);
     const keys: Stored = new Map(
@@ -513,10 +624,11 @@ export class WindowMaker {
       ),
     );
     // Uploaded now; recorded when `rest` is first called (after the next window's take, see Carried).
-    const uploading = storeAll(todo.filter((f) => !isContext(f)));
+    const uploading = storeAll(others);
     uploading.catch(() => undefined);
-    const rest = once(async () => {
+    const rest = once(async (): Promise<Handed> => {
       await this.host.recordFrames(job, await uploading, await events);
+      return 'recorded';
     });
     if (first.length === 0) return { outcome: 'recorded', context: keys, rest };
     if (counts.succeeded + counts.failed === 0) return { outcome: 'made-elsewhere', context: keys, rest };
@@ -526,12 +638,20 @@ export class WindowMaker {
   }
 
   /** One frame of a made window, stored under its sequence name, ready to be recorded. */
-  private store1(p: Planned, f: number, png: Buffer, made: Made, extra: PredictionInputs) {
+  private store1(
+    p: Planned,
+    f: number,
+    png: Buffer,
+    made: Made,
+    extra: PredictionInputs,
+    file?: DeliveredFrame,
+  ) {
     const inputs = extra.hashes?.get(f);
     return this.host.storeFrame(p.job, {
       frame: f,
       seed: this.seedOf(p.job, f),
       png,
+      ...(file && { file }),
       ...(made.predictTimePerFrame !== undefined && { predictTime: made.predictTimePerFrame }),
       ...this.spendPerFrame(p, made),
       ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
@@ -692,7 +812,7 @@ export class WindowMaker {
     }
     await this.host.afterWork(job.id);
     // Whether the job still runs, and lets the next window be made, is for the next window to read.
-    return next === undefined ? 'done' : { next, context: new Map(), rest: () => Promise.resolve() };
+    return next === undefined ? 'done' : { next, context: new Map(), rest: nothingBehind };
   }
 }
 
@@ -745,6 +865,13 @@ export async function storedContext(
   }
   return { urls, sha256Of: (f) => records.get(f)?.sha256 };
 }
+
+/** A delivered frame as a data URL: what a Cog model reads for a file input as it reads a URL. */
+const dataUrl = (file: DeliveredFrame): string =>
+  `data:${file.contentType};base64,${Buffer.from(file.body.buffer, file.body.byteOffset, file.body.byteLength).toString('base64')}`;
+
+/** The sha256 a frame is recorded with: of its stored bytes (FrameStore.putFrame). */
+const sha256Of = (body: Uint8Array): string => createHash('sha256').update(body).digest('hex');
 
 /**
  * The frames of a window from the model's output: one PNG per frame, or one video of the window decoded

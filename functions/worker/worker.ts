@@ -20,7 +20,7 @@ import { APP_METRICS } from '../shared/metrics.ts';
 import { BudgetGate, type WorkerBudgets } from './budget-gate.ts';
 import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
-import { type DeliverFrame, deliverFrames } from './deliverables.ts';
+import { type DeliveredFrame, type DeliverFrame, deliverFrames } from './deliverables.ts';
 import { FairShare } from './fair-share.ts';
 import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
 import { recordedModel } from './model-image.ts';
@@ -571,14 +571,12 @@ export class Worker {
   }
 
   /** Stores a made frame's PNG under its sequence name: what recording it needs. */
-  async storeFrame(job: JobRecord, made: StoredFrameInput): Promise<FinishedFrame> {
-    // What the job asks the frame delivered as (PNG, or EXR in the plate's colour space); a frame that
-    // cannot be (no oiiotool for EXR) fails with the reason.
-    const file = await (this.deps.deliver ?? deliverFrames(undefined, this.deps.naming))(
-      job,
-      made.frame,
-      made.png,
-    ).catch((err: Error) => err);
+  async storeFrame(
+    job: JobRecord,
+    made: StoredFrameInput & { readonly file?: DeliveredFrame },
+  ): Promise<FinishedFrame> {
+    // `file` when the caller needed the stored bytes before storing them (a chained window's context).
+    const file = made.file ?? (await this.deliverFrame(job, made.frame, made.png));
     const spend = {
       ...(made.gpuMs !== undefined && { gpuMs: made.gpuMs }),
       ...(made.costMicros !== undefined && { costMicros: made.costMicros }),
@@ -604,6 +602,16 @@ export class Worker {
       ...spend,
       ...(made.inputs && { inputs: made.inputs }),
     };
+  }
+
+  /**
+   * What the job asks the frame delivered as (PNG, or EXR in the plate's colour space), or, for a frame
+   * that cannot be (no oiiotool for EXR), an error saying why.
+   */
+  deliverFrame(job: JobRecord, frame: number, png: Buffer): Promise<DeliveredFrame | Error> {
+    return (this.deps.deliver ?? deliverFrames(undefined, this.deps.naming))(job, frame, png).catch(
+      (err: Error) => err,
+    );
   }
 
   /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameKey, thumbnailKey } from '../../functions/core/frames.ts';
@@ -152,11 +153,23 @@ const range = (start: number, end: number) => Array.from({ length: end - start +
 describe('a 200-frame shot on a model with windows (49, overlap 8), chained', () => {
   let job: JobResponse;
   let frames: Awaited<ReturnType<typeof storedFrames>>;
+  /** The `context` input of each window's prediction, by window index. */
+  const given = new Map<number, string[]>();
 
   beforeAll(async () => {
     // The default per-frame seeds: frame k of a window has the grain of its frame seed, so windows agree.
     // Thumbnails asked for (a job without a review gate has none by default): each window's frames get theirs.
-    job = await makeShot(windowedShot('WIN_CHAIN', { thumbnails: true }));
+    const created = await api.createJob(windowedShot('WIN_CHAIN', { thumbnails: true }));
+    expect(created.status).toBe(202);
+    job = await withWorker((worker) => {
+      const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+      worker.deps.model.predictFiles = (predictionId, input, signal) => {
+        const window = /-w(\d+)-\d+$/.exec(predictionId);
+        if (window && Array.isArray(input.context)) given.set(Number(window[1]), input.context as string[]);
+        return predictFiles(predictionId, input, signal);
+      };
+      return api.waitForJob(created.body.id, isFinished, 120_000);
+    });
     frames = await storedFrames(job.id);
   }, 150_000);
 
@@ -216,6 +229,20 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
     expect(new Set([...madeBy.values()].map((w) => `${w.index}:${w.start}-${w.end}`))).toEqual(
       new Set(planned.map(([i, s, e]) => `${i}:${s}-${e}`)),
     );
+  });
+
+  it("gives each window after the first its predecessor's last 8 frames from memory, the very bytes stored", () => {
+    expect([...given.keys()].sort()).toEqual([1, 2, 3, 4]);
+    const starts = [1, 42, 83, 124, 165];
+    for (const [index, urls] of given) {
+      expect(urls).toHaveLength(8);
+      urls.forEach((url, k) => {
+        const dataUrl = /^data:image\/png;base64,(.+)$/.exec(url);
+        expect(dataUrl, `window ${index}'s context[${k}] is a data URL`).not.toBeNull();
+        const sha256 = createHash('sha256').update(Buffer.from(dataUrl![1]!, 'base64')).digest('hex');
+        expect(sha256).toBe(frames.get(starts[index]! + k)!.sha256);
+      });
+    }
   });
 
   it('does not jump at a seam more than between any two frames inside a window', () => {
@@ -366,22 +393,39 @@ describe('the same shot in parallel mode', () => {
 
 /**
  * A worker that dies at a chosen point: from then on every call it makes fails, as after a kill (nothing
- * more is written; its messages come back after their 2 s visibility timeout).
+ * more is written; its messages come back after their 2 s visibility timeout). `settled` is awaited before
+ * it dies after a prediction (what it may still finish first); with `framesHeld`, no frame it stores reaches
+ * S3 before it dies (a slow S3), so nothing it made is stored.
  */
 function doomedWorker(
   killAt: {
     afterPrediction?: (predictionId: string) => boolean;
+    settled?: () => Promise<unknown>;
+    beforePrediction?: (predictionId: string) => boolean;
     afterSend?: (body: string) => boolean;
+    framesHeld?: boolean;
   },
   chainHoldSeconds?: number,
 ) {
   const state = { dead: false };
-  const guard = <T extends object>(target: T, after?: (name: string, args: unknown[]) => void): T =>
+  let die = () => {};
+  const killed = new Promise<void>((resolve) => {
+    die = () => {
+      state.dead = true;
+      resolve();
+    };
+  });
+  const guard = <T extends object>(
+    target: T,
+    after?: (name: string, args: unknown[]) => void,
+    held?: (name: string) => boolean,
+  ): T =>
     new Proxy(target, {
       get(t, key) {
         const value = Reflect.get(t, key, t) as unknown;
         if (typeof value !== 'function') return value;
         return async (...args: unknown[]) => {
+          if (held?.(String(key))) await killed;
           if (state.dead) throw new Error('killed');
           const out = await (value as (...a: unknown[]) => Promise<unknown>).apply(t, args);
           after?.(String(key), args);
@@ -392,17 +436,25 @@ function doomedWorker(
   const model = new CogClient({ url: stack.modelUrl });
   const predictFiles = model.predictFiles.bind(model);
   model.predictFiles = async (predictionId, input, signal) => {
+    if (killAt.beforePrediction?.(predictionId)) die();
     if (state.dead) throw new Error('killed');
     const out = await predictFiles(predictionId, input, signal);
-    if (killAt.afterPrediction?.(predictionId)) state.dead = true;
+    if (killAt.afterPrediction?.(predictionId)) {
+      await killAt.settled?.();
+      die();
+    }
     return out;
   };
   const worker = new Worker({
     store: guard(stack.app.store),
     events: guard(stack.app.events),
-    frames: guard(stack.app.frameStore),
+    frames: guard(
+      stack.app.frameStore,
+      undefined,
+      (name) => killAt.framesHeld === true && name === 'putFrame',
+    ),
     queue: guard(stack.app.frameQueue, (name, args) => {
-      if (name === 'send' && killAt.afterSend?.(String(args[0]))) state.dead = true;
+      if (name === 'send' && killAt.afterSend?.(String(args[0]))) die();
     }),
     model,
     publishEvents: async (events) => {
@@ -506,7 +558,15 @@ describe("the queue's guarantees for windows", () => {
     const id = created.body.id;
 
     // The doomed worker: once the model has made window 1, every call it makes fails, as after a kill.
-    const doomed = doomedWorker({ afterPrediction: (predictionId) => predictionId === `${id}-w1-1` });
+    // Window 0's frames are stored and recorded beside window 1's prediction: it dies once they are.
+    const doomed = doomedWorker({
+      afterPrediction: (predictionId) => predictionId === `${id}-w1-1`,
+      settled: () =>
+        eventually(
+          async () => ((await api.getJob(id)).body.frames.succeeded >= 49 ? true : undefined),
+          'window 0',
+        ),
+    });
     const running = doomed.worker.run();
     await eventually(async () => (doomed.dead ? true : undefined), 'the doomed worker to make window 1');
     doomed.worker.stop();
@@ -522,6 +582,37 @@ describe("the queue's guarantees for windows", () => {
     const attempts = new Map((await api.allFrames(id)).map((f) => [f.frame, f.attempts]));
     for (const f of range(1, 100)) expect(attempts.get(f)).toBe(f >= 50 && f <= 90 ? 2 : 1);
     expect(await objectsOf(done)).toHaveLength(101);
+    expect((await frameEvents(id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
+  });
+
+  it("asks for the next window while the window before is still being stored, giving it that window's frames from memory; killed then, it loses nothing", async () => {
+    const created = await api.createJob(windowedShot('WIN_AHEAD', { frames: { start: 1, end: 100 } }));
+    const id = created.body.id;
+    // No frame the doomed worker stores reaches S3 before it dies, and it dies as it asks for window 1:
+    // window 1 was asked for while none of window 0's frames was stored (a worker that waited for them
+    // would never ask, and this test would time out).
+    const doomed = doomedWorker({
+      beforePrediction: (predictionId) => predictionId === `${id}-w1-1`,
+      framesHeld: true,
+    });
+    const running = doomed.worker.run();
+    await eventually(async () => (doomed.dead ? true : undefined), 'the doomed worker to ask for window 1');
+    doomed.worker.stop();
+    await running;
+    expect((await api.getJob(id)).body.frames.succeeded).toBe(0);
+
+    // Window 0's message comes back: window 0 is made again, and window 1 from window 0's stored frames.
+    const done = await withWorker(() => api.waitForJob(id, isFinished, 60_000));
+    expect(done.status).toBe('succeeded');
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    const attempts = new Map((await api.allFrames(id)).map((f) => [f.frame, f.attempts]));
+    for (const f of range(1, 100)) expect(attempts.get(f)).toBe(f <= 90 ? 2 : 1);
+    expect(await objectsOf(done)).toHaveLength(101);
+    const stored = await storedFrames(id);
+    for (const f of range(50, 100)) {
+      const { context } = readProvenance(stored.get(f)!.png)!.window!;
+      for (const c of context!) expect(c.sha256).toBe(stored.get(c.frame)!.sha256);
+    }
     expect((await frameEvents(id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
   });
 
@@ -544,7 +635,9 @@ describe("the queue's guarantees for windows", () => {
   it('hands a chain back when its worker stops between windows, and another worker goes on from there', async () => {
     const created = await api.createJob(windowedShot('WIN_STOP', { frames: { start: 1, end: 100 } }));
     const id = created.body.id;
-    await withWorker(() => api.waitForJob(id, (j) => j.frames.succeeded >= 49, 60_000));
+    // A model slow enough that the worker is stopped while it makes window 1, whose take recorded window 0.
+    const slow = await model({ renderDelayMs: 1000 });
+    await withWorker(() => api.waitForJob(id, (j) => j.frames.succeeded >= 49, 60_000), slow.url);
     // Stopped (scale-in) after window 0 at least: the message went back at once, no window is made twice.
     const stopped = (await api.getJob(id)).body;
     expect(stopped.frames.succeeded).toBeLessThan(100);
