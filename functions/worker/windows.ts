@@ -150,14 +150,17 @@ type Handed = 'recorded' | 'elsewhere';
 interface Carried {
   /**
    * The previous window's frames: stored, recorded and counted once this settles. Started by the first
-   * call (each call gives the same promise): this window calls it once it has taken its own frames, so
-   * that the two windows' transactions on the job do not meet.
+   * call (each call gives the same promise): this window calls it once it has asked the model for its
+   * prediction, after its take, so that nothing of the previous window's storing stands between the two
+   * predictions and the two windows' transactions on the job do not meet.
    */
   readonly behind: () => Promise<Handed>;
   /** The previous window's context frames as stored; absent for the message's own window. */
   readonly known: Stored | undefined;
   /** The previous window's context frames given from memory, the bytes being stored (`storeChained`). */
   readonly given?: Context;
+  /** The job as the previous window read it: this window's frames are planned from it alike. */
+  readonly job?: WindowedJob;
 }
 
 /** A window's end: the chain stops (`outcome`), or goes on with window `next`. */
@@ -165,6 +168,7 @@ type Step =
   | { readonly outcome: 'done' | 'handed-back' }
   | {
       readonly next: number;
+      readonly job: WindowedJob;
       readonly context: Stored;
       readonly given?: Context;
       readonly rest: () => Promise<Handed>;
@@ -208,12 +212,13 @@ export class WindowMaker {
     let behind: () => Promise<Handed> = nothingBehind;
     let known: Stored | undefined;
     let given: Context | undefined;
+    let job: WindowedJob | undefined;
     try {
       for (let window = message.window; ; ) {
         // The message's own window is its delivery's; the windows after it are made here for the first time.
         const out = await this.processWindow(
           { ...message, window },
-          { behind, known, ...(given && { given }) },
+          { behind, known, ...(given && { given }), ...(job && { job }) },
           window === message.window ? delivery : 1,
         );
         if (!('next' in out)) {
@@ -223,6 +228,7 @@ export class WindowMaker {
         behind = once(out.rest);
         known = out.context;
         given = out.given;
+        job = out.job;
         if (this.host.isStopping) {
           await behind();
           return 'handed-back';
@@ -266,7 +272,13 @@ export class WindowMaker {
     delivery: number,
   ): Promise<Step | 'done' | 'handed-back'> {
     const { stats } = this.host;
-    const job = await this.host.jobOf(message.jobId, message.tenant);
+    // A window made here after the one before reads its frames' records beside the job: they are planned
+    // from the job as that window read it (a job's frames and windows do not change once accepted).
+    const early = carried.job && plan(carried.job, message.window);
+    const [job, earlyRecords] = await Promise.all([
+      this.host.jobOf(message.jobId, message.tenant),
+      early && this.recordsOf(early.job.id, early.kept),
+    ]);
     if (!job) return 'done';
     // The chain stops at a review gate's last window until approval, which sends the next window.
     if (carried.known && !mayQueueWindow(job, message.window)) return 'done';
@@ -274,25 +286,15 @@ export class WindowMaker {
       logger.error('a window message for a job without windows; it is dropped', { jobId: job.id });
       return 'done';
     }
-    const windowed: WindowedJob = { ...job, window: job.window };
-    const windows = planWindows(job.frames, job.window);
-    const w = windows[message.window];
-    if (!w) {
+    const p = plan({ ...job, window: job.window }, message.window);
+    if (!p) {
       logger.error('a window message for a window the job does not have; it is dropped', {
         jobId: job.id,
         window: message.window,
       });
       return 'done';
     }
-    const own = chainedFrames(w, windows, job.frames);
-    const p: Planned = {
-      job: windowed,
-      windows,
-      w,
-      own,
-      kept: job.window.mode === 'chained' ? own : { start: w.start, end: keptEnd(w, job.frames) },
-      seed: windowSeed(job.seed, job.seedMode, w, job.frames),
-    };
+    const { w, own } = p;
     if (job.status !== 'running') {
       // Canceled (or ended): the chain stops here, and nothing of this window is made.
       stats.framesSkipped += framesIn(p.kept).length;
@@ -301,7 +303,7 @@ export class WindowMaker {
       return 'done';
     }
 
-    const records = await this.recordsOf(job.id, p.kept);
+    const records = earlyRecords ?? (await this.recordsOf(job.id, p.kept));
     if (job.startBy !== undefined && pastStartBy(job, new Date()) && records.size === 0) {
       // Not started by the job's queue deadline: the window's frames are canceled with the reason the
       // job shows, and in chained mode every frame after them (no window of them will come), in the
@@ -333,7 +335,7 @@ export class WindowMaker {
     // Inputs before the model's slot is taken, so the model never waits on them; so is the first
     // attempt's take of the window's frames, as a chunk in hand takes its frames before its slot.
     const extra = await (this.host.deps.inputsFor ?? noInputs)(job, framesIn(w));
-    const taken = await this.startOwn(p, carried);
+    const taken = await this.startOwn(p);
 
     let made: Made | { failed: string; attempt: number } | 'job-ended' = 'job-ended';
     if (taken === 'started') {
@@ -383,6 +385,7 @@ export class WindowMaker {
         // while this window is stored, recorded and counted.
         return {
           next: next.index,
+          job: p.job,
           context: stored.context,
           ...(stored.given && { given: stored.given }),
           rest: () =>
@@ -459,7 +462,10 @@ export class WindowMaker {
           ...model.inputFor(windowInput(job, w, p.seed, context?.urls), job.params),
           ...extra.inputs,
         };
-        const out = await model.predictFiles(`${job.id}-w${w.index}-${attempt}`, input);
+        const predicted = model.predictFiles(`${job.id}-w${w.index}-${attempt}`, input);
+        // Asked for: the previous window's frames are stored and recorded now, beside the model.
+        carried?.behind().catch(() => undefined);
+        const out = await predicted;
         stats.modelBusyMs += Date.now() - began;
         heldMs += Date.now() - began;
         return {
@@ -481,16 +487,12 @@ export class WindowMaker {
     }
   }
 
-  /**
-   * One more attempt on each of the window's own frames not yet finished, in one transaction. Once it is
-   * in, the previous window's frames (`carried`) are recorded, beside the model.
-   */
-  private async startOwn(p: Planned, carried?: Carried): Promise<'started' | 'job-ended'> {
+  /** One more attempt on each of the window's own frames not yet finished, in one transaction. */
+  private async startOwn(p: Planned): Promise<'started' | 'job-ended'> {
     const started = await this.store.startFrames(
       p.job,
       framesIn(p.own).map((frame) => ({ frame, seed: this.seedOf(p.job, frame) })),
     );
-    carried?.behind().catch(() => undefined);
     return started.ok ? 'started' : 'job-ended';
   }
 
@@ -516,11 +518,11 @@ export class WindowMaker {
    * When every frame the next window continues from is this delivery's to store (none finished by an
    * earlier one) and each can be delivered, their files are made at once and given to the next window
    * from memory (`handed-on`, data URLs of the very bytes being stored, with their sha256): the model
-   * goes on without waiting for S3 or DynamoDB, while the whole window is uploaded beside it (the context
-   * frames first) and recorded when `rest` is first called (after the next window's take, see Carried).
-   * `rest` then says whether this delivery recorded them (`recorded`) or another one
-   * making the same chain did (`elsewhere`): only in the first case are the stored bytes the ones the next
-   * window was given.
+   * goes on without waiting for S3 or DynamoDB, and the whole window is uploaded (the context frames
+   * first) and recorded by `rest`, which the next window starts once its prediction is asked for (see
+   * Carried). `rest` then says whether this delivery recorded them (`recorded`) or another one making the
+   * same chain did (`elsewhere`): only in the first case are the stored bytes the ones the next window was
+   * given.
    *
    * Otherwise the context frames go first and are recorded at once: the chain may go on from them
    * (`context-recorded`, with their keys) while `rest`, the other frames, is stored and recorded.
@@ -569,15 +571,16 @@ export class WindowMaker {
           urls: delivered.map(({ file }) => dataUrl(file)),
           sha256Of: (f) => sha256.get(f),
         };
-        // Uploaded now, the context frames first; recorded when `rest` is first called, the context frames
-        // in a transaction of their own: whose they are is that transaction's answer, all or nothing.
-        const contextStored = mapLimit(delivered, STORE_CONCURRENCY, ({ f, png, file }) =>
-          this.store1(p, f, png, made, extra, file),
-        );
-        const othersStored = storeAll(others);
-        contextStored.catch(() => undefined);
-        othersStored.catch(() => undefined);
+        // Uploaded once `rest` is first called (the next window's prediction asked for: nothing of this
+        // one's storing stands between the two predictions), the context frames first, then recorded,
+        // the context frames in a transaction of their own: whose they are is that transaction's answer,
+        // all or nothing.
         const rest = once(async (): Promise<Handed> => {
+          const contextStored = mapLimit(delivered, STORE_CONCURRENCY, ({ f, png, file }) =>
+            this.store1(p, f, png, made, extra, file),
+          );
+          const othersStored = storeAll(others);
+          othersStored.catch(() => undefined);
           const stored = await contextStored;
           const { counts } = await this.host.recordFrames(job, stored, await events);
           await this.host.recordFrames(job, await othersStored, await events);
@@ -623,7 +626,7 @@ export class WindowMaker {
         r.status === 'succeeded' && r.key && r.sha256 ? [[r.frame, { key: r.key, sha256: r.sha256 }]] : [],
       ),
     );
-    // Uploaded now; recorded when `rest` is first called (after the next window's take, see Carried).
+    // Uploaded now; recorded when `rest` is first called (once the next window is asked for, see Carried).
     const uploading = storeAll(others);
     uploading.catch(() => undefined);
     const rest = once(async (): Promise<Handed> => {
@@ -812,8 +815,24 @@ export class WindowMaker {
     }
     await this.host.afterWork(job.id);
     // Whether the job still runs, and lets the next window be made, is for the next window to read.
-    return next === undefined ? 'done' : { next, context: new Map(), rest: nothingBehind };
+    return next === undefined ? 'done' : { next, job, context: new Map(), rest: nothingBehind };
   }
+}
+
+/** Window `index` of a job, as planned from its record; undefined when the job has no such window. */
+function plan(job: WindowedJob, index: number): Planned | undefined {
+  const windows = planWindows(job.frames, job.window);
+  const w = windows[index];
+  if (!w) return undefined;
+  const own = chainedFrames(w, windows, job.frames);
+  return {
+    job,
+    windows,
+    w,
+    own,
+    kept: job.window.mode === 'chained' ? own : { start: w.start, end: keptEnd(w, job.frames) },
+    seed: windowSeed(job.seed, job.seedMode, w, job.frames),
+  };
 }
 
 /** What every model with windows is asked for one window (it receives the inputs it declares of these). */

@@ -155,6 +155,8 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
   let frames: Awaited<ReturnType<typeof storedFrames>>;
   /** The `context` input of each window's prediction, by window index. */
   const given = new Map<number, string[]>();
+  /** In order: each window's prediction asked for (`ask w`), each frame sent to S3 (`put f`). */
+  const order: string[] = [];
 
   beforeAll(async () => {
     // The default per-frame seeds: frame k of a window has the grain of its frame seed, so windows agree.
@@ -166,7 +168,13 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
       worker.deps.model.predictFiles = (predictionId, input, signal) => {
         const window = /-w(\d+)-\d+$/.exec(predictionId);
         if (window && Array.isArray(input.context)) given.set(Number(window[1]), input.context as string[]);
+        order.push(`ask ${window?.[1]}`);
         return predictFiles(predictionId, input, signal);
+      };
+      const putFrame = worker.deps.frames.putFrame.bind(worker.deps.frames);
+      worker.deps.frames.putFrame = (key, body, metadata, ...rest) => {
+        order.push(`put ${metadata?.frame}`);
+        return putFrame(key, body, metadata, ...rest);
       };
       return api.waitForJob(created.body.id, isFinished, 120_000);
     });
@@ -242,6 +250,18 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
         const sha256 = createHash('sha256').update(Buffer.from(dataUrl![1]!, 'base64')).digest('hex');
         expect(sha256).toBe(frames.get(starts[index]! + k)!.sha256);
       });
+    }
+  });
+
+  it('asks the model for each window before it sends any frame of the window before to S3', () => {
+    const kept = [1, 50, 91, 132, 173, 201];
+    for (let i = 1; i <= 4; i++) {
+      const firstPut = order.findIndex((e) => {
+        const frame = Number(e.slice('put '.length));
+        return e.startsWith('put ') && frame >= kept[i - 1]! && frame < kept[i]!;
+      });
+      expect(order.indexOf(`ask ${i}`)).toBeGreaterThanOrEqual(0);
+      expect(order.indexOf(`ask ${i}`)).toBeLessThan(firstPut);
     }
   });
 
