@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FrameStore } from '../adapters/frame-store.ts';
-import type { JobStore } from '../adapters/store/jobs.ts';
+import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
 import { eachLimit, mapLimit } from '../core/concurrency.ts';
 import { pastStartBy, startByReason } from '../core/fair-share.ts';
 import { type FrameRange, frameSeed } from '../core/frames.ts';
@@ -89,7 +89,6 @@ export type WindowHost = Pick<
   | 'isStopping'
   | 'jobOf'
   | 'provenance'
-  | 'recordSuccess'
   | 'recordFailure'
   | 'storeFrame'
   | 'deliverFrame'
@@ -672,9 +671,11 @@ export class WindowMaker {
 
   /**
    * Parallel mode: the frames only this window makes are recorded as they are; its versions of the frames
-   * it shares are staged first, then each shared frame whose other version is staged too is cross-faded
-   * and recorded. Writing before looking means that of two neighbours finishing together, at least the
-   * later one finds both versions.
+   * it shares are staged first, then each shared frame whose other version is staged too is cross-faded.
+   * Writing before looking means that of two neighbours finishing together, at least the later one finds
+   * both versions. The cross-fades are made while the other frames are stored, and all are recorded in
+   * one call (a transaction per 47 frames), rather than a transaction per cross-faded frame, each meeting
+   * the others on the job item: for the shot's last window, that was most of the time after its prediction.
    */
   private async storeParallel(
     p: Planned,
@@ -694,67 +695,70 @@ export class WindowMaker {
       this.files.putFile(stagedKey(job, w.index, f), made.frames[f - w.start]!, 'image/png'),
     );
     const events = this.host.frameEventsWanted(job);
-    const stored = await mapLimit(
-      framesIn(alone).filter((f) => !isFinished(records.get(f))),
-      STORE_CONCURRENCY,
-      (f) => {
-        const png = made.frames[f - w.start]!;
-        made.frames[f - w.start] = undefined;
-        return this.store1(p, f, this.stamp(p, f, png, frameOrigin(job, windows, f), extra), made, extra);
-      },
-    );
-    await this.host.recordFrames(job, stored, await events);
-    if (previous && before) await this.crossFadeWith(p, previous, before, made, extra);
-    if (next && after) await this.crossFadeWith(p, next, after, made, extra);
+    const stored = await Promise.all([
+      mapLimit(
+        framesIn(alone).filter((f) => !isFinished(records.get(f))),
+        STORE_CONCURRENCY,
+        (f) => {
+          const png = made.frames[f - w.start]!;
+          made.frames[f - w.start] = undefined;
+          return this.store1(p, f, this.stamp(p, f, png, frameOrigin(job, windows, f), extra), made, extra);
+        },
+      ),
+      previous && before ? this.crossFadeWith(p, previous, before, made, extra) : [],
+      next && after ? this.crossFadeWith(p, next, after, made, extra) : [],
+    ]);
+    await this.host.recordFrames(job, stored.flat(), await events);
   }
 
-  /** The shared frames `range` with window `other`: cross-faded where its version is staged. */
+  /**
+   * The shared frames `range` with window `other`, cross-faded where its version is staged (failed where
+   * it failed), stored and ready to be recorded.
+   */
   private async crossFadeWith(
     p: Planned,
     other: Window,
     range: FrameRange,
     made: Made,
     extra: PredictionInputs,
-  ): Promise<void> {
+  ): Promise<FinishedFrame[]> {
     const { job, w, windows } = p;
-    const otherFailed = await this.files.getFile(failedKey(job, other.index));
-    await eachLimit(framesIn(range), STORE_CONCURRENCY, async (f) => {
-      const record = await this.store.getFrame(job.id, f);
-      // Not started: only the frame's owner, the earlier window, starts it, and it stages before it looks.
-      if (!record || isFinished(record)) return;
-      const seed = this.seedOf(job, f);
-      if (otherFailed) {
-        await this.host.recordFailure(job, f, seed, record.attempts, `window ${other.index} failed`);
-        return;
-      }
-      const theirs = await this.files.getFile(stagedKey(job, other.index, f));
-      if (!theirs) return; // the other window records it when it finishes
-      const mine = made.frames[f - w.start]!;
-      const [earlier, later] = other.index < w.index ? [theirs, mine] : [mine, theirs];
-      const a = decodeRgb(earlier);
-      const b = decodeRgb(later);
-      if (a.width !== b.width || a.height !== b.height) {
-        throw new ModelError(
-          `windows ${Math.min(w.index, other.index)} and ${Math.max(w.index, other.index)} made frame ${f} in different sizes`,
+    const [otherFailed, records] = await Promise.all([
+      this.files.getFile(failedKey(job, other.index)),
+      this.recordsOf(job.id, range),
+    ]);
+    const out = await mapLimit(
+      framesIn(range),
+      STORE_CONCURRENCY,
+      async (f): Promise<FinishedFrame | undefined> => {
+        const record = records.get(f);
+        // Not started: only the frame's owner, the earlier window, starts it, and it stages before it looks.
+        if (!record || isFinished(record)) return undefined;
+        const seed = this.seedOf(job, f);
+        if (otherFailed) {
+          return { status: 'failed', frame: f, seed, error: `window ${other.index} failed` };
+        }
+        const theirs = await this.files.getFile(stagedKey(job, other.index, f));
+        if (!theirs) return undefined; // the other window records it when it finishes
+        const mine = made.frames[f - w.start]!;
+        const [earlier, later] = other.index < w.index ? [theirs, mine] : [mine, theirs];
+        const a = decodeRgb(earlier);
+        const b = decodeRgb(later);
+        if (a.width !== b.width || a.height !== b.height) {
+          throw new ModelError(
+            `windows ${Math.min(w.index, other.index)} and ${Math.max(w.index, other.index)} made frame ${f} in different sizes`,
+          );
+        }
+        const laterWindow = other.index < w.index ? w : other;
+        const png = encodePng(
+          crossFade(a.rgb, b.rgb, crossFadeWeight(laterWindow, windows, f)),
+          a.width,
+          a.height,
         );
-      }
-      const laterWindow = other.index < w.index ? w : other;
-      const png = encodePng(
-        crossFade(a.rgb, b.rgb, crossFadeWeight(laterWindow, windows, f)),
-        a.width,
-        a.height,
-      );
-      await this.host.recordSuccess(
-        job,
-        f,
-        seed,
-        record.attempts,
-        this.stamp(p, f, png, frameOrigin(job, windows, f), extra),
-        made.predictTimePerFrame,
-        extra.hashes?.get(f),
-        this.spendPerFrame(p, made),
-      );
-    });
+        return this.store1(p, f, this.stamp(p, f, png, frameOrigin(job, windows, f), extra), made, extra);
+      },
+    );
+    return out.filter((r): r is FinishedFrame => r !== undefined);
   }
 
   /**

@@ -758,6 +758,24 @@ describe("the queue's guarantees for windows", () => {
   });
 });
 
+describe('a parallel window that always fails', () => {
+  it('fails its frames and those its neighbours share with it, and the rest of the shot is made', async () => {
+    const failing = await model({ failFrames: [100] });
+    const job = await makeShot(windowedShot('WIN_PAR_FAIL', { windowMode: 'parallel' }), failing.url);
+    expect(job.status).toBe('failed');
+    expect(job.failedWindow).toMatchObject({ index: 2, start: 83, end: 131 });
+    expect(job.failedFrames).toEqual(range(83, 131));
+    expect(job.frames).toEqual({ start: 1, end: 200, total: 200, succeeded: 151, failed: 49, canceled: 0 });
+    const listed = await api.allFrames(job.id);
+    expect(listed.filter((f) => f.status === 'succeeded').map((f) => f.frame)).toEqual([
+      ...range(1, 82),
+      ...range(132, 200),
+    ]);
+    const { types } = await frameEvents(job.id);
+    expect(types.filter((t) => t === 'frame.failed')).toHaveLength(49);
+  });
+});
+
 describe('several chained shots', () => {
   it("run side by side on the fleet: one shot's chain does not wait for the other's to end", async () => {
     const short = { start: 1, end: 100 };
