@@ -50,6 +50,9 @@ import type { Worker } from './worker.ts';
 /** Frames of one window stored and recorded at once: S3 and DynamoDB round trips overlap. */
 const STORE_CONCURRENCY = 8;
 
+/** WorkerSettings.contextInMemoryMaxBytes by default. */
+const CONTEXT_IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024;
+
 const FINISHED: ReadonlySet<FrameStatus> = new Set(['succeeded', 'failed', 'canceled']);
 const isFinished = (record: FrameRecord | undefined): boolean =>
   record !== undefined && FINISHED.has(record.status);
@@ -564,7 +567,9 @@ export class WindowMaker {
       const delivered = files.flatMap(({ f, png, file }) =>
         file instanceof Error ? [] : [{ f, png, file }],
       );
-      if (delivered.length === files.length) {
+      const bytes = delivered.reduce((n, { file }) => n + file.body.byteLength, 0);
+      const maxBytes = this.host.deps.settings.contextInMemoryMaxBytes ?? CONTEXT_IN_MEMORY_MAX_BYTES;
+      if (delivered.length === files.length && bytes <= maxBytes) {
         const sha256 = new Map(delivered.map(({ f, file }) => [f, sha256Of(file.body)]));
         const given: Context = {
           urls: delivered.map(({ file }) => dataUrl(file)),
@@ -593,8 +598,8 @@ export class WindowMaker {
         });
         return { outcome: 'handed-on', context: new Map(), given, rest };
       }
-      // A context frame that cannot be delivered (no format for it) is stored below, failing, and stops
-      // the chain; its stamped PNG is stored as it is.
+      // Too large to go in a request (see WorkerSettings), or a context frame that cannot be delivered
+      // (no format for it: stored below, failing, it stops the chain): stored first, as stamped.
       const ready = new Map(files.map(({ f, png }) => [f, png]));
       return this.storeContextFirst(p, made, first, others, events, (f) => ready.get(f) ?? stamped(f), extra);
     }

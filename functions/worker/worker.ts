@@ -48,6 +48,13 @@ export interface WorkerSettings {
    * SQS keeps a message hidden 12 hours at most.
    */
   readonly chainHoldSeconds?: number;
+  /**
+   * Largest context, in bytes of its files, a chained window is given from memory (data URLs in the
+   * prediction's request) rather than stored and presigned first (functions/worker/windows.ts). Default
+   * 32 MiB: 8 frames of 1080p PNG; 4K frames go the stored way, so the request stays of a size Cog
+   * servers and proxies take.
+   */
+  readonly contextInMemoryMaxBytes?: number;
   /** First back-off between tries of a frame; doubles each time. */
   readonly retryBaseMs: number;
   readonly modelImage: string;

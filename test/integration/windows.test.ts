@@ -636,6 +636,38 @@ describe("the queue's guarantees for windows", () => {
     expect((await frameEvents(id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
   });
 
+  it('stores and records a context too large to go in a request first, and gives it as presigned URLs', async () => {
+    const created = await api.createJob(windowedShot('WIN_LARGE', { frames: { start: 1, end: 100 } }));
+    const id = created.body.id;
+    const given = new Map<number, string[]>();
+    const done = await withWorker(
+      (worker) => {
+        const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+        worker.deps.model.predictFiles = (predictionId, input, signal) => {
+          const window = /-w(\d+)-\d+$/.exec(predictionId);
+          if (window && Array.isArray(input.context)) given.set(Number(window[1]), input.context as string[]);
+          return predictFiles(predictionId, input, signal);
+        };
+        return api.waitForJob(id, isFinished, 60_000);
+      },
+      undefined,
+      { contextInMemoryMaxBytes: 0 },
+    );
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    expect([...given.keys()].sort()).toEqual([1, 2]);
+    for (const urls of given.values()) {
+      expect(urls).toHaveLength(8);
+      for (const url of urls) expect(url).toMatch(/^https?:\/\//);
+    }
+    const stored = await storedFrames(id);
+    for (const f of range(50, 100)) {
+      const { context } = readProvenance(stored.get(f)!.png)!.window!;
+      for (const c of context!) expect(c.sha256).toBe(stored.get(c.frame)!.sha256);
+    }
+    expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
+    expect(await objectsOf(done)).toHaveLength(101);
+  });
+
   it('makes a chain on the worker that holds its first message: one message for every window, nothing twice', async () => {
     const created = await api.createJob(windowedShot('WIN_HELD', { frames: { start: 1, end: 100 } }));
     const id = created.body.id;
