@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { FrameStore } from '../adapters/frame-store.ts';
-import type { JobStore } from '../adapters/store/jobs.ts';
+import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
 import { eachLimit, mapLimit } from '../core/concurrency.ts';
 import { pastStartBy, startByReason } from '../core/fair-share.ts';
 import { type FrameRange, frameSeed } from '../core/frames.ts';
@@ -24,6 +25,7 @@ import {
 import { logger } from '../logger.ts';
 import { type FilesPrediction, ModelError } from './cog.ts';
 import { sleep } from './concurrency.ts';
+import type { DeliveredFrame } from './deliverables.ts';
 import { noInputs, type PredictionInputs } from './inputs.ts';
 import { decodeVideo } from './video.ts';
 import type { Worker } from './worker.ts';
@@ -47,6 +49,9 @@ import type { Worker } from './worker.ts';
 
 /** Frames of one window stored and recorded at once: S3 and DynamoDB round trips overlap. */
 const STORE_CONCURRENCY = 8;
+
+/** WorkerSettings.contextInMemoryMaxBytes by default. */
+const CONTEXT_IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024;
 
 const FINISHED: ReadonlySet<FrameStatus> = new Set(['succeeded', 'failed', 'canceled']);
 const isFinished = (record: FrameRecord | undefined): boolean =>
@@ -87,9 +92,9 @@ export type WindowHost = Pick<
   | 'isStopping'
   | 'jobOf'
   | 'provenance'
-  | 'recordSuccess'
   | 'recordFailure'
   | 'storeFrame'
+  | 'deliverFrame'
   | 'recordFrames'
   | 'frameEventsWanted'
   | 'spendOf'
@@ -136,25 +141,48 @@ function once<T>(run: () => Promise<T>): () => Promise<T> {
 /** Frames this worker stored and recorded, by number: their keys and hashes. */
 type Stored = ReadonlyMap<number, { readonly key: string; readonly sha256: string }>;
 
+/**
+ * Whose the previous window's context frames are once recorded: this delivery's (`recorded`), or another
+ * delivery's making the same chain at once (`elsewhere`), whose stored bytes may differ from the ones
+ * this delivery gave the next window from memory.
+ */
+type Handed = 'recorded' | 'elsewhere';
+
 /** What one window hands the next one made for the same message. */
 interface Carried {
   /**
-   * The previous window's frames after its context: stored, recorded and counted once this settles.
-   * Started by the first call (each call gives the same promise): this window calls it once it has taken
-   * its own frames, so that the two windows' transactions on the job do not meet.
+   * The previous window's frames: stored, recorded and counted once this settles. Started by the first
+   * call (each call gives the same promise): this window calls it once it has asked the model for its
+   * prediction, after its take, so that nothing of the previous window's storing stands between the two
+   * predictions and the two windows' transactions on the job do not meet.
    */
-  readonly behind: () => Promise<void>;
+  readonly behind: () => Promise<Handed>;
   /** The previous window's context frames as stored; absent for the message's own window. */
   readonly known: Stored | undefined;
+  /** The previous window's context frames given from memory, the bytes being stored (`storeChained`). */
+  readonly given?: Context;
+  /** The job as the previous window read it: this window's frames are planned from it alike. */
+  readonly job?: WindowedJob;
 }
 
 /** A window's end: the chain stops (`outcome`), or goes on with window `next`. */
 type Step =
   | { readonly outcome: 'done' | 'handed-back' }
-  | { readonly next: number; readonly context: Stored; readonly rest: () => Promise<void> };
+  | {
+      readonly next: number;
+      readonly job: WindowedJob;
+      readonly context: Stored;
+      readonly given?: Context;
+      readonly rest: () => Promise<Handed>;
+    };
+
+const nothingBehind = (): Promise<Handed> => Promise.resolve('recorded');
 
 export interface Context {
-  /** Presigned GET URLs of the predecessor's stored overlap frames, in frame order. */
+  /**
+   * The predecessor's overlap frames, in frame order: presigned GET URLs of the stored frames, or data
+   * URLs of the very bytes being stored (a window made on this worker right after its predecessor).
+   */
   readonly urls: string[];
   readonly sha256Of: (frame: number) => string | undefined;
 }
@@ -181,16 +209,18 @@ export class WindowMaker {
   async process(message: WindowMessage, delivery = 1): Promise<'done' | 'handed-back'> {
     const held = Date.now();
     const holdMs = (this.host.deps.settings.chainHoldSeconds ?? 3600) * 1000;
-    // The previous window's frames after its context, still being stored and recorded while the model
-    // makes this one; settled before this window stores its own and before the message goes.
-    let behind: () => Promise<void> = () => Promise.resolve();
+    // The previous window's frames, still being stored and recorded while the model makes this one;
+    // settled before this window stores its own and before the message goes.
+    let behind: () => Promise<Handed> = nothingBehind;
     let known: Stored | undefined;
+    let given: Context | undefined;
+    let job: WindowedJob | undefined;
     try {
       for (let window = message.window; ; ) {
         // The message's own window is its delivery's; the windows after it are made here for the first time.
         const out = await this.processWindow(
           { ...message, window },
-          { behind, known },
+          { behind, known, ...(given && { given }), ...(job && { job }) },
           window === message.window ? delivery : 1,
         );
         if (!('next' in out)) {
@@ -199,6 +229,8 @@ export class WindowMaker {
         }
         behind = once(out.rest);
         known = out.context;
+        given = out.given;
+        job = out.job;
         if (this.host.isStopping) {
           await behind();
           return 'handed-back';
@@ -242,7 +274,13 @@ export class WindowMaker {
     delivery: number,
   ): Promise<Step | 'done' | 'handed-back'> {
     const { stats } = this.host;
-    const job = await this.host.jobOf(message.jobId, message.tenant);
+    // A window made here after the one before reads its frames' records beside the job: they are planned
+    // from the job as that window read it (a job's frames and windows do not change once accepted).
+    const early = carried.job && plan(carried.job, message.window);
+    const [job, earlyRecords] = await Promise.all([
+      this.host.jobOf(message.jobId, message.tenant),
+      early && this.recordsOf(early.job.id, early.kept),
+    ]);
     if (!job) return 'done';
     // The chain stops at a review gate's last window until approval, which sends the next window.
     if (carried.known && !mayQueueWindow(job, message.window)) return 'done';
@@ -250,25 +288,15 @@ export class WindowMaker {
       logger.error('a window message for a job without windows; it is dropped', { jobId: job.id });
       return 'done';
     }
-    const windowed: WindowedJob = { ...job, window: job.window };
-    const windows = planWindows(job.frames, job.window);
-    const w = windows[message.window];
-    if (!w) {
+    const p = plan({ ...job, window: job.window }, message.window);
+    if (!p) {
       logger.error('a window message for a window the job does not have; it is dropped', {
         jobId: job.id,
         window: message.window,
       });
       return 'done';
     }
-    const own = chainedFrames(w, windows, job.frames);
-    const p: Planned = {
-      job: windowed,
-      windows,
-      w,
-      own,
-      kept: job.window.mode === 'chained' ? own : { start: w.start, end: keptEnd(w, job.frames) },
-      seed: windowSeed(job.seed, job.seedMode, w, job.frames),
-    };
+    const { w, own } = p;
     if (job.status !== 'running') {
       // Canceled (or ended): the chain stops here, and nothing of this window is made.
       stats.framesSkipped += framesIn(p.kept).length;
@@ -277,7 +305,7 @@ export class WindowMaker {
       return 'done';
     }
 
-    const records = await this.recordsOf(job.id, p.kept);
+    const records = earlyRecords ?? (await this.recordsOf(job.id, p.kept));
     if (job.startBy !== undefined && pastStartBy(job, new Date()) && records.size === 0) {
       // Not started by the job's queue deadline: the window's frames are canceled with the reason the
       // job shows, and in chained mode every frame after them (no window of them will come), in the
@@ -306,23 +334,34 @@ export class WindowMaker {
       return this.afterWindow(p);
     }
 
-    // Inputs before the model's slot is taken, so the model never waits on them.
+    // Inputs before the model's slot is taken, so the model never waits on them; so is the first
+    // attempt's take of the window's frames, as a chunk in hand takes its frames before its slot.
     const extra = await (this.host.deps.inputsFor ?? noInputs)(job, framesIn(w));
+    const taken = await this.startOwn(p);
 
-    await this.host.slots.acquire();
-    if (this.host.isStopping) {
-      this.host.slots.release();
-      return 'handed-back';
-    }
-    let made: Made | { failed: string; attempt: number } | 'job-ended';
-    try {
-      made = await this.generate(p, records, extra, carried);
-    } finally {
-      this.host.slots.release();
+    let made: Made | { failed: string; attempt: number } | 'job-ended' = 'job-ended';
+    if (taken === 'started') {
+      await this.host.slots.acquire();
+      if (this.host.isStopping) {
+        this.host.slots.release();
+        return 'handed-back';
+      }
+      try {
+        made = await this.generate(p, records, extra, carried);
+      } finally {
+        this.host.slots.release();
+      }
     }
     // The previous window's last frames are stored by now (a window's prediction takes longer); waiting
     // here keeps at most two windows' frames in memory, and the job's counts in frame order.
-    await carried.behind();
+    if ((await carried.behind()) === 'elsewhere') {
+      // The context this window was given from memory was recorded by another delivery making the same
+      // chain at once (a duplicated message): its stored bytes may not be the ones this window continued,
+      // so nothing of it is kept, and that delivery goes on from there (its own take counted one more
+      // attempt on this window's frames).
+      await this.host.afterWork(job.id);
+      return 'done';
+    }
     if (made === 'job-ended') {
       stats.framesSkipped += framesIn(p.kept).length;
       await this.host.afterWork(job.id);
@@ -343,13 +382,19 @@ export class WindowMaker {
         await this.host.afterWork(job.id);
         return 'done';
       }
-      if (next && stored.outcome === 'context-recorded') {
-        // The next window's context is stored and recorded: the model goes on with it while the rest of
-        // this window is stored, recorded and counted.
+      if (next && (stored.outcome === 'context-recorded' || stored.outcome === 'handed-on')) {
+        // The next window's context is in hand, as stored or as being stored: the model goes on with it
+        // while this window is stored, recorded and counted.
         return {
           next: next.index,
+          job: p.job,
           context: stored.context,
-          rest: () => stored.rest().then(() => this.host.afterWork(job.id)),
+          ...(stored.given && { given: stored.given }),
+          rest: () =>
+            stored.rest().then(async (handed) => {
+              await this.host.afterWork(job.id);
+              return handed;
+            }),
         };
       }
       await stored.rest();
@@ -393,27 +438,36 @@ export class WindowMaker {
     const { model, settings } = deps;
     const { job, w } = p;
     const length = w.end - w.start + 1;
-    const recorded = Math.max(0, ...[...records.values()].map((r) => r.attempts));
+    // Of its own frames only: in parallel mode the frames it shares with its predecessor are that one's.
+    const recorded = Math.max(
+      0,
+      ...[...records.values()]
+        .filter((r) => r.frame >= p.own.start && r.frame <= p.own.end)
+        .map((r) => r.attempts),
+    );
     let heldMs = 0;
     for (let tries = 1; ; tries++) {
-      if ((await this.startOwn(p)) === 'job-ended') return 'job-ended';
-      // This window's frames are taken: the previous window's rest may be recorded now, beside the model.
-      carried?.behind().catch(() => undefined);
+      // The first try's take is makeWindow's, before the slot.
+      if (tries > 1 && (await this.startOwn(p)) === 'job-ended') return 'job-ended';
       // The own frames' attempts as read before, plus this delivery's tries (each took them once more).
       const attempt = recorded + tries;
       if (attempt > settings.maxAttempts) {
         return { failed: 'gave up: the worker stopped during every attempt', attempt: attempt - 1 };
       }
-      // Presigned for each attempt: a URL must outlive the prediction, not the wait for a slot. Not an
-      // attempt's failure when it cannot be read: the message is delivered again.
-      const context = await this.contextOf(p, carried?.known);
+      // Given from memory by the window before, made here; else presigned for each attempt: a URL must
+      // outlive the prediction, not the wait for a slot. Not an attempt's failure when it cannot be read:
+      // the message is delivered again.
+      const context = carried?.given ?? (await this.contextOf(p, carried?.known));
       const began = Date.now();
       try {
         const input = {
           ...model.inputFor(windowInput(job, w, p.seed, context?.urls), job.params),
           ...extra.inputs,
         };
-        const out = await model.predictFiles(`${job.id}-w${w.index}-${attempt}`, input);
+        const predicted = model.predictFiles(`${job.id}-w${w.index}-${attempt}`, input);
+        // Asked for: the previous window's frames are stored and recorded now, beside the model.
+        carried?.behind().catch(() => undefined);
+        const out = await predicted;
         stats.modelBusyMs += Date.now() - began;
         heldMs += Date.now() - began;
         return {
@@ -462,8 +516,18 @@ export class WindowMaker {
 
   /**
    * Chained mode: the window's own frames, each stamped and recorded; the overlap it was given is not kept.
-   * The frames the next window continues from go first and are recorded at once: the chain may go on from
-   * them (`context-recorded`, with their keys) while `rest`, the other frames, is stored and recorded.
+   *
+   * When every frame the next window continues from is this delivery's to store (none finished by an
+   * earlier one) and each can be delivered, their files are made at once and given to the next window
+   * from memory (`handed-on`, data URLs of the very bytes being stored, with their sha256): the model
+   * goes on without waiting for S3 or DynamoDB, and the whole window is uploaded (the context frames
+   * first) and recorded by `rest`, which the next window starts once its prediction is asked for (see
+   * Carried). `rest` then says whether this delivery recorded them (`recorded`) or another one making the
+   * same chain did (`elsewhere`): only in the first case are the stored bytes the ones the next window was
+   * given.
+   *
+   * Otherwise the context frames go first and are recorded at once: the chain may go on from them
+   * (`context-recorded`, with their keys) while `rest`, the other frames, is stored and recorded.
    * `made-elsewhere`: another delivery recorded every one of them first.
    */
   private async storeChained(
@@ -472,9 +536,10 @@ export class WindowMaker {
     records: ReadonlyMap<number, FrameRecord>,
     extra: PredictionInputs,
   ): Promise<{
-    outcome: 'context-recorded' | 'recorded' | 'made-elsewhere';
+    outcome: 'handed-on' | 'context-recorded' | 'recorded' | 'made-elsewhere';
     context: Stored;
-    rest: () => Promise<void>;
+    given?: Context;
+    rest: () => Promise<Handed>;
   }> {
     const { job, w } = p;
     const { context } = made;
@@ -483,15 +548,81 @@ export class WindowMaker {
     const handsOn = next ? contextFrames(next, p.windows) : undefined;
     const todo = framesIn(p.own).filter((f) => !isFinished(records.get(f)));
     const isContext = (f: number) => handsOn !== undefined && f >= handsOn.start && f <= handsOn.end;
+    // Released as soon as it is stamped: the window is held at most twice (as made, and as stored).
+    const stamped = (f: number) => {
+      const png = made.frames[f - w.start]!;
+      made.frames[f - w.start] = undefined;
+      return this.stamp(p, f, png, frameOrigin(job, p.windows, f, context?.sha256Of), extra);
+    };
     const storeAll = (frames: number[]) =>
-      mapLimit(frames, STORE_CONCURRENCY, (f) => {
-        const png = made.frames[f - w.start]!;
-        // Released as soon as it is stamped: the window is held at most twice (as made, and as stored).
-        made.frames[f - w.start] = undefined;
-        const origin = frameOrigin(job, p.windows, f, context?.sha256Of);
-        return this.store1(p, f, this.stamp(p, f, png, origin, extra), made, extra);
-      });
+      mapLimit(frames, STORE_CONCURRENCY, (f) => this.store1(p, f, stamped(f), made, extra));
     const first = todo.filter(isContext);
+    const others = todo.filter((f) => !isContext(f));
+
+    if (handsOn && first.length === framesIn(handsOn).length) {
+      const files = await mapLimit(first, STORE_CONCURRENCY, async (f) => {
+        const png = stamped(f);
+        return { f, png, file: await this.host.deliverFrame(job, f, png) };
+      });
+      const delivered = files.flatMap(({ f, png, file }) =>
+        file instanceof Error ? [] : [{ f, png, file }],
+      );
+      const bytes = delivered.reduce((n, { file }) => n + file.body.byteLength, 0);
+      const maxBytes = this.host.deps.settings.contextInMemoryMaxBytes ?? CONTEXT_IN_MEMORY_MAX_BYTES;
+      if (delivered.length === files.length && bytes <= maxBytes) {
+        const sha256 = new Map(delivered.map(({ f, file }) => [f, sha256Of(file.body)]));
+        const given: Context = {
+          urls: delivered.map(({ file }) => dataUrl(file)),
+          sha256Of: (f) => sha256.get(f),
+        };
+        // Uploaded once `rest` is first called (the next window's prediction asked for: nothing of this
+        // one's storing stands between the two predictions), the context frames first, then recorded,
+        // the context frames in a transaction of their own: whose they are is that transaction's answer,
+        // all or nothing.
+        const rest = once(async (): Promise<Handed> => {
+          const contextStored = mapLimit(delivered, STORE_CONCURRENCY, ({ f, png, file }) =>
+            this.store1(p, f, png, made, extra, file),
+          );
+          const othersStored = storeAll(others);
+          othersStored.catch(() => undefined);
+          const stored = await contextStored;
+          const { counts } = await this.host.recordFrames(job, stored, await events);
+          await this.host.recordFrames(job, await othersStored, await events);
+          if (counts.succeeded + counts.failed === stored.length) return 'recorded';
+          if (counts.succeeded + counts.failed === 0) return 'elsewhere';
+          // Some by this delivery, some by another: neither may go on from bytes of its own. Delivered
+          // again, the message finds this window finished and gives the next one its stored frames.
+          throw new Error(
+            `window ${w.index}'s context frames were recorded partly by another delivery; the next window is made again from the stored ones`,
+          );
+        });
+        return { outcome: 'handed-on', context: new Map(), given, rest };
+      }
+      // Too large to go in a request (see WorkerSettings), or a context frame that cannot be delivered
+      // (no format for it: stored below, failing, it stops the chain): stored first, as stamped.
+      const ready = new Map(files.map(({ f, png }) => [f, png]));
+      return this.storeContextFirst(p, made, first, others, events, (f) => ready.get(f) ?? stamped(f), extra);
+    }
+    return this.storeContextFirst(p, made, first, others, events, stamped, extra);
+  }
+
+  /** storeChained's path when the next window's context is stored and recorded before it starts. */
+  private async storeContextFirst(
+    p: Planned,
+    made: Made,
+    first: number[],
+    others: number[],
+    events: Promise<boolean>,
+    stamped: (f: number) => Buffer,
+    extra: PredictionInputs,
+  ): Promise<{
+    outcome: 'context-recorded' | 'recorded' | 'made-elsewhere';
+    context: Stored;
+    rest: () => Promise<Handed>;
+  }> {
+    const { job } = p;
+    const storeAll = (frames: number[]) =>
+      mapLimit(frames, STORE_CONCURRENCY, (f) => this.store1(p, f, stamped(f), made, extra));
     const stored = await storeAll(first);
     const { counts } = await this.host.recordFrames(job, stored, await events);
     const keys: Stored = new Map(
@@ -499,11 +630,12 @@ export class WindowMaker {
         r.status === 'succeeded' && r.key && r.sha256 ? [[r.frame, { key: r.key, sha256: r.sha256 }]] : [],
       ),
     );
-    // Uploaded now; recorded when `rest` is first called (after the next window's take, see Carried).
-    const uploading = storeAll(todo.filter((f) => !isContext(f)));
+    // Uploaded now; recorded when `rest` is first called (once the next window is asked for, see Carried).
+    const uploading = storeAll(others);
     uploading.catch(() => undefined);
-    const rest = once(async () => {
+    const rest = once(async (): Promise<Handed> => {
       await this.host.recordFrames(job, await uploading, await events);
+      return 'recorded';
     });
     if (first.length === 0) return { outcome: 'recorded', context: keys, rest };
     if (counts.succeeded + counts.failed === 0) return { outcome: 'made-elsewhere', context: keys, rest };
@@ -513,12 +645,20 @@ export class WindowMaker {
   }
 
   /** One frame of a made window, stored under its sequence name, ready to be recorded. */
-  private store1(p: Planned, f: number, png: Buffer, made: Made, extra: PredictionInputs) {
+  private store1(
+    p: Planned,
+    f: number,
+    png: Buffer,
+    made: Made,
+    extra: PredictionInputs,
+    file?: DeliveredFrame,
+  ) {
     const inputs = extra.hashes?.get(f);
     return this.host.storeFrame(p.job, {
       frame: f,
       seed: this.seedOf(p.job, f),
       png,
+      ...(file && { file }),
       ...(made.predictTimePerFrame !== undefined && { predictTime: made.predictTimePerFrame }),
       ...this.spendPerFrame(p, made),
       ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
@@ -536,9 +676,11 @@ export class WindowMaker {
 
   /**
    * Parallel mode: the frames only this window makes are recorded as they are; its versions of the frames
-   * it shares are staged first, then each shared frame whose other version is staged too is cross-faded
-   * and recorded. Writing before looking means that of two neighbours finishing together, at least the
-   * later one finds both versions.
+   * it shares are staged first, then each shared frame whose other version is staged too is cross-faded.
+   * Writing before looking means that of two neighbours finishing together, at least the later one finds
+   * both versions. The cross-fades are made while the other frames are stored, and all are recorded in
+   * one call (a transaction per 47 frames), rather than a transaction per cross-faded frame, each meeting
+   * the others on the job item: for the shot's last window, that was most of the time after its prediction.
    */
   private async storeParallel(
     p: Planned,
@@ -558,67 +700,70 @@ export class WindowMaker {
       this.files.putFile(stagedKey(job, w.index, f), made.frames[f - w.start]!, 'image/png'),
     );
     const events = this.host.frameEventsWanted(job);
-    const stored = await mapLimit(
-      framesIn(alone).filter((f) => !isFinished(records.get(f))),
-      STORE_CONCURRENCY,
-      (f) => {
-        const png = made.frames[f - w.start]!;
-        made.frames[f - w.start] = undefined;
-        return this.store1(p, f, this.stamp(p, f, png, frameOrigin(job, windows, f), extra), made, extra);
-      },
-    );
-    await this.host.recordFrames(job, stored, await events);
-    if (previous && before) await this.crossFadeWith(p, previous, before, made, extra);
-    if (next && after) await this.crossFadeWith(p, next, after, made, extra);
+    const stored = await Promise.all([
+      mapLimit(
+        framesIn(alone).filter((f) => !isFinished(records.get(f))),
+        STORE_CONCURRENCY,
+        (f) => {
+          const png = made.frames[f - w.start]!;
+          made.frames[f - w.start] = undefined;
+          return this.store1(p, f, this.stamp(p, f, png, frameOrigin(job, windows, f), extra), made, extra);
+        },
+      ),
+      previous && before ? this.crossFadeWith(p, previous, before, made, extra) : [],
+      next && after ? this.crossFadeWith(p, next, after, made, extra) : [],
+    ]);
+    await this.host.recordFrames(job, stored.flat(), await events);
   }
 
-  /** The shared frames `range` with window `other`: cross-faded where its version is staged. */
+  /**
+   * The shared frames `range` with window `other`, cross-faded where its version is staged (failed where
+   * it failed), stored and ready to be recorded.
+   */
   private async crossFadeWith(
     p: Planned,
     other: Window,
     range: FrameRange,
     made: Made,
     extra: PredictionInputs,
-  ): Promise<void> {
+  ): Promise<FinishedFrame[]> {
     const { job, w, windows } = p;
-    const otherFailed = await this.files.getFile(failedKey(job, other.index));
-    await eachLimit(framesIn(range), STORE_CONCURRENCY, async (f) => {
-      const record = await this.store.getFrame(job.id, f);
-      // Not started: only the frame's owner, the earlier window, starts it, and it stages before it looks.
-      if (!record || isFinished(record)) return;
-      const seed = this.seedOf(job, f);
-      if (otherFailed) {
-        await this.host.recordFailure(job, f, seed, record.attempts, `window ${other.index} failed`);
-        return;
-      }
-      const theirs = await this.files.getFile(stagedKey(job, other.index, f));
-      if (!theirs) return; // the other window records it when it finishes
-      const mine = made.frames[f - w.start]!;
-      const [earlier, later] = other.index < w.index ? [theirs, mine] : [mine, theirs];
-      const a = decodeRgb(earlier);
-      const b = decodeRgb(later);
-      if (a.width !== b.width || a.height !== b.height) {
-        throw new ModelError(
-          `windows ${Math.min(w.index, other.index)} and ${Math.max(w.index, other.index)} made frame ${f} in different sizes`,
+    const [otherFailed, records] = await Promise.all([
+      this.files.getFile(failedKey(job, other.index)),
+      this.recordsOf(job.id, range),
+    ]);
+    const out = await mapLimit(
+      framesIn(range),
+      STORE_CONCURRENCY,
+      async (f): Promise<FinishedFrame | undefined> => {
+        const record = records.get(f);
+        // Not started: only the frame's owner, the earlier window, starts it, and it stages before it looks.
+        if (!record || isFinished(record)) return undefined;
+        const seed = this.seedOf(job, f);
+        if (otherFailed) {
+          return { status: 'failed', frame: f, seed, error: `window ${other.index} failed` };
+        }
+        const theirs = await this.files.getFile(stagedKey(job, other.index, f));
+        if (!theirs) return undefined; // the other window records it when it finishes
+        const mine = made.frames[f - w.start]!;
+        const [earlier, later] = other.index < w.index ? [theirs, mine] : [mine, theirs];
+        const a = decodeRgb(earlier);
+        const b = decodeRgb(later);
+        if (a.width !== b.width || a.height !== b.height) {
+          throw new ModelError(
+            `windows ${Math.min(w.index, other.index)} and ${Math.max(w.index, other.index)} made frame ${f} in different sizes`,
+          );
+        }
+        const laterWindow = other.index < w.index ? w : other;
+        const png = encodePng(
+          crossFade(a.rgb, b.rgb, crossFadeWeight(laterWindow, windows, f)),
+          a.width,
+          a.height,
         );
-      }
-      const laterWindow = other.index < w.index ? w : other;
-      const png = encodePng(
-        crossFade(a.rgb, b.rgb, crossFadeWeight(laterWindow, windows, f)),
-        a.width,
-        a.height,
-      );
-      await this.host.recordSuccess(
-        job,
-        f,
-        seed,
-        record.attempts,
-        this.stamp(p, f, png, frameOrigin(job, windows, f), extra),
-        made.predictTimePerFrame,
-        extra.hashes?.get(f),
-        this.spendPerFrame(p, made),
-      );
-    });
+        return this.store1(p, f, this.stamp(p, f, png, frameOrigin(job, windows, f), extra), made, extra);
+      },
+    );
+    return out.filter((r): r is FinishedFrame => r !== undefined);
   }
 
   /**
@@ -679,8 +824,24 @@ export class WindowMaker {
     }
     await this.host.afterWork(job.id);
     // Whether the job still runs, and lets the next window be made, is for the next window to read.
-    return next === undefined ? 'done' : { next, context: new Map(), rest: () => Promise.resolve() };
+    return next === undefined ? 'done' : { next, job, context: new Map(), rest: nothingBehind };
   }
+}
+
+/** Window `index` of a job, as planned from its record; undefined when the job has no such window. */
+function plan(job: WindowedJob, index: number): Planned | undefined {
+  const windows = planWindows(job.frames, job.window);
+  const w = windows[index];
+  if (!w) return undefined;
+  const own = chainedFrames(w, windows, job.frames);
+  return {
+    job,
+    windows,
+    w,
+    own,
+    kept: job.window.mode === 'chained' ? own : { start: w.start, end: keptEnd(w, job.frames) },
+    seed: windowSeed(job.seed, job.seedMode, w, job.frames),
+  };
 }
 
 /** What every model with windows is asked for one window (it receives the inputs it declares of these). */
@@ -732,6 +893,13 @@ export async function storedContext(
   }
   return { urls, sha256Of: (f) => records.get(f)?.sha256 };
 }
+
+/** A delivered frame as a data URL: what a Cog model reads for a file input as it reads a URL. */
+const dataUrl = (file: DeliveredFrame): string =>
+  `data:${file.contentType};base64,${Buffer.from(file.body.buffer, file.body.byteOffset, file.body.byteLength).toString('base64')}`;
+
+/** The sha256 a frame is recorded with: of its stored bytes (FrameStore.putFrame). */
+const sha256Of = (body: Uint8Array): string => createHash('sha256').update(body).digest('hex');
 
 /**
  * The frames of a window from the model's output: one PNG per frame, or one video of the window decoded

@@ -20,7 +20,7 @@ import { APP_METRICS } from '../shared/metrics.ts';
 import { BudgetGate, type WorkerBudgets } from './budget-gate.ts';
 import { type CogClient, ModelError } from './cog.ts';
 import { Slots, sleep } from './concurrency.ts';
-import { type DeliverFrame, deliverFrames } from './deliverables.ts';
+import { type DeliveredFrame, type DeliverFrame, deliverFrames } from './deliverables.ts';
 import { FairShare } from './fair-share.ts';
 import { type InputsFor, noInputs, type PredictionInputs } from './inputs.ts';
 import { recordedModel } from './model-image.ts';
@@ -48,6 +48,13 @@ export interface WorkerSettings {
    * SQS keeps a message hidden 12 hours at most.
    */
   readonly chainHoldSeconds?: number;
+  /**
+   * Largest context, in bytes of its files, a chained window is given from memory (data URLs in the
+   * prediction's request) rather than stored and presigned first (functions/worker/windows.ts). Default
+   * 32 MiB: 8 frames of 1080p PNG; 4K frames go the stored way, so the request stays of a size Cog
+   * servers and proxies take.
+   */
+  readonly contextInMemoryMaxBytes?: number;
   /** First back-off between tries of a frame; doubles each time. */
   readonly retryBaseMs: number;
   readonly modelImage: string;
@@ -641,14 +648,12 @@ export class Worker {
   }
 
   /** Stores a made frame's PNG under its sequence name: what recording it needs. */
-  async storeFrame(job: JobRecord, made: StoredFrameInput): Promise<FinishedFrame> {
-    // What the job asks the frame delivered as (PNG, or EXR in the plate's colour space); a frame that
-    // cannot be (no oiiotool for EXR) fails with the reason.
-    const file = await (this.deps.deliver ?? deliverFrames(undefined, this.deps.naming))(
-      job,
-      made.frame,
-      made.png,
-    ).catch((err: Error) => err);
+  async storeFrame(
+    job: JobRecord,
+    made: StoredFrameInput & { readonly file?: DeliveredFrame },
+  ): Promise<FinishedFrame> {
+    // `file` when the caller needed the stored bytes before storing them (a chained window's context).
+    const file = made.file ?? (await this.deliverFrame(job, made.frame, made.png));
     const spend = {
       ...(made.gpuMs !== undefined && { gpuMs: made.gpuMs }),
       ...(made.costMicros !== undefined && { costMicros: made.costMicros }),
@@ -674,6 +679,16 @@ export class Worker {
       ...spend,
       ...(made.inputs && { inputs: made.inputs }),
     };
+  }
+
+  /**
+   * What the job asks the frame delivered as (PNG, or EXR in the plate's colour space), or, for a frame
+   * that cannot be (no oiiotool for EXR), an error saying why.
+   */
+  deliverFrame(job: JobRecord, frame: number, png: Buffer): Promise<DeliveredFrame | Error> {
+    return (this.deps.deliver ?? deliverFrames(undefined, this.deps.naming))(job, frame, png).catch(
+      (err: Error) => err,
+    );
   }
 
   /**
@@ -770,7 +785,10 @@ export class Worker {
     };
   }
 
-  /** Stores a made frame and records it, once (frames of chunks and of windows alike). */
+  /**
+   * Stores a made frame and records it, once, on its own: what the bench's naive worker does for every
+   * frame (bench/baseline.ts); chunks and windows record their frames together (`recordFrames`).
+   */
   async recordSuccess(
     job: JobRecord,
     frame: number,

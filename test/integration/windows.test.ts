@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameKey, thumbnailKey } from '../../functions/core/frames.ts';
@@ -152,11 +153,31 @@ const range = (start: number, end: number) => Array.from({ length: end - start +
 describe('a 200-frame shot on a model with windows (49, overlap 8), chained', () => {
   let job: JobResponse;
   let frames: Awaited<ReturnType<typeof storedFrames>>;
+  /** The `context` input of each window's prediction, by window index. */
+  const given = new Map<number, string[]>();
+  /** In order: each window's prediction asked for (`ask w`), each frame sent to S3 (`put f`). */
+  const order: string[] = [];
 
   beforeAll(async () => {
     // The default per-frame seeds: frame k of a window has the grain of its frame seed, so windows agree.
     // Thumbnails asked for (a job without a review gate has none by default): each window's frames get theirs.
-    job = await makeShot(windowedShot('WIN_CHAIN', { thumbnails: true }));
+    const created = await api.createJob(windowedShot('WIN_CHAIN', { thumbnails: true }));
+    expect(created.status).toBe(202);
+    job = await withWorker((worker) => {
+      const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+      worker.deps.model.predictFiles = (predictionId, input, signal) => {
+        const window = /-w(\d+)-\d+$/.exec(predictionId);
+        if (window && Array.isArray(input.context)) given.set(Number(window[1]), input.context as string[]);
+        order.push(`ask ${window?.[1]}`);
+        return predictFiles(predictionId, input, signal);
+      };
+      const putFrame = worker.deps.frames.putFrame.bind(worker.deps.frames);
+      worker.deps.frames.putFrame = (key, body, metadata, ...rest) => {
+        order.push(`put ${metadata?.frame}`);
+        return putFrame(key, body, metadata, ...rest);
+      };
+      return api.waitForJob(created.body.id, isFinished, 120_000);
+    });
     frames = await storedFrames(job.id);
   }, 150_000);
 
@@ -218,6 +239,32 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
     );
   });
 
+  it("gives each window after the first its predecessor's last 8 frames from memory, the very bytes stored", () => {
+    expect([...given.keys()].sort()).toEqual([1, 2, 3, 4]);
+    const starts = [1, 42, 83, 124, 165];
+    for (const [index, urls] of given) {
+      expect(urls).toHaveLength(8);
+      urls.forEach((url, k) => {
+        const dataUrl = /^data:image\/png;base64,(.+)$/.exec(url);
+        expect(dataUrl, `window ${index}'s context[${k}] is a data URL`).not.toBeNull();
+        const sha256 = createHash('sha256').update(Buffer.from(dataUrl![1]!, 'base64')).digest('hex');
+        expect(sha256).toBe(frames.get(starts[index]! + k)!.sha256);
+      });
+    }
+  });
+
+  it('asks the model for each window before it sends any frame of the window before to S3', () => {
+    const kept = [1, 50, 91, 132, 173, 201];
+    for (let i = 1; i <= 4; i++) {
+      const firstPut = order.findIndex((e) => {
+        const frame = Number(e.slice('put '.length));
+        return e.startsWith('put ') && frame >= kept[i - 1]! && frame < kept[i]!;
+      });
+      expect(order.indexOf(`ask ${i}`)).toBeGreaterThanOrEqual(0);
+      expect(order.indexOf(`ask ${i}`)).toBeLessThan(firstPut);
+    }
+  });
+
   it('does not jump at a seam more than between any two frames inside a window', () => {
     const seams = [49, 90, 131, 172]; // the last frame of each window but the last
     const inside: number[] = [];
@@ -271,11 +318,25 @@ describe('a 200-frame shot on a model with windows (49, overlap 8), chained', ()
 describe('the same shot in parallel mode', () => {
   let job: JobResponse;
   let frames: Awaited<ReturnType<typeof storedFrames>>;
+  const predictions: string[] = [];
 
   beforeAll(async () => {
-    job = await makeShot(windowedShot('WIN_PARALLEL', { windowMode: 'parallel' }));
+    const created = await api.createJob(windowedShot('WIN_PARALLEL', { windowMode: 'parallel' }));
+    expect(created.status).toBe(202);
+    job = await withWorker((worker) => {
+      const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+      worker.deps.model.predictFiles = (predictionId, input, signal) => {
+        predictions.push(predictionId);
+        return predictFiles(predictionId, input, signal);
+      };
+      return api.waitForJob(created.body.id, isFinished, 120_000);
+    });
     frames = await storedFrames(job.id);
   }, 150_000);
+
+  it("counts each window's first attempt as its first, whatever its predecessor's attempts on the frames they share", () => {
+    expect(predictions.sort()).toEqual([0, 1, 2, 3, 4].map((w) => `${job.id}-w${w}-1`));
+  });
 
   it('succeeds with 200 frames stored once, and leaves no staged window frames behind', async () => {
     expect(job.status).toBe('succeeded');
@@ -352,22 +413,39 @@ describe('the same shot in parallel mode', () => {
 
 /**
  * A worker that dies at a chosen point: from then on every call it makes fails, as after a kill (nothing
- * more is written; its messages come back after their 2 s visibility timeout).
+ * more is written; its messages come back after their 2 s visibility timeout). `settled` is awaited before
+ * it dies after a prediction (what it may still finish first); with `framesHeld`, no frame it stores reaches
+ * S3 before it dies (a slow S3), so nothing it made is stored.
  */
 function doomedWorker(
   killAt: {
     afterPrediction?: (predictionId: string) => boolean;
+    settled?: () => Promise<unknown>;
+    beforePrediction?: (predictionId: string) => boolean;
     afterSend?: (body: string) => boolean;
+    framesHeld?: boolean;
   },
   chainHoldSeconds?: number,
 ) {
   const state = { dead: false };
-  const guard = <T extends object>(target: T, after?: (name: string, args: unknown[]) => void): T =>
+  let die = () => {};
+  const killed = new Promise<void>((resolve) => {
+    die = () => {
+      state.dead = true;
+      resolve();
+    };
+  });
+  const guard = <T extends object>(
+    target: T,
+    after?: (name: string, args: unknown[]) => void,
+    held?: (name: string) => boolean,
+  ): T =>
     new Proxy(target, {
       get(t, key) {
         const value = Reflect.get(t, key, t) as unknown;
         if (typeof value !== 'function') return value;
         return async (...args: unknown[]) => {
+          if (held?.(String(key))) await killed;
           if (state.dead) throw new Error('killed');
           const out = await (value as (...a: unknown[]) => Promise<unknown>).apply(t, args);
           after?.(String(key), args);
@@ -378,17 +456,25 @@ function doomedWorker(
   const model = new CogClient({ url: stack.modelUrl });
   const predictFiles = model.predictFiles.bind(model);
   model.predictFiles = async (predictionId, input, signal) => {
+    if (killAt.beforePrediction?.(predictionId)) die();
     if (state.dead) throw new Error('killed');
     const out = await predictFiles(predictionId, input, signal);
-    if (killAt.afterPrediction?.(predictionId)) state.dead = true;
+    if (killAt.afterPrediction?.(predictionId)) {
+      await killAt.settled?.();
+      die();
+    }
     return out;
   };
   const worker = new Worker({
     store: guard(stack.app.store),
     events: guard(stack.app.events),
-    frames: guard(stack.app.frameStore),
+    frames: guard(
+      stack.app.frameStore,
+      undefined,
+      (name) => killAt.framesHeld === true && name === 'putFrame',
+    ),
     queue: guard(stack.app.frameQueue, (name, args) => {
-      if (name === 'send' && killAt.afterSend?.(String(args[0]))) state.dead = true;
+      if (name === 'send' && killAt.afterSend?.(String(args[0]))) die();
     }),
     model,
     publishEvents: async (events) => {
@@ -413,6 +499,52 @@ function doomedWorker(
     },
   };
 }
+
+describe('keeping the model busy between windows', () => {
+  it('takes the frames of a window in hand while the model makes another, so the model does not wait for the take', async () => {
+    const slow = await model({ renderDelayMs: 1500, concurrency: 1 });
+    const created = await api.createJob(
+      windowedShot('WIN_TAKE', { windowMode: 'parallel', frames: { start: 1, end: 100 } }),
+    );
+    const id = created.body.id;
+    // The frames each window takes: from the frame after its predecessor's end.
+    const own = [
+      [1, 49],
+      [50, 90],
+      [91, 100],
+    ];
+    const done = await withWorker(
+      async (worker) => {
+        const asked: number[] = [];
+        let answered = 0;
+        const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+        worker.deps.model.predictFiles = async (predictionId, input, signal) => {
+          asked.push(Number(/-w(\d+)-\d+$/.exec(predictionId)![1]));
+          try {
+            return await predictFiles(predictionId, input, signal);
+          } finally {
+            answered++;
+          }
+        };
+        // While the model makes the first window asked for, the worker's other window in hand (two a
+        // slot) has taken its frames already.
+        await eventually(async () => {
+          if (asked.length !== 1 || answered > 0) return undefined;
+          const [start, end] = own[asked[0]!]!;
+          const running = (await api.allFrames(id)).filter((f) => f.status === 'running');
+          // Read while the first prediction was still running: no other window had its slot.
+          if (answered > 0) return undefined;
+          return running.some((f) => f.frame < start! || f.frame > end!) ? true : undefined;
+        }, "another window's frames taken while the model makes the first");
+        return api.waitForJob(id, isFinished, 60_000);
+      },
+      slow.url,
+      { concurrency: 1 },
+    );
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
+  });
+});
 
 describe("the queue's guarantees for windows", () => {
   it('stores nothing twice when a window message is duplicated, or redelivered after its successor was sent', async () => {
@@ -446,7 +578,15 @@ describe("the queue's guarantees for windows", () => {
     const id = created.body.id;
 
     // The doomed worker: once the model has made window 1, every call it makes fails, as after a kill.
-    const doomed = doomedWorker({ afterPrediction: (predictionId) => predictionId === `${id}-w1-1` });
+    // Window 0's frames are stored and recorded beside window 1's prediction: it dies once they are.
+    const doomed = doomedWorker({
+      afterPrediction: (predictionId) => predictionId === `${id}-w1-1`,
+      settled: () =>
+        eventually(
+          async () => ((await api.getJob(id)).body.frames.succeeded >= 49 ? true : undefined),
+          'window 0',
+        ),
+    });
     const running = doomed.worker.run();
     await eventually(async () => (doomed.dead ? true : undefined), 'the doomed worker to make window 1');
     doomed.worker.stop();
@@ -463,6 +603,69 @@ describe("the queue's guarantees for windows", () => {
     for (const f of range(1, 100)) expect(attempts.get(f)).toBe(f >= 50 && f <= 90 ? 2 : 1);
     expect(await objectsOf(done)).toHaveLength(101);
     expect((await frameEvents(id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
+  });
+
+  it("asks for the next window while the window before is still being stored, giving it that window's frames from memory; killed then, it loses nothing", async () => {
+    const created = await api.createJob(windowedShot('WIN_AHEAD', { frames: { start: 1, end: 100 } }));
+    const id = created.body.id;
+    // No frame the doomed worker stores reaches S3 before it dies, and it dies as it asks for window 1:
+    // window 1 was asked for while none of window 0's frames was stored (a worker that waited for them
+    // would never ask, and this test would time out).
+    const doomed = doomedWorker({
+      beforePrediction: (predictionId) => predictionId === `${id}-w1-1`,
+      framesHeld: true,
+    });
+    const running = doomed.worker.run();
+    await eventually(async () => (doomed.dead ? true : undefined), 'the doomed worker to ask for window 1');
+    doomed.worker.stop();
+    await running;
+    expect((await api.getJob(id)).body.frames.succeeded).toBe(0);
+
+    // Window 0's message comes back: window 0 is made again, and window 1 from window 0's stored frames.
+    const done = await withWorker(() => api.waitForJob(id, isFinished, 60_000));
+    expect(done.status).toBe('succeeded');
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    const attempts = new Map((await api.allFrames(id)).map((f) => [f.frame, f.attempts]));
+    for (const f of range(1, 100)) expect(attempts.get(f)).toBe(f <= 90 ? 2 : 1);
+    expect(await objectsOf(done)).toHaveLength(101);
+    const stored = await storedFrames(id);
+    for (const f of range(50, 100)) {
+      const { context } = readProvenance(stored.get(f)!.png)!.window!;
+      for (const c of context!) expect(c.sha256).toBe(stored.get(c.frame)!.sha256);
+    }
+    expect((await frameEvents(id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 100));
+  });
+
+  it('stores and records a context too large to go in a request first, and gives it as presigned URLs', async () => {
+    const created = await api.createJob(windowedShot('WIN_LARGE', { frames: { start: 1, end: 100 } }));
+    const id = created.body.id;
+    const given = new Map<number, string[]>();
+    const done = await withWorker(
+      (worker) => {
+        const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+        worker.deps.model.predictFiles = (predictionId, input, signal) => {
+          const window = /-w(\d+)-\d+$/.exec(predictionId);
+          if (window && Array.isArray(input.context)) given.set(Number(window[1]), input.context as string[]);
+          return predictFiles(predictionId, input, signal);
+        };
+        return api.waitForJob(id, isFinished, 60_000);
+      },
+      undefined,
+      { contextInMemoryMaxBytes: 0 },
+    );
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    expect([...given.keys()].sort()).toEqual([1, 2]);
+    for (const urls of given.values()) {
+      expect(urls).toHaveLength(8);
+      for (const url of urls) expect(url).toMatch(/^https?:\/\//);
+    }
+    const stored = await storedFrames(id);
+    for (const f of range(50, 100)) {
+      const { context } = readProvenance(stored.get(f)!.png)!.window!;
+      for (const c of context!) expect(c.sha256).toBe(stored.get(c.frame)!.sha256);
+    }
+    expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
+    expect(await objectsOf(done)).toHaveLength(101);
   });
 
   it('makes a chain on the worker that holds its first message: one message for every window, nothing twice', async () => {
@@ -484,7 +687,9 @@ describe("the queue's guarantees for windows", () => {
   it('hands a chain back when its worker stops between windows, and another worker goes on from there', async () => {
     const created = await api.createJob(windowedShot('WIN_STOP', { frames: { start: 1, end: 100 } }));
     const id = created.body.id;
-    await withWorker(() => api.waitForJob(id, (j) => j.frames.succeeded >= 49, 60_000));
+    // A model slow enough that the worker is stopped while it makes window 1, whose take recorded window 0.
+    const slow = await model({ renderDelayMs: 1000 });
+    await withWorker(() => api.waitForJob(id, (j) => j.frames.succeeded >= 49, 60_000), slow.url);
     // Stopped (scale-in) after window 0 at least: the message went back at once, no window is made twice.
     const stopped = (await api.getJob(id)).body;
     expect(stopped.frames.succeeded).toBeLessThan(100);
@@ -582,6 +787,24 @@ describe("the queue's guarantees for windows", () => {
     const doc = await client(stack.url).getOpenApi<Parameters<typeof responseValidator>[0]>();
     const got = await api.getJob(job.id);
     expect(responseValidator(doc.body)('GET', '/v1/jobs/{id}', got.status, got.body)).toEqual([]);
+  });
+});
+
+describe('a parallel window that always fails', () => {
+  it('fails its frames and those its neighbours share with it, and the rest of the shot is made', async () => {
+    const failing = await model({ failFrames: [100] });
+    const job = await makeShot(windowedShot('WIN_PAR_FAIL', { windowMode: 'parallel' }), failing.url);
+    expect(job.status).toBe('failed');
+    expect(job.failedWindow).toMatchObject({ index: 2, start: 83, end: 131 });
+    expect(job.failedFrames).toEqual(range(83, 131));
+    expect(job.frames).toEqual({ start: 1, end: 200, total: 200, succeeded: 151, failed: 49, canceled: 0 });
+    const listed = await api.allFrames(job.id);
+    expect(listed.filter((f) => f.status === 'succeeded').map((f) => f.frame)).toEqual([
+      ...range(1, 82),
+      ...range(132, 200),
+    ]);
+    const { types } = await frameEvents(job.id);
+    expect(types.filter((t) => t === 'frame.failed')).toHaveLength(49);
   });
 });
 
