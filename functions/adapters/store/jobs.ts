@@ -1056,13 +1056,13 @@ export class JobStore {
       if (!reopeningJobStatuses().includes(current.status)) return undefined;
       const to = reopenedJobStatus(current.status);
       const gone = new Set(pending);
+      // A job that runs again has not finished.
+      const { finishedAt: _finishedAt, ...unfinished } = current;
       const after: JobRecord = {
-        ...current,
-        ...(to && { status: to }),
+        ...(to ? { ...unfinished, status: to } : current),
         failed: current.failed - pending.length,
         failedFrames: current.failedFrames.filter((f) => !gone.has(f)),
       };
-      if (to) delete (after as { finishedAt?: string }).finishedAt;
       const event = to ? newEvent(after, 'job.reopened', now) : undefined;
       const from = to ? statusIn([current.status]) : statusIn(reopeningJobStatuses());
       const items: Record<string, TransactItem> = {
