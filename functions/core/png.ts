@@ -651,17 +651,29 @@ function checkImageData(buf: Buffer, chunks: readonly Chunk[], header: Header): 
   check.end();
 }
 
+/** Inflated image data up to which `checkPng` checks in one piece (a 590x590 RGB frame). */
+const SMALL_IMAGE_BYTES = 1 << 20;
+
 /**
  * Validates `png` as `withProvenance` does (signature, chunks and CRCs, IHDR, and image data that inflates
  * to exactly the declared scanlines), but streams the inflate: the raw pixels (26.5 MB for a 4096x2160 RGB
  * frame, four times its PNG) are never held, only 64 KB of them at a time, and the inflating runs on
- * libuv's thread pool, off the thread that feeds the model. What the worker checks a model's frame with
- * before it stamps it (`stampProvenance`). Rejects with a PngError.
+ * libuv's thread pool, off the thread that feeds the model. A frame of at most 1 MiB of pixels is
+ * checked at once instead. What the worker checks a model's frame with before it stamps it
+ * (`stampProvenance`). Rejects with a PngError.
  */
-export async function checkPng(png: Uint8Array): Promise<void> {
+export async function checkPng(
+  png: Uint8Array,
+  /** Stream whatever the size (`true`), or check at once (`false`); by default, by the size. */
+  options: { stream?: boolean } = {},
+): Promise<void> {
   const buf = asBuffer(png);
   const chunks = parseChunks(buf);
-  const check = new ScanlineCheck(readHeader(buf, chunks));
+  const header = readHeader(buf, chunks);
+  const check = new ScanlineCheck(header);
+  // A small frame's pixels are checked at once, here: handing them to the thread pool and back would cost
+  // the model more (about a millisecond before the next prediction goes) than holding them does.
+  if (!(options.stream ?? check.expected > SMALL_IMAGE_BYTES)) return checkImageData(buf, chunks, header);
   const inflate = createInflate({ chunkSize: 64 * 1024 });
   const done = new Promise<void>((resolve, reject) => {
     inflate.on('data', (piece: Buffer) => {

@@ -298,8 +298,10 @@ describe('reading a PNG', () => {
   ])('refuses %s with a clear error, streaming the check or not', async (_, bytes, message) => {
     expect(() => readPng(bytes)).toThrow(PngError);
     expect(() => readPng(bytes)).toThrow(message);
-    await expect(checkPng(bytes)).rejects.toThrow(PngError);
-    await expect(checkPng(bytes)).rejects.toThrow(message);
+    for (const stream of [true, false]) {
+      await expect(checkPng(bytes, { stream })).rejects.toThrow(PngError);
+      await expect(checkPng(bytes, { stream })).rejects.toThrow(message);
+    }
   });
 
   it('streams the check of a large frame, pass by pass and row by row, as the whole check does', async () => {
@@ -307,12 +309,13 @@ describe('reading a PNG', () => {
     const big = encodePng(gradient(1024, 576), 1024, 576);
     await expect(checkPng(big)).resolves.toBeUndefined();
     const rows = Buffer.from([0, 10, 0, 20, 0, 30, 31, 0, 40, 0, 41, 0, 50, 51, 52]);
+    await expect(checkPng(big, { stream: false })).resolves.toBeUndefined();
     const interlaced = pngOf(
       ['IHDR', ihdr(3, 3, 8, 0, 1)],
       ['IDAT', deflateSync(rows)],
       ['IEND', new Uint8Array(0)],
     );
-    await expect(checkPng(interlaced)).resolves.toBeUndefined();
+    await expect(checkPng(interlaced, { stream: true })).resolves.toBeUndefined();
     // A bad filter byte deep in the data, in a later piece of the stream.
     const raw = Buffer.alloc(576 * (1 + 1024 * 3));
     raw[400 * (1 + 1024 * 3)] = 9;
@@ -361,7 +364,7 @@ describe('reading a PNG', () => {
               return (err as Error).constructor.name;
             }
           })();
-          const streamed = await checkPng(damaged).then(
+          const streamed = await checkPng(damaged, { stream: true }).then(
             () => 'valid',
             (err: Error) => err.constructor.name,
           );
