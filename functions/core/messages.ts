@@ -74,6 +74,8 @@ const DeadLetter = z.object({
   at: z.iso.datetime('must be an ISO 8601 time'),
 });
 const ChunkV3 = ChunkV1.extend({ v: z.literal(3), deadLetter: DeadLetter });
+/** A chained window that failed every attempt: redriven, it reopens the window and the chain goes on. */
+const WindowV3 = WindowV1.extend({ v: z.literal(3), deadLetter: DeadLetter });
 
 /** An event to deliver, on the event queue (the event itself is read from the table). */
 const EventV1 = z.object({
@@ -98,7 +100,7 @@ const EventV1 = z.object({
 
 export const planMessageSchema = z.discriminatedUnion('v', [PlanV1]);
 export const chunkMessageSchema = z.discriminatedUnion('v', [ChunkV1, ChunkV2, ChunkV3]);
-export const windowMessageSchema = z.discriminatedUnion('v', [WindowV1, WindowV2]);
+export const windowMessageSchema = z.discriminatedUnion('v', [WindowV1, WindowV2, WindowV3]);
 export const eventMessageSchema = z.discriminatedUnion('v', [EventV1]);
 
 export type PlanMessage = Readonly<z.output<typeof planMessageSchema>>;
@@ -204,8 +206,9 @@ type Producible<M> = Omit<M, 'v' | 'reroll' | 'deadLetter'> & { readonly reroll?
 /** A chunk body: v1, v2 when it is a re-roll, v3 when it is a dead letter. */
 export const encodeChunk = (m: Producible<ChunkMessage> & { readonly deadLetter?: DeadLetterNote }): string =>
   encode(chunkMessageSchema, 'chunk', { ...m, v: m.reroll ? 2 : m.deadLetter ? 3 : 1 });
-/** A window body: v1, or v2 when it is a re-roll. */
-export const encodeWindow = (m: Producible<WindowMessage>): string =>
-  encode(windowMessageSchema, 'window', { ...m, v: m.reroll ? 2 : 1 });
+/** A window body: v1, v2 when it is a re-roll, v3 when it is a dead letter. */
+export const encodeWindow = (
+  m: Producible<WindowMessage> & { readonly deadLetter?: DeadLetterNote },
+): string => encode(windowMessageSchema, 'window', { ...m, v: m.reroll ? 2 : m.deadLetter ? 3 : 1 });
 export const encodeEvent = (m: Fields<EventMessage>): string =>
   encode(eventMessageSchema, 'event', { ...m, v: 1 });

@@ -101,6 +101,7 @@ export type WindowHost = Pick<
   | 'republishFrameEvent'
   | 'republishEnded'
   | 'afterWork'
+  | 'reopen'
 >;
 
 type WindowedJob = JobRecord & { readonly window: JobWindows };
@@ -218,8 +219,11 @@ export class WindowMaker {
     try {
       for (let window = message.window; ; ) {
         // The message's own window is its delivery's; the windows after it are made here for the first time.
+        // A dead letter reopens its own window only; the windows after it are made as any chain's.
         const out = await this.processWindow(
-          { ...message, window },
+          window === message.window
+            ? message
+            : { jobId: message.jobId, tenant: message.tenant, v: 1, window },
           { behind, known, ...(given && { given }), ...(job && { job }) },
           window === message.window ? delivery : 1,
         );
@@ -277,25 +281,36 @@ export class WindowMaker {
     // A window made here after the one before reads its frames' records beside the job: they are planned
     // from the job as that window read it (a job's frames and windows do not change once accepted).
     const early = carried.job && plan(carried.job, message.window);
-    const [job, earlyRecords] = await Promise.all([
+    const [read, earlyRecords] = await Promise.all([
       this.host.jobOf(message.jobId, message.tenant),
       early && this.recordsOf(early.job.id, early.kept),
     ]);
-    if (!job) return 'done';
+    if (!read) return 'done';
     // The chain stops at a review gate's last window until approval, which sends the next window.
-    if (carried.known && !mayQueueWindow(job, message.window)) return 'done';
-    if (!job.window) {
-      logger.error('a window message for a job without windows; it is dropped', { jobId: job.id });
+    if (carried.known && !mayQueueWindow(read, message.window)) return 'done';
+    if (!read.window) {
+      logger.error('a window message for a job without windows; it is dropped', { jobId: read.id });
       return 'done';
     }
-    const p = plan({ ...job, window: job.window }, message.window);
+    let p = plan({ ...read, window: read.window }, message.window);
     if (!p) {
       logger.error('a window message for a window the job does not have; it is dropped', {
-        jobId: job.id,
+        jobId: read.id,
         window: message.window,
       });
       return 'done';
     }
+    if (message.v === 3 && read.window.mode === 'chained') {
+      // A dead letter redriven once its fault was fixed: the window is reopened, with the frames after it
+      // its failure counted canceled, and the chain goes on from here (docs/reliability.md).
+      const reopened = await this.host.reopen(read, framesIn(p.own), message.deadLetter.reason, {
+        index: p.w.index,
+        later: read.frames.end - p.own.end,
+      });
+      if (!reopened?.window) return 'done';
+      p = plan({ ...reopened, window: reopened.window }, message.window)!;
+    }
+    const job = p.job;
     const { w, own } = p;
     if (job.status !== 'running') {
       // Canceled (or ended): the chain stops here, and nothing of this window is made.
@@ -774,6 +789,24 @@ export class WindowMaker {
   private async failWindow(p: Planned, error: string): Promise<void> {
     const { job, w } = p;
     const chained = job.window.mode === 'chained';
+    // A chained window waits in the frame DLQ for a redrive once the fault is fixed, which reopens it and
+    // goes on with the chain; sent before its failure is recorded, as a chunk's failed frames are. A
+    // parallel window is not: its neighbours' staged versions, which its shared frames need, go when the
+    // job ends.
+    if (chained && this.host.deps.deadLetter) {
+      await this.host.deps.deadLetter(
+        encodeWindow({
+          jobId: job.id,
+          tenant: job.tenant,
+          window: w.index,
+          deadLetter: { reason: error.slice(0, 1000), at: new Date().toISOString() },
+        }),
+      );
+      logger.warn('a window failed every attempt; dead-lettered for a redrive once fixed', {
+        jobId: job.id,
+        window: w.index,
+      });
+    }
     if (!chained) {
       await this.files.putFile(
         failedKey(job, w.index),

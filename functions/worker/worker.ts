@@ -536,12 +536,13 @@ export class Worker {
    * Reopens a redriven dead letter's frames (JobStore.reopenFrames) and announces the job's reopening.
    * The job as it stands after, or undefined when it cannot take them (canceled meanwhile).
    */
-  private async reopen(
+  async reopen(
     job: JobRecord,
     frames: readonly number[],
     reason: string,
+    window?: { readonly index: number; readonly later: number },
   ): Promise<JobRecord | undefined> {
-    const out = await this.deps.store.reopenFrames(job, frames, reason);
+    const out = await this.deps.store.reopenFrames(job, frames, reason, new Date(), window);
     if (!out) {
       logger.info('dead letter dropped: its job cannot be reopened', { jobId: job.id, status: job.status });
       return undefined;

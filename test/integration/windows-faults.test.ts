@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { encodeWindow } from '../../functions/core/messages.ts';
+import { createClients } from '../../functions/adapters/clients.ts';
+import { Queue } from '../../functions/adapters/queues.ts';
+import { encodeWindow, parseFrameQueueMessage } from '../../functions/core/messages.ts';
 import { readProvenance } from '../../functions/core/png.ts';
 import { planWindows } from '../../functions/core/windows.ts';
 import { CogClient } from '../../functions/worker/cog.ts';
@@ -361,6 +363,46 @@ describe("the queue's guarantees for windows", () => {
     const doc = await client(stack.url).getOpenApi<Parameters<typeof responseValidator>[0]>();
     const got = await api.getJob(job.id);
     expect(responseValidator(doc.body)('GET', '/v1/jobs/{id}', got.status, got.body)).toEqual([]);
+  });
+
+  it('waits in the frame DLQ, and redriven on a sound model reopens the window and the chain makes the rest, once', async () => {
+    const failing = await model({ failFrames: [100] });
+    const failed = await makeShot(windowedShot('WIN_POISON', { seed: 4321 }), failing.url);
+    expect(failed.status).toBe('failed');
+    expect(failed.frames).toMatchObject({ succeeded: 90, failed: 41, canceled: 69 });
+    // The dead letter: window 2 of this job, with the error (others' dead letters are left alone).
+    const dlq = new Queue(createClients().sqs, stack.queues.frame.dlqUrl);
+    const letter = await eventually(async () => {
+      for (const m of await dlq.receive({ max: 10, waitSeconds: 0, visibilitySeconds: 30 })) {
+        const parsed = parseFrameQueueMessage(m.body);
+        if (parsed.ok && parsed.message.jobId === failed.id) return { m, parsed: parsed.message };
+        await dlq.setVisibility(m.receiptHandle, 0);
+      }
+      return undefined;
+    }, 'the dead letter of window 2');
+    expect(letter.parsed).toMatchObject({
+      kind: 'window',
+      v: 3,
+      window: 2,
+      deadLetter: { reason: expect.stringMatching(/injected failure: frame 100/) },
+    });
+    // Redriven (moved back to the frame queue, as `framecast redrive --queue frame` does) on a sound model.
+    await stack.app.frameQueue.send(letter.m.body);
+    await dlq.delete(letter.m.receiptHandle);
+    const done = await withWorker(() => api.waitForJob(failed.id, (j) => j.status === 'succeeded', 120_000));
+    expect(done.frames).toMatchObject({ total: 200, succeeded: 200, failed: 0, canceled: 0 });
+    expect(done.failedFrames).toEqual([]);
+    expect(done.failedWindow).toBeUndefined();
+    expect(await objectsOf(done)).toHaveLength(200 + 1);
+    const stored = await storedFrames(done.id);
+    expect(stored.size).toBe(200);
+    // Frames 1 to 90 were made once, before the failure; the reopened window's from its stored context.
+    expect([...stored.values()].every((f) => f.attempts === 1)).toBe(true);
+    const { types } = await frameEvents(done.id);
+    const count = (t: string) => types.filter((x) => x === t).length;
+    expect([count('job.failed'), count('job.reopened'), count('job.succeeded')]).toEqual([1, 1, 1]);
+    expect(count('frame.succeeded')).toBe(200);
+    expect(types.at(-1)).toBe('job.succeeded');
   });
 });
 

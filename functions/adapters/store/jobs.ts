@@ -1039,12 +1039,17 @@ export class JobStore {
    * one), the job's counts and `failedFrames` give it back, and a job that had failed for it moves
    * `failed -> running` with its job.reopened event and audit record. Frames that are not failed (another
    * copy of the message reopened them) are left out. Undefined when the job cannot take them (canceled).
+   *
+   * For a chained window that failed (`window`), the job's record of it goes too, and the frames after it,
+   * which its failure counted canceled (`later`, none of them has a record), count as unfinished again:
+   * the chain goes on from the window. Only while the job records that window as its failed one.
    */
   async reopenFrames(
     job: JobRecord,
     frames: readonly number[],
     reason: string,
     now = new Date(),
+    window?: { readonly index: number; readonly later: number },
   ): Promise<{ job: JobRecord; reopened: number[]; event?: EventRecord } | undefined> {
     const failed = reopenedFrameStatus();
     let current = job;
@@ -1052,17 +1057,25 @@ export class JobStore {
     // The job, its event and audit record, and each frame: within DynamoDB's 100 items.
     if (pending.length > 97) throw new Error(`cannot reopen ${pending.length} frames at once (97 at most)`);
     for (let round = 0; ; round++) {
-      if (pending.length === 0) return { job: current, reopened: [] };
+      // Reopened already (another copy of the message): nothing left to give back.
+      if (pending.length === 0 || (window && current.failedWindow?.index !== window.index))
+        return { job: current, reopened: [] };
       if (!reopeningJobStatuses().includes(current.status)) return undefined;
       const to = reopenedJobStatus(current.status);
       const gone = new Set(pending);
-      // A job that runs again has not finished.
-      const { finishedAt: _finishedAt, ...unfinished } = current;
+      // A job that runs again has not finished; a window reopened has not failed.
+      const { finishedAt, failedWindow, ...rest } = current;
+      const later = window?.later ?? 0;
       const after: JobRecord = {
-        ...(to ? { ...unfinished, status: to } : current),
+        ...rest,
+        status: to ?? current.status,
+        ...(!to && finishedAt !== undefined && { finishedAt }),
+        ...(!window && failedWindow !== undefined && { failedWindow }),
         failed: current.failed - pending.length,
+        canceled: current.canceled - later,
         failedFrames: current.failedFrames.filter((f) => !gone.has(f)),
       };
+      const removed = [...(to ? ['finishedAt'] : []), ...(window ? ['failedWindow'] : [])];
       const event = to ? newEvent(after, 'job.reopened', now) : undefined;
       const from = to ? statusIn([current.status]) : statusIn(reopeningJobStatuses());
       const items: Record<string, TransactItem> = {
@@ -1070,13 +1083,16 @@ export class JobStore {
           Update: {
             TableName: this.table,
             Key: jobKey(job.id),
-            UpdateExpression: `SET failed = failed - :n${to ? ', #status = :to REMOVE finishedAt' : ''} ADD unfinished :n DELETE failedFrames :frames`,
-            ConditionExpression: `${from.condition} AND failed >= :n`,
-            ExpressionAttributeNames: { '#status': 'status' },
+            UpdateExpression: `SET failed = failed - :n, canceled = canceled - :later${to ? ', #status = :to' : ''}${removed.length > 0 ? ` REMOVE ${removed.join(', ')}` : ''} ADD unfinished :all DELETE failedFrames :frames`,
+            ConditionExpression: `${from.condition} AND failed >= :n AND canceled >= :later${window ? ' AND failedWindow.#index = :window' : ''}`,
+            ExpressionAttributeNames: { '#status': 'status', ...(window && { '#index': 'index' }) },
             ExpressionAttributeValues: {
               ':n': pending.length,
+              ':later': later,
+              ':all': pending.length + later,
               ':frames': new Set(pending),
               ...(to && { ':to': to }),
+              ...(window && { ':window': window.index }),
               ...from.values,
             },
           },

@@ -38,7 +38,7 @@ describe('parsing a queue message', () => {
       expect(reasonOf(parseMessage(planMessageSchema, body(value)))).toBe('not a JSON object');
   });
 
-  it('writes a dead letter as a v3 chunk, which says why its frames failed, and reads it back', () => {
+  it('writes a dead letter as a v3 chunk or window, which says why its frames failed, and reads it back', () => {
     const deadLetter = { reason: 'injected failure: frame 1002', at: '2026-12-01T02:00:00.000Z' };
     const written = encodeChunk({ jobId, tenant: 'acme', frames: [1002], deadLetter });
     expect(JSON.parse(written)).toEqual({ v: 3, jobId, tenant: 'acme', frames: [1002], deadLetter });
@@ -55,6 +55,13 @@ describe('parsing a queue message', () => {
     ).toMatch(/^deadLetter\.at: must be an ISO 8601 time/);
     // A plain chunk is still v1.
     expect(JSON.parse(encodeChunk({ jobId, tenant: 'acme', frames: [1] })).v).toBe(1);
+    // A chained window that failed is dead-lettered as a v3 window.
+    const window = encodeWindow({ jobId, tenant: 'acme', window: 2, deadLetter });
+    expect(parseFrameQueueMessage(window)).toEqual({
+      ok: true,
+      message: { kind: 'window', v: 3, jobId, tenant: 'acme', window: 2, deadLetter },
+    });
+    expect(JSON.parse(encodeWindow({ jobId, tenant: 'acme', window: 2 })).v).toBe(1);
   });
 
   it('refuses a message of a version it does not read, naming the version', () => {
@@ -237,8 +244,8 @@ describe('a frame queue message', () => {
   it('refuses a malformed window or chunk with the reason of the kind it looks like', () => {
     expect(reasonOf(parseFrameQueueMessage(body({ ...window, window: -1 })))).toMatch(/^window: /);
     expect(reasonOf(parseFrameQueueMessage(body({ ...window, window: 1.5 })))).toMatch(/^window: /);
-    expect(reasonOf(parseFrameQueueMessage(body({ ...window, v: 3 })))).toBe(
-      'unknown version 3; this code reads v1, v2',
+    expect(reasonOf(parseFrameQueueMessage(body({ ...window, v: 4 })))).toBe(
+      'unknown version 4; this code reads v1, v2, v3',
     );
     // A re-roll (v2) must say what to make.
     expect(reasonOf(parseFrameQueueMessage(body({ ...window, v: 2 })))).toMatch(/^reroll: /);
