@@ -9,7 +9,10 @@ export default defineConfig({
     pool: 'forks',
     // s3rver (the local S3 emulator) uses an MD5 path that OpenSSL 3 hides behind the legacy provider.
     execArgv: ['--openssl-legacy-provider'],
-    maxWorkers: 2,
+    // Three files at once on two cores: the integration tests wait on emulators and models much of the
+    // time, so a third keeps both cores busy (measured on a 2-core machine: 281 s with two, 251 s with
+    // three, every test passing).
+    maxWorkers: 3,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Tests talk to emulators on 127.0.0.1; keep the SDK away from any real account and from proxies.
