@@ -17,6 +17,25 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
+/** Runs `worker` while a shot of `frames` frames is made, and expects it to succeed. */
+async function makeShot(worker: ReturnType<typeof createWorker>, shot: string, frames: number) {
+  const running = worker.run();
+  try {
+    const created = await api.createJob({
+      shot,
+      prompt: 'a dam bursts',
+      frames: { start: 1, end: frames },
+      width: 64,
+      height: 64,
+    });
+    const job = await api.waitForJob(created.body.id, isFinished, 60_000);
+    expect(job.status).toBe('succeeded');
+  } finally {
+    worker.stop();
+    await running;
+  }
+}
+
 describe("the worker's memory", () => {
   it('makes no frame while as many as it uploads at once wait for S3, and still stores beside the model', async () => {
     const worker = createWorker(stack.app, process.env, {
@@ -46,21 +65,7 @@ describe("the worker's memory", () => {
         stored++;
       }
     };
-    const running = worker.run();
-    try {
-      const created = await api.createJob({
-        shot: 'MEMORY_SH',
-        prompt: 'a dam bursts',
-        frames: { start: 1, end: 16 },
-        width: 64,
-        height: 64,
-      });
-      const job = await api.waitForJob(created.body.id, isFinished, 60_000);
-      expect(job.status).toBe('succeeded');
-    } finally {
-      worker.stop();
-      await running;
-    }
+    await makeShot(worker, 'MEMORY_SH', 16);
     expect(made).toBe(16);
     // Two uploading and none more: the chunk's 8 frames are never all held at once.
     expect(most).toBe(2);
@@ -89,21 +94,7 @@ describe("the worker's memory", () => {
       events.push(`store ${args[2]?.frame}`);
       return put(...args);
     };
-    const running = worker.run();
-    try {
-      const created = await api.createJob({
-        shot: 'ORDER_SH',
-        prompt: 'a dam bursts',
-        frames: { start: 1, end: 8 },
-        width: 64,
-        height: 64,
-      });
-      const job = await api.waitForJob(created.body.id, isFinished, 60_000);
-      expect(job.status).toBe('succeeded');
-    } finally {
-      worker.stop();
-      await running;
-    }
+    await makeShot(worker, 'ORDER_SH', 8);
     // One chunk of 8: frame f is stored after frame f + 1's request is sent; the last, after its own.
     for (let f = 1; f <= 8; f++) {
       const next = events.indexOf(`sent ${Math.min(f + 1, 8)}`);
