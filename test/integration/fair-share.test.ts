@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { windowFrames } from '../../functions/core/fair-share.ts';
 import { newJobId } from '../../functions/core/ids.ts';
-import type { FrameRecord, JobRecord } from '../../functions/core/model.ts';
+import type { FrameRecord } from '../../functions/core/model.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
 import { DEFAULT_FAIR_SHARE_CHUNKS } from '../../functions/shared/resources.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, eventually, isFinished } from '../support/api.ts';
+import { jobRecord } from '../support/jobs.ts';
 
 // A fleet of one worker with one slot, on the reference model at 64x64 with a fixed 10 ms a frame (so the
 // queue ahead of a job is worth more than local mode's one-second plan polling), default chunks (8) and
@@ -131,29 +132,15 @@ describe('the store: frames canceled by a missed startBy are counted once', () =
   it('counts the never released frames with the first late chunk, a late duplicate or a racing release never again, and leaves started frames to be made', async () => {
     const id = newJobId();
     const startBy = new Date(Date.now() - 1000).toISOString();
-    const record: JobRecord = {
+    const record = jobRecord({
       id,
-      tenant: 'dev',
       shot: 'RACE_SH040',
-      status: 'running',
-      prompt: 'p',
-      model: 'reference',
-      width: 64,
-      height: 64,
       frames: { start: 1, end: 40 },
       seed: 7,
-      seedMode: 'per-frame',
-      priority: 50,
       startBy,
-      succeeded: 0,
-      failed: 0,
-      canceled: 0,
-      failedFrames: [],
       createdAt: new Date().toISOString(),
-      bucket: 'b',
-      prefix: `dev/RACE_SH040/${id}/`,
       requestHash: id,
-    };
+    });
     const { store } = stack.app;
     await store.createJob(record);
     // Chunks of frames 1-16 were released; frame 9 was started before the deadline.
@@ -187,29 +174,16 @@ describe('the store: a late chunk of 100 frames', () => {
   it('is canceled over transactions of DynamoDB’s size, with the frames never released, each counted once', async () => {
     const id = newJobId();
     const { store } = stack.app;
-    const record: JobRecord = {
+    const record = jobRecord({
       id,
-      tenant: 'dev',
       shot: 'RACE_SH050',
-      status: 'running',
-      prompt: 'p',
-      model: 'reference',
-      width: 64,
-      height: 64,
       frames: { start: 1, end: 300 },
       seed: 7,
       seedMode: 'fixed',
-      priority: 50,
       startBy: new Date(Date.now() - 1000).toISOString(),
-      succeeded: 0,
-      failed: 0,
-      canceled: 0,
-      failedFrames: [],
       createdAt: new Date().toISOString(),
-      bucket: 'b',
-      prefix: `dev/RACE_SH050/${id}/`,
       requestHash: id,
-    };
+    });
     await store.createJob(record);
     await store.advancePlan(id, 101);
     const chunk = Array.from({ length: 100 }, (_, i) => ({ frame: i + 1, seed: 7 }));

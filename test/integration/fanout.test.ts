@@ -9,6 +9,7 @@ import type { JobRecord } from '../../functions/core/model.ts';
 import { fanOut } from '../../functions/fanout/plan.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { eventually } from '../support/api.ts';
+import { jobRecord } from '../support/jobs.ts';
 
 let stack: LocalStack;
 
@@ -31,30 +32,17 @@ async function jobOf(
   extra: Partial<JobRecord> = {},
 ): Promise<JobRecord> {
   const id = newJobId();
-  const job: JobRecord = {
+  const job = jobRecord({
     id,
     tenant: 'fan',
     shot: 'FAN_SH',
     status: 'queued',
-    prompt: 'p',
-    model: 'reference',
-    width: 64,
-    height: 64,
     frames: { start, end },
-    seed: 1,
-    seedMode: 'per-frame',
-    priority: 50,
-    succeeded: 0,
-    failed: 0,
-    canceled: 0,
-    failedFrames: [],
     ...(window && { window, model: 'reference-window' }),
     createdAt: new Date().toISOString(),
-    bucket: 'b',
-    prefix: `fan/FAN_SH/${id}/`,
     requestHash: id,
     ...extra,
-  };
+  });
   await stack.app.store.createJob(job);
   return job;
 }

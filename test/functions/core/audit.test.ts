@@ -8,30 +8,17 @@ import {
   jobCreatedRecord,
   jobFinishedRecords,
 } from '../../../functions/core/audit.ts';
-import type { FrameRecord, JobRecord } from '../../../functions/core/model.ts';
+import type { FrameRecord } from '../../../functions/core/model.ts';
+import { jobRecord } from '../../support/jobs.ts';
 
-const job: JobRecord = {
+const job = jobRecord({
   id: 'job_01JD0000000000000000000000',
   tenant: 'studio',
-  shot: 'SH010',
-  status: 'running',
   prompt: 'a lighthouse',
-  model: 'reference',
-  width: 64,
-  height: 64,
   frames: { start: 1, end: 10_000 },
   seed: 7,
-  seedMode: 'per-frame',
-  priority: 50,
-  succeeded: 0,
-  failed: 0,
-  canceled: 0,
-  failedFrames: [],
   createdAt: '2026-11-30T10:00:00.000Z',
-  bucket: 'b',
-  prefix: 'studio/SH010/job_01JD0000000000000000000000/',
-  requestHash: 'h',
-} as JobRecord;
+});
 
 const hex = (n: number) => n.toString(16).padStart(64, '0');
 

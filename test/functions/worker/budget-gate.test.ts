@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { EventRecord, JobRecord } from '../../../functions/core/model.ts';
+import type { EventRecord } from '../../../functions/core/model.ts';
 import type { BudgetStanding } from '../../../functions/services/budgets.ts';
 import { BudgetGate } from '../../../functions/worker/budget-gate.ts';
+import { jobRecord } from '../../support/jobs.ts';
 
 /** The worker's budget gate over fakes: how often it reads, what it holds, and that it warns once. */
 
@@ -15,28 +16,11 @@ const standing = (level: BudgetStanding['level'], warnedMonth?: string): BudgetS
   ...(warnedMonth && { warnedMonth }),
 });
 
-const job = {
+const job = jobRecord({
   id: 'job_01JD0000000000000000000000',
   tenant: 'acme',
-  shot: 'SH010',
-  status: 'running',
-  prompt: 'p',
-  model: 'reference',
-  width: 64,
-  height: 64,
-  frames: { start: 1, end: 2 },
-  seed: 1,
-  seedMode: 'per-frame',
-  priority: 50,
-  succeeded: 0,
-  failed: 0,
-  canceled: 0,
-  failedFrames: [],
-  createdAt: '2026-11-30T00:00:00.000Z',
-  bucket: 'b',
   prefix: 'acme/SH010/job/',
-  requestHash: 'h',
-} satisfies JobRecord;
+});
 
 function gate(levels: BudgetStanding[][], checkMs: number, warnOnce = async () => true) {
   const calls = { reads: 0, holds: [] as string[], releases: 0, warned: 0, published: [] as EventRecord[] };

@@ -3,7 +3,8 @@ import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-s
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { JobStore } from '../../../../functions/adapters/store/jobs.ts';
-import type { FrameRecord, JobRecord } from '../../../../functions/core/model.ts';
+import type { FrameRecord } from '../../../../functions/core/model.ts';
+import { jobRecord } from '../../../support/jobs.ts';
 
 /** The end of a long shot: its audit parts, in the terminal transaction and after it. */
 
@@ -12,28 +13,16 @@ const db = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1' 
 beforeEach(() => dynamo.reset());
 
 const FRAMES = 3000;
-const job = {
+const job = jobRecord({
   id: 'job_01JD0000000000000000000000',
   tenant: 'studio',
-  shot: 'SH010',
-  status: 'running',
   prompt: 'a long shot',
-  model: 'reference',
-  width: 64,
-  height: 64,
   frames: { start: 1, end: FRAMES },
   seed: 7,
-  seedMode: 'per-frame',
-  priority: 50,
   succeeded: FRAMES,
-  failed: 0,
-  canceled: 0,
-  failedFrames: [],
   createdAt: '2026-11-30T10:00:00.000Z',
-  bucket: 'b',
   prefix: 'p/',
-  requestHash: 'h',
-} as unknown as JobRecord;
+});
 const frames = Array.from(
   { length: FRAMES },
   (_, i) =>
