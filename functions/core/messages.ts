@@ -201,6 +201,12 @@ export type RerollOrder = z.output<typeof Reroll>;
 /** What a dead-lettered chunk carries beyond its frames. */
 export type DeadLetterNote = z.output<typeof DeadLetter>;
 
+/** A dead letter's note: the last error (as much as the schema keeps) and now. */
+export const deadLetterNote = (error: string, now = new Date()): DeadLetterNote => ({
+  reason: error.slice(0, 1000),
+  at: now.toISOString(),
+});
+
 type Producible<M> = Omit<M, 'v' | 'reroll' | 'deadLetter'> & { readonly reroll?: RerollOrder };
 
 /** A chunk body: v1, v2 when it is a re-roll, v3 when it is a dead letter. */

@@ -4,7 +4,7 @@ import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
 import { eachLimit, mapLimit } from '../core/concurrency.ts';
 import { pastStartBy, startByReason } from '../core/fair-share.ts';
 import { type FrameRange, frameSeed } from '../core/frames.ts';
-import { encodeWindow, type WindowMessage } from '../core/messages.ts';
+import { deadLetterNote, encodeWindow, type WindowMessage } from '../core/messages.ts';
 import type { FrameRecord, JobRecord, JobWindows } from '../core/model.ts';
 import { decodeRgb, encodePng, isPng, withProvenance } from '../core/png.ts';
 import { mayQueueWindow } from '../core/review.ts';
@@ -799,7 +799,7 @@ export class WindowMaker {
           jobId: job.id,
           tenant: job.tenant,
           window: w.index,
-          deadLetter: { reason: error.slice(0, 1000), at: new Date().toISOString() },
+          deadLetter: deadLetterNote(error),
         }),
       );
       logger.warn('a window failed every attempt; dead-lettered for a redrive once fixed', {

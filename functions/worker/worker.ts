@@ -8,7 +8,7 @@ import { eachLimit, limiter } from '../core/concurrency.ts';
 import { DEFAULT_GPU_HOUR_USD, gpuShareMs, spendMicros, usdToMicros } from '../core/cost.ts';
 import { frameCount, frameSeed, hasThumbnail, manifestKey } from '../core/frames.ts';
 import { manifestOf } from '../core/manifest.ts';
-import { type ChunkMessage, encodeChunk, parseFrameQueueMessage } from '../core/messages.ts';
+import { type ChunkMessage, deadLetterNote, encodeChunk, parseFrameQueueMessage } from '../core/messages.ts';
 import type { EventRecord, FrameRecord, JobRecord } from '../core/model.ts';
 import type { NamingTemplate } from '../core/naming.ts';
 import { checkPng, isPng, type Provenance, stampProvenance } from '../core/png.ts';
@@ -565,7 +565,7 @@ export class Worker {
       jobId: job.id,
       tenant: job.tenant,
       frames: failed.map((r) => r.frame),
-      deadLetter: { reason: (failed[0]!.error ?? 'failed').slice(0, 1000), at: new Date().toISOString() },
+      deadLetter: deadLetterNote(failed[0]!.error ?? 'failed'),
     });
     await this.deps.deadLetter(body);
     logger.warn('frames failed every attempt; dead-lettered for a redrive once fixed', {

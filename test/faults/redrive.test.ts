@@ -7,7 +7,7 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClients } from '../../functions/adapters/clients.ts';
 import { Queue } from '../../functions/adapters/queues.ts';
-import { encodeChunk, parseFrameQueueMessage } from '../../functions/core/messages.ts';
+import { deadLetterNote, encodeChunk, parseFrameQueueMessage } from '../../functions/core/messages.ts';
 import { startReferenceModel } from '../../functions/model/reference/server.ts';
 import { ENV } from '../../functions/shared/env.ts';
 import { CONSUMER_TIMEOUT_SECONDS } from '../../functions/shared/resources.ts';
@@ -301,7 +301,7 @@ describe('a frame that always fails (poison), redriven once the model is fixed',
     );
   }, 240_000);
 
-  it('drops a dead letter whose job was canceled meanwhile: nothing is made, the job stays canceled', async () => {
+  it('drops a dead letter whose job was canceled meanwhile: its failed frame stays failed, nothing is made', async () => {
     const created = await api.createJob({
       shot: 'POISON_SH030',
       prompt: 'a crane boom folds over the quay',
@@ -310,17 +310,24 @@ describe('a frame that always fails (poison), redriven once the model is fixed',
       frames: { start: 1, end: 4 },
     });
     const id = created.body.id;
+    // Frame 2 failed every attempt (recorded as the worker records it), then the job was canceled.
+    const { store } = stack.app;
+    const queued = (await store.getJob(id))!;
+    await store.markStarted(queued);
+    const running = { ...queued, status: 'running' as const };
+    await store.startFrames(running, [{ frame: 2, seed: 2 }]);
+    await store.frameFailed(running, { frame: 2, seed: 2, attempts: 3, error: 'injected failure' });
     expect((await api.cancelJob(id)).body.status).toBe('canceled');
     await stack.app.frameQueue.send(
       encodeChunk({
         jobId: id,
         tenant: 'dev',
-        frames: [2, 3],
-        deadLetter: { reason: 'injected failure', at: new Date().toISOString() },
+        frames: [2],
+        deadLetter: deadLetterNote('injected failure'),
       }),
     );
     const worker = createWorker(stack.app, process.env, { waitSeconds: 1, retryBaseMs: 10 });
-    const running = worker.run();
+    const working = worker.run();
     try {
       await eventually(async () => {
         const { visible, inFlight } = await stack.app.frameQueue.depth();
@@ -328,11 +335,17 @@ describe('a frame that always fails (poison), redriven once the model is fixed',
       }, 'the dead letter consumed');
     } finally {
       worker.stop();
-      await running;
+      await working;
     }
+    // Not reopened: the failed frame keeps its record and its count, and nothing was made.
     const job = (await api.getJob(id)).body;
     expect(job.status).toBe('canceled');
-    expect(job.frames).toMatchObject({ total: 4, succeeded: 0, failed: 0, canceled: 4 });
+    expect(job.frames).toMatchObject({ total: 4, succeeded: 0, failed: 1, canceled: 3 });
+    expect(job.failedFrames).toEqual([2]);
+    expect((await api.allFrames(id)).find((f) => f.frame === 2)).toMatchObject({
+      status: 'failed',
+      attempts: 3,
+    });
     expect(worker.stats.framesSucceeded).toBe(0);
     const types = (await stack.app.events.listEvents(id)).map((e) => e.type);
     expect(types).not.toContain('job.reopened');
