@@ -1,4 +1,4 @@
-import type { UsageRecord, UsageStore } from '../adapters/store/usage.ts';
+import { isDayTotal, type UsageRecord, type UsageStore } from '../adapters/store/usage.ts';
 import type { Caller } from '../core/api-keys.ts';
 import { dayOf, microsToUsd } from '../core/cost.ts';
 import { FramecastError, invalid } from '../core/errors.ts';
@@ -71,10 +71,10 @@ export class UsageService {
   }
 }
 
-/** Which usage items a grouping reads, and their group: day totals for days and tenants, the rest by kind. */
+/** Which usage items a grouping reads, and their group: day totals for days and tenants, the splits by kind. */
 const KEYS: Record<UsageQuery['groupBy'], (item: UsageRecord) => string | undefined> = {
-  day: (i) => (i.model === undefined && i.shot === undefined ? i.day : undefined),
-  tenant: (i) => (i.model === undefined && i.shot === undefined ? i.tenant : undefined),
+  day: (i) => (isDayTotal(i) ? i.day : undefined),
+  tenant: (i) => (isDayTotal(i) ? i.tenant : undefined),
   model: (i) => i.model,
   shot: (i) => i.shot,
 };

@@ -694,7 +694,7 @@ export class WindowMaker {
    * it shares are staged first, then each shared frame whose other version is staged too is cross-faded.
    * Writing before looking means that of two neighbours finishing together, at least the later one finds
    * both versions. The cross-fades are made while the other frames are stored, and all are recorded in
-   * one call (a transaction per 47 frames), rather than a transaction per cross-faded frame, each meeting
+   * one call (a transaction per 48 frames), rather than a transaction per cross-faded frame, each meeting
    * the others on the job item: for the shot's last window, that was most of the time after its prediction.
    */
   private async storeParallel(

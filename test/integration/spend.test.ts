@@ -1,5 +1,8 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayOf, monthOf, spendMicros, usdToMicros } from '../../functions/core/cost.ts';
+import { ENV } from '../../functions/shared/env.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, eventually, isFinished } from '../support/api.ts';
 
@@ -127,6 +130,57 @@ describe('spend', () => {
 });
 
 const usage = { tenant: '', micros: 0 };
+
+describe('usage items', () => {
+  it("sums a month from its day totals, and reads the items of the earlier layout without counting twice", async () => {
+    const tenant = `layout${Date.now() % 1_000_000}`;
+    const db = DynamoDBDocumentClient.from(
+      new DynamoDBClient({
+        endpoint: stack.env.AWS_ENDPOINT_URL_DYNAMODB,
+        region: stack.env.AWS_REGION,
+        credentials: { accessKeyId: stack.env.AWS_ACCESS_KEY_ID!, secretAccessKey: stack.env.AWS_SECRET_ACCESS_KEY! },
+      }),
+    );
+    const table = stack.env[ENV.table]!;
+    const item = (sk: string, costMicros: number, frames: number, extra: Record<string, string> = {}) =>
+      db.send(
+        new PutCommand({
+          TableName: table,
+          Item: { pk: `USAGE#${tenant}`, sk, tenant, gpuMs: costMicros, costMicros, frames, ...extra },
+        }),
+      );
+    // 2026-10-01 in the layout before 2026-12-01: a month item, and the day by model and by shot.
+    await item('MONTH#2026-10', 100, 1, { month: '2026-10' });
+    await item('DAY#2026-10-01', 100, 1, { day: '2026-10-01' });
+    await item('DAY#2026-10-01#MODEL#reference', 100, 1, { day: '2026-10-01', model: 'reference' });
+    await item('DAY#2026-10-01#SHOT#SH010', 100, 1, { day: '2026-10-01', shot: 'SH010' });
+    // 2026-10-31 in today's: the day, and its split by model and shot; and a day of the next month.
+    await item('DAY#2026-10-31', 300, 2, { day: '2026-10-31' });
+    await item('SPLIT#2026-10-31#MODEL#reference#SHOT#SH020', 300, 2, {
+      day: '2026-10-31',
+      model: 'reference',
+      shot: 'SH020',
+    });
+    await item('DAY#2026-11-01', 5000, 9, { day: '2026-11-01' });
+    db.destroy();
+
+    expect(await stack.app.usageStore.month(tenant, '2026-10')).toEqual({ gpuMs: 400, costMicros: 400 });
+    expect(await stack.app.usageStore.month(tenant, '2026-11')).toEqual({ gpuMs: 5000, costMicros: 5000 });
+    const admin = client(stack.url, await stack.createApiKey('ops', ['jobs:read', 'admin']));
+    const period = { tenant, from: '2026-10-01', to: '2026-10-31' };
+    const groups = async (groupBy: 'day' | 'model' | 'shot') =>
+      (await admin.getUsage({ ...period, groupBy })).body.groups.map((g) => [g.key, g.frames]);
+    expect(await groups('day')).toEqual([
+      ['2026-10-01', 1],
+      ['2026-10-31', 2],
+    ]);
+    expect(await groups('model')).toEqual([['reference', 3]]);
+    expect(await groups('shot')).toEqual([
+      ['SH010', 1],
+      ['SH020', 2],
+    ]);
+  });
+});
 
 describe('GET /v1/usage', () => {
   it("shows a key its own tenant's usage only; an admin key sees every tenant's", async () => {

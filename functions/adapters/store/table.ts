@@ -23,7 +23,7 @@ import {
  *   content    pk CONTENT#<t>#<sha256> sk CONTENT        holders: the assets holding it; a removal claim
  *   audit      pk AUDIT#<t>           sk <ISO time>#<job>#<kind>...  written once, never updated (./audit.ts)
  *
- *   usage      pk USAGE#<t>           sk MONTH#<yyyy-mm> | DAY#<yyyy-mm-dd> | DAY#<day>#MODEL#<m> | DAY#<day>#SHOT#<s>
+ *   usage      pk USAGE#<t>           sk DAY#<yyyy-mm-dd> | SPLIT#<day>#MODEL#<m>#SHOT#<s>   (./usage.ts)
  *                                     the day total: gsi1 USAGE / <day>#<t> (every tenant's, for admins)
  *   model stats pk MODELSTATS#<model>  sk STATS            gpuMs and pixels of finished jobs (./usage.ts)
  *   budget     pk BUDGET#<t>          sk BUDGET            a tenant's limit, thresholds, warned month (./budgets.ts)
