@@ -12,6 +12,7 @@ import type { Worker } from '../functions/worker/worker.ts';
 import { startLocalStack } from '../local/stack.ts';
 import { runBaseline } from './baseline.ts';
 import { bundles } from './bundles.ts';
+import { startModelProcess } from './model-process.ts';
 import { PRICES } from './prices.ts';
 import { startReplayModel } from './replay-model.ts';
 import { awsPolling, type Counted, RequestCounter } from './requests.ts';
@@ -44,6 +45,11 @@ const argAfter = (flag: string) => {
   return value;
 };
 const jsonFile = argAfter('--json');
+/**
+ * s3rver and the SQS emulator run in a process of their own unless `--emulators-in-process` says
+ * otherwise: S3 and SQS do not take a request on the worker's event loop in production either.
+ */
+const emulatorsInProcess = process.argv.includes('--emulators-in-process');
 
 /** The parts of the bench, by the name `--only` takes, in the order they run. */
 const SECTIONS = [
@@ -86,6 +92,7 @@ const counter = new RequestCounter();
 // other shot here fits in one default window, so nothing else changes.
 const stack = await startLocalStack({
   withoutWorker: true,
+  emulatorsInOwnProcess: !emulatorsInProcess,
   onAwsRequest: counter.observe,
   env: { [ENV.fairShareChunks]: '10000' },
 });
@@ -202,7 +209,9 @@ try {
   // 3. Pipeline efficiency: one worker slot against a one-slot model at a fixed 100 ms a prediction.
   // Parts 3 to 5 share that model.
   const model = ['pipeline', 'first-frame', 'refusals', 'windows'].some((name) => runs(name as Section))
-    ? await startReferenceModel({ port: 0, concurrency: 1, renderDelayMs: 100 })
+    ? emulatorsInProcess
+      ? await startReferenceModel({ port: 0, concurrency: 1, renderDelayMs: 100 })
+      : await startModelProcess({ concurrency: 1, renderDelayMs: 100 })
     : undefined;
   const onModel = { ...process.env, ...(model && { [ENV.modelUrl]: model.url }) };
   const slotWorker = () =>
@@ -421,12 +430,11 @@ try {
   // 5. Windows: one prediction makes 49 frames; chained windows wait for each other, parallel ones do not.
   if (runs('windows')) {
     const windowed: Record<string, number> = {};
+    // Measured as the pipeline is: the shot is on the frame queue before the worker starts, and the
+    // makespan runs from the worker's start to the job's end.
     for (const windowMode of ['chained', 'parallel'] as const) {
-      const frames = 200;
+      const frames = shotFrames;
       await drain();
-      const worker = slotWorker();
-      const run = worker.run();
-      const t = performance.now();
       const job = await submit({
         shot: `WINDOWS_${windowMode.toUpperCase()}`,
         prompt: 'a building collapses, dust, dusk',
@@ -436,8 +444,25 @@ try {
         height: 144,
         frames: { start: 1001, end: 1000 + frames },
       });
-      await ended(job.id);
+      await planned(job.id, 1001 + frames);
+      const worker = slotWorker();
+      // Every window's prediction as the worker sees it, from the worker's start: where the time goes.
+      const spans: [number, number][] = [];
+      const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+      worker.deps.model.predictFiles = async (...args: Parameters<typeof predictFiles>) => {
+        const began = performance.now() - t;
+        try {
+          return await predictFiles(...args);
+        } finally {
+          spans.push([began, performance.now() - t]);
+        }
+      };
+      const t = performance.now();
+      const run = worker.run();
+      await ended(job.id, 10);
       const took = performance.now() - t;
+      spans.sort((a, b) => a[0] - b[0]);
+      const gaps = spans.slice(1).map(([began], i) => Math.max(0, began - spans[i]![1]));
       worker.stop();
       await run;
       const count = job.window?.count ?? 0;
@@ -445,7 +470,9 @@ try {
       console.log(
         `windows, ${windowMode}: ${frames} frames of 256x144 in ${count} windows of 49 (overlap 8) in ${ms(took)} = ${(frames / (took / 1000)).toFixed(1)} frames/s, ${(count / (took / 1000)).toFixed(2)} windows/s`,
       );
-      console.log(`  model busy ${(windowed[windowMode] * 100).toFixed(0)}% of 1 slot (100 ms a prediction)`);
+      console.log(
+        `  model busy ${(windowed[windowMode] * 100).toFixed(0)}% of 1 slot (100 ms a prediction): first prediction ${ms(spans[0]?.[0] ?? 0)} after the worker's start, ${gaps.length} gaps between windows of ${gaps.map((g) => g.toFixed(0)).join(', ')} ms, the job's end ${ms(took - (spans.at(-1)?.[1] ?? 0))} after the last`,
+      );
     }
     json.windowedEfficiency = {
       chained: Number(windowed.chained!.toFixed(4)),
@@ -453,7 +480,7 @@ try {
     };
     figures.push(
       {
-        label: 'windowed efficiency, chained (200 frames, 1 slot)',
+        label: `windowed efficiency, chained (${shotFrames} frames, 1 slot)`,
         value: windowed.chained,
         target: '>= 0.97',
         met: windowed.chained! >= 0.97,

@@ -6,7 +6,7 @@
  * Why each choice, and what was rejected: docs/architecture.md, "Local emulators". local-aws-sqs is patched
  * (patches/, docs/upstream-defects.md).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import type { Server as HttpServer } from 'node:http';
@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   type AttributeDefinition,
   CreateTableCommand,
@@ -48,6 +49,13 @@ export interface EmulatorOptions {
   readonly dataDir?: string;
   /** Name prefix for the table, the bucket and the queues; default 'framecast-local'. */
   readonly prefix?: string;
+  /**
+   * Run s3rver and the SQS emulator in a Node process of their own (./emulator-process.ts) instead of
+   * this one. The benchmark does, so that the emulators' handling of a request does not wait in the
+   * worker's event loop, as AWS's services do not; tests and `npm run dev` keep them here (one process
+   * to start and stop).
+   */
+  readonly ownProcess?: boolean;
 }
 
 export interface QueueUrls {
@@ -112,7 +120,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
     provisioned(startDynamoDbLocal(under('dynamodb')), (endpoint) =>
       using(new DynamoDBClient(client(endpoint)), (dynamo) => ensureTable(dynamo, names.table)),
     ),
-    provisioned(startS3(under('s3')), (endpoint) =>
+    provisioned(options.ownProcess ? startInChild('s3', under('s3')) : startS3(under('s3')), (endpoint) =>
       using(
         new S3Client({
           ...client(endpoint),
@@ -125,7 +133,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
         },
       ),
     ),
-    provisioned(startSqs(), (endpoint) =>
+    provisioned(options.ownProcess ? startInChild('sqs') : startSqs(), (endpoint) =>
       using(new SQSClient(client(endpoint)), async (sqs) => {
         const queues = await Promise.all(
           Object.values(QUEUES).map(
@@ -206,7 +214,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
   };
 }
 
-interface RunningEmulator {
+export interface RunningEmulator {
   readonly endpoint: string;
   stop(): Promise<void>;
   /** Refuses connections for `ms`, keeping its state, then listens again on the same port. */
@@ -530,7 +538,7 @@ function assertLegacyOpenSsl() {
   }
 }
 
-async function startS3(directory: string | undefined): Promise<RunningEmulator> {
+export async function startS3(directory: string | undefined): Promise<RunningEmulator> {
   const root = directory ?? (await mkdtemp(join(tmpdir(), 'framecast-s3-')));
   const removeTemporary = async () => {
     if (directory === undefined) await rm(root, { recursive: true, force: true });
@@ -572,9 +580,68 @@ async function ensureBucket(client: S3Client, bucket: string) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// S3 or SQS in a process of their own
+
+/** What ./emulator-process.ts is asked, and answers, over its IPC channel. */
+export type EmulatorChildRequest =
+  | { readonly start: 's3' | 'sqs'; readonly directory?: string }
+  | { readonly pause: number }
+  | { readonly stop: true };
+export type EmulatorChildReply =
+  | { readonly endpoint: string }
+  | { readonly done: true }
+  | { readonly error: string };
+
+/**
+ * One emulator in a child Node process: started there by the same function as here, stopped with it, and
+ * gone with this process too (the child leaves when its IPC channel closes).
+ */
+async function startInChild(kind: 's3' | 'sqs', directory?: string): Promise<RunningEmulator> {
+  const child = fork(fileURLToPath(new URL('./emulator-process.ts', import.meta.url)), [], {
+    execArgv: ['--openssl-legacy-provider', '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const ask = (request: EmulatorChildRequest) =>
+    new Promise<EmulatorChildReply>((resolve, reject) => {
+      const exited = (code: number | null) =>
+        reject(new Error(`The ${kind} emulator's process exited (${code})`));
+      child.once('exit', exited);
+      child.once('message', (reply: EmulatorChildReply) => {
+        child.off('exit', exited);
+        if ('error' in reply) reject(new Error(`The ${kind} emulator: ${reply.error}`));
+        else resolve(reply);
+      });
+      child.send(request);
+    });
+  try {
+    const started = await ask({ start: kind, ...(directory !== undefined && { directory }) });
+    if (!('endpoint' in started)) throw new Error(`The ${kind} emulator's process gave no endpoint`);
+    let stopping: Promise<void> | undefined;
+    return {
+      endpoint: started.endpoint,
+      stop: () => {
+        stopping ??= (async () => {
+          if (child.exitCode !== null || !child.connected) return;
+          const exited = new Promise((resolve) => child.once('exit', resolve));
+          await ask({ stop: true }).catch(() => undefined);
+          await exited;
+        })();
+        return stopping;
+      },
+      pause: async (ms) => {
+        await ask({ pause: ms });
+      },
+    };
+  } catch (error) {
+    child.kill();
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // SQS
 
-async function startSqs(): Promise<RunningEmulator> {
+export async function startSqs(): Promise<RunningEmulator> {
   const server: HttpServer = await createSqsServer({
     port: 0,
     hostname: HOST,

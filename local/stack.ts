@@ -38,6 +38,8 @@ export interface LocalConnectionFile {
 export interface LocalStackOptions {
   /** Keep data here between runs; omitted, everything lives in memory and a temp dir. */
   readonly dataDir?: string;
+  /** s3rver and the SQS emulator in a process of their own (the benchmark; see EmulatorOptions). */
+  readonly emulatorsInOwnProcess?: boolean;
   /** API port; 0 picks a free one. */
   readonly port?: number;
   /** Use this dev API key instead of a new random one (FRAMECAST_DEV_API_KEY). */
@@ -93,7 +95,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   };
   try {
     const [emulators, model] = await Promise.all([
-      startEmulators(options.dataDir ? { dataDir: options.dataDir } : {}),
+      startEmulators({
+        ...(options.dataDir && { dataDir: options.dataDir }),
+        ...(options.emulatorsInOwnProcess && { ownProcess: true }),
+      }),
       // One render slot per worker slot, as a GPU model container would be sized for its worker.
       options.modelUrl
         ? undefined

@@ -132,13 +132,16 @@ describe('spend', () => {
 const usage = { tenant: '', micros: 0 };
 
 describe('usage items', () => {
-  it("sums a month from its day totals, and reads the items of the earlier layout without counting twice", async () => {
+  it('sums a month from its day totals, and reads the items of the earlier layout without counting twice', async () => {
     const tenant = `layout${Date.now() % 1_000_000}`;
     const db = DynamoDBDocumentClient.from(
       new DynamoDBClient({
         endpoint: stack.env.AWS_ENDPOINT_URL_DYNAMODB,
         region: stack.env.AWS_REGION,
-        credentials: { accessKeyId: stack.env.AWS_ACCESS_KEY_ID!, secretAccessKey: stack.env.AWS_SECRET_ACCESS_KEY! },
+        credentials: {
+          accessKeyId: stack.env.AWS_ACCESS_KEY_ID!,
+          secretAccessKey: stack.env.AWS_SECRET_ACCESS_KEY!,
+        },
       }),
     );
     const table = stack.env[ENV.table]!;

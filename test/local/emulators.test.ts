@@ -78,7 +78,8 @@ const onlyMessage = (messages: Message[] | undefined): Message => {
 describe('the local AWS emulators', () => {
   let emulators: Emulators;
   let aws: Clients;
-  // A second set on a data directory, for the restart test; started alongside to save a JVM start-up.
+  // A second set on a data directory, for the restart test; started alongside to save a JVM start-up, with
+  // S3 and SQS in a process of their own (the benchmark's way) and started again without.
   let dataDir: string;
   let kept: Emulators;
   const keptPrefix = 'framecast-kept';
@@ -87,7 +88,7 @@ describe('the local AWS emulators', () => {
     dataDir = await mkdtemp(join(tmpdir(), 'framecast-emulators-test-'));
     [emulators, kept] = await Promise.all([
       startEmulators(),
-      startEmulators({ dataDir, prefix: keptPrefix }),
+      startEmulators({ dataDir, prefix: keptPrefix, ownProcess: true }),
     ]);
     aws = clientsFor(emulators.env);
   });
@@ -367,6 +368,14 @@ describe('the local AWS emulators', () => {
           Body: '{"kept":true}',
         }),
       );
+      // The SQS emulator in its own process pauses and listens again with its messages, as here.
+      const QueueUrl = kept.resources.queues.plan.url;
+      await before.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'through the outage' }));
+      await kept.restart('sqs', 50);
+      const kept1 = onlyMessage(
+        (await before.sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 1 }))).Messages,
+      );
+      expect(kept1.Body).toBe('through the outage');
     } finally {
       before.destroy();
       await kept.stop();
@@ -374,6 +383,12 @@ describe('the local AWS emulators', () => {
     }
     const stopped = clientsFor(kept.env);
     await expect(stopped.dynamo.send(new ListTablesCommand({}), { requestTimeout: 2000 })).rejects.toThrow();
+    // The emulators' own process is gone with them.
+    await expect(
+      stopped.s3.send(new HeadObjectCommand({ Bucket: kept.resources.bucket, Key: 'kept/manifest.json' }), {
+        requestTimeout: 2000,
+      }),
+    ).rejects.toThrow();
     stopped.destroy();
 
     const second = await startEmulators({ dataDir, prefix: keptPrefix });
