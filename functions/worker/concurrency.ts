@@ -9,7 +9,11 @@ export class Slots {
   private inUseCount = 0;
   private readonly waiters: (() => void)[] = [];
   private readonly releaseWatchers = new Set<() => void>();
-  constructor(private capacityCount: number) {}
+  /** `acquiring` and `released` are told, in the caller's own async context, of each acquire and release. */
+  constructor(
+    private capacityCount: number,
+    private readonly hooks: { acquiring?(): void; released?(): void } = {},
+  ) {}
 
   get capacity(): number {
     return this.capacityCount;
@@ -19,6 +23,7 @@ export class Slots {
   }
 
   async acquire(): Promise<void> {
+    this.hooks.acquiring?.();
     if (this.inUseCount < this.capacityCount) {
       this.inUseCount++;
       return;
@@ -27,6 +32,7 @@ export class Slots {
   }
 
   release(): void {
+    this.hooks.released?.();
     this.inUseCount--;
     for (const watch of this.releaseWatchers) watch();
     this.releaseWatchers.clear();

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FrameStore } from '../adapters/frame-store.ts';
 import type { ReceivedMessage } from '../adapters/queues.ts';
 import type { EventStore } from '../adapters/store/events.ts';
@@ -158,6 +159,11 @@ export function frameInput(job: JobRecord, frame: number, seed: number) {
   };
 }
 
+/** A message being worked on (its identity is what counts: Worker.pastModel). */
+interface Task {
+  readonly messageId: string;
+}
+
 /**
  * The GPU worker: long-polls the frame queue, generates each chunk's frames on the model, stores them,
  * records them exactly once and announces them.
@@ -185,6 +191,14 @@ export class Worker {
   private stopping = false;
   private readonly stopController = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
+  /**
+   * Each message's task, known in its own async context: the receive loop counts a task that gave its
+   * slot back (storing and recording what the model made) apart from those still to use the model.
+   */
+  private readonly task = new AsyncLocalStorage<Task>();
+  private readonly pastModel = new Set<Task>();
+  /** Resolved when a task gives its slot back: the receive loop may take another message. */
+  private slotGivenBack: { promise: Promise<void>; resolve(): void } | undefined;
   /** The model's slots: held by one frame, or one window, while the model makes it. */
   readonly slots: Slots;
   private readonly windows: WindowMaker;
@@ -203,7 +217,19 @@ export class Worker {
     if (deps.budgets) {
       this.budgetGate = new BudgetGate(deps.budgets, deps.publishEvents, deps.settings.budgetCheckMs);
     }
-    this.slots = new Slots(deps.settings.concurrency);
+    this.slots = new Slots(deps.settings.concurrency, {
+      acquiring: () => {
+        const task = this.task.getStore();
+        if (task) this.pastModel.delete(task);
+      },
+      released: () => {
+        const task = this.task.getStore();
+        if (!task || this.pastModel.has(task)) return;
+        this.pastModel.add(task);
+        this.slotGivenBack?.resolve();
+        this.slotGivenBack = undefined;
+      },
+    });
     this.uploads = limiter(deps.settings.uploadConcurrency ?? 4);
     this.windows = new WindowMaker(this);
     if (deps.versions) this.rerolls = new RerollMaker(this, deps.versions);
@@ -214,11 +240,23 @@ export class Worker {
     const { queue, settings } = this.deps;
     await this.deps.model.waitUntilReady(15 * 60_000, this.stopController.signal);
     // Enough chunks in hand that a slot never waits on a receive; no more, so others can take the rest.
+    // A task that gave its slot back and is only storing what the model made does not count: the next
+    // message is in hand by then (a window's storing lasts about as long as the next window's making),
+    // and at most one such task per slot is beside them.
     const prefetch = settings.concurrency * (settings.prefetchPerSlot ?? 2);
+    const most = prefetch + settings.concurrency;
     let errorBackoff = 500;
     while (!this.stopping) {
-      if (this.inFlight.size >= prefetch) {
-        await Promise.race(this.inFlight);
+      const toModel = this.inFlight.size - this.pastModel.size;
+      if (toModel >= prefetch || this.inFlight.size >= most) {
+        if (!this.slotGivenBack) {
+          let resolve!: () => void;
+          const promise = new Promise<void>((r) => {
+            resolve = r;
+          });
+          this.slotGivenBack = { promise, resolve };
+        }
+        await Promise.race([...this.inFlight, this.slotGivenBack.promise]);
         continue;
       }
       let messages: ReceivedMessage[];
@@ -227,7 +265,7 @@ export class Worker {
         // then stay hidden until their visibility timeout. It ends within waitSeconds; what it brings
         // is handed back below.
         messages = await queue.receive({
-          max: prefetch - this.inFlight.size,
+          max: Math.min(prefetch - toModel, most - this.inFlight.size),
           waitSeconds: settings.waitSeconds,
           visibilitySeconds: settings.visibilitySeconds,
         });
@@ -245,8 +283,14 @@ export class Worker {
       }
       for (const message of messages) {
         this.stats.received++;
-        const task = this.handle(message).finally(() => this.inFlight.delete(task));
-        this.inFlight.add(task);
+        const task: Task = { messageId: message.id };
+        const running = this.task
+          .run(task, () => this.handle(message))
+          .finally(() => {
+            this.inFlight.delete(running);
+            this.pastModel.delete(task);
+          });
+        this.inFlight.add(running);
       }
     }
     await Promise.allSettled([...this.inFlight]);

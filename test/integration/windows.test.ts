@@ -343,3 +343,41 @@ describe('keeping the model busy between windows', () => {
     expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
   });
 });
+
+describe('a window being stored', () => {
+  it('does not hold back the next message: the worker takes it in hand once the model is done with the window', async () => {
+    const model1 = await model({ renderDelayMs: 300, concurrency: 1 });
+    const created = await api.createJob(windowedShot('WIN_STORING', { windowMode: 'parallel' }));
+    const id = created.body.id;
+    const receivedAtAnswers: number[] = [];
+    const done = await withWorker(
+      async (worker) => {
+        // Storing slower than making: each frame's upload waits 100 ms, so a window's frames take longer
+        // to store than the next window takes to make.
+        const { frames } = worker.deps;
+        const putFrame = frames.putFrame.bind(frames);
+        frames.putFrame = async (...args: Parameters<typeof putFrame>) => {
+          await new Promise((r) => setTimeout(r, 100));
+          return putFrame(...args);
+        };
+        const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+        worker.deps.model.predictFiles = async (...args: Parameters<typeof predictFiles>) => {
+          try {
+            return await predictFiles(...args);
+          } finally {
+            receivedAtAnswers.push(worker.stats.received);
+          }
+        };
+        return api.waitForJob(id, isFinished, 120_000);
+      },
+      model1.url,
+      { concurrency: 1 },
+    );
+    expect(done.frames).toMatchObject({ total: 200, succeeded: 200, failed: 0, canceled: 0 });
+    // Two messages a slot in hand while the model works; when the second window is answered, the first
+    // is still being stored, and a third message is in hand already (a worker that counted the storing
+    // window as in hand would have received it only once that window was stored).
+    expect(receivedAtAnswers.length).toBeGreaterThanOrEqual(5);
+    expect(receivedAtAnswers[1]).toBeGreaterThanOrEqual(3);
+  }, 120_000);
+});

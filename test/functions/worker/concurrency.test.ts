@@ -2,6 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { Slots } from '../../../functions/worker/concurrency.ts';
 
 describe('the model slots', () => {
+  it('tells its hooks of each acquire, before it waits, and of each release', async () => {
+    const told: string[] = [];
+    const slots = new Slots(1, {
+      acquiring: () => told.push('acquiring'),
+      released: () => told.push('released'),
+    });
+    await slots.acquire();
+    const second = slots.acquire();
+    expect(told).toEqual(['acquiring', 'acquiring']);
+    slots.release();
+    await second;
+    slots.release();
+    expect(told).toEqual(['acquiring', 'acquiring', 'released', 'released']);
+  });
+
   it('hands out at most their capacity, and the next waiter gets a released slot', async () => {
     const slots = new Slots(2);
     await slots.acquire();
