@@ -71,6 +71,8 @@ const request = { shot: 'SH010', prompt: 'p', frames: { start: 1, end: 10 } };
 beforeEach(() => {
   dynamo.reset();
   sqs.reset();
+  // A query finds nothing unless a test says otherwise (the tenant's month of spend: no day yet).
+  dynamo.on(QueryCommand).resolves({ Items: [] });
   clearKeyCache();
 });
 afterEach(() => clearKeyCache());
