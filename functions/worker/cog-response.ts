@@ -29,6 +29,17 @@ const PLACEHOLDER = '\u0000framecast-file:';
 export interface ReadOptions {
   /** Largest file accepted, decoded, and largest text besides: a broken model cannot exhaust memory. */
   readonly maxBytes: number;
+  /**
+   * Takes each file as soon as it is decoded, in order, instead of the parsed answer (which holds a
+   * `HandedFile` in its place): nothing more of the answer is read, let alone decoded, until it resolves,
+   * so a window of large frames is never held whole (functions/worker/windows.ts).
+   */
+  readonly onFile?: (file: Uint8Array, index: number) => Promise<void>;
+}
+
+/** In a parsed answer, a file given to `onFile` as it was decoded: its place in the answer's files. */
+export class HandedFile {
+  constructor(readonly index: number) {}
 }
 
 type Mode =
@@ -45,7 +56,12 @@ type Mode =
  */
 export async function readCogJson(body: AsyncIterable<Uint8Array>, options: ReadOptions): Promise<unknown> {
   const reader = new CogJsonReader(options);
-  for await (const chunk of body) reader.push(chunk);
+  for await (const chunk of body) {
+    for (let at = 0; at < chunk.byteLength; ) {
+      at += reader.push(at === 0 ? chunk : chunk.subarray(at));
+      await reader.handOn();
+    }
+  }
   return reader.end();
 }
 
@@ -65,11 +81,18 @@ export class CogJsonReader {
   private pendingBytes = 0;
   private pieces: Buffer[] = [];
   private fileBytes = 0;
-  readonly files: Uint8Array[] = [];
+  /** The files decoded, in order; with `onFile`, each is dropped once handed on. */
+  readonly files: (Uint8Array | undefined)[] = [];
+  /** With `onFile`: the file just decoded, waiting to be handed on. */
+  private finished: number | undefined;
 
   constructor(private readonly options: ReadOptions) {}
 
-  push(chunk: Uint8Array): void {
+  /**
+   * Reads `chunk`; the bytes of it read: all of them, or, handing files on, up to the end of the file
+   * that ended in it (`handOn` takes it, then the rest of the chunk is pushed).
+   */
+  push(chunk: Uint8Array): number {
     const buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -79,7 +102,7 @@ export class CogJsonReader {
       if (to > copiedFrom) this.emit(buf.subarray(copiedFrom, to));
       copiedFrom = to;
     };
-    while (i < buf.length) {
+    while (i < buf.length && this.finished === undefined) {
       switch (this.mode) {
         case 'json': {
           const q = buf.indexOf(QUOTE, i);
@@ -187,7 +210,18 @@ export class CogJsonReader {
         }
       }
     }
-    if (this.mode === 'json' || this.mode === 'string') flushCopy(buf.length);
+    if (this.mode === 'json' || this.mode === 'string') flushCopy(i);
+    return i;
+  }
+
+  /** Hands the file just decoded to `onFile`, and drops it: the reader holds one file at most. */
+  async handOn(): Promise<void> {
+    const index = this.finished;
+    if (index === undefined || !this.options.onFile) return;
+    const file = this.files[index]!;
+    this.files[index] = undefined;
+    this.finished = undefined;
+    await this.options.onFile(file, index);
   }
 
   /** The answer parsed, with its files in place of their data URLs. */
@@ -196,7 +230,8 @@ export class CogJsonReader {
     const text = Buffer.concat(this.skeleton).toString('utf8');
     return JSON.parse(text, (_key, value: unknown) =>
       typeof value === 'string' && value.startsWith(PLACEHOLDER)
-        ? this.files[Number(value.slice(PLACEHOLDER.length))]
+        ? (this.files[Number(value.slice(PLACEHOLDER.length))] ??
+          new HandedFile(Number(value.slice(PLACEHOLDER.length))))
         : value,
     );
   }
@@ -259,6 +294,7 @@ export class CogJsonReader {
   private endFile(file: Buffer): void {
     this.emit(Buffer.from(JSON.stringify(`${PLACEHOLDER}${this.files.length}`)));
     this.files.push(file);
+    if (this.options.onFile) this.finished = this.files.length - 1;
     this.mode = 'json';
   }
 }

@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CogJsonReader, CogResponseError } from '../../../functions/worker/cog-response.ts';
+import {
+  CogJsonReader,
+  CogResponseError,
+  HandedFile,
+  readCogJson,
+} from '../../../functions/worker/cog-response.ts';
 
 /** Feeds `text` to a reader in pieces cut at `cuts`, and parses the end. */
 function read(text: string, cuts: readonly number[] = [], maxBytes = 1 << 24): unknown {
@@ -80,5 +85,39 @@ describe('reading a Cog answer as it streams in', () => {
     expect(Buffer.from((reader.end() as { output: Uint8Array }).output).equals(file)).toBe(true);
     // The text of this file is 4 MB; at most one block of it (256 KB) and a chunk wait to be decoded.
     expect(most).toBeLessThan(256 * 1024 + 64 * 1024);
+  });
+
+  it('hands each file on as it is decoded, and decodes the next only once the last one is taken', async () => {
+    const files = [randomBytes(5000), randomBytes(3), randomBytes(70_000)];
+    // All of the answer in one chunk: the reader still stops at each file's end.
+    const answer = Buffer.from(JSON.stringify({ output: files.map((f) => dataUrl(f)), status: 'succeeded' }));
+    const handed: number[] = [];
+    const parsed = (await readCogJson(
+      (async function* () {
+        yield answer;
+      })(),
+      {
+        maxBytes: 1 << 24,
+        onFile: async (file, index) => {
+          // Each handed after the one before it was taken, never beside it.
+          expect(Buffer.from(file).equals(files[index]!)).toBe(true);
+          expect(handed).toEqual(Array.from({ length: index }, (_, i) => i));
+          await new Promise((r) => setTimeout(r, 5));
+          handed.push(index);
+        },
+      },
+    )) as { output: unknown[]; status: string };
+    expect(handed).toEqual([0, 1, 2]);
+    expect(parsed.status).toBe('succeeded');
+    expect(parsed.output).toEqual([new HandedFile(0), new HandedFile(1), new HandedFile(2)]);
+  });
+
+  it('reads no further than the end of a file until it is handed on', () => {
+    const files = [randomBytes(300), randomBytes(300)];
+    const answer = Buffer.from(JSON.stringify({ output: files.map((f) => dataUrl(f)) }));
+    const reader = new CogJsonReader({ maxBytes: 1 << 24, onFile: async () => undefined });
+    const read = reader.push(answer);
+    expect(read).toBe(answer.indexOf('",') + 1);
+    expect(reader.files).toHaveLength(1);
   });
 });
