@@ -9,6 +9,7 @@ import { isFinished } from '../support/api.ts';
 import {
   api,
   frameEvents,
+  model,
   objectsOf,
   range,
   storedFrames,
@@ -42,6 +43,7 @@ async function makeShot(
   windowMode: 'chained' | 'parallel',
   settings: Partial<WorkerSettings>,
   during: (worker: Worker) => void = () => undefined,
+  modelUrl?: string,
 ): Promise<JobResponse> {
   const created = await api.createJob(windowedShot(name, { windowMode, frames: FRAMES }));
   expect(created.status).toBe(202);
@@ -50,7 +52,7 @@ async function makeShot(
       during(worker);
       return api.waitForJob(created.body.id, isFinished, 120_000);
     },
-    undefined,
+    modelUrl,
     settings,
   );
 }
@@ -175,6 +177,32 @@ describe('a window of large frames, streamed to S3 as the model answers it', () 
     expect(chained.held).toBeGreaterThan(0);
     expect(chained.held).toBeLessThanOrEqual(UPLOADS + 1);
     expect(chained.heldInMemory).toBeGreaterThanOrEqual(49);
+  });
+});
+
+describe('a streamed window from other kinds of output', () => {
+  it('downloads, stores and drops one file at a time when the model answers http URLs', async () => {
+    const http = await model({ outputMode: 'http' });
+    let held = { most: 0 };
+    const job = await makeShot(
+      'WIN_HTTP',
+      'chained',
+      STREAMED,
+      (w) => {
+        held = countHeldFrames(w);
+      },
+      http.url,
+    );
+    await expectEveryFrameOnce(job);
+    expect(held.most).toBeGreaterThan(0);
+    expect(held.most).toBeLessThanOrEqual(UPLOADS + 1);
+  });
+
+  it('makes a window a video model answers in memory: one file for the window cannot be cut up as it comes', async () => {
+    const video = await model({ output: 'video' });
+    const job = await makeShot('WIN_VIDEO', 'chained', STREAMED, undefined, video.url);
+    await expectEveryFrameOnce(job);
+    expect(video.stats().succeeded).toBe(3);
   });
 });
 
