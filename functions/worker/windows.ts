@@ -34,7 +34,8 @@ import type { Worker } from './worker.ts';
  * Windows on the worker (docs/architecture.md, "Windows"): one window message is one prediction of a
  * video model, `start_frame` and `num_frames` long, seeded with the window's seed, and in chained mode
  * given its predecessor's last frames as `context`. Its frames are stored and recorded through the same
- * exactly-once frame records as chunks' frames, several at a time.
+ * exactly-once frame records as chunks' frames, several at a time: once the model's whole answer is in
+ * hand, or, for a window of large frames, each as the answer brings it (`streamWindow`).
  *
  * Whose frames are whose: every window starts, counts attempts on and fails the frames of
  * `chainedFrames` (from the frame after its predecessor's end), so each frame of the shot is taken by
