@@ -556,7 +556,8 @@ export class WindowMaker {
    * uploaded; the frames not this window's to store are dropped at once, and in parallel mode those shared
    * with a neighbour kept for storeParallel. Nothing is recorded here: the frames are recorded by the
    * caller only once the prediction succeeded, and a failed or cut-off attempt's uploads are written over
-   * by the next attempt under the same keys. A video (one file for the window) cannot be stored frame by
+   * by the next attempt under the same keys; an upload that fails fails the attempt with its error, as the
+   * model's failure would (the prediction is spent either way). A video (one file for the window) cannot be stored frame by
    * frame: it is given back whole, for the in-memory path.
    */
   private async streamWindow(
@@ -588,12 +589,13 @@ export class WindowMaker {
       if (video || !isPng(file)) throw new ModelError(NOT_PNG, false);
       if (shared.some((r) => f >= r.start && f <= r.end)) frames[index] = file;
       if (!toStore(f)) return;
+      // A slot first, then the stamped copy: a frame waits for S3 as one copy, not two.
+      while (uploading.size >= limit) await Promise.race(uploading);
+      if (failure) throw failure.error;
       // Checked as it inflates, off this thread and without holding the raw pixels (core/png.ts).
       await checkPng(file);
       const origin = frameOrigin(job, windows, f, context?.sha256Of);
       const png = stampProvenance(file, this.provenanceOf(p, f, origin, extra));
-      while (uploading.size >= limit) await Promise.race(uploading);
-      if (failure) throw failure.error;
       const upload: Promise<void> = this.store1(p, f, png, undefined, extra)
         .then(
           (r) => {
