@@ -575,7 +575,8 @@ export class WindowMaker {
     const { alone, shared } = spans(p);
     const toStore = (f: number) => f >= alone.start && f <= alone.end && !isFinished(records.get(f));
     const frames: (Uint8Array | undefined)[] = new Array(length);
-    const stored: FinishedFrame[] = [];
+    // By frame: an answer polled before the last may have handed some frames already.
+    const stored = new Map<number, FinishedFrame>();
     const uploading = new Set<Promise<void>>();
     const limit = this.host.deps.settings.uploadConcurrency ?? 4;
     let failure: { error: unknown } | undefined;
@@ -599,7 +600,7 @@ export class WindowMaker {
       const upload: Promise<void> = this.store1(p, f, png, undefined, extra)
         .then(
           (r) => {
-            stored.push(r);
+            stored.set(f, r);
           },
           (error: unknown) => {
             failure ??= { error };
@@ -619,7 +620,11 @@ export class WindowMaker {
       if (out.count !== length) throw new ModelError(wrongCount(out.count, length));
       await Promise.all(uploading);
       if (failure) throw failure.error;
-      return { frames, stored, ...(out.predictTime !== undefined && { predictTime: out.predictTime }) };
+      return {
+        frames,
+        stored: [...stored.values()],
+        ...(out.predictTime !== undefined && { predictTime: out.predictTime }),
+      };
     } finally {
       // A failed attempt's uploads end before the next attempt writes the same keys.
       await Promise.all(uploading);
