@@ -217,11 +217,16 @@ describe('the Cog client', () => {
     // Three files of 8 MB: more than the connection buffers between the model and the worker hold.
     const files = [0, 1, 2].map((i) => Buffer.alloc(8 * 1024 * 1024, i + 1));
     let sentWhole = false;
+    let sent = () => {};
+    const allSent = new Promise<void>((resolve) => {
+      sent = resolve;
+    });
     const server = answering((res) => {
       // The status after the output, as Cog's JSON may put it.
       const answer = `{"output":[${files.map((f) => `"data:image/png;base64,${f.toString('base64')}"`).join(',')}],"status":"succeeded","metrics":{"predict_time":2}}`;
       res.end(answer, () => {
         sentWhole = true;
+        sent();
       });
     });
     const cog = new CogClient({ url: await listening(server) });
@@ -244,7 +249,7 @@ describe('the Cog client', () => {
       expect(out).toEqual({ count: 3, single: false, predictTime: 2 });
       // While the first file was being taken, the model could not send the rest: nothing read it.
       expect(wholeDuringFirst).toBe(false);
-      expect(sentWhole).toBe(true);
+      await allSent;
     } finally {
       server.closeAllConnections();
       server.close();
@@ -274,6 +279,32 @@ describe('the Cog client', () => {
       expect(failed).toBeInstanceOf(ModelError);
       expect((failed as ModelError).message).toMatch(/CUDA out of memory/);
       expect((failed as ModelError).retryable).toBe(true);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('fails a prediction whose answer is cut off after some of its files were handed on', async () => {
+    const png = readPngFixture();
+    const file = `"data:image/png;base64,${png.toString('base64')}"`;
+    const server = answering((res) => {
+      const head = `{"output":[${file},`;
+      const answer = `${head}${file}],"status":"succeeded"}`;
+      // The first file and half the second, then, once the worker has read them, the connection goes.
+      res.writeHead(200, { 'content-length': answer.length });
+      res.write(answer.slice(0, head.length + file.length / 2), () =>
+        setTimeout(() => res.socket?.destroy(), 100),
+      );
+    });
+    const cog = new CogClient({ url: await listening(server) });
+    try {
+      const handed: number[] = [];
+      const cut = cog.predictEach('cut-w0-1', cog.inputFor(input(1)), async (_file, index) => {
+        handed.push(index);
+      });
+      await expect(cut).rejects.toThrow();
+      expect(handed).toEqual([0]);
     } finally {
       server.closeAllConnections();
       server.close();
