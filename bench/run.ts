@@ -524,7 +524,8 @@ try {
   }
 
   // 6b. The worker's memory, in a process of its own (functions/worker/main.ts, as the container runs
-  // it), its RSS sampled from outside: 3,000 frames of 1024x576, then 4K frames in a fresh process. The
+  // it), its RSS sampled from outside: 3,000 frames of 1024x576, then 4K frames in a fresh process, then a
+  // window of 49 4K frames (streamed) in another. The
   // frames come from a replay model (./replay-model.ts: a reference frame, answered at once), so the
   // figures are the worker's, at the worker's own pace.
   if (runs('memory')) {
@@ -548,7 +549,14 @@ try {
     const uhd = await frameOf(4096, 2160);
     await reference.close();
 
-    const memoryRun = async (png: Uint8Array, width: number, height: number, frames: number) => {
+    /** A shot of `frames` copies of `png` on a fresh worker process; `model` one with windows, else frame by frame. */
+    const memoryRun = async (
+      png: Uint8Array,
+      width: number,
+      height: number,
+      frames: number,
+      model?: 'reference-window',
+    ) => {
       await drain();
       const replay = await startReplayModel(png);
       const worker = await workerProcess(replay.url);
@@ -560,8 +568,9 @@ try {
           peak = Math.max(peak, worker.rss());
         }, 10);
         const { id } = await submit({
-          shot: `MEMORY_${width}`,
+          shot: `MEMORY_${width}${model ? '_WINDOW' : ''}`,
           prompt: 'bench',
+          ...(model && { model }),
           width,
           height,
           frames: { start: 1001, end: 1000 + frames },
@@ -647,6 +656,30 @@ try {
       label: `4096x2160 frames: peak RSS over idle, in frame sizes (frame4k; ${mb(uhd.byteLength).toFixed(1)} MB PNG)`,
       value: held / uhd.byteLength,
       target: 'see docs/performance.md, "Memory"',
+    });
+
+    // One window of 49 such frames (reference-window's size, one prediction), which the worker streams
+    // (over windowInMemoryMaxBytes): the replay model answers it with 49 copies of the frame as data URLs.
+    const windowFrames = 49;
+    const windowRun = await memoryRun(uhd, 4096, 2160, windowFrames, 'reference-window');
+    const windowHeld = windowRun.peak - windowRun.baseline;
+    console.log(
+      `worker process, a window of ${windowFrames} frames of 4096x2160, streamed: RSS ${mb(windowRun.baseline).toFixed(0)} MB idle, peak ${mb(windowRun.peak).toFixed(0)} MB: ${mb(windowHeld).toFixed(0)} MB held at most = ${(windowHeld / uhd.byteLength).toFixed(2)}x a frame (the window whole: ${mb(windowFrames * uhd.byteLength).toFixed(0)} MB)`,
+    );
+    json.frame4k = {
+      ...(json.frame4k as Record<string, number>),
+      window: {
+        frames: windowFrames,
+        idleRssMb: Number(mb(windowRun.baseline).toFixed(1)),
+        peakRssMb: Number(mb(windowRun.peak).toFixed(1)),
+        peakHeldMb: Number(mb(windowHeld).toFixed(1)),
+        peakHeldPerFrameSize: Number((windowHeld / uhd.byteLength).toFixed(2)),
+      },
+    };
+    figures.push({
+      label: `a 49-frame window of 4096x2160, streamed: peak RSS over idle, in frame sizes (frame4k.window)`,
+      value: windowHeld / uhd.byteLength,
+      target: 'uploadConcurrency + 1 frames and their copies, not the window',
     });
   }
 

@@ -18,6 +18,13 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
 const SLASH = 0x2f;
+const COLON = 0x3a;
+const OPEN_OBJECT = 0x7b;
+const OPEN_LIST = 0x5b;
+const CLOSE_OBJECT = 0x7d;
+const CLOSE_LIST = 0x5d;
+/** The answer's key whose files are handed on: a Cog answer also echoes its input, data URLs and all. */
+const OUTPUT = 'output';
 const DATA = Buffer.from('data:');
 /** Longest media type and parameters before a data URL's comma. */
 const MAX_META = 256;
@@ -29,6 +36,19 @@ const PLACEHOLDER = '\u0000framecast-file:';
 export interface ReadOptions {
   /** Largest file accepted, decoded, and largest text besides: a broken model cannot exhaust memory. */
   readonly maxBytes: number;
+  /**
+   * Takes each file of the answer's `output` as soon as it is decoded, with its place in the output (0 for
+   * one file, its index in a list), instead of the parsed answer (which holds a `HandedFile` in its
+   * place): nothing more of the answer is read, let alone decoded, until it resolves, so a window of large
+   * frames is never held whole (functions/worker/windows.ts). Files elsewhere (the echoed input's) stay in
+   * the parsed answer.
+   */
+  readonly onFile?: (file: Uint8Array, index: number) => Promise<void>;
+}
+
+/** In a parsed answer, a file given to `onFile` as it was decoded: its place in the output. */
+export class HandedFile {
+  constructor(readonly index: number) {}
 }
 
 type Mode =
@@ -45,7 +65,12 @@ type Mode =
  */
 export async function readCogJson(body: AsyncIterable<Uint8Array>, options: ReadOptions): Promise<unknown> {
   const reader = new CogJsonReader(options);
-  for await (const chunk of body) reader.push(chunk);
+  for await (const chunk of body) {
+    for (let at = 0; at < chunk.byteLength; ) {
+      at += reader.push(at === 0 ? chunk : chunk.subarray(at));
+      await reader.handOn();
+    }
+  }
   return reader.end();
 }
 
@@ -65,11 +90,29 @@ export class CogJsonReader {
   private pendingBytes = 0;
   private pieces: Buffer[] = [];
   private fileBytes = 0;
-  readonly files: Uint8Array[] = [];
+  /** The files decoded, in order; with `onFile`, each output file is dropped once handed on. */
+  readonly files: (Uint8Array | HandedFile)[] = [];
+  /** With `onFile`: the output file just decoded, waiting to be handed on (its number and place). */
+  private finished: { readonly file: number; readonly place: number } | undefined;
+  /**
+   * Where the reader is in the answer's structure, enough to tell its output files and their places:
+   * nesting depth, the top-level key whose value is being read, whether that value is a list and at which
+   * item, and the text of a top-level key being read.
+   */
+  private depth = 0;
+  private expectKey = false;
+  private key: string | undefined;
+  private keyText: number[] | undefined;
+  private inOutputList = false;
+  private item = 0;
 
   constructor(private readonly options: ReadOptions) {}
 
-  push(chunk: Uint8Array): void {
+  /**
+   * Reads `chunk`; the bytes of it read: all of them, or, handing files on, up to the end of the file
+   * that ended in it (`handOn` takes it, then the rest of the chunk is pushed).
+   */
+  push(chunk: Uint8Array): number {
     const buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -79,19 +122,33 @@ export class CogJsonReader {
       if (to > copiedFrom) this.emit(buf.subarray(copiedFrom, to));
       copiedFrom = to;
     };
-    while (i < buf.length) {
+    while (i < buf.length && this.finished === undefined) {
       switch (this.mode) {
         case 'json': {
-          const q = buf.indexOf(QUOTE, i);
-          if (q < 0) {
-            i = buf.length;
+          if (!this.options.onFile) {
+            // Nothing to hand on: no need to follow the structure.
+            const q = buf.indexOf(QUOTE, i);
+            if (q < 0) {
+              i = buf.length;
+              break;
+            }
+            i = q;
+          }
+          const b = buf[i]!;
+          if (b !== QUOTE) {
+            this.follow(b);
+            i++;
             break;
           }
-          flushCopy(q);
-          copiedFrom = q + 1; // the quote is written with the string, once its kind is known
-          i = q + 1;
+          flushCopy(i);
+          copiedFrom = i + 1; // the quote is written with the string, once its kind is known
+          i++;
           this.mode = 'prefix';
           this.head = [];
+          if (this.options.onFile && this.expectKey && this.depth === 1) {
+            this.key = undefined;
+            this.keyText = [];
+          }
           break;
         }
         case 'prefix': {
@@ -104,6 +161,7 @@ export class CogJsonReader {
           ) {
             // Not a data URL: the string as it is, from its quote.
             this.emit(Buffer.from([QUOTE, ...this.head]));
+            this.keyText?.push(...this.head);
             this.mode = 'string';
             this.escaped = false;
             copiedFrom = i;
@@ -112,6 +170,7 @@ export class CogJsonReader {
           this.head.push(b);
           i++;
           if (this.head.length === DATA.length) {
+            this.keyText = undefined;
             this.mode = 'meta';
             this.escaped = false;
             this.head = [];
@@ -123,7 +182,11 @@ export class CogJsonReader {
           const b = buf[i++]!;
           if (this.escaped) this.escaped = false;
           else if (b === BACKSLASH) this.escaped = true;
-          else if (b === QUOTE) this.mode = 'json';
+          else if (b === QUOTE) {
+            this.mode = 'json';
+            if (this.keyText) this.key = Buffer.from(this.keyText).toString('utf8');
+            this.keyText = undefined;
+          } else if (this.keyText && this.keyText.length <= OUTPUT.length) this.keyText.push(b);
           break;
         }
         case 'meta': {
@@ -187,7 +250,46 @@ export class CogJsonReader {
         }
       }
     }
-    if (this.mode === 'json' || this.mode === 'string') flushCopy(buf.length);
+    if (this.mode === 'json' || this.mode === 'string') flushCopy(i);
+    return i;
+  }
+
+  /** Hands the output file just decoded to `onFile`, and drops it: the reader holds one file at most. */
+  async handOn(): Promise<void> {
+    const finished = this.finished;
+    if (!finished || !this.options.onFile) return;
+    const file = this.files[finished.file] as Uint8Array;
+    this.files[finished.file] = new HandedFile(finished.place);
+    this.finished = undefined;
+    await this.options.onFile(file, finished.place);
+  }
+
+  /** A byte of the answer's structure, outside strings. */
+  private follow(b: number): void {
+    if (b === OPEN_OBJECT || b === OPEN_LIST) {
+      if (b === OPEN_LIST && this.depth === 1 && this.key === OUTPUT) {
+        this.inOutputList = true;
+        this.item = 0;
+      }
+      this.depth++;
+      this.expectKey = b === OPEN_OBJECT;
+    } else if (b === CLOSE_OBJECT || b === CLOSE_LIST) {
+      this.depth--;
+      if (this.depth === 1) this.inOutputList = false;
+    } else if (b === COMMA) {
+      if (this.depth === 1) this.expectKey = true;
+      else if (this.depth === 2 && this.inOutputList) this.item++;
+    } else if (b === COLON) {
+      this.expectKey = false;
+    }
+  }
+
+  /** The place in the output of a string value that ends here, or undefined when it is not in the output. */
+  private outputPlace(): number | undefined {
+    if (this.key !== OUTPUT) return undefined;
+    if (this.depth === 1 && !this.inOutputList) return 0;
+    if (this.depth === 2 && this.inOutputList) return this.item;
+    return undefined;
   }
 
   /** The answer parsed, with its files in place of their data URLs. */
@@ -259,6 +361,8 @@ export class CogJsonReader {
   private endFile(file: Buffer): void {
     this.emit(Buffer.from(JSON.stringify(`${PLACEHOLDER}${this.files.length}`)));
     this.files.push(file);
+    const place = this.options.onFile && this.outputPlace();
+    if (place !== undefined) this.finished = { file: this.files.length - 1, place };
     this.mode = 'json';
   }
 }

@@ -5,7 +5,7 @@
 
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { CogResponseError, readCogJson } from './cog-response.ts';
+import { CogResponseError, HandedFile, readCogJson } from './cog-response.ts';
 
 export class ModelError extends Error {
   constructor(
@@ -31,6 +31,16 @@ export interface FilesPrediction {
   readonly single: boolean;
   readonly predictTime?: number;
 }
+
+/** A prediction whose files were handed on one at a time (`CogClient.predictEach`): how many there were. */
+export interface HandedPrediction {
+  readonly count: number;
+  readonly single: boolean;
+  readonly predictTime?: number;
+}
+
+/** Takes one output file, at its place in the output; the next is not read until it resolves. */
+export type OnFile = (file: Uint8Array, index: number) => Promise<void>;
 
 export interface CogClientOptions {
   readonly url: string;
@@ -240,23 +250,57 @@ export class CogClient {
 
   /**
    * Runs one prediction and reads every file it outputs, in order: a window's frames as a list, or a
-   * video as one file. The files are read one after the other, so a long list is not downloaded at once.
+   * video as one file. Held whole: `predictEach` hands them on one at a time instead.
    */
   async predictFiles(
     id: string,
     input: Record<string, unknown>,
     signal?: AbortSignal,
   ): Promise<FilesPrediction> {
-    const { output, predictTime } = await this.run(id, input, signal);
+    const files: Uint8Array[] = [];
+    const out = await this.predictEach(
+      id,
+      input,
+      async (file, index) => {
+        files[index] = file;
+      },
+      signal,
+    );
+    // An answer polled before the last may have had more files: the last one's are the prediction's.
+    files.length = out.count;
+    return {
+      files,
+      single: out.single,
+      ...(out.predictTime !== undefined && { predictTime: out.predictTime }),
+    };
+  }
+
+  /**
+   * Runs one prediction and hands each file it outputs to `onFile`, one at a time: a data URL as soon as
+   * it is decoded from the answer, which is not read further until `onFile` resolves (so a slow taker
+   * holds the model's answer back, not the worker's memory), an http URL downloaded once the answer is
+   * read, one after the other. Files are handed before the prediction's outcome is known (Cog's JSON may
+   * put `status` after `output`), and a polled answer may hand some again: only this call's success says
+   * they are the model's answer, so what `onFile` does with them must be harmless until then.
+   */
+  async predictEach(
+    id: string,
+    input: Record<string, unknown>,
+    onFile: OnFile,
+    signal?: AbortSignal,
+  ): Promise<HandedPrediction> {
+    const { output, predictTime } = await this.run(id, input, signal, undefined, onFile);
     const list = Array.isArray(output) ? (output as unknown[]) : [output];
     if (list.length === 0) throw new ModelError('model gave an empty list of files');
-    const files: Uint8Array[] = [];
     for (const [i, value] of list.entries()) {
-      files.push(await this.readOutput(value, signal));
-      // The data URL is decoded: drop the string, so the window is not held twice.
-      list[i] = undefined;
+      if (value instanceof HandedFile) continue;
+      await onFile(await this.readOutput(value, signal), i);
     }
-    return { files, single: !Array.isArray(output), ...(predictTime !== undefined && { predictTime }) };
+    return {
+      count: list.length,
+      single: !Array.isArray(output),
+      ...(predictTime !== undefined && { predictTime }),
+    };
   }
 
   /** PUT until the prediction has an outcome; its raw output and the model's own time. */
@@ -265,6 +309,8 @@ export class CogClient {
     input: Record<string, unknown>,
     signal?: AbortSignal,
     onSent?: () => void,
+    /** Takes each data URL file as it is decoded (`predictEach`); otherwise they are in the output. */
+    onFile?: OnFile,
   ): Promise<{ output: unknown; predictTime?: number }> {
     const deadline = Date.now() + (this.options.predictionTimeoutMs ?? 10 * 60_000);
     let wait = 100;
@@ -304,7 +350,7 @@ export class CogClient {
         throw new ModelError(`model answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
       }
       // Read as it streams in: a data URL output is decoded on the way, never held whole as text.
-      const body = (await this.readAnswer(res)) as CogPrediction;
+      const body = (await this.readAnswer(res, onFile)) as CogPrediction;
       switch (body.status) {
         case 'succeeded':
           return {
@@ -327,9 +373,9 @@ export class CogClient {
   }
 
   /** A prediction's answer, its data URL outputs decoded into bytes as they stream in (./cog-response.ts). */
-  private async readAnswer(res: Answer): Promise<unknown> {
+  private async readAnswer(res: Answer, onFile?: OnFile): Promise<unknown> {
     try {
-      return await readCogJson(res.body, { maxBytes: this.maxOutputBytes });
+      return await readCogJson(res.body, { maxBytes: this.maxOutputBytes, ...(onFile && { onFile }) });
     } catch (err) {
       res.cancel();
       if (err instanceof CogResponseError) throw new ModelError(err.message);

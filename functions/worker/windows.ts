@@ -6,7 +6,7 @@ import { pastStartBy, startByReason } from '../core/fair-share.ts';
 import { type FrameRange, frameSeed } from '../core/frames.ts';
 import { deadLetterNote, encodeWindow, type WindowMessage } from '../core/messages.ts';
 import type { FrameRecord, JobRecord, JobWindows } from '../core/model.ts';
-import { decodeRgb, encodePng, isPng, withProvenance } from '../core/png.ts';
+import { checkPng, decodeRgb, encodePng, isPng, stampProvenance, withProvenance } from '../core/png.ts';
 import { mayQueueWindow } from '../core/review.ts';
 import type { FrameStatus } from '../core/schemas.ts';
 import { isTerminalJob } from '../core/state.ts';
@@ -34,7 +34,8 @@ import type { Worker } from './worker.ts';
  * Windows on the worker (docs/architecture.md, "Windows"): one window message is one prediction of a
  * video model, `start_frame` and `num_frames` long, seeded with the window's seed, and in chained mode
  * given its predecessor's last frames as `context`. Its frames are stored and recorded through the same
- * exactly-once frame records as chunks' frames, several at a time.
+ * exactly-once frame records as chunks' frames, several at a time: once the model's whole answer is in
+ * hand, or, for a window of large frames, each as the answer brings it (`streamWindow`).
  *
  * Whose frames are whose: every window starts, counts attempts on and fails the frames of
  * `chainedFrames` (from the frame after its predecessor's end), so each frame of the shot is taken by
@@ -52,6 +53,9 @@ const STORE_CONCURRENCY = 8;
 
 /** WorkerSettings.contextInMemoryMaxBytes by default. */
 const CONTEXT_IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024;
+
+/** WorkerSettings.windowInMemoryMaxBytes by default. */
+const WINDOW_IN_MEMORY_MAX_BYTES = 512 * 1024 * 1024;
 
 const FINISHED: ReadonlySet<FrameStatus> = new Set(['succeeded', 'failed', 'canceled']);
 const isFinished = (record: FrameRecord | undefined): boolean =>
@@ -121,6 +125,11 @@ interface Planned {
 /** A window the model made: its frames as PNGs, in order from the window's start. */
 interface Made {
   readonly frames: (Uint8Array | undefined)[];
+  /**
+   * A streamed window's frames stored as the model's answer brought them, to be recorded; `frames` then
+   * holds only those still to be stored (in parallel mode, the ones shared with a neighbour).
+   */
+  readonly stored?: readonly FinishedFrame[];
   readonly attempt: number;
   /** The model's time for the window, shared out over its frames. */
   readonly predictTimePerFrame?: number;
@@ -178,6 +187,13 @@ type Step =
     };
 
 const nothingBehind = (): Promise<Handed> => Promise.resolve('recorded');
+
+/** A chained window whose context frames were recorded before the rest (`recordContextFirst`). */
+interface ContextFirst {
+  readonly outcome: 'context-recorded' | 'recorded' | 'made-elsewhere';
+  readonly context: Stored;
+  readonly rest: () => Promise<Handed>;
+}
 
 export interface Context {
   /**
@@ -461,6 +477,7 @@ export class WindowMaker {
         .map((r) => r.attempts),
     );
     let heldMs = 0;
+    const streamed = this.streams(p, carried);
     for (let tries = 1; ; tries++) {
       // The first try's take is makeWindow's, before the slot.
       if (tries > 1 && (await this.startOwn(p)) === 'job-ended') return 'job-ended';
@@ -479,19 +496,33 @@ export class WindowMaker {
           ...model.inputFor(windowInput(job, w, p.seed, context?.urls), job.params),
           ...extra.inputs,
         };
-        const predicted = model.predictFiles(`${job.id}-w${w.index}-${attempt}`, input);
+        const id = `${job.id}-w${w.index}-${attempt}`;
+        const predicted = streamed
+          ? this.streamWindow(p, id, input, records, extra, context)
+          : model.predictFiles(id, input);
         // Asked for: the previous window's frames are stored and recorded now, beside the model.
         carried?.behind().catch(() => undefined);
         const out = await predicted;
         stats.modelBusyMs += Date.now() - began;
         heldMs += Date.now() - began;
-        return {
-          frames: await framesOf(out, length),
+        const made = {
           attempt,
           heldMs,
           ...(context && { context }),
           ...(out.predictTime !== undefined && { predictTimePerFrame: out.predictTime / length }),
         };
+        if (!('stored' in out)) return { ...made, frames: await framesOf(out, length) };
+        // The model's time and the slot's are known once the whole answer is read.
+        const spend = this.spendPerFrame(p, made);
+        const stored = out.stored.map(
+          (r): FinishedFrame => ({
+            ...r,
+            ...(r.status === 'succeeded' &&
+              made.predictTimePerFrame !== undefined && { predictTime: made.predictTimePerFrame }),
+            ...spend,
+          }),
+        );
+        return { ...made, frames: out.frames, stored };
       } catch (err) {
         stats.modelBusyMs += Date.now() - began;
         heldMs += Date.now() - began;
@@ -501,6 +532,102 @@ export class WindowMaker {
         if (!retryable || attempt >= settings.maxAttempts) return { failed: error, attempt };
         await sleep(settings.retryBaseMs * 2 ** (attempt - 1));
       }
+    }
+  }
+
+  /**
+   * Whether window `p` is streamed (`streamWindow`) rather than made in memory: its frames' pixels over
+   * `windowInMemoryMaxBytes`. Made in memory, the model's answer is held while it is stored, and in chained
+   * mode the next window is asked for before this one is stored, so the model does not wait on S3; streamed,
+   * the window is stored as it is read, and the next one is asked for after: the model waits for the
+   * uploads (seconds, against a 4K video model's minutes a window) so the worker holds a few frames, not
+   * two windows. A window given its context from memory is made in memory: should another delivery record
+   * that context first (`Handed`), this one's frames must not have been written over that one's.
+   */
+  private streams(p: Planned, carried?: Carried): boolean {
+    if (carried?.given) return false;
+    const max = this.host.deps.settings.windowInMemoryMaxBytes ?? WINDOW_IN_MEMORY_MAX_BYTES;
+    return p.job.width * p.job.height * 3 * (p.w.end - p.w.start + 1) > max;
+  }
+
+  /**
+   * One attempt of a streamed window: each frame of the model's answer stamped, checked and uploaded as it
+   * is decoded, the answer read no further while `uploadConcurrency` frames wait for S3, and dropped once
+   * uploaded; the frames not this window's to store are dropped at once, and in parallel mode those shared
+   * with a neighbour kept for storeParallel. Nothing is recorded here: the frames are recorded by the
+   * caller only once the prediction succeeded, and a failed or cut-off attempt's uploads are written over
+   * by the next attempt under the same keys; an upload that fails fails the attempt with its error, as the
+   * model's failure would (the prediction is spent either way). A video (one file for the window) cannot be stored frame by
+   * frame: it is given back whole, for the in-memory path.
+   */
+  private async streamWindow(
+    p: Planned,
+    id: string,
+    input: Record<string, unknown>,
+    records: ReadonlyMap<number, FrameRecord>,
+    extra: PredictionInputs,
+    context: Context | undefined,
+  ): Promise<
+    FilesPrediction | { frames: (Uint8Array | undefined)[]; stored: FinishedFrame[]; predictTime?: number }
+  > {
+    const { job, w, windows } = p;
+    const length = w.end - w.start + 1;
+    const { alone, shared } = spans(p);
+    const toStore = (f: number) => f >= alone.start && f <= alone.end && !isFinished(records.get(f));
+    const frames: (Uint8Array | undefined)[] = new Array(length);
+    // By frame: an answer polled before the last may have handed some frames already.
+    const stored = new Map<number, FinishedFrame>();
+    const uploading = new Set<Promise<void>>();
+    const limit = this.host.deps.settings.uploadConcurrency ?? 4;
+    let failure: { error: unknown } | undefined;
+    let video: Uint8Array | undefined;
+    const take = async (file: Uint8Array, index: number) => {
+      const f = w.start + index;
+      if (index === 0 && !isPng(file)) {
+        video = file;
+        return;
+      }
+      if (video || !isPng(file)) throw new ModelError(NOT_PNG, false);
+      if (shared.some((r) => f >= r.start && f <= r.end)) frames[index] = file;
+      if (!toStore(f)) return;
+      // A slot first, then the stamped copy: a frame waits for S3 as one copy, not two.
+      while (uploading.size >= limit) await Promise.race(uploading);
+      if (failure) throw failure.error;
+      // Checked as it inflates, off this thread and without holding the raw pixels (core/png.ts).
+      await checkPng(file);
+      const origin = frameOrigin(job, windows, f, context?.sha256Of);
+      const png = stampProvenance(file, this.provenanceOf(p, f, origin, extra));
+      const upload: Promise<void> = this.store1(p, f, png, undefined, extra)
+        .then(
+          (r) => {
+            stored.set(f, r);
+          },
+          (error: unknown) => {
+            failure ??= { error };
+          },
+        )
+        .finally(() => uploading.delete(upload));
+      uploading.add(upload);
+    };
+    try {
+      const out = await this.host.deps.model.predictEach(id, input, take);
+      if (video)
+        return {
+          files: [video],
+          single: out.single,
+          ...(out.predictTime !== undefined && { predictTime: out.predictTime }),
+        };
+      if (out.count !== length) throw new ModelError(wrongCount(out.count, length));
+      await Promise.all(uploading);
+      if (failure) throw failure.error;
+      return {
+        frames,
+        stored: [...stored.values()],
+        ...(out.predictTime !== undefined && { predictTime: out.predictTime }),
+      };
+    } finally {
+      // A failed attempt's uploads end before the next attempt writes the same keys.
+      await Promise.all(uploading);
     }
   }
 
@@ -520,13 +647,14 @@ export class WindowMaker {
     origin: FrameOrigin,
     extra: PredictionInputs,
   ): Buffer {
-    return withProvenance(
-      png,
-      this.host.provenance(p.job, frame, this.seedOf(p.job, frame), {
-        ...origin,
-        inputs: extra.hashes?.get(frame),
-      }),
-    );
+    return withProvenance(png, this.provenanceOf(p, frame, origin, extra));
+  }
+
+  private provenanceOf(p: Planned, frame: number, origin: FrameOrigin, extra: PredictionInputs) {
+    return this.host.provenance(p.job, frame, this.seedOf(p.job, frame), {
+      ...origin,
+      inputs: extra.hashes?.get(frame),
+    });
   }
 
   /**
@@ -542,7 +670,8 @@ export class WindowMaker {
    * given.
    *
    * Otherwise the context frames go first and are recorded at once: the chain may go on from them
-   * (`context-recorded`, with their keys) while `rest`, the other frames, is stored and recorded.
+   * (`context-recorded`, with their keys) while `rest`, the other frames, is stored and recorded. So
+   * too for a streamed window, whose frames are all stored by now: they are recorded in the same order.
    * `made-elsewhere`: another delivery recorded every one of them first.
    */
   private async storeChained(
@@ -574,6 +703,16 @@ export class WindowMaker {
     const first = todo.filter(isContext);
     const others = todo.filter((f) => !isContext(f));
 
+    if (made.stored) {
+      // Streamed: every frame is stored already; the context frames are recorded first all the same.
+      const stored = made.stored;
+      return this.recordContextFirst(
+        p,
+        stored.filter((r) => isContext(r.frame)),
+        () => Promise.resolve(stored.filter((r) => !isContext(r.frame))),
+        events,
+      );
+    }
     if (handsOn && first.length === framesIn(handsOn).length) {
       const files = await mapLimit(first, STORE_CONCURRENCY, async (f) => {
         const png = stamped(f);
@@ -630,15 +769,23 @@ export class WindowMaker {
     events: Promise<boolean>,
     stamped: (f: number) => Buffer,
     extra: PredictionInputs,
-  ): Promise<{
-    outcome: 'context-recorded' | 'recorded' | 'made-elsewhere';
-    context: Stored;
-    rest: () => Promise<Handed>;
-  }> {
-    const { job } = p;
+  ): Promise<ContextFirst> {
     const storeAll = (frames: number[]) =>
       mapLimit(frames, STORE_CONCURRENCY, (f) => this.store1(p, f, stamped(f), made, extra));
-    const stored = await storeAll(first);
+    return this.recordContextFirst(p, await storeAll(first), () => storeAll(others), events);
+  }
+
+  /**
+   * Records the stored context frames, then, once they are, starts `storeOthers` (the window's other
+   * frames), recorded by `rest`.
+   */
+  private async recordContextFirst(
+    p: Planned,
+    stored: readonly FinishedFrame[],
+    storeOthers: () => Promise<FinishedFrame[]>,
+    events: Promise<boolean>,
+  ): Promise<ContextFirst> {
+    const { job } = p;
     const { counts } = await this.host.recordFrames(job, stored, await events);
     const keys: Stored = new Map(
       stored.flatMap((r) =>
@@ -646,25 +793,28 @@ export class WindowMaker {
       ),
     );
     // Uploaded now; recorded when `rest` is first called (once the next window is asked for, see Carried).
-    const uploading = storeAll(others);
+    const uploading = storeOthers();
     uploading.catch(() => undefined);
     const rest = once(async (): Promise<Handed> => {
       await this.host.recordFrames(job, await uploading, await events);
       return 'recorded';
     });
-    if (first.length === 0) return { outcome: 'recorded', context: keys, rest };
+    if (stored.length === 0) return { outcome: 'recorded', context: keys, rest };
     if (counts.succeeded + counts.failed === 0) return { outcome: 'made-elsewhere', context: keys, rest };
     // A context frame that failed to store (no format to deliver it in) stops the chain: afterWindow says why.
     const outcome = stored.every((r) => r.status === 'succeeded') ? 'context-recorded' : 'recorded';
     return { outcome, context: keys, rest };
   }
 
-  /** One frame of a made window, stored under its sequence name, ready to be recorded. */
+  /**
+   * One frame of a made window, stored under its sequence name, ready to be recorded; its times and spend
+   * are `made`'s, or added once known (a streamed window's, whose frames are stored before it is made).
+   */
   private store1(
     p: Planned,
     f: number,
     png: Buffer,
-    made: Made,
+    made: Pick<Made, 'heldMs' | 'predictTimePerFrame'> | undefined,
     extra: PredictionInputs,
     file?: DeliveredFrame,
   ) {
@@ -674,8 +824,8 @@ export class WindowMaker {
       seed: this.seedOf(p.job, f),
       png,
       ...(file && { file }),
-      ...(made.predictTimePerFrame !== undefined && { predictTime: made.predictTimePerFrame }),
-      ...this.spendPerFrame(p, made),
+      ...(made?.predictTimePerFrame !== undefined && { predictTime: made.predictTimePerFrame }),
+      ...(made && this.spendPerFrame(p, made)),
       ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
     });
   }
@@ -685,7 +835,7 @@ export class WindowMaker {
    * window's overlap (made, not kept) is paid by its kept frames. In parallel mode a shared frame is
    * recorded once, with the share of whichever window cross-fades it.
    */
-  private spendPerFrame(p: Planned, made: Made) {
+  private spendPerFrame(p: Planned, made: Pick<Made, 'heldMs'>) {
     return this.host.spendOf(made.heldMs / Math.max(1, p.kept.end - p.kept.start + 1));
   }
 
@@ -706,27 +856,27 @@ export class WindowMaker {
     const { job, w, windows } = p;
     const previous = windows[w.index - 1];
     const next = windows[w.index + 1];
-    const before = previous ? { start: w.start, end: previous.end } : undefined;
-    const after = next ? { start: next.start, end: Math.min(w.end, job.frames.end) } : undefined;
-    const alone = { start: before ? before.end + 1 : w.start, end: after ? after.start - 1 : p.kept.end };
+    const { before, after, alone, shared } = spans(p);
 
-    const shared = [...(before ? framesIn(before) : []), ...(after ? framesIn(after) : [])];
-    await eachLimit(shared, STORE_CONCURRENCY, (f) =>
+    await eachLimit(shared.flatMap(framesIn), STORE_CONCURRENCY, (f) =>
       this.files.putFile(stagedKey(job, w.index, f), made.frames[f - w.start]!, 'image/png'),
     );
     const events = this.host.frameEventsWanted(job);
+    // A streamed window's frames are large: it cross-fades no more of them at once than it uploads.
+    const fades = made.stored ? (this.host.deps.settings.uploadConcurrency ?? 4) : STORE_CONCURRENCY;
     const stored = await Promise.all([
-      mapLimit(
-        framesIn(alone).filter((f) => !isFinished(records.get(f))),
-        STORE_CONCURRENCY,
-        (f) => {
-          const png = made.frames[f - w.start]!;
-          made.frames[f - w.start] = undefined;
-          return this.store1(p, f, this.stamp(p, f, png, frameOrigin(job, windows, f), extra), made, extra);
-        },
-      ),
-      previous && before ? this.crossFadeWith(p, previous, before, made, extra) : [],
-      next && after ? this.crossFadeWith(p, next, after, made, extra) : [],
+      made.stored ??
+        mapLimit(
+          framesIn(alone).filter((f) => !isFinished(records.get(f))),
+          STORE_CONCURRENCY,
+          (f) => {
+            const png = made.frames[f - w.start]!;
+            made.frames[f - w.start] = undefined;
+            return this.store1(p, f, this.stamp(p, f, png, frameOrigin(job, windows, f), extra), made, extra);
+          },
+        ),
+      previous && before ? this.crossFadeWith(p, previous, before, made, extra, fades) : [],
+      next && after ? this.crossFadeWith(p, next, after, made, extra, fades) : [],
     ]);
     await this.host.recordFrames(job, stored.flat(), await events);
   }
@@ -741,6 +891,7 @@ export class WindowMaker {
     range: FrameRange,
     made: Made,
     extra: PredictionInputs,
+    concurrency: number,
   ): Promise<FinishedFrame[]> {
     const { job, w, windows } = p;
     const [otherFailed, records] = await Promise.all([
@@ -749,7 +900,7 @@ export class WindowMaker {
     ]);
     const out = await mapLimit(
       framesIn(range),
-      STORE_CONCURRENCY,
+      concurrency,
       async (f): Promise<FinishedFrame | undefined> => {
         const record = records.get(f);
         // Not started: only the frame's owner, the earlier window, starts it, and it stages before it looks.
@@ -861,6 +1012,30 @@ export class WindowMaker {
   }
 }
 
+/**
+ * The frames window `p` stores as it made them (`alone`: in chained mode its own) and, in parallel mode,
+ * those it shares with the window before and after it (`shared`, both), which are cross-faded.
+ */
+function spans(p: Planned): {
+  alone: FrameRange;
+  before?: FrameRange;
+  after?: FrameRange;
+  shared: FrameRange[];
+} {
+  const { job, w, windows } = p;
+  if (job.window.mode === 'chained') return { alone: p.own, shared: [] };
+  const previous = windows[w.index - 1];
+  const next = windows[w.index + 1];
+  const before = previous ? { start: w.start, end: previous.end } : undefined;
+  const after = next ? { start: next.start, end: Math.min(w.end, job.frames.end) } : undefined;
+  return {
+    alone: { start: before ? before.end + 1 : w.start, end: after ? after.start - 1 : p.kept.end },
+    ...(before && { before }),
+    ...(after && { after }),
+    shared: [...(before ? [before] : []), ...(after ? [after] : [])],
+  };
+}
+
 /** Window `index` of a job, as planned from its record; undefined when the job has no such window. */
 function plan(job: WindowedJob, index: number): Planned | undefined {
   const windows = planWindows(job.frames, job.window);
@@ -945,16 +1120,12 @@ export async function framesOf(out: FilesPrediction, length: number): Promise<Ui
     out.files.length = 0;
     frames = await decodeVideo(video, { maxFrames: length });
   }
-  if (frames.length !== length) {
-    throw new ModelError(
-      `the model made ${frames.length} frame(s) for a window of ${length}; a model with windows must declare start_frame and num_frames and make num_frames frames`,
-    );
-  }
-  if (!frames.every(isPng)) {
-    throw new ModelError(
-      'a frame of the window is not a PNG; frames are stored as PNG with their provenance',
-      false,
-    );
-  }
+  if (frames.length !== length) throw new ModelError(wrongCount(frames.length, length));
+  if (!frames.every(isPng)) throw new ModelError(NOT_PNG, false);
   return frames;
 }
+
+const wrongCount = (made: number, length: number) =>
+  `the model made ${made} frame(s) for a window of ${length}; a model with windows must declare start_frame and num_frames and make num_frames frames`;
+
+const NOT_PNG = 'a frame of the window is not a PNG; frames are stored as PNG with their provenance';

@@ -56,6 +56,13 @@ export interface WorkerSettings {
    * servers and proxies take.
    */
   readonly contextInMemoryMaxBytes?: number;
+  /**
+   * Largest window, estimated as its frames' pixels (width x height x 3 bytes x frames, what a PNG of a
+   * generated frame stays well under), made in memory: the model's whole answer held, then stored. A
+   * larger one is streamed: each frame stored as the answer brings it (functions/worker/windows.ts).
+   * Default 512 MiB: a 49-frame window of 1080p (305 MB) is made in memory, one of 1440p or 4K streams.
+   */
+  readonly windowInMemoryMaxBytes?: number;
   /** First back-off between tries of a frame; doubles each time. */
   readonly retryBaseMs: number;
   readonly modelImage: string;

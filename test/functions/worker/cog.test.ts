@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readPng, readProvenance } from '../../../functions/core/png.ts';
@@ -212,7 +212,154 @@ describe('the Cog client', () => {
     expect(out.single).toBe(true);
     expect(out.files).toHaveLength(1);
   });
+
+  it('hands a window its files one at a time, in order, and reads no more of the answer until each is taken', async () => {
+    // Three files of 8 MB: more than the connection buffers between the model and the worker hold.
+    const files = [0, 1, 2].map((i) => Buffer.alloc(8 * 1024 * 1024, i + 1));
+    let sentWhole = false;
+    let sent = () => {};
+    const allSent = new Promise<void>((resolve) => {
+      sent = resolve;
+    });
+    const server = answering((res) => {
+      // The status after the output, as Cog's JSON may put it.
+      const answer = `{"output":[${files.map((f) => `"data:image/png;base64,${f.toString('base64')}"`).join(',')}],"status":"succeeded","metrics":{"predict_time":2}}`;
+      res.end(answer, () => {
+        sentWhole = true;
+        sent();
+      });
+    });
+    const cog = new CogClient({ url: await listening(server) });
+    try {
+      const handed: number[] = [];
+      let taking = 0;
+      let wholeDuringFirst: boolean | undefined;
+      const out = await cog.predictEach('s-w0-1', cog.inputFor(input(1)), async (file, index) => {
+        taking++;
+        expect(taking).toBe(1);
+        expect(Buffer.from(file).equals(files[index]!)).toBe(true);
+        if (index === 0) {
+          await new Promise((r) => setTimeout(r, 300));
+          wholeDuringFirst = sentWhole;
+        }
+        handed.push(index);
+        taking--;
+      });
+      expect(handed).toEqual([0, 1, 2]);
+      expect(out).toEqual({ count: 3, single: false, predictTime: 2 });
+      // While the first file was being taken, the model could not send the rest: nothing read it.
+      expect(wholeDuringFirst).toBe(false);
+      await allSent;
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('hands the files of a failed prediction on as they come, and the call fails after them', async () => {
+    const png = readPngFixture();
+    const server = answering((res) =>
+      res.end(
+        JSON.stringify({
+          output: [png, png].map((f) => `data:image/png;base64,${f.toString('base64')}`),
+          status: 'failed',
+          error: 'CUDA out of memory',
+        }),
+      ),
+    );
+    const cog = new CogClient({ url: await listening(server) });
+    try {
+      const handed: number[] = [];
+      const failed = await cog
+        .predictEach('f-w0-1', cog.inputFor(input(1)), async (_file, index) => {
+          handed.push(index);
+        })
+        .catch((e: unknown) => e);
+      expect(handed).toEqual([0, 1]);
+      expect(failed).toBeInstanceOf(ModelError);
+      expect((failed as ModelError).message).toMatch(/CUDA out of memory/);
+      expect((failed as ModelError).retryable).toBe(true);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('fails a prediction whose answer is cut off after some of its files were handed on', async () => {
+    const png = readPngFixture();
+    const file = `"data:image/png;base64,${png.toString('base64')}"`;
+    const server = answering((res) => {
+      const head = `{"output":[${file},`;
+      const answer = `${head}${file}],"status":"succeeded"}`;
+      // The first file and half the second, then, once the worker has read them, the connection goes.
+      res.writeHead(200, { 'content-length': answer.length });
+      res.write(answer.slice(0, head.length + file.length / 2), () =>
+        setTimeout(() => res.socket?.destroy(), 100),
+      );
+    });
+    const cog = new CogClient({ url: await listening(server) });
+    try {
+      const handed: number[] = [];
+      const cut = cog.predictEach('cut-w0-1', cog.inputFor(input(1)), async (_file, index) => {
+        handed.push(index);
+      });
+      await expect(cut).rejects.toThrow();
+      expect(handed).toEqual([0]);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('hands files on through 409s and retried ids alike, from data URLs and http URLs, one prediction per id', async () => {
+    for (const outputMode of ['data-url', 'http'] as const) {
+      const model = await start({ outputMode, concurrency: 1, renderDelayMs: 100 });
+      const cog = new CogClient({ url: model.url });
+      await cog.waitUntilReady(10_000);
+      const window = (start: number) => ({ ...input(start), start_frame: start, num_frames: 3 });
+      const handed: string[] = [];
+      const take = (id: string) => async (file: Uint8Array, index: number) => {
+        handed.push(`${id}:${index}:${readProvenance(file)?.frame}`);
+      };
+      // Two windows at once on one slot (409 for one of them), and the first asked again by its id.
+      const [a, b] = await Promise.all([
+        cog.predictEach('job_T-w0-1', cog.inputFor(window(10)), take('a')),
+        cog.predictEach('job_T-w1-1', cog.inputFor(window(20)), take('b')),
+      ]);
+      await cog.predictEach('job_T-w0-1', cog.inputFor(window(10)), take('a'));
+      expect(a.count + b.count).toBe(6);
+      expect(handed.filter((h) => h.startsWith('b:'))).toEqual(['b:0:20', 'b:1:21', 'b:2:22']);
+      expect(handed.filter((h) => h.startsWith('a:'))).toEqual([
+        'a:0:10',
+        'a:1:11',
+        'a:2:12',
+        'a:0:10',
+        'a:1:11',
+        'a:2:12',
+      ]);
+      expect(model.stats().rejectedBusy).toBeGreaterThan(0);
+      expect(model.stats().predictions).toBe(2);
+    }
+  });
 });
+
+/** A model of our own that answers every prediction with `answer`. */
+function answering(answer: (res: ServerResponse) => void) {
+  return createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/health-check') return res.end(JSON.stringify({ status: 'READY' }));
+      if (req.url === '/openapi.json') return res.writeHead(404).end();
+      answer(res);
+    });
+  });
+}
+
+async function listening(server: ReturnType<typeof createServer>): Promise<string> {
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
 
 function readPngFixture(): Buffer {
   // A 1x1 PNG, enough for the client, which does not judge pixels.
