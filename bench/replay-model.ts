@@ -60,12 +60,13 @@ async function answer(res: ServerResponse, id: string, base64: Buffer, frames: n
     'content-type': 'application/json',
     'content-length': head.length + count * (file.length + base64.length + 1) + (count - 1) + tail.length,
   });
+  // A worker that went away does not drain: the answer stops there. One listener for the whole answer.
+  const closed = once(res, 'close').then(() => {
+    throw new Error('the connection closed');
+  });
+  closed.catch(() => undefined);
   const write = async (piece: string | Buffer) => {
     if (res.write(piece)) return;
-    // A worker that went away does not drain: the answer stops there.
-    const closed = once(res, 'close').then(() => {
-      throw new Error('the connection closed');
-    });
     await Promise.race([once(res, 'drain'), closed]);
   };
   await write(head);
