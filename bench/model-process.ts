@@ -1,56 +1,45 @@
-import { spawn } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { startReferenceModel } from '../functions/model/reference/server.ts';
 
 /**
- * The reference model as its container runs it (functions/model/reference/main.ts), in a process of its
- * own: in production the model is another container, so its HTTP handling and its timers do not wait for
- * the worker's event loop, nor the worker's for its. Settings go in its environment, as in the container.
+ * The reference model in a process of its own: in production the model is another container, so its HTTP
+ * handling and its timers do not wait for the worker's event loop, nor the worker's for its. The child
+ * (this file, forked) serves as the container's entry point does, with the settings given, and leaves
+ * when its parent goes, however the parent ends.
  */
 export async function startModelProcess(settings: {
   concurrency: number;
   renderDelayMs: number;
 }): Promise<{ url: string; close(): Promise<void> }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('../functions/model/reference/main.ts', import.meta.url))],
-    {
-      env: {
-        ...process.env,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        COG_MAX_CONCURRENCY: String(settings.concurrency),
-        FRAMECAST_REFERENCE_DELAY_MS: String(settings.renderDelayMs),
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const child = fork(fileURLToPath(import.meta.url), [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, FRAMECAST_BENCH_MODEL: JSON.stringify(settings) },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
-    let seen = '';
     child.once('exit', (code) =>
       reject(new Error(`the reference model exited (${code}) before it listened`)),
     );
-    child.stdout.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      for (const line of seen.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        try {
-          const entry = JSON.parse(line) as { message?: string; url?: string };
-          if (entry.message === 'listening' && entry.url) resolve(entry.url);
-        } catch {
-          // a line still being written
-        }
-      }
-    });
+    child.once('message', (message: { url: string }) => resolve(message.url));
   });
-  child.stdout.resume();
   return {
     url,
     close: async () => {
       if (child.exitCode !== null) return;
       const exited = once(child, 'exit');
-      child.kill('SIGTERM');
+      child.disconnect();
       await exited;
     },
   };
+}
+
+const settings = process.env.FRAMECAST_BENCH_MODEL;
+if (settings !== undefined && process.send) {
+  const model = await startReferenceModel({ port: 0, ...(JSON.parse(settings) as object) });
+  process.send({ url: model.url });
+  process.once('disconnect', () => {
+    void model.close().finally(() => process.exit(0));
+  });
 }

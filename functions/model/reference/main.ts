@@ -7,7 +7,7 @@ import { REFERENCE_DESCRIPTION, startReferenceModel } from './server.ts';
  * worker in the same task reaches it) and FRAMECAST_REFERENCE_OUTPUT (`images`, the default: a list of
  * PNGs; `video`: one lossless video per prediction, as a video model answers) and
  * FRAMECAST_REFERENCE_DELAY_MS (default 0: the time a prediction waits before it renders, as a GPU would
- * take; the benchmark's model runs with 100).
+ * take; the benchmark's model has 100).
  *
  * On SIGTERM it stops taking predictions but lets running ones finish for up to 25 s: ECS stops the worker
  * and the model container together, and the worker may still be waiting for a frame (ECS's default
