@@ -227,6 +227,22 @@ describe('the local AWS emulators', () => {
         body,
       });
 
+    // s3rver 3.7 answered a PUT before the object was written (docs/upstream-defects.md): a GET right after
+    // could read part of it. S3 reads after a write what was written, whole.
+    it('has the whole object once a PUT is answered, with or without a checksum', async () => {
+      for (let round = 0; round < 6; round++) {
+        const Key = `tenant/read-after-write/${round}`;
+        const body = randomBytes(8 * 1024 * 1024);
+        const put =
+          round % 2 === 0
+            ? putWithChecksum(Key, body, sha256(body)).then((res) => expect(res.status).toBe(200))
+            : aws.s3.send(new PutObjectCommand({ Bucket: emulators.resources.assetBucket, Key, Body: body }));
+        await put;
+        const got = await aws.s3.send(new GetObjectCommand({ Bucket: emulators.resources.assetBucket, Key }));
+        expect(sha256(await got.Body!.transformToByteArray())).toBe(sha256(body));
+      }
+    });
+
     it('refuses a PUT whose x-amz-checksum-sha256 does not match the body, and keeps the object it had', async () => {
       const Key = 'tenant/sha256/checksum-refused';
       const good = randomBytes(2048);
