@@ -19,6 +19,7 @@ import { clearKeyCache, route } from '../../../functions/api/http.ts';
 import { hashApiKey } from '../../../functions/core/api-keys.ts';
 import { Container } from '../../../functions/services/container.ts';
 import { lambdaContext } from '../../../local/gateway.ts';
+import { jobRecord } from '../../support/jobs.ts';
 
 // Faults the emulators cannot make: a throttled table and a queue that refuses messages.
 const KEY = `fc_${'k'.repeat(43)}`;
@@ -257,25 +258,7 @@ describe('an event queue that refuses the job.canceled event', () => {
   const job = {
     pk: `JOB#${jobId}`,
     sk: 'JOB',
-    id: jobId,
-    tenant: 'acme',
-    shot: 'SH010',
-    status: 'queued',
-    prompt: 'p',
-    model: 'reference',
-    width: 64,
-    height: 64,
-    frames: { start: 1, end: 10 },
-    seed: 1,
-    seedMode: 'per-frame',
-    priority: 50,
-    succeeded: 0,
-    failed: 0,
-    canceled: 0,
-    createdAt: '2026-11-30T00:00:00.000Z',
-    bucket: 'bucket',
-    prefix: 'acme/SH010/x/',
-    requestHash: 'h',
+    ...jobRecord({ id: jobId, tenant: 'acme', status: 'queued', frames: { start: 1, end: 10 } }),
   };
 
   it('answers 503, and the retried cancel queues the event the first one recorded', async () => {
