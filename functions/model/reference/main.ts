@@ -5,9 +5,7 @@ import { REFERENCE_DESCRIPTION, startReferenceModel } from './server.ts';
  * The reference model's container entry point. Settings come from the environment under the names a Cog
  * image reads: PORT (default 5000), COG_MAX_CONCURRENCY (default 1), plus HOST (default 0.0.0.0, so the
  * worker in the same task reaches it) and FRAMECAST_REFERENCE_OUTPUT (`images`, the default: a list of
- * PNGs; `video`: one lossless video per prediction, as a video model answers) and
- * FRAMECAST_REFERENCE_DELAY_MS (default 0: the time a prediction waits before it renders, as a GPU would
- * take; the benchmark's model has 100).
+ * PNGs; `video`: one lossless video per prediction, as a video model answers).
  *
  * On SIGTERM it stops taking predictions but lets running ones finish for up to 25 s: ECS stops the worker
  * and the model container together, and the worker may still be waiting for a frame (ECS's default
@@ -42,16 +40,9 @@ async function main(): Promise<void> {
   const port = intFromEnv('PORT', 5000, 0, 65535);
   const concurrency = intFromEnv('COG_MAX_CONCURRENCY', 1, 1, 64);
   const output = choiceFromEnv('FRAMECAST_REFERENCE_OUTPUT', ['images', 'video'] as const);
-  const renderDelayMs = intFromEnv('FRAMECAST_REFERENCE_DELAY_MS', 0, 0, 3_600_000);
   const host = process.env.HOST || '0.0.0.0';
-  const model = await startReferenceModel({ port, host, concurrency, output, renderDelayMs });
-  log('listening', {
-    url: model.url,
-    concurrency,
-    output,
-    renderDelayMs,
-    description: REFERENCE_DESCRIPTION,
-  });
+  const model = await startReferenceModel({ port, host, concurrency, output });
+  log('listening', { url: model.url, concurrency, output, description: REFERENCE_DESCRIPTION });
 
   let stopping = false;
   const stop = (signal: string) => {
