@@ -213,6 +213,8 @@ try {
       ? await startReferenceModel({ port: 0, concurrency: 1, renderDelayMs: 100 })
       : await startModelProcess({ concurrency: 1, renderDelayMs: 100 })
     : undefined;
+  // Set up before any worker is timed: the figures are the worker's, not the model's start.
+  if (model) await new CogClient({ url: model.url }).waitUntilReady(60_000);
   const onModel = { ...process.env, ...(model && { [ENV.modelUrl]: model.url }) };
   const slotWorker = () =>
     createWorker(stack.app, onModel, { concurrency: 1, waitSeconds: 1, retryBaseMs: 10 });

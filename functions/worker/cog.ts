@@ -192,7 +192,8 @@ export class CogClient {
         if (err instanceof ModelError) throw err;
         last = 'unreachable';
       }
-      await sleep(500, signal);
+      // Often: each poll missed after the model is set up is the GPU's idle time.
+      await sleep(100, signal);
     }
     throw new ModelError(`model at ${this.url} not ready within ${timeoutMs} ms (last state: ${last})`);
   }
