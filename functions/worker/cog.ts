@@ -198,6 +198,24 @@ export class CogClient {
     throw new ModelError(`model at ${this.url} not ready within ${timeoutMs} ms (last state: ${last})`);
   }
 
+  /**
+   * Asks the model to stop prediction `id` (`POST /predictions/{id}/cancel`): its request then answers
+   * `canceled`, and its slot frees. False when the model does not know the id (ended, or never started)
+   * or cannot be reached: the prediction then runs to its end, and its caller drops the answer.
+   */
+  async cancel(id: string): Promise<boolean> {
+    try {
+      const res = await this.fetch(`${this.url}/predictions/${encodeURIComponent(id)}/cancel`, {
+        method: 'POST',
+        signal: AbortSignal.timeout(5000),
+      });
+      await res.body?.cancel().catch(() => undefined);
+      return res.ok;
+    } catch {
+      return false;
+    }
+  }
+
   /** The model's state as `GET /health-check` gives it (READY, BUSY, STARTING, ...), or 'unreachable'. */
   async health(): Promise<string> {
     try {

@@ -139,6 +139,26 @@ interface Made {
   readonly context?: Context;
 }
 
+/** A window's take of its own frames (`startOwn`). */
+type Taken = 'started' | 'job-ended';
+
+/** A promise whose value can be read at once when it has resolved; never an unhandled rejection. */
+interface Watched<T> {
+  readonly promise: Promise<T>;
+  readonly value: T | undefined;
+}
+
+function watched<T>(promise: Promise<T>): Watched<T> {
+  const out: { promise: Promise<T>; value: T | undefined } = { promise, value: undefined };
+  promise.then(
+    (value) => {
+      out.value = value;
+    },
+    () => undefined,
+  );
+  return out;
+}
+
 /** `run` started by the first call, and the same promise given to every call. */
 function once<T>(run: () => Promise<T>): () => Promise<T> {
   let started: Promise<T> | undefined;
@@ -365,23 +385,24 @@ export class WindowMaker {
       return this.afterWindow(p);
     }
 
-    // Inputs before the model's slot is taken, so the model never waits on them; so is the first
-    // attempt's take of the window's frames, as a chunk in hand takes its frames before its slot.
+    // Inputs before the model's slot is taken, so the model never waits on them. So is the first
+    // attempt's take of the window's frames, begun before the slot as a chunk in hand takes its frames:
+    // when the slot frees first (a shot's first window, a chained window after its predecessor), the
+    // model is asked beside the take, and its answer kept only once the take holds (`generate`).
     const extra = await (this.host.deps.inputsFor ?? noInputs)(job, framesIn(w));
-    const taken = await this.startOwn(p);
+    const taking = watched(this.startOwn(p));
 
     let made: Made | { failed: string; attempt: number } | 'job-ended' = 'job-ended';
-    if (taken === 'started') {
-      await this.host.slots.acquire();
-      if (this.host.isStopping) {
-        this.host.slots.release();
-        return 'handed-back';
-      }
-      try {
-        made = await this.generate(p, records, extra, carried);
-      } finally {
-        this.host.slots.release();
-      }
+    await this.host.slots.acquire();
+    if (this.host.isStopping) {
+      this.host.slots.release();
+      await taking.promise.catch(() => undefined);
+      return 'handed-back';
+    }
+    try {
+      made = await this.generate(p, records, extra, carried, taking);
+    } finally {
+      this.host.slots.release();
     }
     // The previous window's last frames are stored by now (a window's prediction takes longer); waiting
     // here keeps at most two windows' frames in memory, and the job's counts in frame order.
@@ -463,7 +484,8 @@ export class WindowMaker {
     p: Planned,
     records: ReadonlyMap<number, FrameRecord>,
     extra: PredictionInputs,
-    carried?: Carried,
+    carried: Carried | undefined,
+    taking: Watched<Taken>,
   ): Promise<Made | { failed: string; attempt: number } | 'job-ended'> {
     const { deps, stats } = this.host;
     const { model, settings } = deps;
@@ -479,11 +501,17 @@ export class WindowMaker {
     let heldMs = 0;
     const streamed = this.streams(p, carried);
     for (let tries = 1; ; tries++) {
-      // The first try's take is makeWindow's, before the slot.
-      if (tries > 1 && (await this.startOwn(p)) === 'job-ended') return 'job-ended';
+      // The first try's take is makeWindow's, begun before the slot; a later try takes the frames again.
+      // Still being written when the slot is had, the model is asked beside it (not for a streamed
+      // window, whose frames are uploaded as they come): nothing of the answer is kept until it holds.
+      const beside = tries === 1 && !streamed && taking.value === undefined;
+      if (!beside && (await (tries === 1 ? taking.promise : this.startOwn(p))) === 'job-ended') {
+        return 'job-ended';
+      }
       // The own frames' attempts as read before, plus this delivery's tries (each took them once more).
       const attempt = recorded + tries;
       if (attempt > settings.maxAttempts) {
+        if (beside && (await taking.promise) === 'job-ended') return 'job-ended';
         return { failed: 'gave up: the worker stopped during every attempt', attempt: attempt - 1 };
       }
       // Given from memory by the window before, made here; else presigned for each attempt: a URL must
@@ -491,17 +519,34 @@ export class WindowMaker {
       // the message is delivered again.
       const context = carried?.given ?? (await this.contextOf(p, carried?.known));
       const began = Date.now();
-      try {
+      const id = `${job.id}-w${w.index}-${attempt}`;
+      const predicted = (async () => {
         const input = {
           ...model.inputFor(windowInput(job, w, p.seed, context?.urls), job.params),
           ...extra.inputs,
         };
-        const id = `${job.id}-w${w.index}-${attempt}`;
-        const predicted = streamed
+        return streamed
           ? this.streamWindow(p, id, input, records, extra, context)
           : model.predictFiles(id, input);
-        // Asked for: the previous window's frames are stored and recorded now, beside the model.
-        carried?.behind().catch(() => undefined);
+      })();
+      // Settled below, whatever the take says.
+      predicted.catch(() => undefined);
+      if (beside) {
+        // A take that fails (an error, or the job ended: canceled meanwhile) stops the prediction: the
+        // slot frees, and nothing of it is stored. Its error is the delivery's, not the model's.
+        const taken = await taking.promise.catch(async (err: unknown) => {
+          await this.drop(id, predicted);
+          throw err;
+        });
+        if (taken === 'job-ended') {
+          await this.drop(id, predicted);
+          stats.modelBusyMs += Date.now() - began;
+          return 'job-ended';
+        }
+      }
+      // Asked for and taken: the previous window's frames are stored and recorded now, beside the model.
+      carried?.behind().catch(() => undefined);
+      try {
         const out = await predicted;
         stats.modelBusyMs += Date.now() - began;
         heldMs += Date.now() - began;
@@ -533,6 +578,12 @@ export class WindowMaker {
         await sleep(settings.retryBaseMs * 2 ** (attempt - 1));
       }
     }
+  }
+
+  /** Stops a prediction whose answer is not to be kept, and waits for its end: the slot is free after. */
+  private async drop(id: string, predicted: Promise<unknown>): Promise<void> {
+    await this.host.deps.model.cancel(id);
+    await predicted.catch(() => undefined);
   }
 
   /**
@@ -632,7 +683,7 @@ export class WindowMaker {
   }
 
   /** One more attempt on each of the window's own frames not yet finished, in one transaction. */
-  private async startOwn(p: Planned): Promise<'started' | 'job-ended'> {
+  private async startOwn(p: Planned): Promise<Taken> {
     const started = await this.store.startFrames(
       p.job,
       framesIn(p.own).map((frame) => ({ frame, seed: this.seedOf(p.job, frame) })),

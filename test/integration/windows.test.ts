@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { JobStore, StartFramesResult } from '../../functions/adapters/store/jobs.ts';
 import { frameKey, thumbnailKey } from '../../functions/core/frames.ts';
 import { decodeRgb, readProvenance } from '../../functions/core/png.ts';
 import type { JobResponse } from '../../functions/core/schemas.ts';
 import { crossFade, crossFadeWeight, planWindows, windowSeed } from '../../functions/core/windows.ts';
 import { CogClient } from '../../functions/worker/cog.ts';
+import type { Worker } from '../../functions/worker/worker.ts';
 import { eventually, isFinished } from '../support/api.ts';
 import {
   api,
@@ -380,4 +382,76 @@ describe('a window being stored', () => {
     expect(receivedAtAnswers.length).toBeGreaterThanOrEqual(5);
     expect(receivedAtAnswers[1]).toBeGreaterThanOrEqual(3);
   }, 120_000);
+});
+
+describe('a window whose slot frees before its take is written', () => {
+  /** The worker's store, its take of a window's frames (`startFrames`) run through `around`. */
+  const takeThrough = (
+    worker: Worker,
+    around: (first: number, take: () => Promise<StartFramesResult>) => Promise<StartFramesResult>,
+  ) => {
+    const store = worker.deps.store;
+    const wrapped: JobStore = Object.create(store);
+    wrapped.startFrames = (job, frames, now) =>
+      around(frames[0]!.frame, () => store.startFrames(job, frames, now));
+    (worker.deps as { store: JobStore }).store = wrapped;
+  };
+
+  it('asks the model beside the take, and keeps the answer once the take holds', async () => {
+    const created = await api.createJob(windowedShot('WIN_BESIDE', { frames: { start: 1, end: 100 } }));
+    const id = created.body.id;
+    // In order: each window's prediction asked for (`ask w`), each take written (`taken <first frame>`).
+    const order: string[] = [];
+    const done = await withWorker(async (worker) => {
+      // A slow table: each take is written 300 ms after it is sent.
+      takeThrough(worker, async (first, take) => {
+        await new Promise((r) => setTimeout(r, 300));
+        const out = await take();
+        order.push(`taken ${first}`);
+        return out;
+      });
+      const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
+      worker.deps.model.predictFiles = (predictionId, input, signal) => {
+        order.push(`ask ${/-w(\d+)-\d+$/.exec(predictionId)![1]}`);
+        return predictFiles(predictionId, input, signal);
+      };
+      return api.waitForJob(id, isFinished, 60_000);
+    });
+    expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
+    // Windows 0, 1 and 2 take frames from 1, 50 and 91; each is asked for before its take is written.
+    expect(order).toEqual(['ask 0', 'taken 1', 'ask 1', 'taken 50', 'ask 2', 'taken 91']);
+    expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
+  });
+
+  it('stops the prediction and stores nothing when the take finds the job canceled', async () => {
+    const slow = await model({ renderDelayMs: 3000, concurrency: 1 });
+    const created = await api.createJob(
+      windowedShot('WIN_BESIDE_CANCEL', { frames: { start: 1, end: 100 } }),
+    );
+    const id = created.body.id;
+    const job = await withWorker(
+      async (worker) => {
+        // The job is canceled while the first window's take is on its way: the take fails its condition.
+        takeThrough(worker, async (_first, take) => {
+          expect((await api.cancelJob(id)).status).toBe(200);
+          return take();
+        });
+        await eventually(
+          async () => (worker.stats.framesSkipped > 0 && slow.stats().running === 0 ? true : undefined),
+          'the window dropped and the model free',
+        );
+        return (await api.getJob(id)).body;
+      },
+      slow.url,
+      { concurrency: 1 },
+    );
+    expect(job.status).toBe('canceled');
+    expect(job.frames).toMatchObject({ total: 100, succeeded: 0, failed: 0 });
+    // Asked for once, and stopped long before its 3 s were up.
+    expect(slow.stats()).toMatchObject({ predictions: 1, canceled: 1, succeeded: 0 });
+    expect(await objectsOf(job)).toEqual([]);
+    expect(await stack.app.store.listFrames(id, 1, 100)).toSatisfy((frames: { status: string }[]) =>
+      frames.every((f) => f.status !== 'succeeded'),
+    );
+  });
 });
