@@ -2,7 +2,10 @@ import type { Queue, ReceivedMessage } from '../adapters/queues.ts';
 import { BANDS, type Band } from '../core/fair-share.ts';
 
 /** What the worker does with its frame queue; one queue or a model's priority bands alike. */
-export type FrameQueue = Pick<Queue, 'receive' | 'delete' | 'setVisibility' | 'send'>;
+export type FrameQueue = Pick<Queue, 'receive' | 'delete' | 'setVisibility' | 'send'> & {
+  /** Looks at the queue before the first receive, if there is anything to learn (`BandedQueue.prime`). */
+  prime?(): Promise<void>;
+};
 
 export interface BandPollingOptions {
   /** How long a band found empty is left alone while others are polled (ms); SQS long polls last 20 s. */
@@ -78,6 +81,27 @@ export class BandedQueue implements FrameQueue {
     }
     if (got.length === 0 && !waited && options.waitSeconds > 0) await take('normal', options.waitSeconds);
     return got;
+  }
+
+  /**
+   * Counts the messages of the bands other than normal before the first receive (the worker does it
+   * beside the model's set-up), and leaves a band that shows none alone for `recheckMs`, as if a receive
+   * had found it empty: the first receive then does not ask each empty band in turn while the model
+   * waits for its first work. A hint, as a receive without wait is (SQS counts are approximate, and a
+   * short poll may miss a message): a band counted empty wrongly is asked within `recheckMs`, as after
+   * an empty receive. A band that cannot be counted is left to the receive.
+   */
+  async prime(): Promise<void> {
+    await Promise.all(
+      this.order
+        .filter((band) => band !== 'normal')
+        .map(async (band) => {
+          const counted = await this.queueOf(band)
+            .depth()
+            .catch(() => undefined);
+          if (counted?.visible === 0) this.emptyAt.set(band, this.now());
+        }),
+    );
   }
 
   private split(handle: string): { queue: Queue; handle: string } {

@@ -245,7 +245,11 @@ export class Worker {
   /** Runs until stop(); resolves once every message in hand is finished or handed back. */
   async run(): Promise<void> {
     const { queue, settings } = this.deps;
-    await this.deps.model.waitUntilReady(15 * 60_000, this.stopController.signal);
+    // The queue is looked at while the model sets up: its first receive then asks no band it knows empty.
+    await Promise.all([
+      this.deps.model.waitUntilReady(15 * 60_000, this.stopController.signal),
+      queue.prime?.(),
+    ]);
     // Enough chunks in hand that a slot never waits on a receive; no more, so others can take the rest.
     // A task that gave its slot back and is only storing what the model made does not count: the next
     // message is in hand by then (a window's storing lasts about as long as the next window's making),

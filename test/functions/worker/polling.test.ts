@@ -24,6 +24,11 @@ function band(name: string, log: string[], bodies: string[] = []) {
     async send(body: string) {
       log.push(`${name}:send:${body}`);
     },
+    async depth() {
+      log.push(`${name}:depth`);
+      if (bodies[0] === 'uncountable') throw new Error('throttled');
+      return { visible: bodies.length, inFlight: 0 };
+    },
   };
   return queue as unknown as Queue & { bodies: string[] };
 }
@@ -94,5 +99,37 @@ describe("a model's priority bands read as one frame queue", () => {
     const queue = new BandedQueue({ normal: band('normal', log) });
     await queue.receive({ max: 4, waitSeconds: 20 });
     expect(log).toEqual(['normal:receive:20']);
+  });
+
+  it('counts the bands beside the model set-up, so the first receive asks no band it knows empty', async () => {
+    const log: string[] = [];
+    let now = 0;
+    const queue = new BandedQueue(
+      { high: band('high', log), normal: band('normal', log, ['n1', 'n2', 'n3']), low: band('low', log) },
+      { recheckMs: 20_000, now: () => now },
+    );
+    await queue.prime();
+    expect((await queue.receive({ max: 2, waitSeconds: 20 })).map((m) => m.body)).toEqual(['n1', 'n2']);
+    // Counted empty: each is left alone for the recheck period, then asked as after an empty receive.
+    expect(log.splice(0)).toEqual(['high:depth', 'low:depth', 'normal:receive:20']);
+    now += 20_000;
+    await queue.receive({ max: 2, waitSeconds: 20 });
+    expect(log).toEqual(['high:receive:0', 'normal:receive:0', 'low:receive:0']);
+  });
+
+  it('asks a band that shows work, or that cannot be counted, on the first receive as before', async () => {
+    const log: string[] = [];
+    const queue = new BandedQueue({
+      high: band('high', log, ['h1']),
+      normal: band('normal', log, ['n1']),
+      low: band('low', log, ['uncountable']),
+    });
+    await queue.prime();
+    expect((await queue.receive({ max: 3, waitSeconds: 20 })).map((m) => m.body)).toEqual([
+      'h1',
+      'n1',
+      'uncountable',
+    ]);
+    expect(log.filter((l) => l.endsWith(':depth'))).toEqual(['high:depth', 'low:depth']);
   });
 });
