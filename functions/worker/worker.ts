@@ -940,13 +940,16 @@ export class Worker {
       return;
     }
     const frames = await store.listFrames(jobId, job.frames.start, job.frames.end, true);
-    await this.deps.frames.putJson(
-      manifestKey(job.tenant, job.shot, job.id),
-      this.manifest({ ...job, status: to }, frames),
-    );
-    await this.deps.writeTimeline?.({ ...job, status: to });
+    // Both written, side by side, before the job says it ended; the model as the audit records it beside.
+    const [, , model] = await Promise.all([
+      this.deps.frames.putJson(
+        manifestKey(job.tenant, job.shot, job.id),
+        this.manifest({ ...job, status: to }, frames),
+      ),
+      this.deps.writeTimeline?.({ ...job, status: to }),
+      recordedModel(this.deps, job.model),
+    ]);
     // The job's audit record(s), in the transaction of its end: the frames as the manifest lists them.
-    const model = await recordedModel(this.deps, job.model);
     const done = await store.finalizeIfDone(jobId, new Date(), job, { frames, model });
     if (done?.event) await this.deps.publishEvents([done.event]);
     if (done && isTerminalJob(done.job.status)) await this.cleanUp(done.job);
