@@ -94,7 +94,7 @@ export type WindowHost = Pick<
   | 'slots'
   | 'stats'
   | 'isStopping'
-  | 'jobOf'
+  | 'jobBeside'
   | 'provenance'
   | 'recordFailure'
   | 'storeFrame'
@@ -317,11 +317,13 @@ export class WindowMaker {
     // A window made here after the one before reads its frames' records beside the job: they are planned
     // from the job as that window read it (a job's frames and windows do not change once accepted).
     const early = carried.job && plan(carried.job, message.window);
-    const [read, earlyRecords] = await Promise.all([
-      this.host.jobOf(message.jobId, message.tenant),
+    // A queued job is moved to running beside the first window's prediction, before its take (`started`).
+    const [beside, earlyRecords] = await Promise.all([
+      this.host.jobBeside(message.jobId, message.tenant),
       early && this.recordsOf(early.job.id, early.kept),
     ]);
-    if (!read) return 'done';
+    if (!beside) return 'done';
+    const { job: read, started } = beside;
     // The chain stops at a review gate's last window until approval, which sends the next window.
     if (carried.known && !mayQueueWindow(read, message.window)) return 'done';
     if (!read.window) {
@@ -337,6 +339,7 @@ export class WindowMaker {
       return 'done';
     }
     if (message.v === 3 && read.window.mode === 'chained') {
+      await started;
       // A dead letter redriven once its fault was fixed: the window is reopened, with the frames after it
       // its failure counted canceled, and the chain goes on from here (docs/reliability.md).
       const reopened = await this.host.reopen(read, framesIn(p.own), message.deadLetter.reason, {
@@ -358,6 +361,7 @@ export class WindowMaker {
 
     const records = earlyRecords ?? (await this.recordsOf(job.id, p.kept));
     if (job.startBy !== undefined && pastStartBy(job, new Date()) && records.size === 0) {
+      await started;
       // Not started by the job's queue deadline: the window's frames are canceled with the reason the
       // job shows, and in chained mode every frame after them (no window of them will come), in the
       // store's counted-once transactions; a window started before the deadline is made.
@@ -380,6 +384,7 @@ export class WindowMaker {
       (f) => this.host.republishFrameEvent(job.id, f),
     );
     if (finished.length === framesIn(p.kept).length) {
+      await started;
       stats.duplicates += finished.length;
       await carried.behind();
       return this.afterWindow(p);
@@ -390,7 +395,7 @@ export class WindowMaker {
     // when the slot frees first (a shot's first window, a chained window after its predecessor), the
     // model is asked beside the take, and its answer kept only once the take holds (`generate`).
     const extra = await (this.host.deps.inputsFor ?? noInputs)(job, framesIn(w));
-    const taking = watched(this.startOwn(p));
+    const taking = watched(started.then(() => this.startOwn(p)));
 
     let made: Made | { failed: string; attempt: number } | 'job-ended' = 'job-ended';
     await this.host.slots.acquire();

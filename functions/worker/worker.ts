@@ -435,17 +435,35 @@ export class Worker {
 
   /** The job a message names, moved to running by the first message of it that arrives. */
   async jobOf(jobId: string, tenant: string): Promise<JobRecord | undefined> {
+    const read = await this.jobBeside(jobId, tenant);
+    if (!read) return undefined;
+    await read.started;
+    return read.job;
+  }
+
+  /**
+   * The job as `jobOf` gives it, without waiting for a queued job's start (queued -> running, with its
+   * job.started event): `started` settles once that is written, and fails as `jobOf` would. A window
+   * asks the model beside it; its take, which checks the job is live, follows it, so the two writes to
+   * the job do not meet.
+   */
+  async jobBeside(
+    jobId: string,
+    tenant: string,
+  ): Promise<{ job: JobRecord; started: Promise<unknown> } | undefined> {
     const job = await this.deps.store.getJob(jobId);
     if (!job || job.tenant !== tenant) return undefined;
     // Its tenant may spend again (this message was not held): frames a budget held go on.
     if (job.held) await this.budgetGate?.release(job);
-    if (job.status !== 'queued') return job;
+    if (job.status !== 'queued') return { job, started: Promise.resolve() };
     let starting = this.starting.get(jobId);
     if (!starting) {
       starting = this.start(job).finally(() => this.starting.delete(jobId));
       this.starting.set(jobId, starting);
     }
-    return starting;
+    // Awaited by whoever writes next; not an unhandled rejection meanwhile.
+    starting.catch(() => undefined);
+    return { job: { ...job, status: 'running' }, started: starting };
   }
 
   /**

@@ -385,15 +385,20 @@ describe('a window being stored', () => {
 });
 
 describe('a window whose slot frees before its take is written', () => {
-  /** The worker's store, its take of a window's frames (`startFrames`) run through `around`. */
+  /**
+   * The worker's store, its take of a window's frames (`startFrames`) run through `around`, and the job's
+   * start (queued -> running) through `starting`.
+   */
   const takeThrough = (
     worker: Worker,
     around: (first: number, take: () => Promise<StartFramesResult>) => Promise<StartFramesResult>,
+    starting?: <T>(start: () => Promise<T>) => Promise<T>,
   ) => {
     const store = worker.deps.store;
     const wrapped: JobStore = Object.create(store);
     wrapped.startFrames = (job, frames, now) =>
       around(frames[0]!.frame, () => store.startFrames(job, frames, now));
+    if (starting) wrapped.markStarted = (job, now) => starting(() => store.markStarted(job, now));
     (worker.deps as { store: JobStore }).store = wrapped;
   };
 
@@ -403,13 +408,18 @@ describe('a window whose slot frees before its take is written', () => {
     // In order: each window's prediction asked for (`ask w`), each take written (`taken <first frame>`).
     const order: string[] = [];
     const done = await withWorker(async (worker) => {
-      // A slow table: each take is written 300 ms after it is sent.
-      takeThrough(worker, async (first, take) => {
+      // A slow table: the job's start and each take are written 300 ms after they are sent.
+      const slowly = async <T>(write: () => Promise<T>, done: string) => {
         await new Promise((r) => setTimeout(r, 300));
-        const out = await take();
-        order.push(`taken ${first}`);
+        const out = await write();
+        order.push(done);
         return out;
-      });
+      };
+      takeThrough(
+        worker,
+        (first, take) => slowly(take, `taken ${first}`),
+        (start) => slowly(start, 'job started'),
+      );
       const predictFiles = worker.deps.model.predictFiles.bind(worker.deps.model);
       worker.deps.model.predictFiles = (predictionId, input, signal) => {
         order.push(`ask ${/-w(\d+)-\d+$/.exec(predictionId)![1]}`);
@@ -418,8 +428,11 @@ describe('a window whose slot frees before its take is written', () => {
       return api.waitForJob(id, isFinished, 60_000);
     });
     expect(done.frames).toMatchObject({ total: 100, succeeded: 100, failed: 0, canceled: 0 });
-    // Windows 0, 1 and 2 take frames from 1, 50 and 91; each is asked for before its take is written.
-    expect(order).toEqual(['ask 0', 'taken 1', 'ask 1', 'taken 50', 'ask 2', 'taken 91']);
+    // Windows 0, 1 and 2 take frames from 1, 50 and 91; each is asked for before its take is written,
+    // and the first before the job's start, which its take follows.
+    expect(order).toEqual(['ask 0', 'job started', 'taken 1', 'ask 1', 'taken 50', 'ask 2', 'taken 91']);
+    const { types } = await frameEvents(id);
+    expect(types[0]).toBe('job.started');
     expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
   });
 
