@@ -398,16 +398,21 @@ export class WindowMaker {
     const taking = watched(started.then(() => this.startOwn(p)));
 
     let made: Made | { failed: string; attempt: number } | 'job-ended' = 'job-ended';
-    await this.host.slots.acquire();
-    if (this.host.isStopping) {
-      this.host.slots.release();
-      await taking.promise.catch(() => undefined);
-      return 'handed-back';
-    }
-    try {
-      made = await this.generate(p, records, extra, carried, taking);
-    } finally {
-      this.host.slots.release();
+    // A busy slot is waited for once the take has held: a window of a job ended meanwhile (canceled)
+    // does not wait for the model at all.
+    const { slots } = this.host;
+    if (slots.inUse < slots.capacity || (await taking.promise) === 'started') {
+      await slots.acquire();
+      if (this.host.isStopping) {
+        slots.release();
+        await taking.promise.catch(() => undefined);
+        return 'handed-back';
+      }
+      try {
+        made = await this.generate(p, records, extra, carried, taking);
+      } finally {
+        slots.release();
+      }
     }
     // The previous window's last frames are stored by now (a window's prediction takes longer); waiting
     // here keeps at most two windows' frames in memory, and the job's counts in frame order.

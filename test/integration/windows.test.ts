@@ -436,6 +436,39 @@ describe('a window whose slot frees before its take is written', () => {
     expect((await api.allFrames(id)).every((f) => f.attempts === 1)).toBe(true);
   });
 
+  it('does not wait for a busy slot when the take finds the job canceled', async () => {
+    const slow = await model({ renderDelayMs: 5000, concurrency: 1 });
+    const busy = await api.createJob(
+      windowedShot('WIN_BUSY', { windowMode: 'parallel', frames: { start: 1, end: 49 } }),
+    );
+    const skipped = await withWorker(
+      async (worker) => {
+        await eventually(async () => (slow.stats().running === 1 ? true : undefined), 'the model busy');
+        const created = await api.createJob(
+          windowedShot('WIN_BUSY_CANCEL', { windowMode: 'parallel', frames: { start: 1, end: 49 } }),
+        );
+        // Canceled while its take is on its way, as the only slot makes the other shot's window.
+        takeThrough(worker, async (_first, take) => {
+          await api.cancelJob(created.body.id);
+          return take();
+        });
+        await eventually(
+          async () => (worker.stats.framesSkipped >= 49 ? true : undefined),
+          'the window dropped',
+        );
+        const during = slow.stats();
+        await api.waitForJob(busy.body.id, isFinished, 30_000);
+        return { during, job: (await api.getJob(created.body.id)).body };
+      },
+      slow.url,
+      { concurrency: 1 },
+    );
+    // Dropped while the model still made the other window, which it alone was asked for.
+    expect(skipped.during).toMatchObject({ running: 1, predictions: 1 });
+    expect(skipped.job.status).toBe('canceled');
+    expect(slow.stats().predictions).toBe(1);
+  });
+
   it('stops the prediction and stores nothing when the take finds the job canceled', async () => {
     const slow = await model({ renderDelayMs: 3000, concurrency: 1 });
     const created = await api.createJob(
