@@ -7,6 +7,8 @@ export default defineConfig({
     exclude: ['test/faults/**', '**/node_modules/**'],
     reporters: ['default', './test/support/summary-reporter.ts'],
     pool: 'forks',
+    // One DynamoDB Local for all the files, each stack on a table of its own.
+    globalSetup: ['./test/support/global-setup.ts'],
     // s3rver (the local S3 emulator) uses an MD5 path that OpenSSL 3 hides behind the legacy provider.
     execArgv: ['--openssl-legacy-provider'],
     // Three files at once on two cores: the integration tests wait on emulators and models much of the

@@ -437,7 +437,7 @@ describe('starting the emulators without Java', () => {
     const path = process.env.PATH;
     process.env.PATH = bin;
     try {
-      await expect(startEmulators({ prefix: 'framecast-no-java' })).rejects.toThrow(
+      await expect(startEmulators({ prefix: 'framecast-no-java', sharedDynamoDb: false })).rejects.toThrow(
         /apt-get install -y openjdk-17-jre-headless/,
       );
     } finally {
