@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import YAML from 'yaml';
 import {
   type AuditRecord,
   FramecastApiError,
@@ -13,7 +12,7 @@ import {
   type UsageReport,
   type WebhookEndpointInput,
 } from '../client/index.ts';
-import { EVENT_TYPES, USAGE_GROUPS } from '../functions/core/schemas.ts';
+import { EVENT_TYPES, USAGE_GROUPS } from '../functions/core/vocabulary.ts';
 import { resolveConnection } from './cli/connection.ts';
 import { SequenceError } from './cli/sequence.ts';
 import { type DownloadResult, downloadJob, type Progress, syncJob, uploadSequence } from './cli/transfer.ts';
@@ -165,8 +164,9 @@ async function readShotFile(path: string): Promise<Record<string, unknown>> {
     throw new UsageError(`${path}: ${err.message}`);
   });
   try {
+    // yaml is loaded for a YAML file only: most runs of the CLI have none.
     const value = ['.yaml', '.yml'].includes(extname(path).toLowerCase())
-      ? YAML.parse(text)
+      ? (await import('yaml')).parse(text)
       : JSON.parse(text);
     if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('must be an object');
     return value as Record<string, unknown>;

@@ -1,6 +1,9 @@
 import * as z from 'zod';
 import { OUTPUT_FORMATS } from './colour.ts';
 import { ASSET_ID, TENANT } from './ids.ts';
+import { EVENT_TYPES, USAGE_GROUPS } from './vocabulary.ts';
+
+export { EVENT_TYPES, type EventType, USAGE_GROUPS } from './vocabulary.ts';
 
 /**
  * The schemas of the HTTP API (the design's "HTTP API (v1)"): one per boundary, shared by the handlers,
@@ -24,24 +27,6 @@ export type FrameStatus = (typeof FRAME_STATUSES)[number];
 /** A frame version made by a re-roll: queued, being made, made, or failed after its attempts. */
 export const VERSION_STATUSES = ['pending', 'running', 'succeeded', 'failed'] as const;
 export type VersionStatus = (typeof VERSION_STATUSES)[number];
-
-export const EVENT_TYPES = [
-  'job.started',
-  'job.progress',
-  'frame.succeeded',
-  'frame.failed',
-  'job.succeeded',
-  'job.failed',
-  'job.canceled',
-  'frame.rerolled',
-  'job.review_requested',
-  'job.approved',
-  /** A failed job's failed frames were redriven once their fault was fixed: it runs again (docs/reliability.md). */
-  'job.reopened',
-  /** A tenant's or the production's spend this month crossed its budget's warning threshold (once a month). */
-  'budget.warning',
-] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
 
 /** How the windows of a video model make a shot (docs/architecture.md, "Windows"). */
 export const WINDOW_MODES = ['chained', 'parallel'] as const;
@@ -697,7 +682,6 @@ export type AuditList = z.output<typeof AuditList>;
 
 const Day = z.iso.date().meta({ description: 'A UTC day, yyyy-mm-dd' });
 const Tenant = z.string().regex(TENANT, 'must be a tenant: 1 to 63 lowercase letters, digits or "-"');
-export const USAGE_GROUPS = ['day', 'tenant', 'shot', 'model'] as const;
 
 /** GET /v1/usage: the days from..to (inclusive, at most 366), grouped. Default: this month so far, by day. */
 export const UsageQuery = z
