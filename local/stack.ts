@@ -156,6 +156,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ),
       ...options.env,
     };
+    // The handlers read their settings from the environment, as on Lambda. A stopped stack leaves it as
+    // it found it: a test file's next stack, in the same process, starts from the same settings.
+    const previous = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]));
+    cleanup.push(async () => {
+      for (const [key, value] of Object.entries(previous)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    });
     Object.assign(process.env, env);
     clearKeyCache();
     // Clients made now, on this run's endpoints, and shared with the handlers the gateway loads.

@@ -313,11 +313,18 @@ describe("the queue's guarantees for windows", () => {
   });
 
   it('stops the chain when the job is canceled: no window after it is made', async () => {
-    const slow = await model({ renderDelayMs: 1000 });
+    // Each window takes 2 s of model time; the job is canceled as soon as window 1 is under way (its
+    // prediction started), so the cancel lands well before window 1 ends whatever the machine's load.
+    // Waiting instead for window 0's frames to be counted left the cancel to race window 1's end.
+    const slow = await model({ renderDelayMs: 2000 });
     const created = await api.createJob(windowedShot('WIN_CANCEL'));
     const id = created.body.id;
     const canceled = await withWorker(async (worker) => {
-      await api.waitForJob(id, (j) => j.frames.succeeded >= 49, 60_000);
+      await eventually(
+        async () => (slow.stats().predictions >= 2 ? true : undefined),
+        'window 1 to be under way',
+        60_000,
+      );
       const answer = await api.cancelJob(id);
       expect(answer.status).toBe(200);
       // The window under way when the job was canceled, and nothing after it.
