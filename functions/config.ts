@@ -178,3 +178,21 @@ export function loadConfig<K extends EnvKey>(
   if (problems.length > 0) throw new Error(`Framecast configuration: ${problems.join('; ')}`);
   return out as Pick<Settings, K>;
 }
+
+/**
+ * A value built from settings (a document, files read from a folder), built again only when they change.
+ * On Lambda the environment never changes, so it is built once, as at cold start; local mode runs one stack
+ * after another in one process, each with an environment of its own, and each gets its own value.
+ */
+export function fromConfig<K extends EnvKey, T>(
+  keys: readonly K[],
+  build: (config: Pick<Settings, K>) => T,
+): () => T {
+  let built: { key: string; value: T } | undefined;
+  return () => {
+    const config = loadConfig(keys);
+    const key = JSON.stringify(config);
+    if (built?.key !== key) built = { key, value: build(config) };
+    return built.value;
+  };
+}

@@ -5,7 +5,8 @@ import { logger } from '../logger.ts';
 import { container } from '../services/container.ts';
 import { fanOut } from './plan.ts';
 
-const { chunkSize, fairShareChunks } = loadConfig(['chunkSize', 'fairShareChunks']);
+// A bad setting fails the cold start, not each plan.
+loadConfig(['chunkSize', 'fairShareChunks']);
 
 /**
  * Plan queue consumer: turns each accepted job into frame chunks on the frame queue, one plan at a time.
@@ -14,6 +15,8 @@ const { chunkSize, fairShareChunks } = loadConfig(['chunkSize', 'fairShareChunks
  */
 export const handler = sqsBatch(planMessageSchema, async (message, _record, context) => {
   const app = container();
+  // Read per message, not at cold start: local mode runs one stack after another in one process.
+  const { chunkSize, fairShareChunks } = loadConfig(['chunkSize', 'fairShareChunks']);
   const outcome = await fanOut(
     {
       store: app.store,
