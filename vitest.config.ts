@@ -1,10 +1,24 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { sep } from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+/**
+ * Files that change what a module holds for the whole process run each in a process of their own:
+ * aws-sdk-client-mock on the SDK's clients, vi.mock, stubbed globals or environment, spies, fake timers,
+ * process-wide handlers. They are found by what they call, so a new one is isolated without a list to keep.
+ * Every other file shares a process with the files before it (`isolate: false`), which spares a fresh
+ * import of the SDK and the app for each of them: on two cores that import was a third of the suite's time
+ * (docs/testing.md).
+ */
+const CHANGES_THE_PROCESS =
+  /mockClient|vi\.mock\(|vi\.doMock\(|vi\.stubEnv|vi\.stubGlobal|vi\.spyOn|vi\.useFakeTimers|process\.on\(/;
+const ISOLATED = readdirSync('test', { recursive: true, encoding: 'utf8' })
+  .filter((file) => file.endsWith('.test.ts') && !file.startsWith('faults'))
+  .map((file) => `test/${file.split(sep).join('/')}`)
+  .filter((file) => CHANGES_THE_PROCESS.test(readFileSync(file, 'utf8')));
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // Load, fuzzing and outage runs take minutes: `npm run test:faults` (vitest.faults.config.ts).
-    exclude: ['test/faults/**', '**/node_modules/**'],
     reporters: ['default', './test/support/summary-reporter.ts'],
     pool: 'forks',
     // One DynamoDB Local for all the files, each stack on a table of its own.
@@ -29,5 +43,21 @@ export default defineConfig({
       POWERTOOLS_LOG_LEVEL: 'SILENT',
       POWERTOOLS_METRICS_DISABLED: 'true',
     },
+    // Load, fuzzing and outage runs take minutes: `npm run test:faults` (vitest.faults.config.ts).
+    projects: [
+      {
+        extends: true,
+        test: { name: 'isolated', include: ISOLATED, isolate: true },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'shared',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/faults/**', '**/node_modules/**', ...ISOLATED],
+          isolate: false,
+        },
+      },
+    ],
   },
 });
