@@ -8,7 +8,7 @@ import { defineConfig } from 'vitest/config';
  * process-wide handlers. They are found by what they call, so a new one is isolated without a list to keep.
  * Every other file shares a process with the files before it (`isolate: false`), which spares a fresh
  * import of the SDK and the app for each of them: on two cores that import was a third of the suite's time
- * (docs/testing.md).
+ * (README.md, "Tests and benchmark").
  */
 const CHANGES_THE_PROCESS =
   /mockClient|vi\.mock\(|vi\.doMock\(|vi\.stubEnv|vi\.stubGlobal|vi\.spyOn|vi\.useFakeTimers|process\.on\(/;

@@ -27,8 +27,9 @@ import {
 /**
  * Windows under faults on the local stack (docs/architecture.md, "Windows"): a window message duplicated or
  * redelivered, a worker killed mid-window, a stop, a cancel, a window that fails for good, several chains
- * at once, and a queue deadline. Split from windows.test.ts so the two files run side by side; what they
- * share is test/support/windows.ts.
+ * at once, and a queue deadline. In the fault suite (`npm run test:faults`) beside the killed workers and the
+ * redrives: its fourteen runs take over a minute of one core, which `npm test` cannot spare on two. What it
+ * shares with test/integration/windows*.test.ts is test/support/windows.ts.
  */
 
 useWindowsStack();

@@ -10,7 +10,7 @@ import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, isFinished } from './api.ts';
 
 /**
- * What the window tests share (test/integration/windows*.test.ts): a local stack without a worker of its
+ * What the window tests share (test/integration/windows*.test.ts, test/faults/windows.test.ts): a local stack without a worker of its
  * own (each test runs workers against the model it needs), more reference models, the shot, and readers
  * of what a job stored. A test file calls `useWindowsStack()` once, at its top.
  */
