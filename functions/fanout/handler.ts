@@ -1,12 +1,13 @@
-import { loadConfig } from '../config.ts';
+import { fromConfig } from '../config.ts';
 import { sqsBatch } from '../consumers/batch.ts';
 import { planMessageSchema } from '../core/messages.ts';
 import { logger } from '../logger.ts';
 import { container } from '../services/container.ts';
 import { fanOut } from './plan.ts';
 
+const settings = fromConfig(['chunkSize', 'fairShareChunks'], (config) => config);
 // A bad setting fails the cold start, not each plan.
-loadConfig(['chunkSize', 'fairShareChunks']);
+settings();
 
 /**
  * Plan queue consumer: turns each accepted job into frame chunks on the frame queue, one plan at a time.
@@ -15,8 +16,7 @@ loadConfig(['chunkSize', 'fairShareChunks']);
  */
 export const handler = sqsBatch(planMessageSchema, async (message, _record, context) => {
   const app = container();
-  // Read per message, not at cold start: local mode runs one stack after another in one process.
-  const { chunkSize, fairShareChunks } = loadConfig(['chunkSize', 'fairShareChunks']);
+  const { chunkSize, fairShareChunks } = settings();
   const outcome = await fanOut(
     {
       store: app.store,
