@@ -293,12 +293,14 @@ describe("the queue's guarantees for windows", () => {
 
     const done = await withWorker(async (worker) => {
       const job = await api.waitForJob(id, isFinished, 60_000);
-      // Window 0's message, redelivered, is taken too: it finds its frames done.
+      // Window 0's message, redelivered, is taken too and makes nothing: it finds its frames done
+      // (duplicates) or, when the rest of the chain ended the job within its 2 s of visibility (as on a
+      // fast or a loaded machine), the job ended (skipped).
       await eventually(async () => {
         const { visible, inFlight } = await stack.app.frameQueue.depth();
         return visible + inFlight === 0 ? true : undefined;
       }, 'the redelivered window 0 to be handled');
-      expect(worker.stats.duplicates).toBeGreaterThanOrEqual(49);
+      expect(worker.stats.duplicates + worker.stats.framesSkipped).toBeGreaterThanOrEqual(49);
       return job;
     });
     expect(done.status).toBe('succeeded');
