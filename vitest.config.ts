@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { sep } from 'node:path';
+import { join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 /**
@@ -12,10 +13,11 @@ import { defineConfig } from 'vitest/config';
  */
 const CHANGES_THE_PROCESS =
   /mockClient|vi\.mock\(|vi\.doMock\(|vi\.stubEnv|vi\.stubGlobal|vi\.spyOn|vi\.useFakeTimers|process\.on\(/;
-const ISOLATED = readdirSync('test', { recursive: true, encoding: 'utf8' })
+const TESTS = fileURLToPath(new URL('./test/', import.meta.url));
+const ISOLATED = readdirSync(TESTS, { recursive: true, encoding: 'utf8' })
   .filter((file) => file.endsWith('.test.ts') && !file.startsWith('faults'))
-  .map((file) => `test/${file.split(sep).join('/')}`)
-  .filter((file) => CHANGES_THE_PROCESS.test(readFileSync(file, 'utf8')));
+  .filter((file) => CHANGES_THE_PROCESS.test(readFileSync(join(TESTS, file), 'utf8')))
+  .map((file) => `test/${file.split(sep).join('/')}`);
 
 export default defineConfig({
   test: {
