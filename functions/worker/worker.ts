@@ -777,7 +777,9 @@ export class Worker {
   ): Promise<{ last: boolean; counts: { succeeded: number; failed: number } }> {
     const counts = { succeeded: 0, failed: 0 };
     if (results.length === 0) return { last: false, counts };
-    const out = await this.deps.store.finishFrames(job, results);
+    // The frames with the job's last are most likely its last write (docs/performance.md, "The end").
+    const likelyLast = results.some((r) => r.frame === job.frames.end);
+    const out = await this.deps.store.finishFrames(job, results, new Date(), { likelyLast });
     if (out.jobEnded) {
       // Canceled while it was generated: the frames count as canceled, their files go.
       const keys = results.flatMap((r) => (r.status === 'succeeded' && r.key ? [r.key] : []));

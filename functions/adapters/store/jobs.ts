@@ -791,11 +791,17 @@ export class JobStore {
    * does not, the frames are recorded without it and `last` is true: this write may have finished
    * the job. Frames finished already (a duplicate delivery) are left out and named in `duplicates`;
    * if the job ended meanwhile (canceled), the frames count as canceled and `jobEnded` says so.
+   *
+   * `likelyLast`: the caller expects this to be the job's last write (its frames include the job's last
+   * frame), so the last transaction does not ask for more to remain: asked, it would fail and be sent
+   * again, a second transaction in the job's last moments. Wrong, it costs the caller one job read
+   * (`last` is true), never a count.
    */
   async finishFrames(
     job: JobRecord,
     results: readonly FinishedFrame[],
     now = new Date(),
+    options: { readonly likelyLast?: boolean } = {},
   ): Promise<FinishFramesResult> {
     const out: { recorded: FinishedFrame[]; duplicates: number[]; events: EventRecord[] } = {
       recorded: [],
@@ -807,7 +813,8 @@ export class JobStore {
     const perTransaction = Math.floor((100 - 1 - USAGE_ITEMS) / 2);
     for (let i = 0; i < results.length; i += perTransaction) {
       const group = results.slice(i, i + perTransaction);
-      const written = await this.finishGroup(job, group, now);
+      const lastGroup = i + perTransaction >= results.length;
+      const written = await this.finishGroup(job, group, now, !(options.likelyLast && lastGroup));
       if (written === 'job-ended') {
         await Promise.all(results.slice(i).map((r) => this.markFrameCanceled(job.id, r.frame)));
         return { ...out, last: true, jobEnded: true };
@@ -824,13 +831,14 @@ export class JobStore {
     job: JobRecord,
     results: readonly FinishedFrame[],
     now: Date,
+    askForMore: boolean,
   ): Promise<
     { recorded: FinishedFrame[]; duplicates: number[]; events: EventRecord[]; last: boolean } | 'job-ended'
   > {
     const live = statusIn(liveJobStatuses());
     const duplicates: number[] = [];
     let pending = [...results];
-    let expectMore = true;
+    let expectMore = askForMore;
     for (let round = 0; ; round++) {
       if (pending.length === 0) return { recorded: [], duplicates, events: [], last: true };
       const items: Record<string, TransactItem> = {};
