@@ -300,6 +300,41 @@ describe('the same shot in parallel mode', () => {
   }, 60_000);
 });
 
+describe('two parallel windows finishing together', () => {
+  it('cross-fade and record each frame they share once', async () => {
+    // Two windows, 1-49 and 42-90, made at once on a model with two slots: frames 42-49 are shared.
+    const shared = range(42, 49);
+    const m = await model({ concurrency: 2 });
+    const created = await api.createJob(
+      windowedShot('WIN_TOGETHER', { windowMode: 'parallel', frames: { start: 1, end: 90 } }),
+    );
+    const staged: string[] = [];
+    const job = await withWorker(
+      (worker) => {
+        const { frames } = worker.deps;
+        const putFile = frames.putFile.bind(frames);
+        frames.putFile = (key, ...rest: unknown[]) => {
+          if (key.includes('.windows/')) staged.push(key.slice(key.indexOf('.windows/')));
+          return (putFile as (...a: unknown[]) => Promise<void>)(key, ...rest);
+        };
+        return api.waitForJob(created.body.id, isFinished, 60_000);
+      },
+      m.url,
+      { concurrency: 2 },
+    );
+    expect(job.frames).toMatchObject({ total: 90, succeeded: 90, failed: 0, canceled: 0 });
+    expect((await frameEvents(job.id)).succeeded.sort((a, b) => a - b)).toEqual(range(1, 90));
+    // Each window staged its version of each shared frame once, before it looked for the other's.
+    expect(staged).toHaveLength(2 * shared.length);
+    expect(new Set(staged).size).toBe(staged.length);
+    expect((await objectsOf(job)).some((k) => k.includes('.windows/'))).toBe(false);
+    const frames = await storedFrames(job.id);
+    for (const f of shared) {
+      expect(readProvenance(frames.get(f)!.png)!.crossFade).toMatchObject({ window: { index: 1 } });
+    }
+  }, 60_000);
+});
+
 describe('keeping the model busy between windows', () => {
   it('takes the frames of a window in hand while the model makes another, so the model does not wait for the take', async () => {
     const slow = await model({ renderDelayMs: 1500, concurrency: 1 });
