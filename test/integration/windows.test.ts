@@ -302,9 +302,9 @@ describe('the same shot in parallel mode', () => {
 
 describe('two parallel windows finishing together', () => {
   it('cross-fade and record each frame they share once', async () => {
-    // Two windows, 1-49 and 42-90, made at once on a model with two slots: frames 42-49 are shared.
+    // Two windows, 1-49 and 42-90, made at once on the stack's model, which has two slots: frames 42-49
+    // are shared.
     const shared = range(42, 49);
-    const m = await model({ concurrency: 2 });
     const created = await api.createJob(
       windowedShot('WIN_TOGETHER', { windowMode: 'parallel', frames: { start: 1, end: 90 } }),
     );
@@ -319,7 +319,7 @@ describe('two parallel windows finishing together', () => {
         };
         return api.waitForJob(created.body.id, isFinished, 60_000);
       },
-      m.url,
+      stack.modelUrl,
       { concurrency: 2 },
     );
     expect(job.frames).toMatchObject({ total: 90, succeeded: 90, failed: 0, canceled: 0 });
