@@ -777,7 +777,7 @@ export class Worker {
   ): Promise<{ last: boolean; counts: { succeeded: number; failed: number } }> {
     const counts = { succeeded: 0, failed: 0 };
     if (results.length === 0) return { last: false, counts };
-    // The frames with the job's last are most likely its last write (docs/performance.md, "The end").
+    // The frames with the job's last are most likely its last write (JobStore.finishFrames, likelyLast).
     const likelyLast = results.some((r) => r.frame === job.frames.end);
     const out = await this.deps.store.finishFrames(job, results, new Date(), { likelyLast });
     if (out.jobEnded) {
