@@ -1,8 +1,8 @@
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startModelProcess } from '../../bench/model-process.ts';
 import type { DryRunResponse } from '../../functions/core/schemas.ts';
+import { startModelProcess } from '../../local/model-process.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, isFinished } from '../support/api.ts';
 

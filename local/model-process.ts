@@ -15,7 +15,7 @@ export async function startModelProcess(settings: {
 }): Promise<{ url: string; close(): Promise<void> }> {
   const child = fork(fileURLToPath(import.meta.url), [], {
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, FRAMECAST_BENCH_MODEL: JSON.stringify(settings) },
+    env: { ...process.env, FRAMECAST_MODEL_PROCESS: JSON.stringify(settings) },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -35,7 +35,7 @@ export async function startModelProcess(settings: {
   };
 }
 
-const settings = process.env.FRAMECAST_BENCH_MODEL;
+const settings = process.env.FRAMECAST_MODEL_PROCESS;
 if (settings !== undefined && process.send) {
   const model = await startReferenceModel({ port: 0, ...(JSON.parse(settings) as object) });
   process.send({ url: model.url });
