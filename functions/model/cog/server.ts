@@ -71,6 +71,11 @@ interface Prediction {
   createdAt: Date;
   startedAt: Date | null;
   completedAt: Date | null;
+  /** `metrics.predict_time`, s, from the monotonic clock: Cog gives it to the microsecond. */
+  predictTime?: number;
+  /** performance.now() as it was created and as it started: the predict time's start. */
+  createdClock: number;
+  startedClock?: number;
   webhook?: string;
   webhookEvents: readonly WebhookEvent[];
   /** Where an http-mode output is served: the Host the prediction was requested through. */
@@ -183,6 +188,7 @@ export async function startCogServer<T extends InputTable>(
     if (p.completedAt) return;
     p.status = status;
     p.completedAt = new Date();
+    p.predictTime = (performance.now() - (p.startedClock ?? p.createdClock)) / 1000;
     if (error !== undefined) p.error = error;
     counts[status]++;
     retain(p);
@@ -196,6 +202,7 @@ export async function startCogServer<T extends InputTable>(
       sendWebhook(p, 'start'); // Cog sends it while the status is still `starting`
       p.status = 'processing';
       p.startedAt = new Date();
+      p.startedClock = performance.now();
       const files = await predictor.predict(input, {
         signal: p.abort.signal,
         // A canceled prediction's record is final: a predictor finishing late adds nothing to it.
@@ -273,6 +280,7 @@ export async function startCogServer<T extends InputTable>(
       error: null,
       logs: '',
       createdAt: new Date(),
+      createdClock: performance.now(),
       startedAt: null,
       completedAt: null,
       ...(webhook !== undefined && { webhook }),
@@ -407,11 +415,25 @@ export async function startCogServer<T extends InputTable>(
   }
 
   let listening = '';
+  // A connection's requests are handled one after the other, each once the answer before it is written,
+  // as uvicorn (Cog's server) does and HTTP/1.1 asks of requests that are not safe (RFC 9112, 9.3.2): a
+  // prediction pipelined behind a running one waits for its slot instead of being refused 409.
+  const queues = new WeakMap<object, Promise<void>>();
   const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (err instanceof HttpError) return send(res, err.status, err.body);
-      send(res, 500, { detail: 'Internal Server Error' });
-    });
+    const run = () => {
+      const answered = new Promise<void>((resolve) => {
+        res.once('finish', resolve);
+        res.once('close', resolve);
+      });
+      handle(req, res).catch((err: unknown) => {
+        if (err instanceof HttpError) return send(res, err.status, err.body);
+        send(res, 500, { detail: 'Internal Server Error' });
+      });
+      return answered;
+    };
+    const before = queues.get(req.socket);
+    const mine = before ? before.then(run) : run();
+    queues.set(req.socket, mine);
   });
   // A synchronous prediction can take as long as the predictor; do not cut it off at Node's default.
   server.requestTimeout = 0;
@@ -482,8 +504,8 @@ function view(p: Prediction): Record<string, unknown> {
     created_at: p.createdAt.toISOString(),
     started_at: p.startedAt?.toISOString() ?? null,
     completed_at: p.completedAt?.toISOString() ?? null,
-    ...(p.completedAt && {
-      metrics: { predict_time: (p.completedAt.getTime() - (p.startedAt ?? p.createdAt).getTime()) / 1000 },
+    ...(p.predictTime !== undefined && {
+      metrics: { predict_time: p.predictTime },
     }),
     ...(p.webhook !== undefined && { webhook: p.webhook, webhook_events_filter: p.webhookEvents }),
   };
