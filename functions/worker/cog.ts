@@ -3,8 +3,12 @@
  * thousands of packaged models: the worker talks to the model container in its task through this alone.
  */
 
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+// undici's Client and its request, without undici's index: importing that makes undici the process's
+// global dispatcher, so that Node's own fetch (health checks, uploads, every other client) would go
+// through this copy of undici rather than the one Node carries. Types: ./undici.d.ts.
+import type { Client } from 'undici';
+import requestOn from 'undici/lib/api/api-request.js';
+import Connection from 'undici/lib/dispatcher/client.js';
 import { CogResponseError, HandedFile, readCogJson } from './cog-response.ts';
 
 export class ModelError extends Error {
@@ -22,6 +26,13 @@ export interface Prediction {
   readonly png: Uint8Array;
   /** The model's own time, seconds (`metrics.predict_time`). */
   readonly predictTime?: number;
+  /**
+   * How long the model's slot was this prediction's, ms: from its request, or, pipelined behind another,
+   * from that one's answer, to its own answer; its share of the GPU, queueing excluded. Never less than
+   * the model's own `predict_time`: two answers read together (the worker busy when the first came)
+   * would otherwise give the second next to nothing.
+   */
+  readonly slotMs: number;
 }
 
 /** A prediction's every output file, in order: a list (Cog `list[Path]`) or one file. */
@@ -53,8 +64,15 @@ export interface CogClientOptions {
    * The worker waits for one of its own predictions to end instead (worker.ts).
    */
   readonly onBusy?: () => Promise<void>;
-  /** For the health check, the schema and output downloads; predictions go over node:http (`send`). */
+  /** For the health check, the schema and output downloads; predictions go over undici (`send`). */
   readonly fetch?: typeof fetch;
+  /** The model's prediction slots: one connection each (default 1). `setSlots` changes it later. */
+  readonly slots?: number;
+  /**
+   * Whether each slot's next prediction request may wait on its connection, pipelined behind the one the
+   * model is running (default true): see `send`.
+   */
+  readonly pipelining?: boolean;
 }
 
 export interface PredictOptions {
@@ -68,6 +86,8 @@ export interface PredictOptions {
 /** A prediction request's answer: its status and its body as it streams in. */
 interface Answer {
   readonly status: number;
+  /** The slot's time this request had: see `Prediction.slotMs`. */
+  readonly slotMs: number;
   readonly body: AsyncIterable<Uint8Array>;
   text(): Promise<string>;
   /** Drops the rest of the body (and the connection with it). */
@@ -115,60 +135,152 @@ export interface FrameInput {
   readonly num_outputs?: 1;
 }
 
+/** One connection to the model, for one of its slots, and the prediction requests on it now. */
+interface Lane {
+  readonly connection: Client;
+  /** Requests sent (or queued) on it and not yet answered in full. */
+  inFlight: number;
+  /** Whether the last request answered on it ran (2xx): one pipelined behind it then found the slot free. */
+  lastRan: boolean;
+  /** When its last answer came (performance.now()): the slot was free from then for the request behind. */
+  answeredAt: number;
+}
+
+/** Requests a lane holds at most when pipelining: the one the model runs and the next, waiting. */
+const PIPELINE_DEPTH = 2;
+
 export class CogClient {
   private declared: Set<string> | undefined;
   private readonly fetch: typeof fetch;
   /** One kept-alive connection per slot to the model, reused prediction after prediction. */
-  private readonly agent: HttpAgent;
+  private readonly lanes: Lane[] = [];
+  private slots: number;
+  private pipelined: boolean;
   readonly url: string;
 
   constructor(private readonly options: CogClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.fetch = options.fetch ?? globalThis.fetch;
-    this.agent = this.url.startsWith('https:')
-      ? new HttpsAgent({ keepAlive: true })
-      : new HttpAgent({ keepAlive: true });
+    this.slots = Math.max(1, options.slots ?? 1);
+    this.pipelined = options.pipelining ?? true;
+  }
+
+  /** The model's slots as now known (a 409 confirmed by the health check can lower them). */
+  setSlots(slots: number): void {
+    this.slots = Math.max(1, slots);
+  }
+
+  /** Whether requests are pipelined; false once the model refused one that waited behind another. */
+  get pipelining(): boolean {
+    return this.pipelined;
   }
 
   /**
-   * One prediction request, over node:http rather than fetch: the worker's prediction loop is the model's
-   * idle time, and fetch's web streams (its request body an async iterator, its answer a ReadableStream)
-   * cost about 1.5 ms a prediction on a shared core against well under 1 ms here. The body is sent with
-   * the headers in one write, on a kept-alive connection with Nagle off (Node's default for a request).
+   * The connection for the next request, among the slots' own: one with nothing on it, else one whose
+   * only request the model is running (the new one waits behind it), else the least loaded (undici holds
+   * the request until the connection has room).
    */
-  private send(id: string, body: string, signal: AbortSignal, onSent?: () => void): Promise<Answer> {
-    const url = `${this.url}/predictions/${encodeURIComponent(id)}`;
-    const request = url.startsWith('https:') ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method: 'PUT',
-          agent: this.agent,
-          signal,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        },
-        (res: IncomingMessage) => {
-          // A connection lost mid-answer fails the read of the body (readAnswer), not the process.
-          res.on('error', () => undefined);
-          resolve({
-            status: res.statusCode ?? 0,
-            body: res,
-            async text() {
-              const parts: Buffer[] = [];
-              for await (const part of res) parts.push(part as Buffer);
-              return Buffer.concat(parts).toString('utf8');
-            },
-            cancel: () => res.destroy(),
-          });
-        },
-      );
-      // `on`, not `once`: the request may fail again after its answer began (rejecting then is a no-op).
-      req.on('error', reject);
-      // Written whole to the connection: what follows is the model's.
-      if (onSent) req.once('finish', onSent);
-      req.end(body);
+  private lane(): Lane {
+    for (let i = this.lanes.length; i < this.slots; i++) {
+      this.lanes.push({
+        connection: new Connection(this.url, { pipelining: this.pipelined ? PIPELINE_DEPTH : 1 }),
+        inFlight: 0,
+        lastRan: false,
+        answeredAt: 0,
+      });
+    }
+    const usable = this.lanes.slice(0, this.slots);
+    return usable.reduce((best, lane) => (lane.inFlight < best.inFlight ? lane : best));
+  }
+
+  /**
+   * One prediction request. Each slot has its connection, and the next request for a slot is sent while
+   * the model still runs the one before (HTTP/1.1 pipelining): it waits in the model's socket and starts
+   * the moment the slot frees, without the round trip of an answer read and a request written (about
+   * 1.3 ms a prediction here: docs/performance.md). HTTP/1.1 has a server answer pipelined requests in
+   * order and run those that are not safe (a PUT) one after the other (RFC 9112, 9.3.2); Cog's servers
+   * (uvicorn, which queues a connection's pipelined requests until the answer before is written, and
+   * coglet's hyper) do. A server that runs them side by side answers the second 409 while the first
+   * runs: pipelining is then turned off for good, and the request asked again.
+   */
+  private async send(id: string, body: string, signal: AbortSignal, onSent?: () => void): Promise<Answer> {
+    const lane = this.lane();
+    const behind = lane.inFlight > 0;
+    const sentAt = performance.now();
+    lane.inFlight++;
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      lane.inFlight--;
+    };
+    const asked = requestOn.call(lane.connection, {
+      path: `/predictions/${encodeURIComponent(id)}`,
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body,
+      signal,
+      // PUT with the prediction's id: sent again, it joins its prediction rather than start another.
+      idempotent: true,
+      blocking: false,
     });
+    // undici writes a request at once on a connection with room: the model has its work.
+    onSent?.();
+    let res: Awaited<typeof asked>;
+    try {
+      res = await asked;
+    } catch (err) {
+      done();
+      lane.lastRan = false;
+      throw err;
+    }
+    const status = res.statusCode;
+    const ran = status >= 200 && status <= 299;
+    const answeredAt = performance.now();
+    // Answers come in order: the one before this on the lane was answered by now.
+    const slotMs = answeredAt - (behind ? Math.max(sentAt, lane.answeredAt) : sentAt);
+    lane.answeredAt = answeredAt;
+    res.body.once('close', done);
+    res.body.once('error', () => undefined);
+    if (status === 409 && behind && lane.lastRan && this.pipelined) this.stopPipelining();
+    lane.lastRan = ran;
+    return {
+      status,
+      slotMs,
+      body: res.body,
+      text: () => res.body.text(),
+      cancel: () => {
+        res.body.destroy();
+        done();
+      },
+    };
+  }
+
+  /** The model ran a pipelined request beside the one before it: from now on one request a connection. */
+  private stopPipelining(): void {
+    this.pipelined = false;
+    for (const lane of this.lanes) lane.connection.pipelining = 1;
+  }
+
+  /** Opens each slot's connection (with a health check), so that the first prediction does not wait for it. */
+  private async connect(): Promise<void> {
+    this.lane();
+    await Promise.all(
+      this.lanes.map(async ({ connection }) => {
+        try {
+          const res = await requestOn.call(connection, { path: '/health-check', method: 'GET' });
+          await res.body.dump();
+        } catch {
+          // The first prediction connects instead.
+        }
+      }),
+    );
+  }
+
+  /** Closes the model's connections (requests on them fail); the client opens new ones if asked again. */
+  async close(): Promise<void> {
+    const lanes = this.lanes.splice(0);
+    await Promise.all(lanes.map((lane) => lane.connection.destroy().catch(() => undefined)));
   }
 
   /**
@@ -184,7 +296,7 @@ export class CogClient {
         const body = (await res.json()) as { status?: string };
         last = body.status ?? 'unknown';
         if (last === 'READY' || last === 'BUSY') {
-          await this.loadDeclaredInputs();
+          await Promise.all([this.loadDeclaredInputs(), this.connect()]);
           return;
         }
         if (last === 'SETUP_FAILED' || last === 'DEFUNCT') throw new ModelError(`model is ${last}`, false);
@@ -260,9 +372,10 @@ export class CogClient {
     signal?: AbortSignal,
     options: PredictOptions = {},
   ): Promise<Prediction> {
-    const { output, predictTime } = await this.run(id, input, signal, options.onSent);
+    const { output, predictTime, slotMs } = await this.run(id, input, signal, options.onSent);
     return {
       png: await this.readOutput(Array.isArray(output) ? output[0] : output, signal),
+      slotMs: Math.max(slotMs, (predictTime ?? 0) * 1000),
       ...(predictTime !== undefined && { predictTime }),
     };
   }
@@ -330,7 +443,7 @@ export class CogClient {
     onSent?: () => void,
     /** Takes each data URL file as it is decoded (`predictEach`); otherwise they are in the output. */
     onFile?: OnFile,
-  ): Promise<{ output: unknown; predictTime?: number }> {
+  ): Promise<{ output: unknown; predictTime?: number; slotMs: number }> {
     const deadline = Date.now() + (this.options.predictionTimeoutMs ?? 10 * 60_000);
     let wait = 100;
     for (;;) {
@@ -374,6 +487,7 @@ export class CogClient {
         case 'succeeded':
           return {
             output: body.output,
+            slotMs: res.slotMs,
             ...(typeof body.metrics?.predict_time === 'number' && { predictTime: body.metrics.predict_time }),
           };
         case 'failed':

@@ -49,7 +49,8 @@ describe('the Cog client', () => {
 
   it('waits out 409 when every slot is busy, and both predictions succeed', async () => {
     const model = await start({ concurrency: 1, renderDelayMs: 200 });
-    const cog = new CogClient({ url: model.url });
+    // Set for two slots, the client sends both at once over two connections: the model has one.
+    const cog = new CogClient({ url: model.url, slots: 2 });
     await cog.waitUntilReady(10_000);
     const [a, b] = await Promise.all([
       cog.predict('job_T-3-1', input(3)),
@@ -124,6 +125,75 @@ describe('the Cog client', () => {
       .then(() => events.push('answered'));
     await predicted;
     expect(events).toEqual(['sent', 'answered']);
+  });
+
+  it("sends a slot's next prediction while the model runs the one before: it waits on the connection, never refused", async () => {
+    const model = await start({ concurrency: 1, renderDelayMs: 150 });
+    const cog = new CogClient({ url: model.url });
+    await cog.waitUntilReady(10_000);
+    const events: string[] = [];
+    const ask = (frame: number) =>
+      cog
+        .predict(`job_T-${frame}-1`, cog.inputFor(input(frame)), undefined, {
+          onSent: () => events.push(`sent ${frame}`),
+        })
+        .then((out) => {
+          events.push(`answered ${frame}`);
+          return out;
+        });
+    const [a, b] = await Promise.all([ask(5), ask(6)]);
+    expect(readProvenance(a.png)?.frame).toBe(5);
+    expect(readProvenance(b.png)?.frame).toBe(6);
+    // Both requests out before the first answer; the model ran them one after the other, refusing none.
+    expect(events).toEqual(['sent 5', 'sent 6', 'answered 5', 'answered 6']);
+    expect(model.stats()).toMatchObject({ predictions: 2, rejectedBusy: 0 });
+    expect(cog.pipelining).toBe(true);
+  });
+
+  it('stops pipelining when the model runs a pipelined request beside the one before, and loses nothing', async () => {
+    // A one-slot server that takes each request as it comes, as a bare Node server does: the pipelined
+    // request is refused 409 while the first runs.
+    const png = readPngFixture();
+    let busy = false;
+    const answered: number[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        if (req.url === '/health-check') return res.end(JSON.stringify({ status: busy ? 'BUSY' : 'READY' }));
+        if (req.url === '/openapi.json') return res.writeHead(404).end();
+        if (busy) {
+          answered.push(409);
+          return res.writeHead(409).end(JSON.stringify({ detail: 'Already running a prediction' }));
+        }
+        busy = true;
+        setTimeout(() => {
+          busy = false;
+          answered.push(200);
+          res.end(
+            JSON.stringify({
+              status: 'succeeded',
+              output: `data:image/png;base64,${png.toString('base64')}`,
+              metrics: { predict_time: 0.1 },
+            }),
+          );
+        }, 100);
+      });
+    });
+    const cog = new CogClient({ url: await listening(server) });
+    try {
+      await cog.waitUntilReady(5_000);
+      const made = await Promise.all([1, 2, 3].map((f) => cog.predict(`p-${f}-1`, input(f))));
+      expect(made).toHaveLength(3);
+      // One refusal turned pipelining off; every prediction then ran once.
+      expect(answered.filter((s) => s === 409).length).toBeGreaterThanOrEqual(1);
+      expect(answered.filter((s) => s === 200)).toHaveLength(3);
+      expect(cog.pipelining).toBe(false);
+    } finally {
+      await cog.close();
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('sends successive predictions over one kept-alive connection', async () => {
@@ -314,7 +384,7 @@ describe('the Cog client', () => {
   it('hands files on through 409s and retried ids alike, from data URLs and http URLs, one prediction per id', async () => {
     for (const outputMode of ['data-url', 'http'] as const) {
       const model = await start({ outputMode, concurrency: 1, renderDelayMs: 100 });
-      const cog = new CogClient({ url: model.url });
+      const cog = new CogClient({ url: model.url, slots: 2 });
       await cog.waitUntilReady(10_000);
       const window = (start: number) => ({ ...input(start), start_frame: start, num_frames: 3 });
       const handed: string[] = [];
