@@ -37,3 +37,12 @@ export function slices<T>(items: readonly T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/** A promise resolved from outside, once (`Promise.withResolvers`, which Node 20 lacks). */
+export function gate(): { readonly promise: Promise<void>; open(): void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}

@@ -96,7 +96,11 @@ export function createWorker(
     // An empty band is asked again once per long-poll period: the cost of one more long-polling consumer.
     queue: new BandedQueue(app.frameBands, { recheckMs: (overrides.waitSeconds ?? WAIT_SECONDS) * 1000 }),
     versions: app.versionStore,
-    model: new CogClient({ url: config.modelUrl, onBusy: () => worker.modelBusy() }),
+    model: new CogClient({
+      url: config.modelUrl,
+      onBusy: () => worker.modelBusy(),
+      slots: overrides.concurrency ?? config.workerConcurrency,
+    }),
     publishEvents: (events) => patiently(() => app.publishEvents(events), PUBLISH_PATIENCE_MS),
     frameEventsWanted: (job) => app.webhooks.wantsAny(job, ['frame.succeeded', 'frame.failed']),
     inputsFor: assetInputs({

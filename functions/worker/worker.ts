@@ -5,7 +5,7 @@ import type { EventStore } from '../adapters/store/events.ts';
 import type { FinishedFrame, JobStore } from '../adapters/store/jobs.ts';
 import type { VersionStore } from '../adapters/store/versions.ts';
 import type { ModelIdentity } from '../core/audit.ts';
-import { eachLimit, limiter } from '../core/concurrency.ts';
+import { eachLimit, gate, limiter } from '../core/concurrency.ts';
 import { DEFAULT_GPU_HOUR_USD, gpuShareMs, spendMicros, usdToMicros } from '../core/cost.ts';
 import { frameCount, frameSeed, hasThumbnail, manifestKey } from '../core/frames.ts';
 import { manifestOf } from '../core/manifest.ts';
@@ -213,6 +213,11 @@ export class Worker {
   readonly uploads: ReturnType<typeof limiter>;
   /** Chunk frames made and not yet stored (each holds its PNG): no frame is made while the uploads are full. */
   private readonly unstored = new Set<Promise<void>>();
+  /**
+   * Frames asked of the model and not yet made (or not yet among the unstored): they count against the
+   * uploads' bound, with one more for each slot beyond the first.
+   */
+  private readonly making = new Set<Promise<void>>();
   /** A new job's start, made once however many of its chunks arrive together. */
   private readonly starting = new Map<string, Promise<JobRecord | undefined>>();
   private readonly rerolls?: RerollMaker;
@@ -354,6 +359,7 @@ export class Worker {
         slots: others,
       });
       this.slots.resize(others);
+      this.deps.model.setSlots(others);
     }
     // A short wait in any case: the slots may be held by another worker sharing the model (local mode).
     await this.slots.nextRelease(250);
@@ -542,10 +548,45 @@ export class Worker {
     // The chunk holds one slot from its first frame to its last, so its frames go to the model back to
     // back and the chunk is recorded as early as it can be; another chunk in hand waits its turn.
     if (todo.length > 0) await this.slots.acquire();
-    // The frame just made is stored once the next frame's prediction request is on its way (or when
-    // nothing more is asked of the model): storing it first (its hash, the S3 request's signing) would
-    // delay the request and leave the model idle meanwhile.
-    let storeLast: () => void = () => undefined;
+    let slotHeld = todo.length > 0;
+    // Two of the chunk's frames are at the model at once: the one it runs and the next, whose request
+    // waits on the slot's connection (CogClient.send) and starts the moment the slot frees. A model that
+    // cannot take a request pipelined gets one at a time.
+    const depth = this.deps.model.pipelining ? 2 : 1;
+    const atModel: Promise<void>[] = [];
+    // A made frame is stored once the next frame's prediction request is on its way (or when nothing
+    // more is asked of the model): storing it first (its hash, the S3 request's signing) would delay the
+    // request and leave the model idle meanwhile. `sent[i]` opens when frame i's request is out.
+    const sent = todo.map(gate);
+    const openAll = () => {
+      for (const g of sent) g.open();
+    };
+    const making = this.making;
+    const make = async (index: number, frame: number, extra: PredictionInputs) => {
+      const { heldMs, ...generated } = await this.generate(job, frame, seedOf(frame), extra, delivery, () =>
+        sent[index]!.open(),
+      );
+      this.stats.modelBusyMs += heldMs;
+      const made = { ...generated, ...this.spendOf(heldMs) };
+      if (made.status === 'failed') {
+        results.push(made);
+        return;
+      }
+      // Stored beside the next frame's generation; recorded with the chunk's others.
+      const upload: Promise<void> = (sent[index + 1]?.promise ?? Promise.resolve())
+        .then(() => this.uploads(() => this.storeFrame(job, made)))
+        .then(
+          (stored) => {
+            results.push(stored);
+          },
+          (err: unknown) => {
+            storeError ??= err;
+          },
+        )
+        .finally(() => unstored.delete(upload));
+      unstored.add(upload);
+      storing.push(upload);
+    };
     try {
       for (const [index, frame] of todo.entries()) {
         if (this.stopping) {
@@ -555,39 +596,32 @@ export class Worker {
         }
         // No more made frames wait for their upload, over the worker's slots, than can be uploaded at once:
         // a model faster than the uploads waits for them rather than fill the worker's memory with frames
-        // (docs/performance.md, "Memory"); each slot may add the one it is making.
-        if (unstored.size >= uploadLimit) storeLast();
-        while (unstored.size >= uploadLimit) await Promise.race(unstored);
+        // (docs/performance.md, "Memory"); frames at the model count as made, one more allowed for each slot beyond the first.
+        const full = () => unstored.size + making.size >= uploadLimit + this.slots.capacity - 1;
+        if (full()) openAll();
+        while (full()) await Promise.race([...unstored, ...making]);
         const extra = await prepared[index]!;
-        const began = Date.now();
-        const generated = await this.generate(job, frame, seedOf(frame), extra, delivery, storeLast);
-        // The slot was held for the frame from its first try to its last, back-off included.
-        const made = { ...generated, ...this.spendOf(Date.now() - began) };
-        if (made.status === 'failed') {
-          results.push(made);
-          continue;
-        }
-        // Stored beside the next frame's generation; recorded with the chunk's others.
-        const sent = new Promise<void>((resolve) => {
-          storeLast = resolve;
-        });
-        const upload: Promise<void> = sent
-          .then(() => this.uploads(() => this.storeFrame(job, made)))
-          .then(
-            (stored) => {
-              results.push(stored);
-            },
-            (err: unknown) => {
-              storeError ??= err;
-            },
-          )
-          .finally(() => unstored.delete(upload));
-        unstored.add(upload);
-        storing.push(upload);
+        // In order on the connection: the frame before is asked first; and no more than `depth` at once.
+        if (index > 0) await sent[index - 1]!.promise;
+        while (atModel.length >= depth) await atModel.shift();
+        const task = make(index, frame, extra).finally(() => making.delete(task));
+        making.add(task);
+        atModel.push(task);
+      }
+      if (depth > 1 && todo.length > 0 && !handBack) {
+        // The slot goes to the next chunk in hand once only the last frame is at the model, its request
+        // out: the next chunk's first request then waits behind it, as the chunk's own frames did.
+        await sent[todo.length - 1]!.promise;
+        while (atModel.length > 1) await atModel.shift();
+        slotHeld = false;
+        this.slots.release();
       }
     } finally {
-      storeLast();
-      if (todo.length > 0) this.slots.release();
+      // The frames at the model are made and stored however the loop ended.
+      const settled = await Promise.allSettled(atModel);
+      openAll();
+      if (slotHeld) this.slots.release();
+      for (const outcome of settled) if (outcome.status === 'rejected') storeError ??= outcome.reason;
     }
     await Promise.all(storing);
     if (storeError) throw storeError;
@@ -659,7 +693,9 @@ export class Worker {
 
   /**
    * Generates one frame, trying again with back-off until it succeeds or its tries in this delivery run
-   * out (the deliveries before it count against `maxAttempts` too).
+   * out (the deliveries before it count against `maxAttempts` too). `heldMs`: the model slot's time its
+   * tries had (Prediction.slotMs; a failed try, from its request to its failure), back-off not included:
+   * the next frame has the slot meanwhile.
    */
   private async generate(
     job: JobRecord,
@@ -669,12 +705,14 @@ export class Worker {
     delivery: number,
     /** Called once the prediction request is sent, or once no request will be. */
     onSent: () => void = () => undefined,
-  ): Promise<MadeFrame | (FinishedFrame & { status: 'failed' })> {
+  ): Promise<(MadeFrame | (FinishedFrame & { status: 'failed' })) & { readonly heldMs: number }> {
     const { store, model, settings } = this.deps;
     const tries = Math.max(1, settings.maxAttempts - (delivery - 1));
+    let heldMs = 0;
     for (let attempt = 1; ; attempt++) {
       if (attempt > 1) await store.countAttempt(job.id, frame);
-      const began = Date.now();
+      const asked = Date.now();
+      let answered = false;
       try {
         const input = {
           ...model.inputFor(frameInput(job, frame, seed), job.params),
@@ -684,7 +722,8 @@ export class Worker {
         const prediction = await model
           .predict(`${job.id}-${frame}-${delivery}-${attempt}`, input, undefined, { onSent })
           .finally(onSent);
-        this.stats.modelBusyMs += Date.now() - began;
+        heldMs += prediction.slotMs;
+        answered = true;
         if (!isPng(prediction.png)) {
           throw new ModelError(
             'model output is not a PNG; frames are stored as PNG with their provenance (a model with an output_format input is asked for png)',
@@ -698,16 +737,18 @@ export class Worker {
           status: 'made',
           frame,
           seed,
+          heldMs,
           png: stampProvenance(prediction.png, this.provenance(job, frame, seed, { inputs })),
           ...(prediction.predictTime !== undefined && { predictTime: prediction.predictTime }),
           ...(inputs && Object.keys(inputs).length > 0 && { inputs }),
         };
       } catch (err) {
-        this.stats.modelBusyMs += Date.now() - began;
+        // A try that failed after its answer (not a PNG) counted its slot time already.
+        if (!answered) heldMs += Date.now() - asked;
         const error = err instanceof Error ? err.message : String(err);
         const retryable = !(err instanceof ModelError && !err.retryable);
         logger.warn('frame attempt failed', { jobId: job.id, frame, attempt, delivery, error });
-        if (!retryable || attempt >= tries) return { status: 'failed', frame, seed, error };
+        if (!retryable || attempt >= tries) return { status: 'failed', frame, seed, error, heldMs };
         await sleep(settings.retryBaseMs * 2 ** (attempt - 1));
       }
     }
