@@ -251,13 +251,18 @@ try {
     await planned(id, 1001 + shotFrames);
     const worker = slotWorker();
     // Every prediction's span as the worker sees it: the model's idle time between one answer and the
-    // next request is what the worker costs it (the model's own overhead is inside each span).
+    // next request is what the worker costs it (the model's own overhead is inside each span). A request
+    // pipelined behind another is sent before that one's answer: no wait. `slots`: each prediction's
+    // time of the slot (Prediction.slotMs), queueing behind the one before excluded.
     const spans: [number, number][] = [];
+    const slots: number[] = [];
     const predict = worker.deps.model.predict.bind(worker.deps.model);
     worker.deps.model.predict = async (...args: Parameters<typeof predict>) => {
       const began = performance.now();
       try {
-        return await predict(...args);
+        const out = await predict(...args);
+        slots.push(out.slotMs);
+        return out;
       } finally {
         spans.push([began, performance.now()]);
       }
@@ -278,7 +283,7 @@ try {
     if (job.succeeded !== shotFrames) throw new Error(`${shot}: ${job.succeeded} of ${shotFrames} frames`);
     spans.sort((a, b) => a[0] - b[0]);
     const waits = spans.slice(1).map(([began], i) => Math.max(0, began - spans[i]![1]));
-    const calls = spans.reduce((n, [a, b]) => n + (b - a), 0);
+    const slotMs = slots.reduce((n, ms) => n + ms, 0);
     return {
       makespan,
       modelMs,
@@ -286,7 +291,7 @@ try {
       counted,
       // The model's wait between predictions, per frame, and a prediction's time at the worker.
       waitPerFrame: waits.reduce((n, w) => n + w, 0) / shotFrames,
-      callMs: calls / spans.length,
+      slotMs: slotMs / slots.length,
       beforeFirst: (spans[0]?.[0] ?? t) - t,
     };
   };
@@ -314,7 +319,7 @@ try {
       value: baseline.efficiency,
     });
     console.log(
-      `  the model's wait between predictions: ${ms(real.waitPerFrame)} a frame (naive: ${ms(baseline.waitPerFrame)}); a prediction takes ${ms(real.callMs)} at the worker against ${ms(real.modelMs / shotFrames)} of predict_time; ${ms(real.beforeFirst)} from the worker's start to its first request`,
+      `  the model's wait between predictions: ${ms(real.waitPerFrame)} a frame (naive: ${ms(baseline.waitPerFrame)}); a prediction has the slot ${ms(real.slotMs)} at the worker against ${ms(real.modelMs / shotFrames)} of predict_time; ${ms(real.beforeFirst)} from the worker's start to its first request`,
     );
     record({
       key: 'modelWaitMsPerFrame',
@@ -323,9 +328,9 @@ try {
       unit: 'ms',
     });
     record({
-      key: 'predictionCallMs',
-      label: 'a prediction at the worker (model time 100 ms + its server)',
-      value: real.callMs,
+      key: 'predictionSlotMs',
+      label: "a prediction's time of the slot at the worker (model time 100 ms + its server)",
+      value: real.slotMs,
       unit: 'ms',
     });
 
