@@ -1,11 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startReferenceModel } from '../../functions/model/reference/server.ts';
+import { ENV } from '../../functions/shared/env.ts';
 import { createWorker } from '../../functions/worker/create.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, isFinished } from '../support/api.ts';
 
 /**
  * What the worker holds (docs/performance.md, "Memory"), counted by instrumenting its model and its frame
- * store: a model faster than S3 does not fill the worker with frames waiting for their upload.
+ * store: a model faster than S3 does not fill the worker with frames waiting for their upload. And the
+ * order of its model requests against its uploads and the model's answers (pipelining).
  */
 
 let stack: LocalStack;
@@ -100,6 +103,45 @@ describe("the worker's memory", () => {
       const next = events.indexOf(`sent ${Math.min(f + 1, 8)}`);
       expect(next).toBeGreaterThanOrEqual(0);
       expect(events.indexOf(`store ${f}`)).toBeGreaterThan(next);
+    }
+  });
+
+  it('asks for each frame while the model runs the one before, across chunks, and is never refused', async () => {
+    // A model slow enough (40 ms a frame) that the second chunk is in hand before the first ends.
+    const model = await startReferenceModel({ port: 0, concurrency: 1, renderDelayMs: 40 });
+    try {
+      const worker = createWorker(
+        stack.app,
+        { ...process.env, [ENV.modelUrl]: model.url },
+        // Room to upload every frame at once: no request waits for an upload.
+        { concurrency: 1, waitSeconds: 1, retryBaseMs: 5, uploadConcurrency: 16 },
+      );
+      const events: string[] = [];
+      const frameOf = (id: string) => id.split('-').at(-3);
+      const predict = worker.deps.model.predict.bind(worker.deps.model);
+      worker.deps.model.predict = async (id, input, signal, options) => {
+        const out = await predict(id, input, signal, {
+          onSent: () => {
+            events.push(`sent ${frameOf(id)}`);
+            options?.onSent?.();
+          },
+        });
+        events.push(`answered ${frameOf(id)}`);
+        return out;
+      };
+      await makeShot(worker, 'PIPELINE_SH', 16);
+      const sends = events.filter((e) => e.startsWith('sent ')).map((e) => e.slice(5));
+      expect(sends).toHaveLength(16);
+      // Every request after the first went out before the frame sent ahead of it was answered, the first
+      // of the second chunk included: the model's slot never waited for the worker.
+      for (let i = 1; i < sends.length; i++) {
+        expect(events.indexOf(`sent ${sends[i]}`)).toBeLessThan(events.indexOf(`answered ${sends[i - 1]}`));
+      }
+      expect(worker.stats.modelRefusals).toBe(0);
+      expect(model.stats().rejectedBusy).toBe(0);
+      expect(model.stats().predictions).toBe(16);
+    } finally {
+      await model.close();
     }
   });
 });
