@@ -83,6 +83,10 @@ export const SETTINGS = {
   modelName: z.string().min(1).default('reference'),
   modelImage: z.string().min(1).default('framecast/reference-model'),
   workerConcurrency: intFrom(2, 1, 64),
+  modelPipelining: z
+    .enum(['0', '1', 'true', 'false'])
+    .default('1')
+    .transform((v) => v === '1' || v === 'true'),
   workerVisibilitySeconds: intFrom(QUEUES.frame.visibilityTimeoutSeconds, 3, 43_200),
   // Below the event queue's visibility timeout: a killed sender's message comes back to a stale claim.
   webhookClaimStaleSeconds: intFrom(

@@ -33,6 +33,8 @@ export const ENV = {
   modelName: 'FRAMECAST_MODEL_NAME',
   modelImage: 'FRAMECAST_MODEL_IMAGE',
   workerConcurrency: 'FRAMECAST_WORKER_CONCURRENCY',
+  /** Whether a model slot's next prediction is pipelined behind the running one (worker/cog.ts): 1 or 0. */
+  modelPipelining: 'FRAMECAST_MODEL_PIPELINING',
   /** How long a chunk the worker received stays hidden from others if the worker dies (its heartbeat renews it). */
   workerVisibilitySeconds: 'FRAMECAST_WORKER_VISIBILITY_SECONDS',
   /** After how long a webhook attempt claimed by a sender that never recorded it may be made again. */

@@ -106,13 +106,14 @@ describe("the worker's memory", () => {
     }
   });
 
-  it('asks for each frame while the model runs the one before, across chunks, and is never refused', async () => {
+  /** The worker's model requests and answers in order, over a shot of `frames` on a 40 ms model. */
+  async function requestOrder(shotName: string, frames: number, env: Record<string, string> = {}) {
     // A model slow enough (40 ms a frame) that the second chunk is in hand before the first ends.
     const model = await startReferenceModel({ port: 0, concurrency: 1, renderDelayMs: 40 });
     try {
       const worker = createWorker(
         stack.app,
-        { ...process.env, [ENV.modelUrl]: model.url },
+        { ...process.env, [ENV.modelUrl]: model.url, ...env },
         // Room to upload every frame at once: no request waits for an upload.
         { concurrency: 1, waitSeconds: 1, retryBaseMs: 5, uploadConcurrency: 16 },
       );
@@ -129,19 +130,35 @@ describe("the worker's memory", () => {
         events.push(`answered ${frameOf(id)}`);
         return out;
       };
-      await makeShot(worker, 'PIPELINE_SH', 16);
+      await makeShot(worker, shotName, frames);
       const sends = events.filter((e) => e.startsWith('sent ')).map((e) => e.slice(5));
-      expect(sends).toHaveLength(16);
-      // Every request after the first went out before the frame sent ahead of it was answered, the first
-      // of the second chunk included: the model's slot never waited for the worker.
-      for (let i = 1; i < sends.length; i++) {
-        expect(events.indexOf(`sent ${sends[i]}`)).toBeLessThan(events.indexOf(`answered ${sends[i - 1]}`));
-      }
-      expect(worker.stats.modelRefusals).toBe(0);
-      expect(model.stats().rejectedBusy).toBe(0);
-      expect(model.stats().predictions).toBe(16);
+      expect(sends).toHaveLength(frames);
+      // For each request after the first: sent before the one ahead of it was answered?
+      const early = sends
+        .slice(1)
+        .map((f, i) => events.indexOf(`sent ${f}`) < events.indexOf(`answered ${sends[i]}`));
+      return { early, worker, stats: model.stats() };
     } finally {
       await model.close();
     }
+  }
+
+  it('asks for each frame while the model runs the one before, across chunks, and is never refused', async () => {
+    const { early, worker, stats } = await requestOrder('PIPELINE_SH', 16);
+    // Every request after the first went out before the frame sent ahead of it was answered, the first
+    // of the second chunk included: the model's slot never waited for the worker.
+    expect(early).toEqual(Array(15).fill(true));
+    expect(worker.deps.model.pipelining).toBe(true);
+    expect(worker.stats.modelRefusals).toBe(0);
+    expect(stats).toMatchObject({ predictions: 16, rejectedBusy: 0 });
+  });
+
+  it('asks for one frame at a time with FRAMECAST_MODEL_PIPELINING=0', async () => {
+    const { early, worker, stats } = await requestOrder('ONE_AT_A_TIME_SH', 8, {
+      FRAMECAST_MODEL_PIPELINING: '0',
+    });
+    expect(early).toEqual(Array(7).fill(false));
+    expect(worker.deps.model.pipelining).toBe(false);
+    expect(stats).toMatchObject({ predictions: 8, rejectedBusy: 0 });
   });
 });
