@@ -165,6 +165,11 @@ export class CogClient {
     this.pipelined = options.pipelining ?? true;
   }
 
+  /** The model URL's path, if it has one (a model behind a proxy's prefix): a connection has only the origin. */
+  private get basePath(): string {
+    return new URL(this.url).pathname.replace(/\/+$/, '');
+  }
+
   /** The model's slots as now known (a 409 confirmed by the health check can lower them). */
   setSlots(slots: number): void {
     this.slots = Math.max(1, slots);
@@ -183,7 +188,9 @@ export class CogClient {
   private lane(): Lane {
     for (let i = this.lanes.length; i < this.slots; i++) {
       this.lanes.push({
-        connection: new Connection(this.url, { pipelining: this.pipelined ? PIPELINE_DEPTH : 1 }),
+        connection: new Connection(new URL(this.url).origin, {
+          pipelining: this.pipelined ? PIPELINE_DEPTH : 1,
+        }),
         inFlight: 0,
         lastRan: false,
         answeredAt: 0,
@@ -215,7 +222,7 @@ export class CogClient {
       lane.inFlight--;
     };
     const asked = requestOn.call(lane.connection, {
-      path: `/predictions/${encodeURIComponent(id)}`,
+      path: `${this.basePath}/predictions/${encodeURIComponent(id)}`,
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
       body,
@@ -268,7 +275,10 @@ export class CogClient {
     await Promise.all(
       this.lanes.map(async ({ connection }) => {
         try {
-          const res = await requestOn.call(connection, { path: '/health-check', method: 'GET' });
+          const res = await requestOn.call(connection, {
+            path: `${this.basePath}/health-check`,
+            method: 'GET',
+          });
           await res.body.dump();
         } catch {
           // The first prediction connects instead.

@@ -196,6 +196,39 @@ describe('the Cog client', () => {
     }
   });
 
+  it('keeps the path of a model URL behind a prefix', async () => {
+    const png = readPngFixture();
+    const urls: string[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        urls.push(`${req.method} ${req.url}`);
+        res.setHeader('content-type', 'application/json');
+        if (req.url === '/m/health-check') return res.end(JSON.stringify({ status: 'READY' }));
+        if (req.url === '/m/predictions/x-1-1')
+          return res.end(
+            JSON.stringify({
+              status: 'succeeded',
+              output: `data:image/png;base64,${png.toString('base64')}`,
+            }),
+          );
+        res.writeHead(404).end('{}');
+      });
+    });
+    const cog = new CogClient({ url: `${await listening(server)}/m/` });
+    try {
+      await cog.waitUntilReady(5_000);
+      const out = await cog.predict('x-1-1', input(1));
+      expect(readPng(out.png).width).toBeGreaterThan(0);
+      expect(urls).toContain('PUT /m/predictions/x-1-1');
+      expect(urls.filter((u) => !u.startsWith('GET /m/') && !u.startsWith('PUT /m/'))).toEqual([]);
+    } finally {
+      await cog.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it('sends successive predictions over one kept-alive connection', async () => {
     let connections = 0;
     const png = readPngFixture();
