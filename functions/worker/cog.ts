@@ -92,6 +92,8 @@ interface Answer {
   text(): Promise<string>;
   /** Drops the rest of the body (and the connection with it). */
   cancel(): void;
+  /** Reads a short body to its end and forgets it, keeping the connection (a 409's). */
+  discard(): Promise<void>;
 }
 
 interface CogPrediction {
@@ -157,17 +159,18 @@ export class CogClient {
   private slots: number;
   private pipelined: boolean;
   readonly url: string;
+  /** The model URL's origin, for the connections, and its path, if any (a model behind a proxy's prefix). */
+  private readonly origin: string;
+  private readonly basePath: string;
 
   constructor(private readonly options: CogClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
+    const url = new URL(this.url);
+    this.origin = url.origin;
+    this.basePath = url.pathname.replace(/\/+$/, '');
     this.fetch = options.fetch ?? globalThis.fetch;
     this.slots = Math.max(1, options.slots ?? 1);
     this.pipelined = options.pipelining ?? true;
-  }
-
-  /** The model URL's path, if it has one (a model behind a proxy's prefix): a connection has only the origin. */
-  private get basePath(): string {
-    return new URL(this.url).pathname.replace(/\/+$/, '');
   }
 
   /** The model's slots as now known (a 409 confirmed by the health check can lower them). */
@@ -188,7 +191,7 @@ export class CogClient {
   private lane(): Lane {
     for (let i = this.lanes.length; i < this.slots; i++) {
       this.lanes.push({
-        connection: new Connection(new URL(this.url).origin, {
+        connection: new Connection(this.origin, {
           pipelining: this.pipelined ? PIPELINE_DEPTH : 1,
         }),
         inFlight: 0,
@@ -260,6 +263,8 @@ export class CogClient {
         res.body.destroy();
         done();
       },
+      // Past undici's limit (128 KiB) the body is dropped with its connection instead.
+      discard: () => res.body.dump().catch(() => undefined),
     };
   }
 
@@ -478,7 +483,7 @@ export class CogClient {
         continue;
       }
       if (res.status === 409) {
-        res.cancel();
+        await res.discard();
         if (this.options.onBusy) await this.options.onBusy();
         else await sleep(wait, signal);
         // Short: a slot frees when a prediction ends, and a prediction is not much shorter than this.
