@@ -33,6 +33,12 @@ const json = z.string().transform((s, ctx) => {
   }
 });
 
+/** A switch: 1, 0, true or false. */
+const flag = (fallback: boolean) =>
+  z
+    .enum(['0', '1', 'true', 'false'])
+    .default(fallback ? '1' : '0')
+    .transform((v) => v === '1' || v === 'true');
 const intFrom = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -83,10 +89,7 @@ export const SETTINGS = {
   modelName: z.string().min(1).default('reference'),
   modelImage: z.string().min(1).default('framecast/reference-model'),
   workerConcurrency: intFrom(2, 1, 64),
-  modelPipelining: z
-    .enum(['0', '1', 'true', 'false'])
-    .default('1')
-    .transform((v) => v === '1' || v === 'true'),
+  modelPipelining: flag(true),
   workerVisibilitySeconds: intFrom(QUEUES.frame.visibilityTimeoutSeconds, 3, 43_200),
   // Below the event queue's visibility timeout: a killed sender's message comes back to a stale claim.
   webhookClaimStaleSeconds: intFrom(
@@ -94,10 +97,7 @@ export const SETTINGS = {
     1,
     QUEUES.event.visibilityTimeoutSeconds - 1,
   ),
-  webhookAllowLoopback: z
-    .enum(['0', '1', 'true', 'false'])
-    .default('0')
-    .transform((v) => v === '1' || v === 'true'),
+  webhookAllowLoopback: flag(false),
   webhookAllowedHosts: z
     .string()
     .default('')
