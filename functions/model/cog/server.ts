@@ -417,10 +417,13 @@ export async function startCogServer<T extends InputTable>(
   let listening = '';
   // A connection's requests are handled one after the other, each once the answer before it is written,
   // as uvicorn (Cog's server) does and HTTP/1.1 asks of requests that are not safe (RFC 9112, 9.3.2): a
-  // prediction pipelined behind a running one waits for its slot instead of being refused 409.
+  // prediction pipelined behind a running one waits for its slot instead of being refused 409. One still
+  // waiting when its connection closes (the client died) is dropped, as uvicorn drops a closed
+  // connection's pipeline: nobody is left to read its answer, and it would hold a slot for nothing.
   const queues = new WeakMap<object, Promise<void>>();
   const server = createServer((req, res) => {
     const run = () => {
+      if (req.socket.destroyed) return Promise.resolve();
       const answered = new Promise<void>((resolve) => {
         res.once('finish', resolve);
         res.once('close', resolve);

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { InputTable } from '../../../../functions/model/cog/inputs.ts';
@@ -337,6 +339,38 @@ describe('slots and idempotency', () => {
 
     await ready(model);
     expect((await put(model, 'second', { input: input() })).body.status).toBe('succeeded');
+  });
+
+  it("runs a connection's pipelined predictions one after the other, and drops those left when it closes", async () => {
+    const model = await start(echoPredictor(ECHO_INPUTS, { delayMs: 300 }));
+    await ready(model);
+    const { port } = new URL(model.url);
+    const request = (id: string) => {
+      const body = JSON.stringify({ input: input() });
+      return `PUT /predictions/${id} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    };
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    let answers = '';
+    socket.on('data', (d: Buffer) => {
+      answers += d.toString('latin1');
+    });
+    // Three at once on one connection: the second and third wait, none is refused.
+    socket.write(request('a') + request('b') + request('c'));
+    await until(
+      async () => (answers.match(/HTTP\/1\.1 200/g) ?? []).length,
+      (n) => n === 1,
+    );
+    expect(answers).not.toMatch(/ 409 /);
+    expect(model.stats()).toMatchObject({ predictions: 2, running: 1, rejectedBusy: 0 });
+    // The client goes while 'b' runs: 'c', still waiting on the connection, is never started.
+    socket.destroy();
+    await until(
+      async () => model.stats().running,
+      (n) => n === 0,
+    );
+    await sleep(400);
+    expect(model.stats()).toMatchObject({ predictions: 2, running: 0, rejectedBusy: 0 });
   });
 
   it('never starts a second prediction for a repeated PUT with the same id', async () => {
