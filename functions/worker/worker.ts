@@ -255,6 +255,8 @@ export class Worker {
       this.deps.model.waitUntilReady(15 * 60_000, this.stopController.signal),
       queue.prime?.(),
     ]);
+    // From here on it takes work: what an operator (or a fault test restarting workers) waits for.
+    logger.info('worker ready', { slots: this.slots.capacity, pipelining: this.deps.model.pipelining });
     // Enough chunks in hand that a slot never waits on a receive; no more, so others can take the rest.
     // A task that gave its slot back and is only storing what the model made does not count: the next
     // message is in hand by then (a window's storing lasts about as long as the next window's making),

@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClients } from '../../functions/adapters/clients.ts';
 import { Queue } from '../../functions/adapters/queues.ts';
@@ -6,7 +5,15 @@ import { type ReferenceModel, startReferenceModel } from '../../functions/model/
 import { ENV } from '../../functions/shared/env.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { client, isFinished } from '../support/api.ts';
-import { exited, keysUnder, killAll, random, sleep, startWorker } from './support/processes.ts';
+import {
+  exited,
+  keysUnder,
+  killAll,
+  random,
+  sleep,
+  startWorker,
+  type WorkerProcess,
+} from './support/processes.ts';
 
 /**
  * Killed workers (issue 14, point 1): two workers, each a process of its own as in the GPU task, are
@@ -15,12 +22,15 @@ import { exited, keysUnder, killAll, random, sleep, startWorker } from './suppor
  * What must hold: every frame stored exactly once (one object per frame, and one thumbnail), the job's
  * counts exact, the job succeeded, one job.succeeded event and one frame.succeeded per frame. A killed
  * worker's chunks and windows come back after the visibility timeout, set to 3 s here
- * (FRAMECAST_WORKER_VISIBILITY_SECONDS), so each run takes about a minute and a half.
+ * (FRAMECAST_WORKER_VISIBILITY_SECONDS), and kills are 5 s apart at least, so each run takes two minutes
+ * or more.
  */
 
 const FRAMES = 300;
 const KILLS = 20;
-// A run takes a minute and a half on an idle machine; on two cores shared with other work, several times
+/** The reference model's time for a frame in the shot of chunks. */
+const FRAME_MS = 700;
+// A run takes two minutes or more on an idle machine; on two cores shared with other work, several times
 // that. The test fails on what it finds, not on how long it took.
 const TIMEOUT_MS = 420_000;
 // A fixed schedule, so a failure can be replayed: the kill times come from this seed.
@@ -31,13 +41,13 @@ let api: ReturnType<typeof client>;
 let windowModel: ReferenceModel | undefined;
 
 beforeAll(async () => {
-  // The reference model takes 400 ms a frame and has two slots: one for each worker. Chunks of one frame,
-  // kills every 2 to 3.5 s: slow enough that the shot outlasts the 20 kills, and a returned chunk is
-  // rarely killed again on its next delivery.
+  // The reference model takes FRAME_MS a frame and has two slots: one for each worker. Chunks of one
+  // frame, kills 5 to 7 s apart (killOver): slow enough that the shot outlasts the 20 kills, and a
+  // returned chunk is rarely killed again on its next delivery.
   stack = await startLocalStack({
     withoutWorker: true,
     withoutWebhooks: true,
-    referenceModel: { renderDelayMs: 400 },
+    referenceModel: { renderDelayMs: FRAME_MS },
     env: { [ENV.chunkSize]: '1' },
   });
   api = client(stack.url, stack.apiKey);
@@ -51,18 +61,31 @@ afterAll(async () => {
  * Kills the worker running longest at random moments, KILLS times or until the job ends, starting a new
  * one in its place each time. The longest running, because a restarted worker takes the chunks the last
  * kill returned, and a chunk killed on every delivery is given up after FRAMECAST_MAX_ATTEMPTS (a poison
- * chunk), which is not the fault these tests make. Each kill waits for the shot to have stored another
- * frame since the last: on a loaded machine a worker may take seconds to start, and kills faster than
- * workers come up would hand one message to eight workers in turn, each killed before it began, until SQS
- * dead-letters it (a chained shot then waits for a redrive: the DLQ's fault, not this one's).
+ * chunk), which is not the fault these tests make. Each kill waits for the worker started by the last to
+ * be ready, in the shot of chunks for the chunks the last kill returned to be made again (`spacingMs`),
+ * and for the shot to have stored another frame since. A worker takes 2 to 5 s to start on a loaded
+ * machine, longer than the 3 s a killed worker's chunks stay hidden, and kills every 2 to 3.5 s left the
+ * other worker alone to take those chunks, each time the one killed next: a chunk went from one victim to
+ * the next (7 tries of one frame, 6 allowed, in one run of three). With kills faster still, one message
+ * went to eight workers in turn until SQS dead-lettered it.
  */
-async function killOver(jobId: string, workers: ChildProcess[], start: () => ChildProcess): Promise<number> {
+async function killOver(
+  jobId: string,
+  workers: WorkerProcess[],
+  start: () => WorkerProcess,
+  /** The least time from one kill to the next: what the returned work needs to be made again. */
+  spacingMs = 0,
+): Promise<number> {
+  await Promise.all(workers.map((w) => w.ready));
   const born = workers.map((_, i) => Date.now() + i);
   const next = random(SEED);
   let kills = 0;
   let stored = 0;
+  let killedAt = 0;
   while (kills < KILLS) {
-    await sleep(2000 + next() * 1500);
+    // 0.5 to 2 s after the last replacement is ready, and `spacingMs` after the last kill at least.
+    const at = Math.max(Date.now() + 500 + next() * 1500, killedAt + spacingMs);
+    await sleep(at - Date.now());
     let job = (await api.getJob(jobId)).body;
     const stalled = Date.now() + 120_000;
     while (!isFinished(job) && job.frames.succeeded <= stored) {
@@ -79,9 +102,11 @@ async function killOver(jobId: string, workers: ChildProcess[], start: () => Chi
     stored = job.frames.succeeded;
     const victim = born.indexOf(Math.min(...born));
     workers[victim]!.kill('SIGKILL');
+    killedAt = Date.now();
     await exited(workers[victim]!);
     kills++;
     workers[victim] = start();
+    await workers[victim]!.ready;
     born[victim] = Date.now();
   }
   return kills;
@@ -132,7 +157,9 @@ describe('two worker processes killed 20 times over a 300-frame shot', () => {
       const id = created.body.id;
       const workers = [startWorker(stack), startWorker(stack)];
       try {
-        const kills = await killOver(id, workers, () => startWorker(stack));
+        // A kill's chunks come back after the 3 s visibility timeout, and are made within three frames'
+        // time by whichever worker took them (each holds at most 3 one-frame chunks).
+        const kills = await killOver(id, workers, () => startWorker(stack), 3000 + 3 * FRAME_MS);
         // The shot outlasted every kill: the kills hit it at work, not after it ended.
         expect(kills).toBe(KILLS);
         const records = await expectExactlyOnce(id, 'KILL_SH010');
