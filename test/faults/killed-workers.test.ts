@@ -22,8 +22,8 @@ import {
  * What must hold: every frame stored exactly once (one object per frame, and one thumbnail), the job's
  * counts exact, the job succeeded, one job.succeeded event and one frame.succeeded per frame. A killed
  * worker's chunks and windows come back after the visibility timeout, set to 3 s here
- * (FRAMECAST_WORKER_VISIBILITY_SECONDS), and kills are 5 s apart at least, so each run takes two minutes
- * or more.
+ * (FRAMECAST_WORKER_VISIBILITY_SECONDS), and each kill waits for the last one's replacement to be ready
+ * (in the shot of chunks, 5 s at least), so each run takes two minutes or more.
  */
 
 const FRAMES = 300;

@@ -71,7 +71,7 @@ function readyOf(worker: ChildProcess, timeoutMs = 120_000): Promise<void> {
 
 /**
  * A GPU worker process with one model slot on `modelUrl`. Its chunks stay hidden 3 s after it dies
- * (FRAMECAST_WORKER_VISIBILITY_SECONDS), so a run with many kills takes a minute or two, and it may try a
+ * (FRAMECAST_WORKER_VISIBILITY_SECONDS), so a run with many kills takes minutes, and it may try a
  * frame 6 times (the most the frame queue's maxReceiveCount of 8 leaves room for).
  */
 export function startWorker(stack: LocalStack, modelUrl = stack.modelUrl): WorkerProcess {
